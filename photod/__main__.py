@@ -1,0 +1,3 @@
+from photod.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Every error photod raises on purpose.
+
+Each carries a message that names the file or value at fault and, where there is one, a hint saying what
+to do. The CLI and TUI turn these into one friendly line; anything else is a bug and gets a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PhotodError(Exception):
+    """Base for every domain error. `hint` says what the user can do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(PhotodError):
+    """The configuration file or an override is wrong."""
+
+    exit_code = 2
+
+
+class CatalogError(PhotodError):
+    """The SQLite catalog cannot be opened or migrated."""
+
+
+class RootError(PhotodError):
+    """A root (watched folder) is missing, unknown, or not usable."""
+
+
+class DecodeError(PhotodError):
+    """A file could not be decoded as a photo. Costs one failed row, never the daemon."""
+
+
+class StageError(PhotodError):
+    """The stage (LMDB of small JPEGs) cannot be written or read."""
+
+
+class ModelError(PhotodError):
+    """A model bundle is missing, invalid, or cannot be imported."""
+
+
+class NoModelError(ModelError):
+    """Semantic search was asked for but no model is installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no model is installed, so only filename search (--name) is available",
+            "install one with `photod model pull ViT-B-16` (needs network) or "
+            "`photod model import CHECKPOINT.pt --arch ViT-B-16` (a local file)",
+        )
+
+
+class IndexError_(PhotodError):
+    """The vector index cannot be loaded or saved."""
+
+
+class LabelError(PhotodError):
+    """A caption/label file is malformed."""
+
+
+class DiskFullError(PhotodError):
+    """Writing failed because the disk is full; nothing already written is lost."""

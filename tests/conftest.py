@@ -1,0 +1,42 @@
+"""Shared fixtures: real data dirs, real catalogs, the real sample photos from ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from photod.catalog import Catalog
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = (REPO.parent / "shared" / "photos" / "exif-samples").resolve()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test reads the user's config or data dir."""
+    monkeypatch.delenv("PHOTOD_CONFIG", raising=False)
+    monkeypatch.setenv("PHOTOD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def catalog(data_dir):
+    cat = Catalog.in_data_dir(data_dir)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"sample photos not found at {SAMPLES}")
+    return SAMPLES
