@@ -1,0 +1,288 @@
+"""The `photod` command line.
+
+Each subcommand is a small function that reads arguments, calls the library, and prints. Domain errors
+(photod.errors) become one friendly line with a hint and a non-zero exit; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from photod import __version__
+from photod.config import Config, load_config, make_root
+from photod.errors import PhotodError
+from photod.logs import setup_logging
+
+log = logging.getLogger("photod")
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "cmd", None):
+        parser.print_help()
+        return 2
+    try:
+        cfg = load_config(args.config)
+        setup_logging(args.log_level or cfg.log_level)
+        key = args.cmd if not getattr(args, "sub", None) else f"{args.cmd} {args.sub}"
+        return COMMANDS[key](args, cfg)
+    except PhotodError as exc:
+        print(f"photod: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `photod search ... | head`
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="photod", description="Find your photos by describing them.")
+    p.add_argument("--version", action="version", version=f"photod {__version__}")
+    p.add_argument("--config", metavar="PATH", help="config file (default: $PHOTOD_CONFIG, "
+                   "~/.config/photod/config.toml, ./config.toml)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override the config")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    sub.add_parser("run", help="run the daemon in the foreground (watch, catalog, stage, index)")
+    s = sub.add_parser("scan", help="one reconcile pass over the roots (and encode, when a model is active)")
+    s.add_argument("root", nargs="?", help="only this root (path, label or id)")
+    s.add_argument("--no-encode", action="store_true", help="catalog and stage only")
+    s = sub.add_parser("status", help="photo counts and roots")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("failed", help="files that could not be read, and why")
+    s.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", help="check inotify limits, filesystems, permissions and dependencies")
+    sub.add_parser("migrate", help="apply catalog migrations (also done at every start)")
+
+    roots = sub.add_parser("roots", help="the folders photod watches").add_subparsers(dest="sub", metavar="ACTION")
+    roots.required = True
+    s = roots.add_parser("add", help="watch a folder")
+    s.add_argument("path")
+    s.add_argument("--label", default="")
+    s.add_argument("--watch", choices=["auto", "inotify", "poll"], default="auto")
+    s.add_argument("--poll-interval", type=float, default=30.0)
+    s = roots.add_parser("list", help="list roots")
+    s.add_argument("--json", action="store_true")
+    s = roots.add_parser("remove", help="stop watching a folder (its photos are kept for the grace period)")
+    s.add_argument("root", help="path, label or id")
+
+    s = sub.add_parser("search", help="search by Chinese text, by example photo, or by filename")
+    s.add_argument("query", nargs="?", help='what the photo shows, e.g. "海边的日落"')
+    s.add_argument("--name", help="filename/folder text")
+    s.add_argument("--like", metavar="PATH|ID", help="photos like this file or photo id")
+    s.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD)")
+    s.add_argument("--before", metavar="DATE", help="taken before (YYYY-MM-DD)")
+    s.add_argument("--root", help="only this root (path, label or id)")
+    s.add_argument("--camera", help="camera make or model contains this")
+    s.add_argument("--folder", help="only this folder (relative to its root) and below")
+    s.add_argument("-k", "--limit", type=int, default=20, help="number of results (default 20)")
+    s.add_argument("--json", action="store_true")
+
+    svc = sub.add_parser("service", help="systemd unit").add_subparsers(dest="sub", metavar="ACTION")
+    svc.required = True
+    s = svc.add_parser("install", help="write the systemd unit")
+    s.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
+    s.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    s.add_argument("--output", metavar="PATH", help="write the unit here instead")
+    return p
+
+
+# ---- daemon and scans --------------------------------------------------------------------------------
+
+@command("run")
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.daemon import Daemon
+
+    daemon = Daemon(cfg, mounts_path=os.environ.get("PHOTOD_MOUNTINFO"))
+
+    def on_signal(signum, _frame):
+        log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return daemon.run()
+
+
+@command("scan")
+def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.oneshot import scan_once
+
+    report = scan_once(cfg, root=args.root, encode=not args.no_encode)
+    print(report.summary())
+    return 0
+
+
+@command("migrate")
+def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.catalog import Catalog
+    from photod.daemon import prepare_data_dir
+
+    prepare_data_dir(cfg.data_dir)
+    with Catalog.in_data_dir(cfg.data_dir, migrate=False) as cat:
+        applied = cat.migrate()
+    print("\n".join(f"applied {name}" for name in applied) if applied else "catalog is up to date")
+    return 0
+
+
+# ---- reading the catalog -----------------------------------------------------------------------------
+
+def open_catalog(cfg: Config):
+    from photod.catalog import Catalog
+    from photod.daemon import prepare_data_dir
+
+    prepare_data_dir(cfg.data_dir)
+    cat = Catalog.in_data_dir(cfg.data_dir)
+    cat.sync_config_roots(cfg.roots)
+    return cat
+
+
+@command("status")
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.status import collect_status, format_status
+
+    with open_catalog(cfg) as cat:
+        status = collect_status(cat, cfg)
+    print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
+    return 0
+
+
+@command("failed")
+def cmd_failed(args: argparse.Namespace, cfg: Config) -> int:
+    with open_catalog(cfg) as cat:
+        rows = cat.failed()
+    if args.json:
+        print(json.dumps([{"id": r["id"], "path": str(Path(r["root_path"]) / r["rel_path"]),
+                           "error": r["error"]} for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("no failed files")
+    for r in rows:
+        print(f"{Path(r['root_path']) / r['rel_path']}\n    {r['error']}")
+    return 0
+
+
+# ---- roots -------------------------------------------------------------------------------------------
+
+@command("roots add")
+def cmd_roots_add(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.errors import RootError
+
+    path = Path(args.path).expanduser().resolve()
+    if not path.is_dir():
+        raise RootError(f"{path} is not a folder", "give the folder that holds your photos (mount the drive first)")
+    with open_catalog(cfg) as cat:
+        root = cat.add_root(make_root(path, label=args.label, watch=args.watch, poll_interval=args.poll_interval))
+    print(f"added root {root.id}: {root.path} ({root.label}); a running daemon picks it up within seconds")
+    return 0
+
+
+@command("roots list")
+def cmd_roots_list(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.status import collect_status
+
+    with open_catalog(cfg) as cat:
+        roots = collect_status(cat, cfg)["roots"]
+    if args.json:
+        print(json.dumps(roots, ensure_ascii=False, indent=2))
+        return 0
+    if not roots:
+        print("no roots: add one with `photod roots add PATH`")
+    for r in roots:
+        state = "online" if r["online"] else "offline"
+        print(f"{r['id']:>3}  {r['path']}  [{r['label']}]  {state}, {r['watch_mode'] or r['watch']}, "
+              f"{r['photos']} photos ({r['source']})")
+    return 0
+
+
+@command("roots remove")
+def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
+    with open_catalog(cfg) as cat:
+        root = cat.find_root(args.root)
+        if root.source == "config" and cfg.source is not None:
+            raise PhotodError(f"{root.path} comes from {cfg.source}", "remove its [[roots]] entry there instead")
+        n = cat.remove_root(root.id)
+    print(f"removed {root.path}: {n} photos marked deleted, kept for {cfg.deleted_grace_days:g} days")
+    return 0
+
+
+# ---- search ------------------------------------------------------------------------------------------
+
+@command("search")
+def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.finder import find
+
+    results, note = find(cfg, text=args.query, name=args.name, like=args.like, after=args.after,
+                         before=args.before, root=args.root, camera=args.camera, folder=args.folder,
+                         k=args.limit)
+    if note:
+        print(f"photod: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return 0
+    if not results:
+        print("no photos found")
+    for r in results:
+        print(_result_line(r))
+    return 0
+
+
+def _result_line(r: dict[str, Any]) -> str:
+    score = f"{r['score']:.3f}  " if r.get("score") is not None else ""
+    date = (r.get("taken_at") or "")[:10]
+    offline = "  [offline]" if not r.get("online", True) else ""
+    return f"{score}{r['path']}  {date}{offline}"
+
+
+# ---- system ------------------------------------------------------------------------------------------
+
+@command("doctor")
+def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.doctor import run_checks
+
+    failures = 0
+    for check in run_checks(cfg):
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.level]
+        failures += check.level == "fail"
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if check.hint and check.level != "ok":
+            print(f"       {check.hint}")
+    return 1 if failures else 0
+
+
+@command("service install")
+def cmd_service_install(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.systemd import install_unit, photod_command, render_unit
+
+    config_path = cfg.source.resolve() if cfg.source else None
+    if args.print:
+        print(render_unit(cfg, photod_command(), args.user, config_path))
+        return 0
+    target = install_unit(cfg, args.user, config_path, Path(args.output) if args.output else None)
+    scope = "--user " if args.user else ""
+    print(f"wrote {target}\nstart it with: systemctl {scope}daemon-reload && systemctl {scope}enable --now photod")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The daemon: keeps the catalog, the stage and the index in step with the roots.
+
+One thread owns the catalog connection and does all the writing; the watcher's threads only put events on
+a queue. The loop alternates between three kinds of work, so a burst of new files never starves the checks
+that notice a drive being unplugged:
+  - events from the watcher (files settled, deleted, moved),
+  - periodic checks: root presence (offline/online), reconcile scans, purging expired deletions,
+  - batches of work: staging new photos, then encoding staged ones when a model is active.
+A stop request (SIGTERM/SIGINT) is honoured between batches: the batch in hand is finished and committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photod.catalog import Catalog, Root
+from photod.config import Config
+from photod.ingest import Ingester, check_stage_consistency
+from photod.pipeline import ModelWorker
+from photod.presence import check_root
+from photod.scanner import reconcile
+from photod.stage import Stage
+from photod.systemd import Notifier
+from photod.watcher import WatchEvent, Watcher
+
+log = logging.getLogger(__name__)
+
+PRESENCE_INTERVAL = 5.0  # seconds between root presence checks: how fast an unplugged drive is noticed
+PURGE_INTERVAL = 3600.0
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data dir private to its owner: it holds thumbnails of every photo."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+
+
+@dataclass
+class _Timers:
+    presence: float = 0.0
+    rescan: dict[int, float] = field(default_factory=dict)
+    purge: float = 0.0
+    status: float = 0.0
+    watchdog: float = 0.0
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, notifier: Notifier | None = None, mounts_path: str | None = None):
+        self.cfg = cfg
+        self.notifier = notifier or Notifier()
+        self.mounts_path = mounts_path
+        self.stop_event = threading.Event()
+        self.events: queue.Queue[WatchEvent] = queue.Queue()
+        self.timers = _Timers()
+        self.online: dict[int, bool] = {}
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # ---- life cycle --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        prepare_data_dir(self.cfg.data_dir)
+        self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
+        self.stage = Stage(self.cfg.data_dir)
+        self.ingester = Ingester(self.catalog, self.stage, size=self.cfg.stage_size,
+                                 quality=self.cfg.stage_quality, draft=self.cfg.jpeg_draft,
+                                 workers=self.cfg.decode_workers)
+        self.models = ModelWorker(self.cfg, self.catalog, self.stage)
+        watcher_kwargs = {"settle_seconds": self.cfg.settle_seconds}
+        if self.mounts_path:
+            watcher_kwargs["mounts_path"] = self.mounts_path
+        self.watcher = Watcher(self.events.put, **watcher_kwargs)
+        try:
+            self._start()
+            while not self.stop_event.is_set():
+                self._tick()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _start(self) -> None:
+        self.catalog.sync_config_roots(self.cfg.roots)
+        orphans, missing = check_stage_consistency(self.catalog, self.stage)
+        if orphans or missing:
+            log.info("stage repaired: %d orphan entries removed, %d photos to stage again", orphans, missing)
+        if not self.catalog.active_roots():
+            log.warning("no roots to watch: add one with `photod roots add PATH` or in the config file")
+        self._check_presence()
+        self.models.refresh()
+        counts = self.catalog.counts()
+        self.notifier.ready(f"{counts['total']} photos, {counts['new']} to stage")
+        log.info("photod running: %d roots, %d photos (data dir %s)",
+                 len(self.catalog.active_roots()), counts["total"], self.cfg.data_dir)
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        for name in ("watcher", "models", "stage", "catalog"):
+            part = getattr(self, name, None)
+            if part is None:
+                continue
+            try:
+                part.stop() if name == "watcher" else part.close()
+            except Exception:  # noqa: BLE001 - shutting down: log and close the rest
+                log.exception("error while closing the %s", name)
+        log.info("photod stopped")
+
+    # ---- the loop ----------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        handled = self._drain_events()
+        self._periodic()
+        did = self.ingester.ingest_batch(self.cfg.batch_size * 4)
+        worked = did.staged + did.failed + did.adopted
+        if not worked and not self.stop_event.is_set():
+            worked = self.models.step(self.stop_event)
+        if not (handled or worked):
+            self._wait_for_event(1.0)
+
+    def _wait_for_event(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._handle(event)
+
+    def _drain_events(self, limit: int = 1000) -> int:
+        n = 0
+        while n < limit:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            self._handle(event)
+            n += 1
+        return n
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self.timers.presence >= PRESENCE_INTERVAL:
+            self.timers.presence = now
+            self._check_presence()
+            self.models.refresh()
+        if self.cfg.rescan_hours > 0:
+            for root_id, due in list(self.timers.rescan.items()):
+                if now >= due and self.online.get(root_id):
+                    self._rescan(root_id)
+        if now - self.timers.purge >= PURGE_INTERVAL:
+            self.timers.purge = now
+            self._purge_expired()
+        if self.notifier.watchdog_interval and now - self.timers.watchdog >= self.notifier.watchdog_interval:
+            self.timers.watchdog = now
+            self.notifier.watchdog()
+        if now - self.timers.status >= 30:
+            self.timers.status = now
+            c = self.catalog.counts()
+            self.notifier.status(f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, "
+                                 f"{c['new']} to stage, {c['failed']} failed, {c['offline']} offline")
+
+    # ---- roots coming and going --------------------------------------------------------------------
+
+    def _check_presence(self) -> None:
+        roots = self.catalog.active_roots()
+        known = self.catalog.root_counts()
+        for root in roots:
+            presence = check_root(root, known.get(root.id, 0))
+            was = self.online.get(root.id)
+            if presence.online and was is not True:
+                self._root_online(root, presence.device)
+            elif not presence.online and was is not False:
+                self._root_offline(root, presence.reason)
+        for root_id in set(self.online) - {r.id for r in roots}:  # removed with `photod roots remove`
+            self.watcher.remove_root(root_id)
+            self.online.pop(root_id)
+            self.timers.rescan.pop(root_id, None)
+
+    def _root_online(self, root: Root, device: int | None) -> None:
+        back = self.catalog.set_root_online(root.id, device)
+        mode = self.watcher.add_root(self.catalog.root(root.id))
+        self.catalog.update_root(root.id, watch_mode=mode)
+        self.online[root.id] = True
+        if back:
+            log.info("root %s is back: %d photos online again, nothing re-staged", root.path, back)
+        else:
+            log.info("watching %s (%s)", root.path, mode)
+        self._rescan(root.id)
+
+    def _root_offline(self, root: Root, reason: str) -> None:
+        self.watcher.remove_root(root.id)
+        n = self.catalog.set_root_offline(root.id)
+        self.catalog.update_root(root.id, watch_mode=None)
+        self.online[root.id] = False
+        self.timers.rescan.pop(root.id, None)
+        log.warning("root %s is offline (%s): %d photos kept, marked offline", root.path, reason, n)
+
+    def _rescan(self, root_id: int) -> None:
+        root = self.catalog.root(root_id)
+        known = self.catalog.root_counts().get(root_id, 0)
+        report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online)
+        self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
+        log.info("scanned %s: %d files, %d new, %d changed, %d deleted in %.1fs%s", root.path, report.seen,
+                 report.new, report.changed, report.deleted, report.seconds,
+                 "" if report.complete else " (incomplete: some folders could not be read)")
+
+    def _purge_expired(self) -> None:
+        cutoff = time.time() - self.cfg.deleted_grace_days * 86400
+        ids = self.catalog.purgeable(cutoff)
+        if not ids:
+            return
+        # Stage entries first: a crash in between leaves deleted rows that claim nothing, never the reverse.
+        self.stage.delete_many(ids)
+        self.models.forget(ids)
+        self.catalog.purge(ids)
+        log.info("purged %d photos deleted more than %g days ago", len(ids), self.cfg.deleted_grace_days)
+
+    # ---- watcher events ----------------------------------------------------------------------------
+
+    def _handle(self, event: WatchEvent) -> None:
+        if not self.online.get(event.root_id):
+            return  # a root going away floods delete events: presence decides, not the events
+        try:
+            root = self.catalog.root(event.root_id)
+            handler = getattr(self, f"_on_{event.kind}")
+            handler(root, event)
+        except Exception:  # noqa: BLE001 - one bad event must not stop the daemon
+            log.exception("could not handle %s of %s", event.kind, event.rel_path)
+
+    def _on_file(self, root: Root, event: WatchEvent) -> None:
+        try:
+            st = os.stat(root.path / event.rel_path)
+        except OSError:
+            return  # gone again before it settled; a later event or scan will tell
+        self.catalog.upsert_file(root.id, event.rel_path, st.st_size, st.st_mtime_ns)
+
+    def _gone_for_real(self, root: Root, rel_path: str) -> bool:
+        """A delete event counts only if the root is still present and the path really is gone."""
+        if os.path.lexists(root.path / rel_path):
+            return False
+        presence = check_root(root, self.catalog.root_counts().get(root.id, 0))
+        if not presence.online:
+            self._root_offline(root, presence.reason)
+            return False
+        return True
+
+    def _on_deleted(self, root: Root, event: WatchEvent) -> None:
+        photo_id = self.catalog.file_id(root.id, event.rel_path)
+        if photo_id is not None and self._gone_for_real(root, event.rel_path):
+            self.catalog.mark_deleted([photo_id])
+
+    def _on_dir_deleted(self, root: Root, event: WatchEvent) -> None:
+        if not self._gone_for_real(root, event.rel_path):
+            return
+        prefix = event.rel_path.rstrip("/") + "/"
+        ids = [f.id for rel, f in self.catalog.known_files(root.id).items() if rel.startswith(prefix)]
+        self.catalog.mark_deleted(ids)
+
+    def _on_moved(self, root: Root, event: WatchEvent) -> None:
+        photo_id = self.catalog.file_id(root.id, event.rel_path)
+        if photo_id is None or event.dest_rel_path is None:
+            if event.dest_rel_path:
+                self._on_file(root, WatchEvent("file", root.id, event.dest_rel_path))
+            return
+        try:
+            st = os.stat(root.path / event.dest_rel_path)
+        except OSError:
+            return
+        self.catalog.move_photo(photo_id, root.id, event.dest_rel_path, st.st_size, st.st_mtime_ns)
+
+    def _on_dir_moved(self, root: Root, event: WatchEvent) -> None:
+        if event.dest_rel_path is None:
+            self._on_dir_deleted(root, event)
+            return
+        n = self.catalog.move_folder(root.id, event.rel_path, event.dest_rel_path)
+        log.info("folder %s renamed to %s: %d photos kept their ids", event.rel_path, event.dest_rel_path, n)

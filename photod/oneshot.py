@@ -1,0 +1,113 @@
+"""`photod scan`: one pass over the roots, staging and encoding everything, then exit (cron, scripts, GPU boxes)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from photod.catalog import Catalog
+from photod.config import Config
+from photod.daemon import prepare_data_dir
+from photod.ingest import Ingester, check_stage_consistency
+from photod.pipeline import ModelWorker
+from photod.presence import check_root
+from photod.progress import Progress
+from photod.scanner import reconcile
+from photod.stage import Stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanSummary:
+    roots_scanned: int = 0
+    offline: list[str] = field(default_factory=list)
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    staged: int = 0
+    failed: int = 0
+    moved: int = 0
+    encoded: int = 0
+    model: str | None = None
+
+    def summary(self) -> str:
+        lines = [f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
+                 f"{self.changed} changed, {self.deleted} deleted",
+                 f"staged {self.staged}, failed {self.failed}, matched {self.moved} moved files"]
+        if self.model:
+            lines.append(f"encoded {self.encoded} with {self.model}")
+        else:
+            lines.append("no model installed: photos are staged and will be encoded once one is "
+                         "(`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+        lines += [f"offline: {path}" for path in self.offline]
+        return "\n".join(lines)
+
+
+def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
+    prepare_data_dir(cfg.data_dir)
+    out = ScanSummary()
+    with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
+        cat.sync_config_roots(cfg.roots)
+        check_stage_consistency(cat, stage)
+        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out)
+        _stage_all(cfg, cat, stage, out)
+        if encode:
+            _encode_all(cfg, cat, stage, out)
+    return out
+
+
+def _scan_roots(cat: Catalog, roots, out: ScanSummary) -> None:
+    known = cat.root_counts()
+    for r in roots:
+        presence = check_root(r, known.get(r.id, 0))
+        if not presence.online:
+            n = cat.set_root_offline(r.id)
+            out.offline.append(f"{r.path} ({presence.reason}; {n} photos kept)")
+            log.warning("root %s is offline: %s", r.path, presence.reason)
+            continue
+        cat.set_root_online(r.id, presence.device)
+        bar = Progress(f"scanning {r.path}")
+        report = reconcile(cat, cat.root(r.id), present=lambda r=r: check_root(r, 0).online,
+                           on_progress=bar.update)
+        bar.close()
+        out.roots_scanned += 1
+        out.seen += report.seen
+        out.new += report.new
+        out.changed += report.changed
+        out.deleted += report.deleted
+
+
+def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
+    ingester = Ingester(cat, stage, size=cfg.stage_size, quality=cfg.stage_quality, draft=cfg.jpeg_draft,
+                        workers=cfg.decode_workers)
+    bar = Progress("staging", total=cat.counts()["new"])
+    while True:
+        report = ingester.ingest_batch(cfg.batch_size * 4)
+        done = report.staged + report.failed + report.adopted
+        if not done:
+            break
+        out.staged += report.staged
+        out.failed += report.failed
+        out.moved += report.adopted
+        bar.advance(done)
+    bar.close()
+
+
+def _encode_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
+    worker = ModelWorker(cfg, cat, stage)
+    try:
+        worker.refresh()
+        if worker.bundle is None:
+            return
+        out.model = worker.bundle.name
+        bar = Progress("encoding", total=worker.pending())
+        stop = threading.Event()
+        while (n := worker.step(stop)):
+            out.encoded += n
+            bar.advance(n)
+        bar.close()
+    finally:
+        worker.close()
