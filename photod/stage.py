@@ -1,0 +1,220 @@
+"""The stage: every photo decoded once, as a small upright JPEG, in an LMDB environment.
+
+The layout is Chinese-CLIP's image LMDB, so its tools and photod's finetune read it as they are:
+key = str(photo_id).encode(), value = base64.urlsafe_b64encode(jpeg_bytes). Encoding, re-encoding after a
+finetune, and encoding on another machine read the stage, never the original drive, which may be unplugged.
+
+One writer (the daemon) and any number of readers (the TUI, `photod search`) may have it open at once:
+LMDB gives readers a consistent snapshot without blocking the writer. Within one process, open it once:
+LMDB's locks are per process, and a second handle closed early would drop the first one's locks.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import logging
+import operator
+import os
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+import lmdb
+from PIL import Image
+
+from photod.errors import DiskFullError, StageError
+
+log = logging.getLogger(__name__)
+
+STAGE_DIR = "stage"
+# Address space reserved, not disk used: LMDB's file grows only as entries are written. 1 GiB holds
+# about 20,000 staged photos; beyond that the map doubles as needed.
+DEFAULT_MAP_SIZE = 1 << 30
+MAX_READERS = 126
+
+_R = TypeVar("_R")
+
+
+def encode_value(jpeg: bytes) -> bytes:
+    """A stage value as Chinese-CLIP stores it."""
+    return base64.urlsafe_b64encode(jpeg)
+
+
+def decode_value(value: bytes) -> bytes:
+    """The JPEG bytes inside a stage value (what cn_clip does with base64.urlsafe_b64decode)."""
+    return base64.urlsafe_b64decode(value)
+
+
+def _key(photo_id: int) -> bytes:
+    return str(int(photo_id)).encode()
+
+
+class Stage:
+    """The LMDB of staged JPEGs under `data_dir/stage`."""
+
+    def __init__(self, data_dir: str | os.PathLike, map_size: int | None = None, readonly: bool = False):
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / STAGE_DIR
+        self.readonly = readonly
+        if readonly and not (self.path / "data.mdb").exists():
+            raise StageError(f"there is no stage at {self.path}",
+                             "start the daemon (`photod run`) once to stage your photos")
+        try:
+            if not readonly:
+                self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.path.mkdir(exist_ok=True, mode=0o700)
+            self.env = lmdb.open(
+                str(self.path), map_size=map_size or DEFAULT_MAP_SIZE, subdir=True, readonly=readonly,
+                lock=True, max_readers=MAX_READERS, readahead=False, meminit=False, mode=0o600,
+                sync=True, metasync=True,
+            )
+        except (lmdb.Error, OSError) as exc:
+            raise self._storage_error(exc, "open") from exc
+
+    # ---- writing ----------------------------------------------------------------------------------
+
+    def put_many(self, items: dict[int, bytes]) -> None:
+        """Store JPEG bytes by photo id in ONE transaction; durable (synced) when this returns."""
+        if not items:
+            return
+        values = [(_key(pid), encode_value(jpeg)) for pid, jpeg in items.items()]
+
+        def write() -> None:
+            with self.env.begin(write=True) as txn:
+                for key, value in values:
+                    txn.put(key, value)
+
+        self._write(write, "write", needed=sum(len(v) for _, v in values))
+
+    def delete_many(self, ids: Iterable[int]) -> int:
+        """Remove entries by photo id in one transaction; returns how many were there."""
+        keys = [_key(pid) for pid in ids]
+        if not keys:
+            return 0
+        removed = 0
+
+        def write() -> None:
+            nonlocal removed
+            removed = 0
+            with self.env.begin(write=True) as txn:
+                for key in keys:
+                    removed += bool(txn.delete(key))
+
+        self._write(write, "delete from")
+        return removed
+
+    def _write(self, txn_body: Callable[[], None], what: str, needed: int = 0) -> None:
+        if self.readonly:
+            raise StageError(f"the stage at {self.path} was opened read-only", "this is a bug in the caller")
+        while True:
+            try:
+                txn_body()  # the `with` aborts the transaction on any error, so a retry starts clean
+                return
+            except lmdb.MapFullError:
+                self._grow()
+            except (lmdb.Error, OSError) as exc:
+                raise self._storage_error(exc, what, needed) from exc
+
+    def _grow(self) -> None:
+        # Only this process writes, and no transaction of ours is open here, which set_mapsize requires.
+        old = self.env.info()["map_size"]
+        new = old * 2
+        log.info("stage map full at %d MiB: growing to %d MiB", old >> 20, new >> 20)
+        try:
+            self.env.set_mapsize(new)
+        except lmdb.Error as exc:
+            raise self._storage_error(exc, "grow") from exc
+
+    def _storage_error(self, exc: BaseException, what: str, needed: int = 0) -> Exception:
+        err = getattr(exc, "errno", None)
+        text = str(exc)
+        if (err == errno.ENOSPC or isinstance(exc, lmdb.DiskError) or "No space left" in text
+                or self._disk_full(needed)):
+            return DiskFullError(
+                f"the disk holding the data dir {self.data_dir} is full: could not {what} the stage",
+                "free some space there (or move the data dir with PHOTOD_DATA_DIR) and restart photod; "
+                "photos already staged are safe",
+            )
+        if err in (errno.EACCES, errno.EPERM, errno.EROFS) or isinstance(exc, lmdb.ReadonlyError):
+            return StageError(f"cannot {what} the stage at {self.path}: {text}",
+                              "run photod as the user who owns the data dir, on a writable filesystem")
+        return StageError(f"cannot {what} the stage at {self.path}: {text}",
+                          "if it is damaged, move it aside: photod re-stages every photo from your roots")
+
+    def _disk_full(self, needed: int) -> bool:
+        # LMDB reports a short write on a full disk as EIO ("Input/output error"), not ENOSPC, so ask the
+        # filesystem: too little room left for what was being written means the disk is full.
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < needed + (1 << 20)
+
+    # ---- reading ----------------------------------------------------------------------------------
+
+    def _read(self, body: Callable[[Any], _R]) -> _R:
+        try:
+            return self._read_once(body)
+        except lmdb.MapResizedError:
+            # The daemon grew the map since this reader opened it: adopt the new size and read again.
+            self.env.set_mapsize(0)
+            return self._read_once(body)
+
+    def _read_once(self, body: Callable[[Any], _R]) -> _R:
+        with self.env.begin(buffers=True) as txn:
+            return body(txn)
+
+    def get_jpeg(self, photo_id: int) -> bytes | None:
+        """The staged JPEG bytes of a photo, or None if it is not staged."""
+        def read(txn: Any) -> bytes | None:
+            value = txn.get(_key(photo_id))
+            return None if value is None else decode_value(bytes(value))
+        return self._read(read)
+
+    def get_image(self, photo_id: int) -> Image.Image | None:
+        """The staged photo as a loaded RGB image, or None if it is not staged."""
+        jpeg = self.get_jpeg(photo_id)
+        if jpeg is None:
+            return None
+        with Image.open(BytesIO(jpeg)) as img:
+            return img.convert("RGB")
+
+    def keys(self) -> set[int]:
+        """Every staged photo id. Keys that are not photo ids (a dataset's 'num_images') are skipped."""
+        def read(txn: Any) -> set[int]:
+            ids = set()
+            for key in txn.cursor().iternext(keys=True, values=False):
+                text = bytes(key)
+                if text.isdigit():
+                    ids.add(int(text))
+            return ids
+        return self._read(read)
+
+    def __contains__(self, photo_id: object) -> bool:
+        try:
+            key = _key(operator.index(photo_id))  # ints, numpy ints (FAISS ids); not '3' or 3.0
+        except TypeError:
+            return False
+        return self._read(lambda txn: txn.get(key) is not None)
+
+    def __len__(self) -> int:
+        return self.env.stat()["entries"]
+
+    def size_bytes(self) -> int:
+        """Bytes the stage's data file occupies on disk."""
+        try:
+            return (self.path / "data.mdb").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    # ---- lifetime ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> "Stage":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
