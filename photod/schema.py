@@ -27,7 +27,11 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet applied; return the names applied now."""
+    """Apply every migration not yet applied; return the names applied now.
+
+    Safe when several processes open a new catalog at once (the daemon and a `photod status`): each
+    migration takes the write lock first and checks again, inside it, whether another process applied it.
+    """
     done = set(applied_migrations(conn))
     known = {name for name, _ in available_migrations()}
     unknown = done - known
@@ -38,21 +42,39 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         )
     applied = []
     for name, sql in available_migrations():
-        if name in done:
-            continue
-        _apply(conn, name, sql)
-        applied.append(name)
-        log.info("catalog migrated: %s", name)
+        if name not in done and _apply(conn, name, sql):
+            applied.append(name)
+            log.info("catalog migrated: %s", name)
     return applied
 
 
-def _apply(conn: sqlite3.Connection, name: str, sql: str) -> None:
-    # executescript commits any open transaction first, then runs the script as given: wrapping the script in
-    # BEGIN/COMMIT makes the migration and its bookkeeping row one atomic step.
-    stamp = f"INSERT INTO _migrations (name, applied_at) VALUES ('{name}', {time.time()});"
+def split_statements(sql: str) -> list[str]:
+    """Split a script into statements; sqlite3.complete_statement understands triggers and strings."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(l.strip().startswith("--") or not l.strip() for l in current.splitlines()):
+        raise CatalogError(f"incomplete SQL statement at the end of a migration: {current.strip()[:80]!r}")
+    return statements
+
+
+def _apply(conn: sqlite3.Connection, name: str, sql: str) -> bool:
+    """Run one migration and record it, atomically. False if another process applied it first."""
     try:
-        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\n{stamp}\nCOMMIT;")
-    except sqlite3.Error as exc:
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            conn.execute("ROLLBACK")
+            return False
+        for statement in split_statements(sql):
+            conn.execute(statement)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+        conn.execute("COMMIT")
+        return True
+    except (sqlite3.Error, CatalogError) as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise CatalogError(f"migration {name} failed: {exc}", "the catalog is unchanged; report this") from exc

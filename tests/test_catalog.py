@@ -162,3 +162,16 @@ def test_readers_see_committed_state_while_a_writer_holds_a_transaction(data_dir
         assert reader.counts()["total"] == 0  # no "database is locked", no half-written state
     assert reader.counts()["total"] == 1
     reader.close()
+
+
+def test_two_processes_opening_a_new_catalog_at_once_both_succeed(data_dir):
+    import subprocess
+    import sys
+    code = ("import sys; from photod.catalog import Catalog; "
+            "[Catalog.in_data_dir(sys.argv[1]).close() for _ in range(3)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stderr=subprocess.PIPE)
+             for _ in range(4)]
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+    with Catalog.in_data_dir(data_dir) as cat:
+        assert schema.applied_migrations(cat.conn) == [n for n, _ in schema.available_migrations()]
