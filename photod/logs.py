@@ -21,5 +21,5 @@ def setup_logging(level: str = "info", stream=None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter that would drown photod's own lines at info level.
-    for noisy in ("watchdog", "PIL", "asyncio"):
+    for noisy in ("watchdog", "PIL", "asyncio", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

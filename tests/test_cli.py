@@ -1,0 +1,104 @@
+"""The `photod` command line on real data dirs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from photod.cli import main
+from tests.daemonkit import make_photos, photod_cmd, write_config
+
+
+@pytest.fixture
+def library(tmp_path, data_dir):
+    root = tmp_path / "photos"
+    make_photos(root / "2019 三亚 婚礼", 3, prefix="DSC")
+    make_photos(root / "pets", 2, prefix="小白")
+    (root / "pets" / "broken.jpg").write_text("not a photo")
+    config = write_config(tmp_path, [root])
+    assert main(["--config", str(config), "scan"]) == 0
+    return config, root
+
+
+def run_json(capsys, *args):
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_status_json_has_the_documented_shape(library, capsys):
+    config, root = library
+    status = run_json(capsys, "--config", str(config), "status", "--json")
+    assert status["photos"] == {"total": 6, "new": 0, "staged": 5, "indexed": 0, "failed": 1, "offline": 0,
+                                "deleted": 0}
+    (r,) = status["roots"]
+    assert r["path"] == str(root) and r["online"] is True and r["photos"] == 6
+    assert set(r) >= {"path", "online", "watch_mode", "photos"}
+
+
+def test_search_by_name_json(library, capsys):
+    config, root = library
+    rows = run_json(capsys, "--config", str(config), "search", "--name", "三亚", "--json")
+    assert len(rows) == 3 and all(r["path"].startswith(str(root / "2019 三亚 婚礼")) for r in rows)
+    assert all(isinstance(r["id"], int) and r["score"] is None for r in rows)
+    rows = run_json(capsys, "--config", str(config), "search", "--name", "小白", "--folder", "pets", "--json")
+    assert len(rows) == 2
+    assert run_json(capsys, "--config", str(config), "search", "--name", "小白", "--after", "2999-01-01",
+                    "--json") == []
+
+
+def test_text_search_without_a_model_says_so_and_falls_back_to_filenames(library, capsys):
+    config, _ = library
+    capsys.readouterr()
+    assert main(["--config", str(config), "search", "婚礼", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "no model is installed" in out.err and "photod model pull" in out.err and "model import" in out.err
+    assert len(json.loads(out.out)) == 3
+
+
+def test_failed_lists_the_reason(library, capsys):
+    config, _ = library
+    rows = run_json(capsys, "--config", str(config), "failed", "--json")
+    assert len(rows) == 1 and rows[0]["path"].endswith("pets/broken.jpg") and "broken.jpg" in rows[0]["error"]
+
+
+def test_roots_add_list_remove(tmp_path, capsys):
+    extra = tmp_path / "usb"
+    extra.mkdir()
+    config = write_config(tmp_path, [])
+    assert main(["--config", str(config), "roots", "add", str(extra), "--label", "USB", "--watch", "poll"]) == 0
+    roots = run_json(capsys, "--config", str(config), "roots", "list", "--json")
+    assert [(r["path"], r["label"], r["watch"], r["source"]) for r in roots] == [(str(extra), "USB", "poll", "cli")]
+    assert main(["--config", str(config), "roots", "remove", "USB"]) == 0
+    assert run_json(capsys, "--config", str(config), "roots", "list", "--json") == []
+
+
+def test_errors_are_one_friendly_line(tmp_path):
+    config = write_config(tmp_path, [])
+    result = subprocess.run(photod_cmd(config, "roots", "add", str(tmp_path / "nope")), capture_output=True,
+                            text=True)
+    assert result.returncode == 1
+    assert "is not a folder" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run(photod_cmd(config, "roots", "remove", "nothing-like-it"), capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and "no root named 'nothing-like-it'" in result.stderr
+
+
+def test_migrate_and_service_print(tmp_path, capsys):
+    config = write_config(tmp_path, [tmp_path])
+    assert main(["--config", str(config), "migrate"]) == 0
+    assert "applied 0001_catalog.sql" in capsys.readouterr().out
+    assert main(["--config", str(config), "migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["--config", str(config), "service", "install", "--print"]) == 0
+    assert "Type=notify" in capsys.readouterr().out
+
+
+def test_doctor_reports_each_root(tmp_path, capsys):
+    config = write_config(tmp_path, [tmp_path, tmp_path / "missing"])
+    main(["--config", str(config), "doctor"])
+    out = capsys.readouterr().out
+    assert f"root {tmp_path}: inotify" in out or f"root {tmp_path}: poll" in out
+    assert "missing (offline)" in out
