@@ -40,3 +40,27 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"sample photos not found at {SAMPLES}")
     return SAMPLES
+
+
+# --- small Chinese-CLIP models imported through `photod model import`'s code path (need torch + cn_clip) ---
+
+def _small_import(tmp_path_factory, kind: str, fp16_weights: bool):
+    pytest.importorskip("cn_clip", reason="needs the finetune extra (torch, cn_clip)")
+    from tests import modelkit
+
+    photos = modelkit.sample_photos(SAMPLES if SAMPLES.is_dir() else None)
+    return modelkit.import_small(tmp_path_factory.mktemp(f"small-{kind}"), kind, images=photos,
+                                 fp16_weights=fp16_weights)
+
+
+@pytest.fixture(scope="session")
+def small_vit_bundle(tmp_path_factory):
+    """A small ViT-image-tower checkpoint imported at fp32 (active), fp16 and int8: a modelkit.SmallImport."""
+    return _small_import(tmp_path_factory, "vit", fp16_weights=False)
+
+
+@pytest.fixture(scope="session")
+def small_rn_bundle(tmp_path_factory):
+    """A small ResNet-image-tower checkpoint with fp16 weights (as the official files store them),
+    imported at fp32 (active), fp16 and int8: a modelkit.SmallImport."""
+    return _small_import(tmp_path_factory, "rn", fp16_weights=True)
