@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--limit", type=int, default=20, help="number of results (default 20)")
     s.add_argument("--json", action="store_true")
 
+    add_model_parsers(sub)
+
     svc = sub.add_parser("service", help="systemd unit").add_subparsers(dest="sub", metavar="ACTION")
     svc.required = True
     s = svc.add_parser("install", help="write the systemd unit")
@@ -252,6 +254,96 @@ def _result_line(r: dict[str, Any]) -> str:
     date = (r.get("taken_at") or "")[:10]
     offline = "  [offline]" if not r.get("online", True) else ""
     return f"{score}{r['path']}  {date}{offline}"
+
+
+# ---- models ------------------------------------------------------------------------------------------
+
+def add_model_parsers(sub) -> None:
+    models = sub.add_parser("model", help="Chinese-CLIP model bundles").add_subparsers(dest="sub", metavar="ACTION")
+    models.required = True
+    s = models.add_parser("import", help="import a Chinese-CLIP checkpoint (.pt) as an ONNX bundle "
+                          "(needs the finetune extra)")
+    s.add_argument("checkpoint")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--arch", choices=["RN50", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14"])
+    group.add_argument("--vision-config", metavar="FILE", help="cn_clip vision model config (JSON)")
+    s.add_argument("--text-config", metavar="FILE", help="cn_clip text model config (JSON)")
+    s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8",
+                   help="int8 (default) is fastest on a CPU")
+    s.add_argument("--name", help="bundle name (default: from the architecture and precision)")
+    s.add_argument("--no-activate", action="store_true", help="install without switching to it")
+    s.add_argument("--replace", action="store_true", help="overwrite a bundle of the same name")
+    s = models.add_parser("pull", help="download an official checkpoint and import it")
+    s.add_argument("name", help="e.g. ViT-B-16, RN50, ViT-L-14")
+    s.add_argument("--source", choices=["huggingface", "modelscope"], default="huggingface")
+    s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8")
+    s = models.add_parser("list", help="installed bundles")
+    s.add_argument("--json", action="store_true")
+    s = models.add_parser("use", help="switch to an installed bundle")
+    s.add_argument("name")
+    s = models.add_parser("remove", help="delete an installed bundle")
+    s.add_argument("name")
+    s.add_argument("--force", action="store_true", help="even the active one")
+
+
+@command("model import")
+def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
+    from photod import modelhub
+
+    if bool(args.vision_config) != bool(args.text_config):
+        raise PhotodError("--vision-config and --text-config go together", "give both JSON files, or --arch")
+    bundle = modelhub.import_file(args.checkpoint, cfg.data_dir, arch=args.arch, vision_config=args.vision_config,
+                                  text_config=args.text_config, precision=args.precision, name=args.name,
+                                  activate=not args.no_activate, replace=args.replace)
+    print(bundle.name)
+    return 0
+
+
+@command("model pull")
+def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
+    from photod import modelhub
+
+    bundle = modelhub.pull(args.name, cfg.data_dir, source=args.source, precision=args.precision)
+    print(bundle.name)
+    return 0
+
+
+@command("model list")
+def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.bundle import active_name, list_bundles
+
+    active = active_name(cfg.data_dir)
+    bundles = list_bundles(cfg.data_dir)
+    if args.json:
+        print(json.dumps([{"name": b.name, "arch": b.arch, "precision": b.precision, "embed_dim": b.embed_dim,
+                           "image_id": b.image_id, "model_id": b.model_id, "active": b.name == active}
+                          for b in bundles], ensure_ascii=False, indent=2))
+        return 0
+    if not bundles:
+        print("no models installed: `photod model pull ViT-B-16` or `photod model import FILE.pt --arch ViT-B-16`")
+    for b in bundles:
+        mark = "*" if b.name == active else " "
+        print(f"{mark} {b.name}  {b.arch} {b.precision}, {b.embed_dim}-d, {b.image_size}px")
+    return 0
+
+
+@command("model use")
+def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.bundle import use_bundle
+
+    bundle = use_bundle(cfg.data_dir, args.name)
+    print(f"using {bundle.name}; a running daemon switches to it within seconds "
+          "(the old index keeps serving until the new one is complete)")
+    return 0
+
+
+@command("model remove")
+def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.bundle import remove_bundle
+
+    remove_bundle(cfg.data_dir, args.name, force=args.force)
+    print(f"removed {args.name}")
+    return 0
 
 
 # ---- system ------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from photod.catalog import Catalog, Root
 from photod.config import Config
+from photod.errors import RootError
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
 from photod.presence import check_root
@@ -181,8 +182,12 @@ class Daemon:
             self.timers.rescan.pop(root_id, None)
 
     def _root_online(self, root: Root, device: int | None) -> None:
+        try:
+            mode = self.watcher.add_root(self.catalog.root(root.id))
+        except RootError as exc:  # gone again between the presence check and now
+            self._root_offline(root, exc.message)
+            return
         back = self.catalog.set_root_online(root.id, device)
-        mode = self.watcher.add_root(self.catalog.root(root.id))
         self.catalog.update_root(root.id, watch_mode=mode)
         self.online[root.id] = True
         if back:

@@ -70,7 +70,8 @@ def _scan_roots(cat: Catalog, roots, out: ScanSummary) -> None:
             continue
         cat.set_root_online(r.id, presence.device)
         bar = Progress(f"scanning {r.path}")
-        report = reconcile(cat, cat.root(r.id), present=lambda r=r: check_root(r, 0).online,
+        count = known.get(r.id, 0)
+        report = reconcile(cat, cat.root(r.id), present=lambda r=r, count=count: check_root(r, count).online,
                            on_progress=bar.update)
         bar.close()
         out.roots_scanned += 1

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 KINDS = ("file", "deleted", "moved", "dir_moved", "dir_deleted")
 INOTIFY_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE)
 RAISE_WATCHES = "sudo sysctl fs.inotify.max_user_watches=524288"
+STOP_WAIT = 5.0  # seconds remove_root waits for an observer to stop
 
 # Event types that say nothing about content: our own stat calls and the stager's reads produce them.
 _IGNORED = frozenset({"opened", "closed_no_write"})
@@ -101,8 +102,8 @@ class Watcher:
     """Watches roots and reports WatchEvents to `on_event`.
 
     `mounts_path` is the mount table `auto` mode reads (default: the system's; tests point it at a file
-    saying a temporary folder is on cifs). `inotify_observer` and `polling_observer` build the observers; they exist so
-    that tests can make inotify fail the way an exhausted system does.
+    saying a temporary folder is on cifs). `inotify_observer` and `polling_observer` build the
+    observers; they exist so that tests can make inotify fail the way an exhausted system does.
     """
 
     def __init__(self, on_event: Callable[[WatchEvent], None], *, settle_seconds: float = 2.0,
@@ -353,12 +354,27 @@ class _Handler(FileSystemEventHandler):
             log.exception("could not handle %s", event)
 
 
-def _stop_quietly(observer: BaseObserver | None) -> None:
+def _stop_quietly(observer: BaseObserver | None, wait: float | None = None) -> None:
+    """Stop an observer without ever hanging the caller.
+
+    A polling observer in the middle of a snapshot of a hung NFS share cannot stop until the kernel
+    answers; the daemon must not freeze with it, so the stop runs on its own thread and is abandoned
+    (it is a daemon thread) if it takes longer than `wait` seconds.
+    """
     if observer is None:
         return
-    try:
-        observer.stop()
-        if observer.is_alive():
-            observer.join(timeout=5)
-    except Exception:  # noqa: BLE001 - stopping a half-started observer may fail; nothing to undo
-        log.debug("stopping an observer failed", exc_info=True)
+    wait = STOP_WAIT if wait is None else wait
+
+    def stop() -> None:
+        try:
+            observer.stop()
+            if observer.is_alive():
+                observer.join()
+        except Exception:  # noqa: BLE001 - stopping a half-started observer may fail; nothing to undo
+            log.debug("stopping an observer failed", exc_info=True)
+
+    stopper = threading.Thread(target=stop, name="photod-watch-stop", daemon=True)
+    stopper.start()
+    stopper.join(wait)
+    if stopper.is_alive():
+        log.warning("a watch did not stop within %gs (a hung network share?); it is left behind", wait)

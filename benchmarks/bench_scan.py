@@ -1,0 +1,116 @@
+"""Reconcile scan of an unchanged tree of 100,000 small files, against `find ROOT -type f` in the same run.
+
+    python benchmarks/bench_scan.py [--dir .bench/scan100k] [--files 100000] [--folders 1000] [--repeat 3] [--json]
+
+The tree (and the catalog that knows it) is built once under --dir and reused by later runs; building
+100,000 files takes a while. Each measurement is repeated and the best time kept, after one untimed pass
+that warms the page cache for all three, so that the comparison is between code, not between disk reads.
+The issue's target: reconcile at most 3x find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from photod.catalog import Catalog
+from photod.config import make_root
+from photod.scanner import reconcile, walk
+
+TARGET_RATIO = 3.0
+
+
+def build_tree(tree: Path, files: int, folders: int) -> None:
+    """`files` small .jpg files spread over `folders` folders, two levels deep, made once."""
+    marker = tree.parent / "tree.json"
+    wanted = {"files": files, "folders": folders}
+    if marker.exists() and json.loads(marker.read_text()) == wanted and tree.is_dir():
+        return
+    print(f"building {files} files in {folders} folders under {tree} (once) ...", file=sys.stderr)
+    t0 = time.monotonic()
+    per_folder = -(-files // folders)
+    payload = b"\xff\xd8\xff\xe0" + b"\0" * 60  # small; the content is never read by a scan
+    made = 0
+    for f in range(folders):
+        folder = tree / f"{2000 + f // 100}" / f"event {f:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(min(per_folder, files - made)):
+            (folder / f"IMG_{i:05d}.jpg").write_bytes(payload)
+            made += 1
+    marker.write_text(json.dumps(wanted))
+    print(f"built in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+
+
+def best_of(repeat: int, fn) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def run_find(tree: Path, printf: str | None = None) -> int:
+    """`find ROOT -type f | wc -l`; with `printf`, find also stats every file (what a scan has to do)."""
+    fmt = f" -printf '{printf}'" if printf else ""
+    out = subprocess.run(f"find '{tree}' -type f{fmt} | wc -l", shell=True, check=True, capture_output=True,
+                         text=True)
+    return int(out.stdout.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, default=Path(".bench/scan100k"), help="cache folder for the tree")
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--folders", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each; the best is kept")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+
+    base = args.dir.resolve()
+    tree = base / "tree"
+    build_tree(tree, args.files, args.folders)
+
+    with Catalog(base / "data" / "catalog.db") as catalog:
+        root = catalog.add_root(make_root(tree))
+        # Untimed: catalogs the tree on the first run, and warms the page cache for every later pass.
+        first = reconcile(catalog, root, present=lambda: True)
+        if first.new or first.changed:
+            print(f"catalogued {first.new} new, {first.changed} changed files (untimed)", file=sys.stderr)
+        find_count = run_find(tree)
+
+        find_s, count = best_of(args.repeat, lambda: run_find(tree))
+        # The same walk with a stat of every file for its size and mtime, which `find -type f` skips
+        # (the directory entries carry the type): the floor for any scan that compares (size, mtime).
+        find_stat_s, _ = best_of(args.repeat, lambda: run_find(tree, r"%s %T@\n"))
+        walk_s, walked = best_of(args.repeat, lambda: sum(1 for _ in walk(tree, root.include, root.exclude)))
+        rec_s, report = best_of(args.repeat, lambda: reconcile(catalog, root, present=lambda: True))
+
+    figures = {
+        "files": count, "find_count": find_count, "walked": walked,
+        "reconcile": {"seen": report.seen, "unchanged": report.unchanged, "new": report.new,
+                      "changed": report.changed, "deleted": report.deleted},
+        "find_s": round(find_s, 4), "find_stat_s": round(find_stat_s, 4), "walk_s": round(walk_s, 4),
+        "reconcile_s": round(rec_s, 4), "walk_over_find": round(walk_s / find_s, 2),
+        "reconcile_over_find": round(rec_s / find_s, 2), "reconcile_over_find_stat": round(rec_s / find_stat_s, 2),
+        "target_ratio": TARGET_RATIO, "repeat": args.repeat,
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(f"files:      {count}")
+        print(f"find:       {find_s:.3f} s")
+        print(f"find+stat:  {find_stat_s:.3f} s  (find -printf '%s %T@', which stats every file)")
+        print(f"walk:       {walk_s:.3f} s  ({figures['walk_over_find']}x find)")
+        print(f"reconcile:  {rec_s:.3f} s  ({figures['reconcile_over_find']}x find, target <= {TARGET_RATIO}x; "
+              f"{figures['reconcile_over_find_stat']}x find+stat)")
+    ok = report.unchanged == count and report.new == report.changed == report.deleted == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
