@@ -488,3 +488,37 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+# ---- which bundle search uses -------------------------------------------------------------------------
+# ACTIVE is the bundle the person chose. SERVING is the one whose index is complete, written by the daemon
+# once it has encoded the stage for the active bundle's image tower; until then the old one keeps serving.
+
+SERVING = "SERVING"
+
+
+def serving_path(data_dir: str | os.PathLike) -> Path:
+    return models_dir(data_dir) / SERVING
+
+
+def mark_serving(data_dir: str | os.PathLike, name: str) -> None:
+    write_atomic(serving_path(data_dir), name + "\n")
+
+
+def serving_name(data_dir: str | os.PathLike) -> str | None:
+    """The bundle search should use: the active one when its image tower is the serving one's (a text-only
+    change serves at once), or when nothing else is serving; otherwise the one still serving."""
+    active = active_name(data_dir)
+    marker = serving_path(data_dir)
+    serving = marker.read_text().strip() if marker.exists() else ""
+    if not serving or serving == active or not (models_dir(data_dir) / serving).is_dir():
+        return active
+    if active is None:
+        return serving
+    try:
+        same_tower = Bundle.load(models_dir(data_dir) / serving).image_id == \
+            Bundle.load(models_dir(data_dir) / active).image_id
+    except ModelError as exc:
+        log.warning("serving model %s cannot be read (%s); using %s", serving, exc, active)
+        return active
+    return active if same_tower else serving

@@ -34,11 +34,8 @@ def find(cfg: Config, *, text: str | None = None, name: str | None = None, like:
 def _semantic(cfg: Config, **query: Any) -> list[dict]:
     from photod.search import Searcher
 
-    searcher = Searcher(cfg.data_dir, threads=cfg.encode_threads)
-    try:
-        return [r.as_dict() for r in searcher.search(**query)]
-    finally:
-        searcher.close()
+    with Searcher.from_config(cfg) as searcher:
+        return [r.to_json() for r in searcher.search(**query)]
 
 
 def as_result(row: dict, score: float | None) -> dict:
