@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="one reconcile pass over the roots (and encode, when a model is active)")
     s.add_argument("root", nargs="?", help="only this root (path, label or id)")
     s.add_argument("--no-encode", action="store_true", help="catalog and stage only")
+    sub.add_parser("reindex", help="encode everything staged for the active model, without touching the roots "
+                   "(uses a GPU when onnxruntime-gpu finds one)")
     s = sub.add_parser("status", help="photo counts and roots")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("failed", help="files that could not be read, and why")
@@ -132,6 +134,18 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
 
     report = scan_once(cfg, root=args.root, encode=not args.no_encode)
     print(report.summary())
+    return 0
+
+
+@command("reindex")
+def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.errors import NoModelError
+    from photod.oneshot import reindex
+
+    report = reindex(cfg)
+    if report.model is None:
+        raise NoModelError()
+    print(f"encoded {report.encoded} photos with {report.model}")
     return 0
 
 

@@ -59,6 +59,16 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     return out
 
 
+def reindex(cfg: Config) -> ScanSummary:
+    """Encode everything staged for the active model, touching no root: for a GPU box working over a copy of
+    the data dir (copy it back, and the daemon picks the vectors up on its next start)."""
+    prepare_data_dir(cfg.data_dir)
+    out = ScanSummary()
+    with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
+        _encode_all(cfg, cat, stage, out)
+    return out
+
+
 def _scan_roots(cat: Catalog, roots, out: ScanSummary) -> None:
     known = cat.root_counts()
     for r in roots:

@@ -87,3 +87,22 @@ def test_model_list_use_and_offline_results(tmp_path, data_dir, small_checkpoint
     assert main(["--config", str(config), "scan"]) == 0
     rows = search_json(capsys, config, "红色", "-k", "5")
     assert len(rows) == 5 and all(r["online"] is False for r in rows)
+
+
+def test_reindex_works_on_a_copied_data_dir_without_the_roots(tmp_path, data_dir, small_checkpoint, capsys,
+                                                              monkeypatch):
+    root = tmp_path / "nas"
+    make_photos(root, 8)
+    config = write_config(tmp_path, [root])
+    assert main(["--config", str(config), "scan"]) == 0  # staged, no model yet
+    gpu_box = tmp_path / "copy-on-gpu-box"
+    shutil.copytree(data_dir, gpu_box)
+    shutil.rmtree(root)  # the GPU box cannot see the NAS
+    monkeypatch.setenv("PHOTOD_DATA_DIR", str(gpu_box))
+    import_model(config, small_checkpoint)
+    capsys.readouterr()
+    assert main(["--config", str(config), "reindex"]) == 0
+    assert "encoded 8 photos with small" in capsys.readouterr().out
+    assert counts(gpu_box)["indexed"] + counts(gpu_box)["offline"] == 8
+    with Catalog.in_data_dir(gpu_box) as cat:
+        assert cat.scalar("SELECT count(*) FROM vectors") == 8
