@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="one reconcile pass over the roots (and encode, when a model is active)")
     s.add_argument("root", nargs="?", help="only this root (path, label or id)")
     s.add_argument("--no-encode", action="store_true", help="catalog and stage only")
+    sub.add_parser("tui", help="the terminal UI: search, photo details, captions, status")
     sub.add_parser("reindex", help="encode everything staged for the active model, without touching the roots "
                    "(uses a GPU when onnxruntime-gpu finds one)")
     s = sub.add_parser("status", help="photo counts and roots")
@@ -135,6 +136,13 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     report = scan_once(cfg, root=args.root, encode=not args.no_encode)
     print(report.summary())
     return 0
+
+
+@command("tui")
+def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.tui.app import run_tui
+
+    return run_tui(cfg)
 
 
 @command("reindex")

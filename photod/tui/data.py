@@ -1,0 +1,450 @@
+"""What the terminal UI reads and writes: searches, photos, captions, feedback, thumbnails and status.
+
+Everything here runs off the UI thread (in Textual thread workers), so it may block on SQLite or the
+encoder. One catalog connection is kept for the life of the UI, behind a lock: SQLite in WAL mode shows
+each new read the daemon's latest commit, so photos indexed a moment ago appear without a restart, and
+`busy_timeout` makes a read wait out a daemon write instead of failing. One stage handle is kept too
+(LMDB's locks are per process), and one resident searcher, so typing never reloads a model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image
+
+from photod.catalog import Catalog
+from photod.config import Config
+from photod.errors import NoModelError, PhotodError, StageError
+from photod.finder import as_result
+from photod.stage import Stage
+from photod.status import collect_status
+
+log = logging.getLogger(__name__)
+
+# Over-fetch when results are filtered after the query (online only), so a page still fills.
+ONLINE_OVERFETCH = 4
+THUMB_CACHE = 1024
+
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+# ---- queries ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    """The filter bar's values. Dates are validated ISO prefixes (YYYY, YYYY-MM or YYYY-MM-DD)."""
+
+    after: str | None = None
+    before: str | None = None
+    root: str | None = None  # root id, as text (what photod's search takes)
+    folder: str | None = None
+    camera: str | None = None
+    online_only: bool = False
+
+    def active(self) -> bool:
+        return any((self.after, self.before, self.root, self.folder, self.camera, self.online_only))
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search as the person asked for it."""
+
+    text: str = ""
+    like: int | None = None  # photo id: "more like this"
+    names_only: bool = False
+    filters: Filters = field(default_factory=Filters)
+    k: int = 60
+
+
+@dataclass
+class Outcome:
+    """Results of a query, a note for the person (no model installed, ...) and how the search was done."""
+
+    query: Query
+    results: list[dict]
+    note: str | None
+    mode: str  # "meaning", "like", "names" or "recent"
+    elapsed: float
+
+
+def parse_date(text: str) -> str | None:
+    """A date filter as typed ('2019', '2019-06', '2019-06-01'), checked; None when empty.
+
+    Raises ValueError naming the text when it is not a real date, so the filter bar can mark it.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not _DATE.match(text):
+        raise ValueError(f"{text!r} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD")
+    parts = [int(p) for p in text.split("-")]
+    try:
+        dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date: {exc}") from None
+    return text
+
+
+# ---- feedback ---------------------------------------------------------------------------------------
+
+def record_feedback(cat: Catalog, photo_id: int, query: str, relevant: bool) -> int:
+    """Keep "this photo is (not) what `query` means" as a labelled pair for finetune; returns its id.
+
+    Marking the same photo for the same query again replaces the earlier mark: the latest word counts.
+    """
+    query = query.strip()
+    if not query:
+        raise PhotodError("only a result of a text search can be marked right or wrong",
+                          "type what the photo shows, then mark the results")
+    if cat.photo(photo_id) is None:
+        raise PhotodError(f"no photo with id {photo_id}", "it may have been purged; search again")
+    with cat.transaction() as conn:
+        conn.execute("DELETE FROM feedback WHERE photo_id = ? AND query = ?", (photo_id, query))
+        cur = conn.execute("INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
+                           (photo_id, query, int(bool(relevant)), time.time()))
+    return cur.lastrowid
+
+
+def feedback_for(cat: Catalog, photo_id: int) -> list[dict]:
+    """The right/wrong marks a photo has, oldest first."""
+    return cat.query("SELECT * FROM feedback WHERE photo_id = ? ORDER BY id", (photo_id,))
+
+
+# ---- captions over a selection ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaptionGroup:
+    """One caption text as it appears on a set of photos: editing or deleting it acts on all of them."""
+
+    text: str
+    caption_ids: tuple[int, ...]
+    photo_ids: tuple[int, ...]
+
+
+def group_captions(rows: Iterable[dict]) -> list[CaptionGroup]:
+    """Caption rows grouped by text, in the order each text first appeared."""
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for row in rows:
+        ids, photos = groups.setdefault(row["text"], ([], []))
+        ids.append(row["id"])
+        if row["photo_id"] not in photos:
+            photos.append(row["photo_id"])
+    return [CaptionGroup(text, tuple(ids), tuple(photos)) for text, (ids, photos) in groups.items()]
+
+
+# ---- daemon activity --------------------------------------------------------------------------------
+
+@dataclass
+class ActivityMeter:
+    """Photos staged and indexed per minute, from the counts of successive status refreshes."""
+
+    _last: tuple[float, int, int] | None = None
+    staged_per_min: float | None = None
+    indexed_per_min: float | None = None
+
+    def feed(self, photos: dict[str, int], now: float) -> None:
+        # Staging moves a photo out of `new`; encoding moves it into `indexed`.
+        done_staging = photos["total"] - photos["new"] - photos["failed"] - photos["offline"]
+        sample = (now, done_staging, photos["indexed"])
+        if self._last is not None and now > self._last[0]:
+            minutes = (now - self._last[0]) / 60.0
+            self.staged_per_min = max(0.0, (sample[1] - self._last[1]) / minutes)
+            self.indexed_per_min = max(0.0, (sample[2] - self._last[2]) / minutes)
+        self._last = sample
+
+
+# ---- the library ------------------------------------------------------------------------------------
+
+class Library:
+    """The catalog, stage and searcher behind the UI; every method is safe to call from any thread."""
+
+    def __init__(self, cfg: Config, *, semantic: bool = True):
+        self.cfg = cfg
+        self.semantic = semantic
+        self._lock = threading.RLock()
+        self._search_lock = threading.Lock()
+        self._cat: Catalog | None = None
+        self._stage: Stage | None = None
+        self._stage_checked = 0.0
+        self._searcher: Any = None
+        self._thumbs: OrderedDict[tuple[int, int, int], Image.Image] = OrderedDict()
+        self._data_version: int | None = None
+
+    # -- lifetime
+
+    def catalog(self) -> Catalog:
+        """The shared catalog connection, opened on first use (callers hold `self._lock`)."""
+        if self._cat is None:
+            self.cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            cat = Catalog.in_data_dir(self.cfg.data_dir)
+            # Roots named in the config show in the filters even before the daemon has run once.
+            cat.sync_config_roots(self.cfg.roots)
+            self._data_version = cat.scalar("PRAGMA data_version")
+            self._cat = cat
+        return self._cat
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cat is not None:
+                self._cat.close()
+                self._cat = None
+            if self._stage is not None:
+                self._stage.close()
+                self._stage = None
+        with self._search_lock:
+            close = getattr(self._searcher, "close", None)
+            if close is not None:
+                close()
+            self._searcher = None
+
+    def changed(self) -> bool:
+        """Whether another process (the daemon) committed to the catalog since the last call."""
+        with self._lock:
+            # PRAGMA data_version moves only on other connections' commits: a cheap "anything new?".
+            version = self.catalog().scalar("PRAGMA data_version")
+        moved = version != self._data_version
+        self._data_version = version
+        return moved
+
+    # -- searching
+
+    def search(self, query: Query) -> Outcome:
+        """Run a query: by meaning when a model is installed, else (or when asked) by filename."""
+        started = time.perf_counter()
+        note = None
+        if query.like is not None:
+            results, mode = self._semantic(query), "like"
+            if results is None:
+                raise NoModelError()
+        elif query.text.strip() and not query.names_only:
+            results, mode = self._semantic(query), "meaning"
+            if results is None:
+                note = ("No model installed, so this is a filename search. To search by meaning, "
+                        + NoModelError().hint)
+                results, mode = self._names(query), "names"
+        elif query.text.strip():
+            results, mode = self._names(query), "names"
+        else:
+            results, mode = self._names(query), "recent"
+        if query.filters.online_only:
+            results = [r for r in results if r["online"]]
+        return Outcome(query, results[:query.k], note, mode, time.perf_counter() - started)
+
+    def _names(self, query: Query) -> list[dict]:
+        f = query.filters
+        k = query.k * (ONLINE_OVERFETCH if f.online_only else 1)
+        with self._lock:
+            rows = self.catalog().search_name(
+                query.text.strip() or None, after=f.after, before=f.before,
+                root_id=int(f.root) if f.root else None, camera=f.camera, folder=f.folder, limit=k)
+        return [as_result(r, None) for r in rows]
+
+    def _semantic(self, query: Query) -> list[dict] | None:
+        """Results by meaning, or None when no model is installed."""
+        f = query.filters
+        k = query.k * (ONLINE_OVERFETCH if f.online_only else 1)
+        with self._search_lock:
+            searcher = self._get_searcher()
+            if searcher is None:
+                return None
+            try:
+                found = searcher.search(
+                    text=None if query.like is not None else query.text.strip(),
+                    like=str(query.like) if query.like is not None else None,
+                    after=f.after, before=f.before, root=f.root, camera=f.camera, folder=f.folder, k=k)
+            except NoModelError:
+                return None
+        return [_result_dict(r) for r in found]
+
+    def _get_searcher(self) -> Any:
+        """The one resident searcher: it keeps the model and the FAISS index loaded between keystrokes
+        and follows the daemon's new vectors and `photod model use` switches by itself."""
+        if not self.semantic:
+            return None
+        if self._searcher is None:
+            try:
+                from photod.search import Searcher
+            except ImportError:
+                log.debug("semantic search is not available in this build; filename search only")
+                self.semantic = False
+                return None
+            self._searcher = Searcher.from_config(self.cfg)
+        return self._searcher
+
+    # -- photos
+
+    def photo(self, photo_id: int) -> dict | None:
+        """The catalog row of a photo with its root, or None if it is gone."""
+        with self._lock:
+            return self.catalog().photo(photo_id)
+
+    def result(self, photo_id: int) -> dict | None:
+        """A photo as a search result dict (what the grid shows)."""
+        row = self.photo(photo_id)
+        if row is None:
+            return None
+        return as_result(row, None)
+
+    def roots(self) -> list[tuple[str, int]]:
+        """(label, id) of every watched root, for the root filter."""
+        with self._lock:
+            return [(r.label or str(r.path), r.id) for r in self.catalog().active_roots()]
+
+    # -- captions and feedback
+
+    def caption_groups(self, photo_ids: Iterable[int]) -> list[CaptionGroup]:
+        ids = list(photo_ids)
+        if not ids:
+            return []
+        with self._lock:
+            cat = self.catalog()
+            rows = [row for pid in ids for row in cat.captions(pid)]
+        rows.sort(key=lambda r: r["id"])
+        return group_captions(rows)
+
+    def add_caption(self, photo_ids: Iterable[int], text: str) -> list[int]:
+        """Add one caption to every photo, in one transaction (all or none)."""
+        with self._lock:
+            cat = self.catalog()
+            with cat.transaction():
+                return [cat.add_caption(pid, text, source="user") for pid in photo_ids]
+
+    def update_captions(self, caption_ids: Iterable[int], text: str) -> None:
+        text = text.strip()
+        if not text:
+            raise PhotodError("a caption cannot be empty", "delete it instead (d)")
+        with self._lock:
+            cat = self.catalog()
+            with cat.transaction():
+                for cid in caption_ids:
+                    cat.update_caption(cid, text)
+
+    def remove_captions(self, caption_ids: Iterable[int]) -> None:
+        with self._lock:
+            cat = self.catalog()
+            with cat.transaction():
+                for cid in caption_ids:
+                    cat.remove_caption(cid)
+
+    def feedback(self, photo_id: int, query: str, relevant: bool) -> int:
+        with self._lock:
+            return record_feedback(self.catalog(), photo_id, query, relevant)
+
+    # -- status
+
+    def status(self) -> dict[str, Any]:
+        """collect_status plus the failed files with their reasons and the work queue."""
+        with self._lock:
+            cat = self.catalog()
+            status = collect_status(cat, self.cfg)
+            status["failed"] = cat.failed()
+        p = status["photos"]
+        status["queue"] = {"to_stage": p["new"], "to_encode": p["staged"]}
+        return status
+
+    # -- pictures
+
+    def _open_stage(self) -> Stage | None:
+        if self._stage is not None:
+            return self._stage
+        # A fresh library has no stage until the daemon stages a photo: look again now and then.
+        now = time.monotonic()
+        if now - self._stage_checked < 5.0 and self._stage_checked:
+            return None
+        self._stage_checked = now
+        try:
+            self._stage = Stage(self.cfg.data_dir, readonly=True)
+        except StageError as exc:
+            log.debug("no stage yet: %s", exc.message)
+            return None
+        return self._stage
+
+    def thumbnail(self, photo_id: int, box: tuple[int, int] = (96, 96)) -> Image.Image | None:
+        """A small RGB picture of a staged photo, fitting in `box` pixels; None if it is not staged."""
+        key = (photo_id, *box)
+        with self._lock:
+            cached = self._thumbs.get(key)
+            if cached is not None:
+                self._thumbs.move_to_end(key)
+                return cached
+            stage = self._open_stage()
+            jpeg = stage.get_jpeg(photo_id) if stage is not None else None
+        if jpeg is None:
+            return None
+        with Image.open(BytesIO(jpeg)) as img:
+            # JPEG draft mode decodes at 1/2..1/8 scale straight from the DCT: a thumbnail costs a
+            # fraction of a full decode of the staged picture.
+            img.draft("RGB", box)
+            thumb = img.convert("RGB")
+        thumb.thumbnail(box)
+        with self._lock:
+            self._thumbs[key] = thumb
+            while len(self._thumbs) > THUMB_CACHE:
+                self._thumbs.popitem(last=False)
+        return thumb
+
+    def preview(self, photo_id: int) -> Image.Image | None:
+        """The whole staged picture of a photo (upright, ~384 px), or None if it is not staged."""
+        with self._lock:
+            stage = self._open_stage()
+            return stage.get_image(photo_id) if stage is not None else None
+
+
+def _result_dict(result: Any) -> dict:
+    """A photod.search Result as the dict the grid shows (the same keys as photod.finder's)."""
+    if isinstance(result, dict):
+        return result
+    return result.to_json() if hasattr(result, "to_json") else result.as_dict()
+
+
+def full_path(row: dict) -> Path:
+    """The original file of a catalog row."""
+    return Path(row["root_path"]) / row["rel_path"]
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def opener() -> str | None:
+    """The command that opens a file with the system's viewer, if there is one."""
+    import shutil
+    import sys
+
+    name = "open" if sys.platform == "darwin" else "xdg-open"
+    return shutil.which(name)
+
+
+def open_with_system(path: Path) -> None:
+    """Open a file or folder with the system viewer, detached; PhotodError when that cannot work."""
+    import subprocess
+
+    if not path.exists():
+        raise PhotodError(f"{path} is not there", "its drive or share may be offline; plug it in or mount it")
+    cmd = opener()
+    if cmd is None:
+        raise PhotodError(f"no system viewer to open {path} (xdg-open is not installed)",
+                          "copy the path (y) and open it yourself, or install xdg-utils")
+    try:
+        subprocess.Popen([cmd, os.fspath(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise PhotodError(f"could not run {cmd} for {path}: {exc}") from None

@@ -1,0 +1,174 @@
+"""One photo: a larger preview from the stage, where the original is, what the camera recorded, captions."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from photod.tui.data import CaptionGroup, Library, full_path, human_size
+from photod.tui.widgets.images import cell_shape, fit_cells, image_class
+
+
+def describe(row: dict) -> list[tuple[str, str]]:
+    """The facts of a photo as (label, value) lines, in the order a person reads them."""
+    online = bool(row["root_online"]) and row["state"] != "offline"
+    camera = " ".join(x for x in (row.get("camera_make"), row.get("camera_model")) if x)
+    size = human_size(row.get("size"))
+    if row.get("width") and row.get("height"):
+        size = f"{row['width']} × {row['height']}, {size}"
+    gps = ""
+    if row.get("gps_lat") is not None and row.get("gps_lon") is not None:
+        gps = f"{row['gps_lat']:.5f}, {row['gps_lon']:.5f}"
+    return [
+        ("File", row["filename"]),
+        ("Path", str(full_path(row))),
+        ("Root", f"{row['root_label'] or row['root_path']} ({'online' if online else 'OFFLINE'})"),
+        ("Taken", (row.get("taken_at") or "unknown").replace("T", " ")),
+        ("Camera", camera or "unknown"),
+        ("Lens", row.get("lens") or "unknown"),
+        ("GPS", gps or "none"),
+        ("Size", size),
+        ("State", row["state"] + (f": {row['error']}" if row.get("error") else "")),
+    ]
+
+
+class DetailScreen(Screen):
+    """A photo in detail. Escape goes back to the results."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("o", "open_viewer", "View"),
+        Binding("y", "copy_path", "Copy path"),
+        Binding("m", "more_like", "More like"),
+        Binding("f", "reveal", "Folder"),
+        Binding("c", "captions", "Captions"),
+        Binding("plus,r", "mark(True)", "Right"),
+        Binding("minus,w", "mark(False)", "Wrong"),
+    ]
+
+    def __init__(self, library: Library, photo_id: int, query: str = "", image_mode: str = "auto") -> None:
+        super().__init__()
+        self.library = library
+        self.photo_id = photo_id
+        self.query_text = query
+        self.image_mode = image_mode
+        self.row: dict | None = None
+        self.groups: list[CaptionGroup] = []
+        self._picture = None
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        image_cls = image_class(self.image_mode)
+        with Horizontal(id="detail"):
+            with Container(id="preview-box"):
+                if image_cls is not None:
+                    yield image_cls(None, id="preview")
+                yield Static("loading…", id="no-preview")
+            with VerticalScroll(id="info"):
+                yield Static("", id="facts")
+                yield Label("Captions", classes="section")
+                yield Static("", id="caption-list", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the photo, its captions and its picture again (after a caption edit)."""
+        self.app.run_job(self._read, self._show)
+
+    def _read(self) -> tuple[dict | None, list[CaptionGroup], object]:
+        row = self.library.photo(self.photo_id)
+        groups = self.library.caption_groups([self.photo_id]) if row else []
+        picture = self._picture or (self.library.preview(self.photo_id) if row else None)
+        return row, groups, picture
+
+    def _show(self, loaded: tuple) -> None:
+        row, groups, picture = loaded
+        if row is None:
+            self.app.notify(f"photo {self.photo_id} is no longer in the catalog", severity="warning")
+            self.app.pop_screen()
+            return
+        self.row, self.groups, self._picture = row, groups, picture
+        facts = "\n".join(f"[b]{label:<7}[/b] {_escape(value)}" for label, value in describe(row))
+        self.query_one("#facts", Static).update(facts)
+        self.query_one("#caption-list", Static).update(
+            "\n".join(f"• {g.text}" for g in groups) or "none yet: press c to add one")
+        self._fit_preview()
+        self.loaded = True
+
+    def _fit_preview(self) -> None:
+        placeholder = self.query_one("#no-preview", Static)
+        if not self.query("#preview"):
+            placeholder.update("")
+            return
+        image = self.query_one("#preview")
+        if self._picture is None:
+            image.display = False
+            placeholder.display = True
+            placeholder.update("not staged yet: the daemon makes a preview when it reaches this photo")
+            return
+        box = self.query_one("#preview-box")
+        cols, rows = fit_cells(self._picture, max(box.size.width, 10), max(box.size.height, 5),
+                               cell_shape(self.image_mode))
+        image.styles.width = cols
+        image.styles.height = rows
+        image.image = self._picture
+        image.display = True
+        placeholder.display = False
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.loaded:
+            self.call_after_refresh(self._fit_preview)
+
+    # ---- actions
+
+    def action_open_viewer(self) -> None:
+        if self.row is not None:
+            self.app.open_path(str(full_path(self.row)))
+
+    def action_reveal(self) -> None:
+        if self.row is not None:
+            self.app.open_path(str(full_path(self.row).parent))
+
+    def action_copy_path(self) -> None:
+        if self.row is not None:
+            self.app.copy_path(str(full_path(self.row)))
+
+    def action_more_like(self) -> None:
+        from photod.tui.screens.search import SearchScreen
+
+        if self.row is None:
+            return
+        self.app.pop_screen()
+        search = self.app.screen
+        if isinstance(search, SearchScreen):
+            search.action_more_like({"id": self.row["id"], "filename": self.row["filename"]})
+
+    def action_captions(self) -> None:
+        from photod.tui.screens.captions import CaptionEditor
+
+        if self.row is not None:
+            target = {"id": self.row["id"], "filename": self.row["filename"]}
+            self.app.push_screen(CaptionEditor(self.library, [target]), lambda _: self.reload())
+
+    def action_mark(self, relevant: bool) -> None:
+        if self.row is None:
+            return
+        name = self.row["filename"]
+
+        def done(_: int) -> None:
+            verdict = "right" if relevant else "wrong"
+            self.app.notify(f"{name} marked {verdict} for “{self.query_text.strip()}”")
+
+        self.app.run_job(lambda: self.library.feedback(self.photo_id, self.query_text, relevant), done)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
