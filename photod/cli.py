@@ -116,17 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command("run")
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.daemon import Daemon
+    import threading
 
-    daemon = Daemon(cfg, mounts_path=os.environ.get("PHOTOD_MOUNTINFO"))
+    # Handlers first: a stop request that arrives while the daemon's modules are still loading is kept.
+    stop = threading.Event()
 
     def on_signal(signum, _frame):
         log.info("%s received: finishing the batch in hand", signal.Signals(signum).name)
-        daemon.stop()
+        stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return daemon.run()
+    from photod.daemon import Daemon
+
+    return Daemon(cfg, mounts_path=os.environ.get("PHOTOD_MOUNTINFO"), stop_event=stop).run()
 
 
 @command("scan")

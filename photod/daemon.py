@@ -52,11 +52,12 @@ class _Timers:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, notifier: Notifier | None = None, mounts_path: str | None = None):
+    def __init__(self, cfg: Config, *, notifier: Notifier | None = None, mounts_path: str | None = None,
+                 stop_event: threading.Event | None = None):
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.mounts_path = mounts_path
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.events: queue.Queue[WatchEvent] = queue.Queue()
         self.timers = _Timers()
         self.online: dict[int, bool] = {}
@@ -118,7 +119,9 @@ class Daemon:
         handled = self._drain_events()
         self._periodic()
         did = self.ingester.ingest_batch(self.cfg.batch_size * 4)
-        worked = did.staged + did.failed + did.adopted
+        if did.reused:
+            self.models.sync_index()  # copied vectors must reach the index before the next checkpoint
+        worked = did.done
         if not worked and not self.stop_event.is_set():
             worked = self.models.step(self.stop_event)
         if not (handled or worked):

@@ -195,6 +195,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path, data_dir):
     proc = start_daemon_process(config, data_dir, log)
     try:
         wait_for(settled(data_dir, 300), timeout=180, what="ingest to finish after the kills")
+        wait_for(lambda: log.read_text().count("photod running") == 5, what="the daemon to be up")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
