@@ -390,19 +390,28 @@ def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, 
         verification=verification, export=export_info)
 
 
+def _add_checkpoint(exported: bundles.Bundle, checkpoint: Path) -> bundles.Bundle:
+    """Put the source weights into the bundle folder and re-hash it (the manifest lists every file)."""
+    shutil.copy2(checkpoint, exported.path / bundles.CHECKPOINT_FILE)
+    fields = {k: v for k, v in exported.to_manifest().items()
+              if k not in ("files", "image_id", "text_id", "model_id")}
+    return bundles.write_manifest(exported.path, **fields)
+
+
 def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str | None = None,
                       vision_config: str | Path | None = None, text_config: str | Path | None = None,
                       precision: str = "int8", name: str | None = None, activate: bool = True,
                       replace: bool = False, source: str | None = None,
                       images: Sequence[Image.Image | str | Path] | None = None,
-                      texts: Sequence[str] | None = None) -> bundles.Bundle:
+                      texts: Sequence[str] | None = None, keep_checkpoint: bool = False) -> bundles.Bundle:
     """Import a Chinese-CLIP checkpoint into `<data_dir>/models/<name>` as a verified bundle.
 
     Architecture: `arch` (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14) or `vision_config` +
     `text_config` JSON files in cn_clip's format. `name` defaults to "<arch>-<precision>" (or
     "<checkpoint stem>-<precision>"). With `activate` the new bundle becomes the active model.
     Raises ModelError (with nothing written) on a bad file, a mismatched architecture, a name already
-    taken (unless `replace`), or ONNX output that disagrees with PyTorch.
+    taken (unless `replace`), or ONNX output that disagrees with PyTorch. With `keep_checkpoint` the
+    checkpoint is copied into the bundle (checkpoint.pt), so `photod finetune` can start from it anywhere.
     """
     if precision not in bundles.PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
@@ -420,6 +429,8 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
             loaded.model, loaded.vision_config, loaded.text_config, build / "bundle", precision=precision,
             arch=loaded.arch, name=name, source=source or str(Path(checkpoint).resolve()),
             images=images, texts=texts)
+        if keep_checkpoint:
+            exported = _add_checkpoint(exported, Path(checkpoint))
         installed = bundles.install_bundle(exported.path, data_dir, name, replace=replace)
     finally:
         shutil.rmtree(build, ignore_errors=True)

@@ -40,7 +40,11 @@ TEXT_FILE = "text.onnx"
 VOCAB_FILE = "vocab.txt"
 REQUIRED_FILES = (IMAGE_FILE, TEXT_FILE, VOCAB_FILE)
 # Towers above protobuf's 2 GB limit (ViT-H-14 in fp32) keep their weights in one external data file.
-OPTIONAL_FILES = (IMAGE_FILE + ".data", TEXT_FILE + ".data")
+# checkpoint.pt: the PyTorch weights the bundle was exported from, kept on request (`photod model import
+# --keep-checkpoint`) so `photod finetune` can start from the bundle alone, e.g. on a GPU box with a copied
+# data dir. The daemon never reads it.
+CHECKPOINT_FILE = "checkpoint.pt"
+OPTIONAL_FILES = (IMAGE_FILE + ".data", TEXT_FILE + ".data", CHECKPOINT_FILE)
 PRECISIONS = ("fp32", "fp16", "int8")
 ACTIVE_FILE = "ACTIVE"
 

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     add_model_parsers(sub)
+    add_label_parsers(sub)
 
     svc = sub.add_parser("service", help="systemd unit").add_subparsers(dest="sub", metavar="ACTION")
     svc.required = True
@@ -298,6 +299,8 @@ def add_model_parsers(sub) -> None:
     s.add_argument("--name", help="bundle name (default: from the architecture and precision)")
     s.add_argument("--no-activate", action="store_true", help="install without switching to it")
     s.add_argument("--replace", action="store_true", help="overwrite a bundle of the same name")
+    s.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the PyTorch weights in the bundle, so `photod finetune` can start from it")
     s = models.add_parser("pull", help="download an official checkpoint and import it")
     s.add_argument("name", help="e.g. ViT-B-16, RN50, ViT-L-14")
     s.add_argument("--source", choices=["huggingface", "modelscope"], default="huggingface")
@@ -319,7 +322,8 @@ def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
         raise PhotodError("--vision-config and --text-config go together", "give both JSON files, or --arch")
     bundle = modelhub.import_file(args.checkpoint, cfg.data_dir, arch=args.arch, vision_config=args.vision_config,
                                   text_config=args.text_config, precision=args.precision, name=args.name,
-                                  activate=not args.no_activate, replace=args.replace)
+                                  activate=not args.no_activate, replace=args.replace,
+                                  keep_checkpoint=args.keep_checkpoint)
     print(bundle.name)
     return 0
 
@@ -368,6 +372,145 @@ def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
 
     remove_bundle(cfg.data_dir, args.name, force=args.force)
     print(f"removed {args.name}")
+    return 0
+
+
+# ---- labels, datasets and finetuning ------------------------------------------------------------------
+
+def add_label_parsers(sub) -> None:
+    labels = sub.add_parser("label", help="captions that teach the model your words").add_subparsers(
+        dest="sub", metavar="ACTION")
+    labels.required = True
+    s = labels.add_parser("add", help="caption a photo")
+    s.add_argument("photo", help="photo id or path")
+    s.add_argument("text", help='e.g. "小白在沙发上睡觉"')
+    s = labels.add_parser("list", help="captions, with their photos")
+    s.add_argument("photo", nargs="?", help="only this photo (id or path)")
+    s.add_argument("--source", choices=["user", "import", "folder", "feedback"])
+    s.add_argument("--json", action="store_true")
+    s = labels.add_parser("remove", help="delete a caption by its id")
+    s.add_argument("caption_id", type=int)
+    s = labels.add_parser("import", help="import captions: Chinese-CLIP jsonl, Flickr8k-CN json, CSV, or folder "
+                          "names")
+    s.add_argument("file", nargs="?", help="the label file (omit with --folders)")
+    s.add_argument("--format", choices=["cnclip", "flickr8k", "csv"], help="default: guessed from the file name")
+    s.add_argument("--base", metavar="DIR", help="folder that relative paths in the file are relative to")
+    s.add_argument("--images", metavar="TSV", help="Chinese-CLIP *_imgs.tsv matching the jsonl's image ids")
+    s.add_argument("--skip-unmatched", action="store_true", help="skip captions of photos not in the catalog")
+    s.add_argument("--folders", action="store_true", help="use folder names as weak captions")
+    s.add_argument("--root", help="with --folders: only this root")
+
+    ds = sub.add_parser("dataset", help="training data").add_subparsers(dest="sub", metavar="ACTION")
+    ds.required = True
+    s = ds.add_parser("export", help="write the captioned photos as one Chinese-CLIP dataset file, to train "
+                      "elsewhere")
+    s.add_argument("out", help="output file (.tar)")
+    s.add_argument("--valid-fraction", type=float, default=0.2)
+    s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("finetune", help="teach the model your captions (torch + cn_clip; a GPU is much faster)")
+    s.add_argument("--mode", choices=["lit", "full"], default="lit",
+                   help="lit (default): train the text tower only, nothing is re-encoded; full: both towers")
+    s.add_argument("--base", help="bundle name, bundle folder or .pt checkpoint (default: the active model)")
+    s.add_argument("--arch", help="architecture of a .pt --base")
+    s.add_argument("--dataset", metavar="FILE", help="an exported dataset file instead of this data dir's labels")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--max-steps", type=int)
+    s.add_argument("--lr", type=float, help="learning rate (default 5e-5)")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation for small GPUs")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    s.add_argument("--grad-checkpointing", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--name", help="name of the new bundle")
+    s.add_argument("--force", action="store_true", help="install even if held-out recall got worse")
+    s.add_argument("--no-install", action="store_true", help="export the bundle but do not switch to it")
+    s.add_argument("--fresh", action="store_true", help="do not resume an interrupted run")
+
+
+@command("label add")
+def cmd_label_add(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.labels import add_label
+
+    with open_catalog(cfg) as cat:
+        caption_id = add_label(cat, args.photo, args.text)
+    print(f"caption {caption_id} added")
+    return 0
+
+
+@command("label list")
+def cmd_label_list(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.labels import list_labels
+
+    with open_catalog(cfg) as cat:
+        rows = list_labels(cat, args.photo, args.source)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no captions yet: `photod label add PHOTO TEXT`, the TUI, or `photod label import FILE`")
+    for r in rows:
+        print(f"{r['id']:>5}  {r['text']}  ({r['source']})  {r['path']}")
+    return 0
+
+
+@command("label remove")
+def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.labels import remove_label
+
+    with open_catalog(cfg) as cat:
+        row = remove_label(cat, args.caption_id)
+    print(f"removed caption {row['id']}: {row['text']}")
+    return 0
+
+
+@command("label import")
+def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.labels import import_folder_labels, import_labels
+
+    with open_catalog(cfg) as cat:
+        if args.folders:
+            report = import_folder_labels(cat, args.root)
+        elif not args.file:
+            raise PhotodError("give a label file, or --folders", "see `photod label import --help`")
+        else:
+            report = import_labels(cat, args.file, args.format, base=args.base, images=args.images,
+                                   unmatched="skip" if args.skip_unmatched else "error", data_dir=cfg.data_dir)
+    print(f"imported {report.added} captions for {report.photos} photos ({report.duplicates} already there, "
+          f"{report.unmatched} unmatched)")
+    return 0
+
+
+@command("dataset export")
+def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
+    from finetune.dataset import export_dataset
+
+    out = export_dataset(cfg.data_dir, args.out, valid_fraction=args.valid_fraction, seed=args.seed)
+    print(f"wrote {out}; train with `photod finetune --dataset {out.name}` on the GPU box, then copy the new "
+          "bundle back and `photod model use` it")
+    return 0
+
+
+@command("finetune")
+def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.modelhub import require_finetune
+
+    require_finetune()
+    from finetune.run import finetune
+
+    result = finetune(cfg.data_dir, base=args.base, arch=args.arch, dataset=args.dataset, mode=args.mode,
+                      epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
+                      accum_steps=args.accum_steps, precision=args.precision,
+                      grad_checkpointing=args.grad_checkpointing, seed=args.seed, name=args.name,
+                      force=args.force, install=not args.no_install, resume=not args.fresh)
+    print(result.table())
+    print(f"report: {result.report}")
+    if result.installed:
+        extra = " (image tower changed: the daemon re-encodes from the stage; the old index serves meanwhile)" \
+            if result.reencode else " (text tower only: nothing is re-encoded)"
+        print(f"installed {result.bundle.name}{extra}")
+    elif result.bundle is not None:
+        print(f"not installed: {'held-out recall did not improve (use --force to install anyway)' if not result.improved else 'as asked'}; bundle at {result.bundle.path}")
     return 0
 
 

@@ -68,3 +68,7 @@ class LabelError(PhotodError):
 
 class DiskFullError(PhotodError):
     """Writing failed because the disk is full; nothing already written is lost."""
+
+
+class FinetuneError(PhotodError):
+    """Fine-tuning cannot run: too few labels, no base checkpoint, a dataset file that is not one."""
