@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import threading
 import time
 
@@ -12,6 +11,7 @@ import pytest
 
 from photod.config import make_root
 from photod.presence import check_root
+from tests.oskit import reads_everything
 
 
 @pytest.fixture
@@ -62,21 +62,6 @@ def test_same_photos_under_a_new_device_number_are_online(root):
     moved = dataclasses.replace(root, device=os.stat(root.path).st_dev + 1)
     assert check_root(moved, known_photos=1, sample=["a.jpg"]).online
     assert not check_root(moved, known_photos=1, sample=["a.jpg", "gone.jpg"]).online
-
-
-def reads_everything() -> bool:
-    """True for root with its usual capabilities, which ignore permission bits."""
-    if os.geteuid() != 0:
-        return False
-    with tempfile.TemporaryDirectory() as d:
-        os.chmod(d, 0)
-        try:
-            os.listdir(d)
-            return True
-        except PermissionError:
-            return False
-        finally:
-            os.chmod(d, 0o700)
 
 
 @pytest.mark.skipif(reads_everything(), reason="root reads every folder regardless of its permissions")

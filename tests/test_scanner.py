@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import tempfile
 import sys
 import threading
 
@@ -14,6 +13,7 @@ import pytest
 from photod import scanner
 from photod.config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, make_root
 from photod.scanner import compile_matcher, reconcile, walk
+from tests.oskit import reads_everything
 
 
 def touch(path, data=b"\xff\xd8\xff photo"):
@@ -114,21 +114,6 @@ def test_names_that_are_not_utf8_are_kept_and_logged_once(tmp_path, caplog):
     assert len(found) == 3 and len(w.bad_names) == 2
     assert [r for r in caplog.records if "UTF-8" in r.getMessage()].__len__() == 1
     assert os.fsencode(tmp_path / w.bad_names[0]).endswith(b".jpg")  # surrogates map back to the bytes
-
-
-def reads_everything() -> bool:
-    """True for root with its usual capabilities, which ignore permission bits."""
-    if os.geteuid() != 0:
-        return False
-    with tempfile.TemporaryDirectory() as d:
-        os.chmod(d, 0)
-        try:
-            os.listdir(d)
-            return True
-        except PermissionError:
-            return False
-        finally:
-            os.chmod(d, 0o700)
 
 
 @pytest.mark.skipif(reads_everything(), reason="root reads every folder regardless of its permissions")
