@@ -103,11 +103,7 @@ class Catalog:
             os.chmod(self.path, 0o600)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{self.path} is not a photod catalog (or is damaged): {exc}",
-                               "move it aside; `photod scan` rebuilds a catalog from your roots") from exc
+        _use_wal(conn, self.path)
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoint, never corrupt
         conn.execute("PRAGMA foreign_keys = ON")
         self.conn = conn
@@ -522,6 +518,25 @@ class Catalog:
     def remove_caption(self, caption_id: int) -> None:
         with self.transaction():
             self.conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,))
+
+
+def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> None:
+    """Switch to WAL once; later opens find it set. SQLite can answer BUSY here without waiting for the busy
+    handler (another process is creating or recovering the file), so retry for a while before giving up."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise CatalogError(f"cannot open the catalog {path}: {exc}",
+                                   "another program holds it locked; try again") from exc
+            time.sleep(0.05)
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{path} is not a photod catalog (or is damaged): {exc}",
+                               "move it aside; `photod scan` rebuilds a catalog from your roots") from exc
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:
