@@ -139,7 +139,14 @@ class Catalog:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that fails (SQLITE_FULL: the disk is full) leaves the transaction open; without this
+            # rollback every later transaction() would silently join it and nothing would ever commit.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def query(self, sql: str, params: Iterable | dict = ()) -> list[dict]:
         return [dict(r) for r in self.conn.execute(sql, params)]
@@ -318,6 +325,40 @@ class Catalog:
         return self.scalar(
             "SELECT id FROM photos WHERE content_hash = ? AND state = 'deleted' AND id != ?"
             " ORDER BY deleted_at DESC LIMIT 1", (content_hash, exclude_id or -1))
+
+    def staged_match(self, content_hash: str, exclude_id: int | None = None) -> int | None:
+        """A photo that is not deleted and holds a stage entry of exactly this content: the same file at
+        another place (a drive mounted at a new path, a backup copy). See Ingester._reuse_copies."""
+        return self.scalar(
+            "SELECT id FROM photos WHERE content_hash = ? AND staged_at IS NOT NULL AND state != 'deleted'"
+            " AND id != ? ORDER BY id LIMIT 1", (content_hash, exclude_id or -1))
+
+    def copy_staged(self, src_id: int, dst_id: int) -> bool:
+        """Give the row `dst_id` what `src_id` learned from the same bytes: its metadata, a claim on a stage
+        entry (the caller has already written dst's copy of src's JPEG) and copies of its vectors.
+
+        dst becomes `indexed` when src is (or will be, once back online) indexed, else `staged`. Returns
+        False, changing nothing, when src no longer claims a stage entry."""
+        fields = list(PhotoMeta.__dataclass_fields__)
+        now = time.time()
+        with self.transaction():
+            src = self.conn.execute(
+                f"SELECT {', '.join(fields)}, content_hash, state, prev_state FROM photos"
+                " WHERE id = ? AND staged_at IS NOT NULL", (src_id,)).fetchone()
+            if src is None:
+                return False
+            effective = src["prev_state"] if src["state"] in ("offline", "deleted") else src["state"]
+            state = "indexed" if effective == "indexed" else "staged"
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.conn.execute(
+                f"UPDATE photos SET {sets}, content_hash = ?, state = ?, error = NULL, staged_at = ?,"
+                " indexed_at = ?, updated_at = ? WHERE id = ?",
+                (*[src[k] for k in fields], src["content_hash"], state, now,
+                 now if state == "indexed" else None, now, dst_id))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO vectors (photo_id, model_id, dim, vector, created_at)"
+                " SELECT ?, model_id, dim, vector, ? FROM vectors WHERE photo_id = ?", (dst_id, now, src_id))
+        return True
 
     def adopt(self, old_id: int, new_id: int) -> None:
         """A moved file: the old photo (id, captions, vectors, stage entry) takes the new row's path, and

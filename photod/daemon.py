@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from photod.catalog import Catalog, Root
 from photod.config import Config
-from photod.errors import RootError
+from photod.errors import DiskFullError, RootError
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
 from photod.presence import check_root
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 
 PRESENCE_INTERVAL = 5.0  # seconds between root presence checks: how fast an unplugged drive is noticed
 PURGE_INTERVAL = 3600.0
+DISK_FULL_RETRY = 10.0  # seconds between attempts while the data dir's disk is full
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    # SQLite says "database or disk is full" (SQLITE_FULL) when it cannot grow the catalog or its WAL.
+    return isinstance(exc, DiskFullError) or "full" in str(exc).lower()
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -82,7 +89,12 @@ class Daemon:
         try:
             self._start()
             while not self.stop_event.is_set():
-                self._tick()
+                try:
+                    self._tick()
+                except (DiskFullError, sqlite3.OperationalError) as exc:
+                    if not _is_disk_full(exc):
+                        raise
+                    self._wait_for_space(exc)
         finally:
             self._shutdown()
         return 0
@@ -113,12 +125,25 @@ class Daemon:
                 log.exception("error while closing the %s", name)
         log.info("photod stopped")
 
+    def _wait_for_space(self, exc: Exception) -> None:
+        """A full disk is not a reason to die (systemd would only restart us into the same wall): every
+        write is atomic, so nothing is lost; say so clearly, wait, and try the same work again."""
+        if isinstance(exc, DiskFullError):
+            text = str(exc).replace("\n", " ")
+        else:
+            text = (f"the disk holding the data dir {self.cfg.data_dir} is full: the catalog cannot be written"
+                    f" ({exc}); free some space there, nothing already written is lost")
+        log.error("%s; trying again in %g s", text, DISK_FULL_RETRY)
+        self.stop_event.wait(DISK_FULL_RETRY)
+
     # ---- the loop ----------------------------------------------------------------------------------
 
     def _tick(self) -> None:
         handled = self._drain_events()
         self._periodic()
         did = self.ingester.ingest_batch(self.cfg.batch_size * 4)
+        if did.reused:
+            self.models.sync_index()  # copied vectors must reach the index before the next checkpoint
         worked = did.done
         if not worked and not self.stop_event.is_set():
             worked = self.models.step(self.stop_event)
@@ -234,6 +259,13 @@ class Daemon:
             root = self.catalog.root(event.root_id)
             handler = getattr(self, f"_on_{event.kind}")
             handler(root, event)
+        except (DiskFullError, sqlite3.OperationalError) as exc:
+            if not _is_disk_full(exc):
+                log.exception("could not handle %s of %s", event.kind, event.rel_path)
+                return
+            # The event must not be lost with the write that failed: keep it for when space is back.
+            self.events.put(event)
+            raise
         except Exception:  # noqa: BLE001 - one bad event must not stop the daemon
             log.exception("could not handle %s of %s", event.kind, event.rel_path)
 

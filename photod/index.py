@@ -22,6 +22,7 @@ keeps memory and search time bounded. A rewritten vector (the file changed) is a
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -39,7 +40,7 @@ import numpy as np
 
 from photod import vectors
 from photod.catalog import Catalog
-from photod.errors import IndexError_
+from photod.errors import DiskFullError, IndexError_
 
 log = logging.getLogger(__name__)
 
@@ -534,11 +535,16 @@ class VectorIndex:
             os.replace(tmp, self.path)
             os.replace(meta_tmp, self.meta_path)
             _fsync_dir(self.path.parent)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # faiss.write_index reports a failed write as RuntimeError
             self._dirty = True
             for leftover in (tmp, _temp_name(self.meta_path)):
                 with contextlib.suppress(OSError):
                     leftover.unlink()
+            if _disk_full(exc, self.path.parent):
+                raise DiskFullError(
+                    f"the disk holding the data dir {self.data_dir} is full: could not save the index {self.path}",
+                    "free some space there; the previous index file is intact and the catalog holds every "
+                    "vector, nothing is lost") from exc
             raise IndexError_(f"cannot save the index {self.path}: {exc}",
                               "free disk space; the catalog still holds every vector, nothing is lost") from exc
         log.debug("index %s saved: %d vectors", self.path.name, meta.count)
@@ -635,6 +641,17 @@ def _file_checksum(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether a failed write was the disk filling up (faiss's RuntimeError carries no errno: ask statvfs)."""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        return True
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
 
 
 def _temp_name(path: Path) -> Path:

@@ -11,7 +11,10 @@ photod never writes inside a root: files are only opened for reading, once each.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,15 +41,17 @@ class IngestReport:
     failed: int = 0
     adopted: int = 0
     skipped: int = 0  # unreadable for now (vanished, I/O error): left `new` for a later try
+    reused: int = 0   # copies of a photo already staged: its JPEG and vectors copied, nothing decoded
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
         return IngestReport(self.staged + other.staged, self.failed + other.failed,
-                            self.adopted + other.adopted, self.skipped + other.skipped)
+                            self.adopted + other.adopted, self.skipped + other.skipped,
+                            self.reused + other.reused)
 
     @property
     def done(self) -> int:
         """Rows that left the `new` state."""
-        return self.staged + self.failed + self.adopted
+        return self.staged + self.failed + self.adopted + self.reused
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Ingester:
                     self._fail(f, error)
                     report.failed += 1
             to_decode = self._adopt_moved(to_decode, report)
+            to_decode = self._reuse_copies(to_decode, report)
             results = list(pool.map(self._decode, to_decode))
         staged = {f.row["id"]: (f, res) for f, res in zip(to_decode, results) if isinstance(res, Decoded)}
         # Stage first (synced), catalog second: see the module docstring.
@@ -102,8 +108,8 @@ class Ingester:
         report.staged += len(staged)
         report.failed += sum(isinstance(res, DecodeError) for res in results)
         if report.done or report.skipped:
-            log.info("ingest: %d staged, %d failed, %d moved, %d skipped",
-                     report.staged, report.failed, report.adopted, report.skipped)
+            log.info("ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
+                     report.staged, report.failed, report.adopted, report.reused, report.skipped)
         return report
 
     def drain(self, stop: threading.Event | None = None, limit: int = 64) -> IngestReport:
@@ -128,8 +134,9 @@ class Ingester:
     def _read(self, f: _File) -> str | None:
         """Read and hash one file. Returns None when read, "skip" to try later, else a failure reason."""
         try:
-            with open(f.path, "rb") as fh:
-                f.data = fh.read()
+            f.data = _read_regular(f.path)
+        except _NotRegular as exc:
+            return f"{f.row['rel_path']}: {exc.strerror}, not a photo file; photod reads only regular files"
         except (FileNotFoundError, NotADirectoryError):
             log.info("%s vanished before it could be staged; the scanner will account for it", f.path)
             self._defer(f)
@@ -162,6 +169,43 @@ class Ingester:
             log.info("%s is photo %d moved; kept its id, captions and stage entry", f.path, old_id)
         return rest
 
+    def _reuse_copies(self, files: list[_File], report: IngestReport) -> list[_File]:
+        """Files whose exact content is already staged for another photo get copies of that photo's stage
+        entry, metadata and vectors instead of being decoded and encoded again.
+
+        The rule: same bytes, same pixels, so the same JPEG and the same vectors. This covers a drive
+        mounted again at a different path (its photos at the old path stay `offline`, nothing is deleted,
+        nothing re-encoded) and backups (the same photo on two drives): each file keeps a row of its own,
+        so unplugging either drive never hides the other copy, and when the old path comes back its rows
+        return as they were. Captions stay with the photo they were written for. A deleted photo with the
+        same content is a move instead (`_adopt_moved`, which runs first).
+        """
+        rest: list[_File] = []
+        copies: dict[int, tuple[_File, int, bytes]] = {}
+        for f in files:
+            src = self.catalog.staged_match(f.hash, exclude_id=f.row["id"]) if f.hash else None
+            jpeg = self.stage.get_jpeg(src) if src is not None else None
+            if jpeg is None:
+                rest.append(f)
+                continue
+            copies[f.row["id"]] = (f, src, jpeg)
+        if not copies:
+            return rest
+        # Stage first (synced), catalog second, as for decoded photos: a kill in between leaves entries
+        # for rows still `new`, which are retried.
+        self.stage.put_many({pid: jpeg for pid, (_f, _src, jpeg) in copies.items()})
+        with self.catalog.transaction():
+            for pid, (f, src, _jpeg) in copies.items():
+                if self.catalog.copy_staged(src, pid):
+                    f.data = None
+                    report.reused += 1
+                else:
+                    rest.append(f)  # the original left the stage meanwhile: decode this one after all
+        if report.reused:
+            log.info("%d files are copies of photos already staged (a drive at a new path, a backup): "
+                     "their stage entries and vectors were copied, nothing decoded", report.reused)
+        return rest
+
     def _decode(self, f: _File) -> Decoded | DecodeError:
         try:
             return decode_photo(f.data or b"", f.row["rel_path"], self.size, self.quality, self.draft)
@@ -177,6 +221,29 @@ class Ingester:
 
     def _defer(self, f: _File) -> None:
         self._deferred[f.row["id"]] = time.monotonic() + RETRY_AFTER_SECONDS
+
+
+class _NotRegular(OSError):
+    """The path is a FIFO, a device or a socket now (it was a regular file when it was catalogued)."""
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes. Opened non-blocking and checked with fstat before reading: a path that became
+    a FIFO would block the read forever, and a character device such as /dev/zero would never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+                    or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a directory"
+                    if stat.S_ISDIR(mode) else "not a regular file")
+            raise _NotRegular(errno.EINVAL, f"is {kind}")
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _reason(exc: DecodeError) -> str:

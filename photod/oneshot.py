@@ -97,10 +97,10 @@ def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> Non
     bar = Progress("staging", total=cat.counts()["new"])
     while True:
         report = ingester.ingest_batch(cfg.batch_size * 4)
-        done = report.staged + report.failed + report.adopted
+        done = report.done  # includes copies reused from the stage, which leave `new` without decoding
         if not done:
             break
-        out.staged += report.staged
+        out.staged += report.staged + report.reused
         out.failed += report.failed
         out.moved += report.adopted
         bar.advance(done)
