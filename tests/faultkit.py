@@ -20,7 +20,6 @@ import stat
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from io import BytesIO
 from pathlib import Path
@@ -131,7 +130,6 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
     rows share a root and path. With `settled` (after a clean run to completion): stage keys == rows
     claiming staged, and the saved index of the active model holds exactly its vectors, each once.
     """
-    import faiss
     import numpy as np
 
     from photod import bundle as bundles
@@ -168,7 +166,6 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
                 assert np.unique(live).size == live.size, "an id is in the saved index twice"
                 assert np.array_equal(live, want), (f"saved index holds {live.size} ids, the catalog"
                                                     f" {want.size} vectors of {name}")
-                del faiss
         return cat.counts()
 
 

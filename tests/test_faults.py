@@ -29,7 +29,6 @@ import numpy as np
 import pytest
 
 from photod import bundle as bundles
-from photod import vectors
 from photod.catalog import Catalog
 from photod.config import load_config
 from photod.errors import DiskFullError, ModelError

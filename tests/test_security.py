@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
