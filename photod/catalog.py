@@ -571,9 +571,11 @@ def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> No
                 conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
-                raise CatalogError(f"cannot open the catalog {path}: {exc}",
-                                   "another program holds it locked; try again") from exc
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                hint = "another program holds it locked; try again" if busy else \
+                    "check the disk that holds the data dir"
+                raise CatalogError(f"cannot open the catalog {path}: {exc}", hint) from exc
             time.sleep(0.05)
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{path} is not a photod catalog (or is damaged): {exc}",
