@@ -1,12 +1,14 @@
 """Query latency of the vector index at 10k, 100k (and 1M) synthetic 512-d vectors, and of a text query end
 to end (tokenize, text encode, search, catalog join) on a real catalog of 100,000 synthetic photos.
 
-    python benchmarks/bench_query.py [--sizes 10000,100000,1000000] [--kinds exact,hnsw] [--ef 64,128,256]
-                                     [--queries 300] [--bundle DIR] [--e2e-size 100000] [--no-e2e] [--json]
+    python benchmarks/bench_query.py [--sizes 10000,100000,1000000] [--kinds exact,hnsw,ivf]
+                                     [--ef 64,128,256] [--nprobe 8,16,32,64] [--hnsw-m 32] [--ef-construction 128]
+                                     [--nlist N] [--queries 300] [--no-build | --build-only]
+                                     [--bundle DIR] [--e2e-size 100000] [--no-e2e] [--json FILE]
 
 Vectors are unit vectors grouped around 1,000 centres (image embeddings of a real library cluster by
 subject), queries come from the same distribution. For each size and kind: p50/p99 of one single-query
-search (k=10), and recall@10 against the exact index. Built approximate indexes and the 100k catalog are
+search (k=10), and recall@10 against a float32 brute force (the exact index itself stores float16). Built approximate indexes and the 100k catalog are
 cached under .bench/ (git-ignored): building HNSW over a million vectors takes a long time on two cores.
 
 The end-to-end text query uses --bundle's text tower when given (a real exported Chinese-CLIP bundle); by
@@ -32,12 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from photod import vectors  # noqa: E402
-from photod.index import VectorIndex  # noqa: E402
+from photod.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
 
 DIM = 512
 CENTRES = 1000
 BENCH = REPO / ".bench" / "query"
 BUILD_THREADS = 2
+SEARCH_THREADS = 1
 QUERY_TEXTS = ["海边的日落", "我家的猫在沙发上", "穿红衣服的小女孩在草地上", "雪山", "生日蛋糕和蜡烛",
                "a dog on the beach", "夜晚的城市灯光", "婚礼 2019 三亚", "一碗热腾腾的拉面", "秋天的枫叶"]
 
@@ -74,57 +77,111 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return round(float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)])), 4)
 
 
-def cached_index(kind: str, n: int, data: np.ndarray, ids: np.ndarray) -> tuple[VectorIndex, float | None]:
-    """An index of `kind` over the data, built once and kept under .bench/ (build seconds, or None if cached)."""
-    folder = BENCH / f"{kind}-{n}"
-    index = VectorIndex(folder, f"bench-{kind}", kind=kind)
+def index_folder(kind: str, n: int, hnsw_m: int = 32, ef_construction: int = 128, nlist: int | None = None) -> Path:
+    """Where a built index is cached; photod's default parameters keep the short name."""
+    if kind == "hnsw" and (hnsw_m, ef_construction) != (32, 128):
+        return BENCH / f"hnsw-{n}-m{hnsw_m}-efc{ef_construction}"
+    if kind == "ivf" and nlist is not None:
+        return BENCH / f"ivf-{n}-nlist{nlist}"
+    return BENCH / f"{kind}-{n}"
+
+
+def cached_index(kind: str, n: int, data: np.ndarray | None, ids: np.ndarray | None, *, hnsw_m: int = 32,
+                 ef_construction: int = 128, nlist: int | None = None,
+                 build: bool = True) -> tuple[VectorIndex | None, float | None]:
+    """An index of `kind` over the data, built once and kept under .bench/ (build seconds, or None if cached).
+
+    IVF is trained as photod trains it (64 sampled vectors per list, photod's list count for n unless
+    `nlist` is given). With build=False a missing index gives (None, None)."""
+    folder = index_folder(kind, n, hnsw_m, ef_construction, nlist)
+    index = VectorIndex(folder, f"bench-{kind}", kind=kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
     path = folder / "raw.faiss"
+    info = folder / "build.json"
     if path.exists():
         index._install(faiss.read_index(str(path)), kind, DIM)
-        return index, None
+        built = json.loads(info.read_text())["build_s"] if info.exists() else None
+        return index, built
+    if not build:
+        return None, None
     search_threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(BUILD_THREADS)  # building is batched: both cores help
     t0 = time.perf_counter()
     if kind == "ivf":
-        index._create("ivf", DIM, train=data[np.random.default_rng(0).permutation(n)[:min(n, 64 * 4 * int(n ** .5))]])
+        lists = nlist or _ivf_lists(n)
+        sample = np.random.default_rng(0).permutation(n)[:min(n, 64 * lists)]
+        index._create("ivf", DIM, train=data[np.sort(sample)], nlist=lists)
     elif kind == "hnsw":
         index._create("hnsw", DIM)
     for start in range(0, n, 50_000):
         index.add(ids[start:start + 50_000], data[start:start + 50_000])
+        if kind == "hnsw":
+            print(f"  {kind} {n:,}: {start + 50_000:,} added after {time.perf_counter() - t0:.0f} s", flush=True)
     built = time.perf_counter() - t0
     faiss.omp_set_num_threads(search_threads)
     folder.mkdir(parents=True, exist_ok=True)
-    faiss.write_index(index._index, str(path))
+    faiss.write_index(index._index, str(folder / "raw.faiss.tmp"))  # renamed once complete
+    (folder / "raw.faiss.tmp").rename(path)
+    info.write_text(json.dumps({"build_s": round(built, 1), "threads": BUILD_THREADS,
+                                "built_at": time.strftime("%Y-%m-%d %H:%M")}))
     return index, built
 
 
-def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: int) -> list[dict]:
+def exact_truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarray:
+    """Ids (1-based, as the benchmark indexes number them) of the exact top-k, by a batched float32 scan."""
+    flat = faiss.IndexFlatIP(data.shape[1])
+    flat.add(data)
+    _, found = flat.search(queries, k)
+    return found + 1
+
+
+def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: int, *, nprobes: list[int],
+                hnsw_m: int = 32, ef_construction: int = 128, nlist: int | None = None,
+                exact_queries: int = 100, build: bool = True) -> list[dict]:
     rows = []
     queries = synthetic(n_queries, seed=999)
     for n in sizes:
         data = synthetic(n, seed=n)
         ids = np.arange(1, n + 1, dtype=np.int64)
-        exact = VectorIndex(BENCH, "bench-exact", kind="exact")
-        exact.add(ids, data)
-        lat, truth = time_search(exact, queries)
-        rows.append({"size": n, "kind": "exact", **lat, "recall@10": 1.0})
-        print(f"{n:>9,}  exact          p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms", flush=True)
+        faiss.omp_set_num_threads(BUILD_THREADS)
+        truth = exact_truth(data, queries)  # recall is measured against float32 brute force
+        faiss.omp_set_num_threads(SEARCH_THREADS)
+        if "exact" in kinds:
+            exact = VectorIndex(BENCH, "bench-exact", kind="exact")
+            exact.add(ids, data)
+            lat, found = time_search(exact, queries[:exact_queries])
+            rows.append({"size": n, "kind": "exact (fp16 flat)", **lat, "recall@10": recall(found, truth),
+                         "build_s": None})
+            print(f"{n:>9,}  exact          p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
+                  f"  recall@10 {rows[-1]['recall@10']:.4f}", flush=True)
+            del exact
         for kind in kinds:
             if kind == "exact":
                 continue
-            index, built = cached_index(kind, n, data, ids)
-            settings = efs if kind == "hnsw" else [None]
-            for ef in settings:
-                if kind == "hnsw":
-                    index.ef_search = ef
+            if kind == "ivf" and n < 10_000:
+                continue
+            index, built = cached_index(kind, n, data, ids, hnsw_m=hnsw_m, ef_construction=ef_construction,
+                                        nlist=nlist, build=build)
+            if index is None:
+                print(f"{n:>9,}  {kind}: not built yet (skipped)", flush=True)
+                continue
+            if kind == "hnsw":
+                settings = [("ef", ef) for ef in efs]
+                params = f"M={hnsw_m} efC={ef_construction}"
+            else:
+                lists = index._index.nlist
+                settings = [("nprobe", p) for p in (nprobes or [_ivf_probes(lists)])]
+                params = f"nlist={lists}"
+            for name, value in settings:
+                setattr(index, "ef_search" if name == "ef" else "nprobe", value)
                 lat, found = time_search(index, queries)
                 r = recall(found, truth)
-                label = f"hnsw ef={ef}" if kind == "hnsw" else f"ivf nprobe={index._params(None, 10).nprobe}"
+                label = f"{kind} {params} {name}={value}"
                 rows.append({"size": n, "kind": label, **lat, "recall@10": r,
                              "build_s": None if built is None else round(built, 1)})
-                print(f"{n:>9,}  {label:<14} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
+                print(f"{n:>9,}  {label:<34} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
                       f"  recall@10 {r:.4f}" + (f"  (built in {built:.0f} s)" if built else ""), flush=True)
-        del exact, data
+            del index
+        del data
     return rows
 
 
@@ -171,7 +228,7 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
     first = time.perf_counter() - t0
     out = {"size": size, "model": model, "first_query_s": round(first, 2)}
     for label, kw in (("text", {}), ("text + root + date filter", {"root": "drive1", "after": "2017-01-01"})):
-        times, parts = [], {"encode": [], "search": [], "join": []}
+        times = []
         for i in range(n_queries):
             text = QUERY_TEXTS[i % len(QUERY_TEXTS)]
             t0 = time.perf_counter()
@@ -200,30 +257,78 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000")
-    ap.add_argument("--kinds", default="exact,hnsw")
+    ap.add_argument("--kinds", default="exact,hnsw,ivf")
     ap.add_argument("--ef", default="64,128,256", help="HNSW efSearch values to try")
+    ap.add_argument("--nprobe", default="", help="IVF nprobe values to try (default: photod's, nlist/8)")
+    ap.add_argument("--hnsw-m", type=int, default=32, help="HNSW M (photod's default 32)")
+    ap.add_argument("--ef-construction", type=int, default=128, help="HNSW efConstruction (photod's default 128)")
+    ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default: photod's, 4 sqrt(n))")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--exact-queries", type=int, default=100, help="queries timed on the exact index")
     ap.add_argument("--threads", type=int, default=1,
                     help="FAISS OpenMP threads for search (photod's Searcher uses 1: single queries)")
+    ap.add_argument("--no-build", action="store_true", help="skip approximate indexes not cached yet")
+    ap.add_argument("--build-only", action="store_true",
+                    help="build (and cache) the approximate indexes, measure nothing: for a background run")
     ap.add_argument("--bundle", type=Path, default=None, help="a real bundle for the end-to-end text query")
     ap.add_argument("--e2e-size", type=int, default=100_000)
     ap.add_argument("--no-e2e", action="store_true")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    global SEARCH_THREADS
+    SEARCH_THREADS = args.threads
     faiss.omp_set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    report = {"dim": DIM, "threads": args.threads,
-              "index": bench_sizes(sizes, args.kinds.split(","), [int(e) for e in args.ef.split(",")],
-                                   args.queries)}
+    kinds = args.kinds.split(",")
+    if args.build_only:
+        for n in sizes:
+            data = synthetic(n, seed=n)
+            ids = np.arange(1, n + 1, dtype=np.int64)
+            for kind in kinds:
+                if kind != "exact":
+                    _, built = cached_index(kind, n, data, ids, hnsw_m=args.hnsw_m,
+                                            ef_construction=args.ef_construction, nlist=args.nlist)
+                    print(f"{kind} {n:,}: {'cached' if built is None else f'built in {built:.0f} s'}", flush=True)
+        return 0
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "dim": DIM, "threads": args.threads,
+              "command": " ".join(sys.argv),
+              "index": bench_sizes(sizes, kinds, [int(e) for e in args.ef.split(",")], args.queries,
+                                   nprobes=[int(p) for p in args.nprobe.split(",") if p], hnsw_m=args.hnsw_m,
+                                   ef_construction=args.ef_construction, nlist=args.nlist,
+                                   exact_queries=args.exact_queries, build=not args.no_build)}
     if not args.no_e2e:
         e2e = bench_e2e(args.e2e_size, args.bundle, min(args.queries, 200))
         report["e2e"] = e2e
         print(f"end to end at {e2e['size']:,} ({e2e['model']}): text p50 {e2e['text']['p50_ms']} ms,"
-              f" with filters p50 {e2e['text + root + date filter']['p50_ms']} ms; parts {e2e['parts_p50_ms']}")
+              f" p99 {e2e['text']['p99_ms']} ms; with filters p50 {e2e['text + root + date filter']['p50_ms']} ms;"
+              f" parts {e2e['parts_p50_ms']}")
+    print(markdown(report))
     if args.json:
-        print(json.dumps(report, indent=1))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     return 0
+
+
+def markdown(report: dict) -> str:
+    """The figures as markdown tables."""
+    lines = [f"Single-query search, k=10, {report['dim']}-d clustered vectors, {report['threads']} search thread(s);"
+             " recall@10 against a float32 brute force.", "",
+             "| vectors | index | p50 ms | p99 ms | recall@10 | build s |", "|---:|---|---:|---:|---:|---:|"]
+    for r in report["index"]:
+        lines.append(f"| {r['size']:,} | {r['kind']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall@10']:.4f} |"
+                     f" {'' if r.get('build_s') is None else r['build_s']} |")
+    e2e = report.get("e2e")
+    if e2e:
+        parts = e2e["parts_p50_ms"]
+        lines += ["", f"Text query end to end at {e2e['size']:,} photos ({e2e['model']}): tokenize, encode, search,"
+                  " catalog join; k=20.", "",
+                  "| query | p50 ms | p99 ms |", "|---|---:|---:|"]
+        for label in ("text", "text + root + date filter"):
+            lines.append(f"| {label} | {e2e[label]['p50_ms']:.1f} | {e2e[label]['p99_ms']:.1f} |")
+        lines.append("")
+        lines.append("p50 of the parts: " + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items()))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
