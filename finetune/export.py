@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from cn_clip.clip import utils as cn_utils
 from finetune.checkpoint import load_model
 from photod import bundle as bundles
+from photod.encoder import trim_tokens
 from photod.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,11 @@ def _text_batch(texts: Sequence[str], context_length: int) -> torch.Tensor:
 
 def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str,
             output_name: str) -> dict[str, Any]:
-    """Export one tower with a dynamic batch axis; returns the exporter used and its opset."""
+    """Export one tower with a dynamic batch axis (and, for text, a dynamic token axis, so short queries
+    run on their own length rather than the padded context); returns the exporter used and its opset."""
     module.eval()
+    text = input_name == bundles.TEXT_INPUT
+    axes = {0: "batch", 1: "tokens"} if text else {0: "batch"}
     try:
         # The tracer warns about shape checks inside torch's attention code (constant for a given model)
         # and about its own deprecation; neither is actionable for the person importing a model.
@@ -164,24 +168,26 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+                dynamic_axes={input_name: axes, output_name: {0: "batch"}},
                 opset_version=OPSET, do_constant_folding=True, dynamo=False)
-        return {"exporter": "torchscript", "opset": OPSET}
+        return {"exporter": "torchscript", "opset": OPSET, "dynamic_tokens": text}
     except Exception as exc:  # noqa: BLE001 - any failure of the old exporter sends us to the new one
         log.warning("TorchScript ONNX export failed (%s); trying the torch.export-based exporter", exc)
     for stale in path.parent.iterdir():
         stale.unlink()
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = {0: torch.export.Dim("batch", min=1, max=4096)}
+    if text:
+        shapes[1] = torch.export.Dim("tokens", min=2, max=int(example.shape[1]))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module, (example,), input_names=[input_name], output_names=[output_name],
-                dynamic_shapes={input_name: {0: batch}}, opset_version=FALLBACK_OPSET, dynamo=True)
+                dynamic_shapes={input_name: shapes}, opset_version=FALLBACK_OPSET, dynamo=True)
         program.save(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"exporting the {input_name} tower to ONNX failed: {exc}") from exc
-    return {"exporter": "dynamo", "opset": FALLBACK_OPSET}
+    return {"exporter": "dynamo", "opset": FALLBACK_OPSET, "dynamic_tokens": text}
 
 
 class _QuietQuantizer(logging.Filter):
@@ -257,7 +263,11 @@ def _compare(path: Path, input_name: str, inputs: torch.Tensor, reference: np.nd
     if full.shape != reference.shape:
         raise ModelError(f"ONNX {input_name} tower returned shape {full.shape}, expected {reference.shape}")
     single = _run(path, input_name, batch[:1])
-    cos = np.concatenate([_cosines(full, reference), _cosines(single, reference[:1])])
+    parts = [_cosines(full, reference), _cosines(single, reference[:1])]
+    if input_name == bundles.TEXT_INPUT:  # as photod runs it: padding trimmed, against the padded reference
+        parts += [_cosines(_run(path, input_name, trim_tokens(batch)), reference),
+                  _cosines(_run(path, input_name, trim_tokens(batch[1:2])), reference[1:2])]
+    cos = np.concatenate(parts)
     if not np.all(np.isfinite(cos)):
         return {"min": -1.0, "mean": -1.0}
     return {"min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}

@@ -185,7 +185,8 @@ def test_unusable_file_is_rebuilt_from_the_catalog(damage, catalog, data_dir, tm
 
 def test_kind_follows_config_and_size(catalog, data_dir, tmp_path):
     assert resolve_kind("auto", 10, 100) == "exact"
-    assert resolve_kind("auto", 101, 100) == "hnsw"
+    assert resolve_kind("auto", 101, 100) == "hnsw"  # too few to train IVF lists
+    assert resolve_kind("auto", 20_001, 20_000) == "ivf"
     assert resolve_kind("ivf", 50, 100) == "exact"  # too few vectors to train k-means
     stored_library(catalog, tmp_path, 150, dim=16)
     a = VectorIndex.open(data_dir, M, catalog, kind="auto", approximate_above=100)

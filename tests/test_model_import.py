@@ -374,3 +374,21 @@ def test_missing_finetune_extra_says_what_to_install(monkeypatch, tmp_path):
     assert "pip install 'photod[finetune]'" in str(err.value)
     with pytest.raises(ModelError, match=r"photod\[finetune\]"):
         modelhub.pull("RN50", tmp_path)
+
+
+def test_text_queries_run_on_their_own_length_and_match_the_padded_embedding(small_vit_bundle):
+    import onnxruntime as ort
+
+    from photod.encoder import TextEncoder
+    from photod.tokenizer import Tokenizer
+
+    bundle = small_vit_bundle.bundles["fp32"]
+    enc = TextEncoder(bundle, threads=1)
+    assert enc.trims and bundle.export["text"]["dynamic_tokens"] is True
+    texts = ["海边的日落", "a red dress on the grass", "婚礼"]
+    padded = Tokenizer.from_vocab(bundle.vocab_path).tokenize(texts, bundle.context_length)
+    sess = ort.InferenceSession(str(bundle.text_path), providers=["CPUExecutionProvider"])
+    reference = sess.run(None, {bundles.TEXT_INPUT: padded})[0]
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    got = enc.encode(texts)
+    assert (got * reference).sum(axis=1).min() > 0.9999
