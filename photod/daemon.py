@@ -26,7 +26,7 @@ from photod.errors import DiskFullError, RootError
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
 from photod.presence import check_root
-from photod.scanner import reconcile
+from photod.scanner import fail_bad_names, printable_rel, reconcile
 from photod.stage import Stage
 from photod.systemd import Notifier
 from photod.watcher import WatchEvent, Watcher
@@ -274,7 +274,10 @@ class Daemon:
             st = os.stat(root.path / event.rel_path)
         except OSError:
             return  # gone again before it settled; a later event or scan will tell
-        self.catalog.upsert_file(root.id, event.rel_path, st.st_size, st.st_mtime_ns)
+        rel = printable_rel(event.rel_path)
+        self.catalog.upsert_file(root.id, rel, st.st_size, st.st_mtime_ns)
+        if rel != event.rel_path:
+            fail_bad_names(self.catalog, root.id, [event.rel_path])
 
     def _gone_for_real(self, root: Root, rel_path: str) -> bool:
         """A delete event counts only if the root is still present and the path really is gone."""

@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 # A file that could not be read for a reason that may pass (it vanished, the share hiccuped) is left `new`
 # and not offered again for this long; by then the scanner has usually marked it deleted or offline.
 RETRY_AFTER_SECONDS = 300.0
+# A read that has not finished after this long means the drive or share is not answering (a sleeping NAS,
+# a hung NFS mount); its root is then skipped for HUNG_RETRY seconds. Generous: a 50 MB TIFF over slow
+# Wi-Fi takes seconds, not a minute.
+READ_DEADLINE = 60.0
+HUNG_RETRY = RETRY_AFTER_SECONDS
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Ingester:
         self.draft = draft
         self.workers = max(1, workers)
         self._deferred: dict[int, float] = {}  # photo id -> when it may be tried again
+        self._hung: dict[int, float] = {}  # root id -> when its files may be read again
 
     def ingest_batch(self, limit: int = 64) -> IngestReport:
         """Stage up to `limit` pending photos; at most `limit` files' bytes are held in memory at once."""
@@ -81,9 +87,8 @@ class Ingester:
         files = self._next_files(limit)
         if not files:
             return report
+        read = self._read_all(files)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-decode") as pool:
-            # Reading is I/O (often a NAS): done in the pool so that several reads are in flight.
-            read = list(pool.map(self._read, files))
             to_decode = []
             for f, error in zip(files, read):
                 if error is None:
@@ -127,9 +132,41 @@ class Ingester:
     def _next_files(self, limit: int) -> list[_File]:
         now = time.monotonic()
         self._deferred = {pid: t for pid, t in self._deferred.items() if t > now}
+        self._hung = {root: t for root, t in self._hung.items() if t > now}
         rows = self.catalog.pending("new", limit + len(self._deferred))
-        rows = [r for r in rows if r["id"] not in self._deferred][:limit]
+        rows = [r for r in rows if r["id"] not in self._deferred and r["root_id"] not in self._hung][:limit]
         return [_File(row=r, path=Path(r["root_path"]) / r["rel_path"]) for r in rows]
+
+    def _read_all(self, files: list[_File]) -> list[str | None]:
+        """Read `files`, `workers` at a time, each on a daemon thread with a deadline.
+
+        A NAS that goes to sleep or a share that hangs can block a read for minutes or forever, and no
+        Python code can interrupt it. So a read past READ_DEADLINE is abandoned (its thread finishes or hangs
+        on its own), the file is tried again later, and its root is left alone for HUNG_RETRY seconds: the
+        other roots' photos go on being staged meanwhile.
+        """
+        results: dict[int, str | None] = {}
+        waiting, running = list(files), []
+        while waiting or running:
+            while waiting and len(running) < self.workers:
+                f = waiting.pop(0)
+                if f.row["root_id"] in self._hung:
+                    self._defer(f)
+                    results[id(f)] = "skip"
+                    continue
+                thread = threading.Thread(target=lambda f=f: results.setdefault(id(f), self._read(f)),
+                                          name="photod-read", daemon=True)
+                thread.start()
+                running.append((f, thread, time.monotonic()))
+            f, thread, started = running.pop(0)
+            thread.join(max(0.0, started + READ_DEADLINE - time.monotonic()))
+            if thread.is_alive() and results.setdefault(id(f), "skip") == "skip":
+                self._hung[f.row["root_id"]] = time.monotonic() + HUNG_RETRY
+                self._defer(f)
+                log.warning("reading %s took more than %.0f s: its drive or share is not answering; photod "
+                            "goes on with other roots and tries this one again in %.0f s", f.path, READ_DEADLINE,
+                            HUNG_RETRY)
+        return [results[id(f)] for f in files]
 
     def _read(self, f: _File) -> str | None:
         """Read and hash one file. Returns None when read, "skip" to try later, else a failure reason."""

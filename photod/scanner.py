@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 if TYPE_CHECKING:
     from photod.catalog import Catalog, Root
@@ -109,6 +109,25 @@ def _utf8_ok(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def printable_rel(rel: str) -> str:
+    """A path whose bytes are not valid UTF-8, made storable: the bad bytes written as \\xNN. SQLite holds
+    only UTF-8 text, and a person reading `photod failed` needs to see which file it is."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def fail_bad_names(catalog: "Catalog", root_id: int, rels: Iterable[str]) -> int:
+    """Give files whose names are not valid UTF-8 a `failed` row that says what to do (photod cannot open
+    them by a stored name). Rows already failed stay as they are. Returns the rows marked now."""
+    n = 0
+    for rel in {printable_rel(r) for r in rels}:
+        row = catalog.query("SELECT id, state FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel))
+        if row and row[0]["state"] == "new":
+            catalog.mark_failed(row[0]["id"], f"{rel}: the file name is not valid UTF-8; rename the file "
+                                              "(for example with convmv) so photod can read it")
+            n += 1
+    return n
 
 
 class Walk:
@@ -273,6 +292,7 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
     if gone:
         report.deleted = catalog.mark_deleted(gone)
     _write_upserts(catalog, root.id, upserts)
+    fail_bad_names(catalog, root.id, walker.bad_names)
     catalog.update_root(root.id, last_scan_at=time.time())
     report.seconds = time.monotonic() - t0
     return report
@@ -289,10 +309,10 @@ def _compare(catalog: "Catalog", root_id: int, walker: Walk, report: ScanReport,
     for batch in walker.batches():
         report.seen += len(batch)
         for entry in batch:
+            if bad and entry[0] in bad:  # SQLite text must be UTF-8: stored escaped, and failed
+                entry = tuple.__new__(FileEntry, (printable_rel(entry[0]), entry[1], entry[2]))
             k = pop(entry[0], None)
             if k is None:
-                if bad and entry[0] in bad:
-                    continue  # SQLite text must be UTF-8; the walk already warned about these names
                 report.new += 1
                 upserts.append(entry)
             elif k[1] != entry[1] or k[2] != entry[2]:

@@ -82,9 +82,11 @@ def test_bad_input_corpus_fails_alone_with_clear_messages_in_bounded_memory(tmp_
                 problems.append(f"{rel}: catalogued ({row['state']}) but is not a regular photo file")
             continue
         if rel.encode("utf-8", "surrogateescape") != rel.encode("utf-8", "replace"):
-            # Not valid UTF-8: SQLite text cannot hold the name; the scan names it in the log instead.
-            if "not valid UTF-8" not in text:
-                problems.append(f"{rel!r}: no warning about its name")
+            # Not valid UTF-8: SQLite holds the name with its bad bytes escaped, as a failed row.
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            row = rows.get(shown)
+            if row is None or row["state"] != "failed" or "not valid UTF-8" not in (row["error"] or ""):
+                problems.append(f"{rel!r}: no failed row naming its file name ({row and row['state']})")
             continue
         if row is None:
             problems.append(f"{rel}: not catalogued")

@@ -391,3 +391,47 @@ def test_kill_9_during_ingest_never_leaves_a_row_claiming_a_missing_entry(catalo
         assert stage.keys() == set(ids.values()) == catalog.staged_ids()
         assert len(stage) == len(ids)  # each photo exactly once
     assert catalog.counts()["staged"] == len(ids) and catalog.counts()["new"] == 0
+
+
+def test_a_hung_share_does_not_stall_other_roots(catalog, stage, tmp_path, monkeypatch):
+    """A read that never returns (a sleeping NAS, a hung NFS mount) is abandoned after its deadline; the
+    other root's photos are staged meanwhile, and the hung root's are staged once it answers again.
+    No hung share can exist on this machine, so the read itself is made to block."""
+    import threading
+
+    from photod import ingest as ingest_mod
+
+    nas, usb = tmp_path / "nas", tmp_path / "usb"
+    for shade, folder in enumerate((nas, usb)):
+        folder.mkdir()
+        for i in range(3):
+            Image.new("RGB", (40, 30), (i * 60, 90, 100 * shade)).save(folder / f"{folder.name}{i}.jpg")
+    for folder in (nas, usb):
+        r = catalog.add_root(photod.config.make_root(folder))
+        catalog.set_root_online(r.id)
+        for p in sorted(folder.iterdir()):
+            st = p.stat()
+            catalog.upsert_file(r.id, p.name, st.st_size, st.st_mtime_ns)
+    wake = threading.Event()
+    real_read = ingest_mod._read_regular
+
+    def read(path):
+        if path.parent == nas:
+            wake.wait()  # the share does not answer
+        return real_read(path)
+
+    monkeypatch.setattr(ingest_mod, "_read_regular", read)
+    monkeypatch.setattr(ingest_mod, "READ_DEADLINE", 0.3)
+    ingester = Ingester(catalog, stage, workers=2)
+    t0 = time.monotonic()
+    report = ingester.ingest_batch(64)
+    assert time.monotonic() - t0 < 5
+    states = {r["filename"]: r["state"] for r in catalog.query("SELECT filename, state FROM photos")}
+    assert [states[f"usb{i}.jpg"] for i in range(3)] == ["staged"] * 3
+    assert [states[f"nas{i}.jpg"] for i in range(3)] == ["new"] * 3
+    assert report.staged == 3 and report.skipped == 3
+    assert ingester.ingest_batch(64).done == 0  # the hung root is left alone for a while
+    wake.set()
+    ingester._hung.clear()
+    ingester._deferred.clear()
+    assert ingester.ingest_batch(64).staged == 3

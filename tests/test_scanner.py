@@ -266,7 +266,7 @@ def test_offline_photos_come_back_with_their_state(catalog, root, tree):
     assert set(states(catalog, root.id).values()) == {"staged"}
 
 
-def test_non_utf8_names_are_counted_not_written(catalog, tmp_path):
+def test_non_utf8_names_get_a_failed_row_that_says_to_rename_them(catalog, tmp_path):
     base = tmp_path / "r"
     touch(base / "ok.jpg")
     with open(os.path.join(os.fsencode(base), b"caf\xe9.jpg"), "wb") as f:
@@ -277,8 +277,13 @@ def test_non_utf8_names_are_counted_not_written(catalog, tmp_path):
         f.write(b"x")
     r = catalog.add_root(make_root(base))
     report = reconcile(catalog, r, present=lambda: True)
-    assert (report.seen, report.new, report.errors) == (3, 1, 2)
-    assert list(states(catalog, r.id)) == ["ok.jpg"]
+    assert (report.seen, report.new, report.errors) == (3, 3, 2)
+    assert states(catalog, r.id) == {"ok.jpg": "new", "caf\\xe9.jpg": "failed",
+                                     "\\xc0\\xaf folder/inside.jpg": "failed"}
+    errors = [row["error"] for row in catalog.failed()]
+    assert all("not valid UTF-8" in e and "rename" in e for e in errors) and len(errors) == 2
+    again = reconcile(catalog, r, present=lambda: True)  # stable: the same rows, nothing new or deleted
+    assert (again.new, again.deleted, again.unchanged) == (0, 0, 3)
 
 
 def test_writes_are_batched(catalog, tmp_path, monkeypatch):
