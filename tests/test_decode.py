@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from io import BytesIO
 
 import numpy as np
@@ -13,6 +11,7 @@ from PIL import Image
 from photod.decode import content_hash, decode_photo
 from photod.errors import DecodeError
 from photod.exif import parse_exif_date, read_exif
+from tests.faultkit import png_claiming
 
 
 def _open(jpeg: bytes) -> Image.Image:
@@ -25,15 +24,6 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height, with a tiny IDAT: what a decompression bomb looks like."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-            + chunk(b"IEND", b""))
 
 
 # ---- colour modes -------------------------------------------------------------------------------------
@@ -272,7 +262,7 @@ def test_truncated_jpeg(samples, sample, draft):
 
 def test_decompression_bomb_header_is_refused():
     with pytest.raises(DecodeError, match=r"bomb\.png: 10,000,000,000 pixels exceeds the decompression-bomb"):
-        decode_photo(_png_header_only(100_000, 100_000), "bomb.png")
+        decode_photo(png_claiming(100_000, 100_000), "bomb.png")
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -280,7 +270,7 @@ def test_image_between_warning_and_error_limit_is_refused():
     limit = Image.MAX_IMAGE_PIXELS
     side = int(limit**0.5) + 100  # above the warning level, below Pillow's hard error at twice it
     with pytest.raises(DecodeError, match=rf"{side}x{side} pixels exceeds the decompression-bomb limit"):
-        decode_photo(_png_header_only(side, side), "large.png")
+        decode_photo(png_claiming(side, side), "large.png")
 
 
 def test_content_hash():

@@ -7,12 +7,10 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
 import time
-import zlib
 from io import BytesIO
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import photod.config
 from photod.catalog import Catalog
 from photod.ingest import IngestReport, Ingester, check_stage_consistency
 from photod.stage import Stage
+from tests.faultkit import png_claiming
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,14 +159,6 @@ def test_exif_lands_in_the_catalog(catalog, stage, samples, tmp_path):
 
 # ---- broken input --------------------------------------------------------------------------------------
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height: what a decompression bomb looks like."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
-            + chunk(b"IEND", b""))
-
 def _pillow_can_decode(path: Path) -> bool:
     try:
         with Image.open(path) as img:
@@ -188,7 +179,7 @@ def test_broken_files_fail_with_reasons_and_nothing_else_is_affected(catalog, st
     (folder / "empty.jpg").write_bytes(b"")
     whole = (samples / "jpg" / "Canon_PowerShot_S40.jpg").read_bytes()
     (folder / "half.jpg").write_bytes(whole[: len(whole) // 2])
-    (folder / "bomb.png").write_bytes(_png_header_only(100_000, 100_000))
+    (folder / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
     ids = _register(catalog, folder)
 
     report = Ingester(catalog, stage, workers=2).drain(limit=5)  # several batches: failures mid-stream
