@@ -16,6 +16,7 @@ import errno
 import logging
 import operator
 import os
+import threading
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -50,6 +51,45 @@ def _key(photo_id: int) -> bytes:
     return str(int(photo_id)).encode()
 
 
+class _SharedEnv:
+    """One LMDB environment per stage per process, shared by every Stage opened on it (the daemon's thread
+    and, say, a finetune or a test in the same process). LMDB forbids opening an environment twice in one
+    process: closing the second handle would drop the first one's locks."""
+
+    _lock = threading.Lock()
+    _open: dict[str, "_SharedEnv"] = {}
+
+    def __init__(self, key: str, env: lmdb.Environment, readonly: bool):
+        self.key, self.env, self.readonly, self.refs = key, env, readonly, 0
+
+    @staticmethod
+    def _env(path: Path, map_size: int, readonly: bool) -> lmdb.Environment:
+        return lmdb.open(str(path), map_size=map_size, subdir=True, readonly=readonly, lock=True,
+                         max_readers=MAX_READERS, readahead=False, meminit=False, mode=0o600, sync=True,
+                         metasync=True)
+
+    @classmethod
+    def acquire(cls, path: Path, map_size: int, readonly: bool) -> "_SharedEnv":
+        key = os.path.realpath(path)
+        with cls._lock:
+            shared = cls._open.get(key)
+            if shared is None:
+                shared = cls._open[key] = cls(key, cls._env(path, map_size, readonly), readonly)
+            elif shared.readonly and not readonly:
+                # A writer after read-only handles: reopen writable, which serves both.
+                shared.env.close()
+                shared.env, shared.readonly = cls._env(path, max(map_size, DEFAULT_MAP_SIZE), False), False
+            shared.refs += 1
+            return shared
+
+    def release(self) -> None:
+        with self._lock:
+            self.refs -= 1
+            if self.refs == 0:
+                self.env.close()
+                self._open.pop(self.key, None)
+
+
 class Stage:
     """The LMDB of staged JPEGs under `data_dir/stage`."""
 
@@ -64,13 +104,14 @@ class Stage:
             if not readonly:
                 self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self.path.mkdir(exist_ok=True, mode=0o700)
-            self.env = lmdb.open(
-                str(self.path), map_size=map_size or DEFAULT_MAP_SIZE, subdir=True, readonly=readonly,
-                lock=True, max_readers=MAX_READERS, readahead=False, meminit=False, mode=0o600,
-                sync=True, metasync=True,
-            )
+            self._shared = _SharedEnv.acquire(self.path, map_size or DEFAULT_MAP_SIZE, readonly)
         except (lmdb.Error, OSError) as exc:
             raise self._storage_error(exc, "open") from exc
+        self._closed = False
+
+    @property
+    def env(self) -> lmdb.Environment:
+        return self._shared.env
 
     # ---- writing ----------------------------------------------------------------------------------
 
@@ -211,7 +252,9 @@ class Stage:
     # ---- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self.env.close()
+        if not self._closed:
+            self._closed = True
+            self._shared.release()
 
     def __enter__(self) -> "Stage":
         return self

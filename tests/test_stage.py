@@ -218,3 +218,23 @@ def test_stage_is_an_lmdb_directory_as_cn_clip_expects(data_dir):
         stage.put_many({1: _jpeg(1)})
     names = sorted(os.listdir(data_dir / "stage"))
     assert names == ["data.mdb", "lock.mdb"]
+
+
+def test_two_handles_in_one_process_share_the_environment(data_dir):
+    """A daemon thread and a finetune (or a test) in one process: closing one handle leaves the other's
+    environment open and its locks in place."""
+    writer = Stage(data_dir)
+    writer.put_many({1: b"\xff\xd8one"})
+    reader = Stage(data_dir, readonly=True)
+    assert reader.env is writer.env and reader.get_jpeg(1) == b"\xff\xd8one"
+    reader.close()
+    writer.put_many({2: b"\xff\xd8two"})
+    again = Stage(data_dir, readonly=True)
+    assert again.keys() == {1, 2}
+    with pytest.raises(StageError, match="read-only"):
+        again.put_many({3: b"x"})
+    again.close()
+    writer.close()
+    fresh = Stage(data_dir, readonly=True)
+    assert fresh.keys() == {1, 2}
+    fresh.close()
