@@ -126,15 +126,19 @@ def pull(name: str, data_dir: str | os.PathLike, source: str = "huggingface", pr
     except Exception as exc:  # noqa: BLE001 - network, HTTP and missing-client errors all end the same way
         raise ModelError(f"downloading {name} from {source} failed: {type(exc).__name__}: {str(exc)[:300]}",
                          local_hint) from None
-    return import_file(checkpoint, data_dir, arch=name, precision=precision, name=bundle_name,
-                       activate=activate, source=f"{source}:{name}")
+    # The weights go into the bundle (checkpoint.pt), so `photod finetune` can start from it on any machine the
+    # data dir is copied to; the download itself is then dropped, leaving one copy on disk.
+    bundle = import_file(checkpoint, data_dir, arch=name, precision=precision, name=bundle_name,
+                         activate=activate, source=f"{source}:{name}", keep_checkpoint=True)
+    Path(checkpoint).unlink(missing_ok=True)
+    return bundle
 
 
 def import_file(checkpoint: str | os.PathLike, data_dir: str | os.PathLike, **options: Any) -> Bundle:
     """`photod model import`: finetune.export.import_checkpoint behind the check for the finetune extra.
 
     `options` are import_checkpoint's keywords (arch, vision_config, text_config, precision, name,
-    activate, replace, source).
+    activate, replace, source, keep_checkpoint).
     """
     require_finetune()
     from finetune.export import import_checkpoint

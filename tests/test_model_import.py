@@ -343,6 +343,7 @@ def test_pull_uses_cn_clip_download_then_imports(data_dir, monkeypatch):
     ckpt, kw = calls["import"]
     assert ckpt.endswith("clip_cn_rn50.pt")
     assert kw["arch"] == "RN50" and kw["precision"] == "fp16" and kw["source"] == "modelscope:RN50"
+    assert kw["keep_checkpoint"] is True  # so `photod finetune` can start from the pulled bundle
 
 
 def test_pull_download_error_is_a_model_error(data_dir, monkeypatch):
