@@ -78,7 +78,7 @@ def render_unit(cfg: Config, exe: list[str], user: bool, config_path: Path | Non
         f"ExecStart={cmd} run",
         "Restart=on-failure",
         "RestartSec=10",
-        "WatchdogSec=120",
+        "WatchdogSec=300",  # generous: one staging or encoding step on a Pi can take half a minute
         "TimeoutStopSec=60",
         f"Environment=PHOTOD_DATA_DIR={_unit_path(cfg.data_dir)}",
         "Environment=PYTHONUNBUFFERED=1",
