@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 import sqlite_utils
 
 from photod import schema
-from photod.config import RootConfig
+from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
 from photod.textsearch import fts_query, search_text
 
@@ -78,6 +78,20 @@ class PhotoMeta:
     orientation: int | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data dir private to its owner: it holds thumbnails of every photo."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+
+
+def open_catalog(cfg: Config) -> "Catalog":
+    """The catalog of a configuration's data dir, created if new, with the config file's roots in it."""
+    prepare_data_dir(cfg.data_dir)
+    cat = Catalog.in_data_dir(cfg.data_dir)
+    cat.sync_config_roots(cfg.roots)
+    return cat
 
 
 def split_rel(rel_path: str) -> tuple[str, str]:

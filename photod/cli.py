@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from photod import __version__
+from photod.catalog import open_catalog
 from photod.config import Config, load_config, make_root
 from photod.errors import PhotodError
 from photod.logs import setup_logging
@@ -163,8 +164,7 @@ def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("migrate")
 def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.catalog import Catalog
-    from photod.daemon import prepare_data_dir
+    from photod.catalog import Catalog, prepare_data_dir
 
     prepare_data_dir(cfg.data_dir)
     with Catalog.in_data_dir(cfg.data_dir, migrate=False) as cat:
@@ -174,16 +174,6 @@ def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # ---- reading the catalog -----------------------------------------------------------------------------
-
-def open_catalog(cfg: Config):
-    from photod.catalog import Catalog
-    from photod.daemon import prepare_data_dir
-
-    prepare_data_dir(cfg.data_dir)
-    cat = Catalog.in_data_dir(cfg.data_dir)
-    cat.sync_config_roots(cfg.roots)
-    return cat
-
 
 @command("status")
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:

@@ -18,9 +18,8 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from photod.catalog import Catalog, Root
+from photod.catalog import Catalog, Root, prepare_data_dir
 from photod.config import Config
 from photod.errors import DiskFullError, RootError
 from photod.ingest import Ingester, check_stage_consistency
@@ -41,12 +40,6 @@ DISK_FULL_RETRY = 10.0  # seconds between attempts while the data dir's disk is 
 def _is_disk_full(exc: Exception) -> bool:
     # SQLite says "database or disk is full" (SQLITE_FULL) when it cannot grow the catalog or its WAL.
     return isinstance(exc, DiskFullError) or "full" in str(exc).lower()
-
-
-def prepare_data_dir(data_dir: Path) -> None:
-    """Create the data dir private to its owner: it holds thumbnails of every photo."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(data_dir, 0o700)
 
 
 @dataclass

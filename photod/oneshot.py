@@ -6,9 +6,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from photod.catalog import Catalog
+from photod.catalog import Catalog, open_catalog, prepare_data_dir
 from photod.config import Config
-from photod.daemon import prepare_data_dir
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
 from photod.presence import check_root
@@ -47,10 +46,8 @@ class ScanSummary:
 
 
 def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
-    prepare_data_dir(cfg.data_dir)
     out = ScanSummary()
-    with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
-        cat.sync_config_roots(cfg.roots)
+    with open_catalog(cfg) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out)
         _stage_all(cfg, cat, stage, out)

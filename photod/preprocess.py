@@ -77,11 +77,7 @@ def image_transform(
     std: Sequence[float] = CLIP_STD,
 ) -> np.ndarray:
     """One image as the image model's input: float32 array of shape (3, size, size)."""
-    _check_size(size)
-    m, s = _channel_stats(mean, std)
-    out = np.empty((3, size, size), dtype=np.float32)
-    _normalise_into(out, _to_model_pixels(img, size), m, s)
-    return out
+    return preprocess_batch([img], size, mean, std)[0]
 
 
 def preprocess_batch(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from PIL import Image
 from photod import bundle as bundles
 from photod import vectors
 from photod.catalog import Catalog
+from photod.results import Result
 from photod.errors import DecodeError, NoModelError, PhotodError
 from photod.index import VectorIndex
 
@@ -32,40 +32,6 @@ log = logging.getLogger(__name__)
 FULL_SYNC_SECONDS = 30.0   # how often a long-lived searcher reconciles deletions with the catalog
 OVERFETCH = 8              # first try: this many times k nearest, then keep those passing the filters
 SUBSET_LIMIT = 50_000      # else filters matching at most this many photos restrict the vector search itself
-
-
-@dataclass
-class Result:
-    """One photo found. `score` is the cosine similarity for text/photo queries, None for name-only ones."""
-
-    id: int
-    path: str
-    score: float | None
-    filename: str
-    folder: str
-    root: str
-    root_id: int
-    taken_at: str | None
-    camera: str | None
-    width: int | None
-    height: int | None
-    state: str
-    online: bool
-
-    @classmethod
-    def from_row(cls, row: dict, score: float | None) -> "Result":
-        camera = " ".join(p for p in (row.get("camera_make"), row.get("camera_model")) if p) or None
-        online = bool(row.get("root_online")) and row["state"] != "offline"
-        return cls(
-            id=row["id"], path=str(Path(row["root_path"]) / row["rel_path"]),
-            score=None if score is None else round(float(score), 6), filename=row["filename"],
-            folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
-            taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
-            state=row["state"], online=online)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON row `photod search --json` prints."""
-        return asdict(self)
 
 
 class Searcher:

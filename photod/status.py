@@ -25,10 +25,8 @@ def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
 
 
 def _model_status(cfg: Config) -> dict[str, Any] | None:
-    try:
-        from photod.bundle import active_bundle
-    except ImportError:
-        return None
+    from photod.bundle import active_bundle
+
     try:
         bundle = active_bundle(cfg.data_dir)
     except Exception as exc:  # noqa: BLE001 - status must show even a broken model setting

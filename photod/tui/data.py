@@ -26,7 +26,7 @@ from PIL import Image
 from photod.catalog import Catalog
 from photod.config import Config
 from photod.errors import NoModelError, PhotodError, StageError
-from photod.finder import as_result
+from photod.results import Result
 from photod.stage import Stage
 from photod.status import collect_status
 
@@ -248,7 +248,7 @@ class Library:
             rows = self.catalog().search_name(
                 query.text.strip() or None, after=f.after, before=f.before,
                 root_id=int(f.root) if f.root else None, camera=f.camera, folder=f.folder, limit=k)
-        return [as_result(r, None) for r in rows]
+        return [Result.from_row(r, None).to_json() for r in rows]
 
     def _semantic(self, query: Query) -> list[dict] | None:
         """Results by meaning, or None when no model is installed."""
@@ -294,7 +294,7 @@ class Library:
         row = self.photo(photo_id)
         if row is None:
             return None
-        return as_result(row, None)
+        return Result.from_row(row, None).to_json()
 
     def roots(self) -> list[tuple[str, int]]:
         """(label, id) of every watched root, for the root filter."""
