@@ -2,6 +2,10 @@
 
     python benchmarks/bench_scan.py [--dir .bench/scan100k] [--files 100000] [--folders 1000] [--repeat 3] [--json]
 
+Besides the unchanged tree (the issue's figure), it times the cases a signature cannot skip: ten folders
+each with one file touched, every folder compared (no signatures, as after a drive comes back), and the
+pure-Python listing that photod falls back to where no C compiler was present at install.
+
 The tree (and the catalog that knows it) is built once under --dir and reused by later runs; building
 100,000 files takes a while. Each measurement is repeated and the best time kept, after one untimed pass
 that warms the page cache for all three, so that the comparison is between code, not between disk reads.
@@ -12,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from photod import listing
 from photod.catalog import Catalog
 from photod.config import make_root
-from photod.scanner import reconcile, walk
+from photod.scanner import reconcile
 
 TARGET_RATIO = 3.0
 
@@ -45,9 +51,12 @@ def build_tree(tree: Path, files: int, folders: int) -> None:
     print(f"built in {time.monotonic() - t0:.1f}s", file=sys.stderr)
 
 
-def best_of(repeat: int, fn) -> tuple[float, object]:
+def best_of(repeat: int, fn, setup=None) -> tuple[float, object]:
+    """The best wall time of `repeat` calls and the last result; `setup` runs before each, untimed."""
     best, result = float("inf"), None
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         t0 = time.perf_counter()
         result = fn()
         best = min(best, time.perf_counter() - t0)
@@ -60,6 +69,30 @@ def run_find(tree: Path, printf: str | None = None) -> int:
     out = subprocess.run(f"find '{tree}' -type f{fmt} | wc -l", shell=True, check=True, capture_output=True,
                          text=True)
     return int(out.stdout.strip())
+
+
+def touch_folders(tree: Path, n: int) -> None:
+    """One file in each of n folders gets a new mtime: an edit the scan must find."""
+    folders = sorted(p for p in tree.glob("*/*") if p.is_dir())[:n]
+    for folder in folders:
+        photo = next(folder.iterdir())
+        st = photo.stat()
+        os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+def forget_signatures(catalog: Catalog) -> None:
+    with catalog.transaction():
+        catalog.conn.execute("UPDATE scan_folders SET signature = NULL")
+
+
+def with_python_listing(fn):
+    def run():
+        saved, listing._fastwalk = listing._fastwalk, None
+        try:
+            return fn()
+        finally:
+            listing._fastwalk = saved
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,27 +120,36 @@ def main(argv: list[str] | None = None) -> int:
         # The same walk with a stat of every file for its size and mtime, which `find -type f` skips
         # (the directory entries carry the type): the floor for any scan that compares (size, mtime).
         find_stat_s, _ = best_of(args.repeat, lambda: run_find(tree, r"%s %T@\n"))
-        walk_s, walked = best_of(args.repeat, lambda: sum(1 for _ in walk(tree, root.include, root.exclude)))
-        rec_s, report = best_of(args.repeat, lambda: reconcile(catalog, root, present=lambda: True))
+        scan = lambda: reconcile(catalog, root, present=lambda: True)  # noqa: E731
+        rec_s, report = best_of(args.repeat, scan)
+        touched_s, touched = best_of(args.repeat, scan, setup=lambda: touch_folders(tree, 10))
+        full_s, full = best_of(args.repeat, scan, setup=lambda: forget_signatures(catalog))
+        python_s, _ = best_of(1, with_python_listing(scan))
 
     figures = {
-        "files": count, "find_count": find_count, "walked": walked,
+        "files": count, "find_count": find_count, "folders": report.folders, "listing": listing.BACKEND,
         "reconcile": {"seen": report.seen, "unchanged": report.unchanged, "new": report.new,
-                      "changed": report.changed, "deleted": report.deleted},
-        "find_s": round(find_s, 4), "find_stat_s": round(find_stat_s, 4), "walk_s": round(walk_s, 4),
-        "reconcile_s": round(rec_s, 4), "walk_over_find": round(walk_s / find_s, 2),
+                      "changed": report.changed, "deleted": report.deleted, "compared": report.compared},
+        "find_s": round(find_s, 4), "find_stat_s": round(find_stat_s, 4), "reconcile_s": round(rec_s, 4),
         "reconcile_over_find": round(rec_s / find_s, 2), "reconcile_over_find_stat": round(rec_s / find_stat_s, 2),
+        "touched_s": round(touched_s, 4), "touched_changed": touched.changed, "touched_compared": touched.compared,
+        "all_compared_s": round(full_s, 4), "all_compared": full.compared,
+        "python_listing_s": round(python_s, 4),
         "target_ratio": TARGET_RATIO, "repeat": args.repeat,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"files:      {count}")
+        print(f"files:      {count} in {report.folders} folders; listing: {listing.BACKEND}")
         print(f"find:       {find_s:.3f} s")
         print(f"find+stat:  {find_stat_s:.3f} s  (find -printf '%s %T@', which stats every file)")
-        print(f"walk:       {walk_s:.3f} s  ({figures['walk_over_find']}x find)")
         print(f"reconcile:  {rec_s:.3f} s  ({figures['reconcile_over_find']}x find, target <= {TARGET_RATIO}x; "
-              f"{figures['reconcile_over_find_stat']}x find+stat)")
+              f"{figures['reconcile_over_find_stat']}x find+stat; {report.compared} folders compared)")
+        print(f"  10 folders touched:   {touched_s:.3f} s  ({touched_s / find_s:.2f}x find; {touched.changed} "
+              f"changed, {touched.compared} folders compared)")
+        print(f"  every folder compared: {full_s:.3f} s  ({full_s / find_s:.2f}x find; no signatures, as "
+              "after a drive returns)")
+        print(f"  Python listing:        {python_s:.3f} s  ({python_s / find_s:.2f}x find; no C compiler at install)")
     ok = report.unchanged == count and report.new == report.changed == report.deleted == 0
     return 0 if ok else 1
 

@@ -228,7 +228,8 @@ class Daemon:
         known = self.catalog.root_counts().get(root_id, 0)
         report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online)
         self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
-        log.info("scanned %s: %d files, %d new, %d changed, %d deleted in %.1fs%s", root.path, report.seen,
+        log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
+                 "%d deleted in %.1fs%s", root.path, report.seen, report.folders, report.compared,
                  report.new, report.changed, report.deleted, report.seconds,
                  "" if report.complete else " (incomplete: some folders could not be read)")
 

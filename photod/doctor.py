@@ -27,6 +27,7 @@ class Check:
 def run_checks(cfg: Config, mounts_path: str | None = None) -> Iterator[Check]:
     yield _python()
     yield from _dependencies()
+    yield _walker()
     yield from _data_dir(cfg)
     yield from _inotify()
     yield from _roots(cfg, mounts_path)
@@ -49,6 +50,16 @@ def _dependencies() -> Iterator[Check]:
     yield Check("finetune extra", "ok" if not missing else "warn",
                 "installed" if not missing else f"missing {', '.join(missing)} (only needed for model import "
                 "and finetune)", "pip install 'photod[finetune]' on the machine that imports or trains models")
+
+
+def _walker() -> Check:
+    from photod.listing import BACKEND
+
+    if BACKEND.startswith("C"):
+        return Check("folder walker", "ok", f"{BACKEND}: scans read folders in parallel threads")
+    return Check("folder walker", "warn", "Python: scans of big libraries are several times slower",
+                 "install a C compiler and the Python headers (Debian/Raspberry Pi OS: sudo apt install gcc "
+                 "python3-dev), then reinstall photod")
 
 
 def _data_dir(cfg: Config) -> Iterator[Check]:

@@ -21,9 +21,11 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Sequence
+
+from photod import foldersigs
+from photod.listing import Folder, list_tree
 
 if TYPE_CHECKING:
     from photod.catalog import Catalog, Root
@@ -131,37 +133,79 @@ def fail_bad_names(catalog: "Catalog", root_id: int, rels: Iterable[str]) -> int
 
 
 class Walk:
-    """An iterator over the photo files under a root, remembering what it could not read.
+    """The photo files under a root, a folder at a time, remembering what it could not read.
 
-    After iteration, `failed` holds the root-relative paths of folders (and the odd file) that raised
-    an error: their contents are unknown, so nothing under them may be called deleted. `bad_names`
-    holds paths whose names are not valid UTF-8 (surrogate-escaped); they are still reported.
+    The listing itself (photod.listing) runs once, on first use. After it, `failed` holds the
+    root-relative paths of folders (and the odd file) that raised an error: their contents are unknown,
+    so nothing under them may be called deleted. `bad_names` holds paths whose names are not valid UTF-8
+    (surrogate-escaped); they are still reported.
     """
 
-    def __init__(self, root_path: Path | str, matcher: Matcher):
+    def __init__(self, root_path: Path | str, matcher: Matcher, threads: int | None = None):
         self.root_path = os.fspath(root_path)
         self.matcher = matcher
+        self.threads = threads
         self.failed: list[str] = []
         self.bad_names: list[str] = []
         self._bad_set: set[str] = set()
         self.finished = False
-        self._batches = self._walk()
-        self._it = itertools.chain.from_iterable(self._batches)
+        self._folders: list[Folder] | None = None
 
-    def __iter__(self) -> "Walk":
-        return self
-
-    def __next__(self) -> FileEntry:
-        return next(self._it)
+    def __iter__(self) -> Iterator[FileEntry]:
+        return itertools.chain.from_iterable(self.batches())
 
     def batches(self) -> Iterator[list[FileEntry]]:
-        """The same entries, a folder's worth at a time (cheaper per file for a caller that loops)."""
-        return self._batches
+        """The photo files, a folder's worth at a time (cheaper per file for a caller that loops)."""
+        for folder in self.folders():
+            batch = self.entries(folder)
+            if batch:
+                yield batch
 
     @property
     def complete(self) -> bool:
         """True once the walk has ended having read every folder."""
         return self.finished and not self.failed
+
+    def folders(self) -> list[Folder]:
+        """Every folder's raw listing (all regular files, before the include/exclude globs)."""
+        if self._folders is None:
+            self._folders = list_tree(self.root_path, self.matcher.dir_ok, self.threads)
+            for folder in self._folders:
+                self._note_errors(folder)
+            self.finished = True
+            if len(self.failed) > MAX_ERROR_LINES:
+                log.warning("%d folders or files under %s could not be read in all (the first %d are named "
+                            "above); nothing under them was deleted", len(self.failed), self.root_path,
+                            MAX_ERROR_LINES)
+        return self._folders
+
+    def entries(self, folder: Folder) -> list[FileEntry]:
+        """The photo files of one folder's listing: those whose names pass the globs."""
+        names = folder.file_names()
+        if not names:
+            return []
+        sizes, mtimes = folder.columns()
+        prefix = folder.rel + "/" if folder.rel else ""
+        match = self.matcher._file_match
+        make = functools.partial(tuple.__new__, FileEntry)  # C all the way, unlike FileEntry(...)
+        out = [make((prefix + n, s, m)) for n, s, m in zip(names, sizes, mtimes) if match(n) is not None]
+        if out and not (_utf8_ok(prefix) and all(map(_utf8_ok, names))):
+            for entry in out:
+                if not _utf8_ok(entry.rel_path):  # the file's name or a folder's on the way
+                    self._bad_name(entry.rel_path)
+        return out
+
+    def has_bad_names(self, folder: Folder) -> bool:
+        """Whether this folder's path or any of its files' names is not valid UTF-8."""
+        return not _utf8_ok(folder.rel) or not all(map(_utf8_ok, folder.file_names()))
+
+    def _note_errors(self, folder: Folder) -> None:
+        prefix = folder.rel + "/" if folder.rel else ""
+        if folder.error is not None:
+            self._fail(folder.rel, folder.error)
+        for name, exc in folder.file_errors:
+            if self.matcher._file_match(name) is not None:
+                self._fail(prefix + name, exc)
 
     def _fail(self, rel: str, exc: OSError) -> None:
         self.failed.append(rel)
@@ -169,56 +213,9 @@ class Walk:
             log.warning("cannot read %s: %s; the scan skips it and deletes nothing under it",
                         os.path.join(self.root_path, rel), exc.strerror or exc)
 
-    def _walk(self) -> Iterator[list[FileEntry]]:
-        dir_ok, file_match = self.matcher.dir_ok, self.matcher._file_match
-        make = functools.partial(tuple.__new__, FileEntry)  # C all the way, unlike FileEntry(...)
-        stack: list[tuple[str, str]] = [(self.root_path, "")]
-        while stack:
-            abs_dir, rel_dir = stack.pop()
-            prefix = rel_dir + "/" if rel_dir else ""
-            batch: list[FileEntry] = []
-            try:
-                it = os.scandir(abs_dir)
-            except OSError as exc:
-                self._fail(rel_dir, exc)
-                continue
-            with it:
-                while True:
-                    try:
-                        entry = next(it, None)
-                    except OSError as exc:  # an I/O error part-way through a folder listing
-                        self._fail(rel_dir, exc)
-                        break
-                    if entry is None:
-                        break
-                    name = entry.name
-                    try:
-                        # Files first: they outnumber folders, and the type comes free with the entry.
-                        if not entry.is_file(follow_symlinks=False):
-                            if entry.is_dir(follow_symlinks=False) and dir_ok(name):
-                                stack.append((entry.path, prefix + name))
-                            continue  # also symlinks, FIFOs, sockets and devices: never followed or opened
-                        if file_match(name) is None:
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # removed while we looked: it is simply not there
-                    except OSError as exc:
-                        self._fail(prefix + name, exc)
-                        continue
-                    rel = prefix + name
-                    if not _utf8_ok(rel):  # the file's name or a folder's on the way
-                        self._bad_name(rel)
-                    batch.append(make((rel, st.st_size, st.st_mtime_ns)))
-            if batch:
-                yield batch
-        self.finished = True
-        if len(self.failed) > MAX_ERROR_LINES:
-            log.warning("%d folders or files under %s could not be read in all (the first %d are named "
-                        "above); nothing under them was deleted", len(self.failed), self.root_path,
-                        MAX_ERROR_LINES)
-
     def _bad_name(self, rel: str) -> None:
+        if rel in self._bad_set:
+            return
         if not self.bad_names:
             log.warning("%s has file names that are not valid UTF-8 (first: %r); rename them so photod "
                         "can catalog them", self.root_path, rel.encode("utf-8", "surrogateescape"))
@@ -226,13 +223,14 @@ class Walk:
         self._bad_set.add(rel)
 
 
-def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str]) -> Walk:
+def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str],
+         threads: int | None = None) -> Walk:
     """Every regular photo file under `root_path` as FileEntry, in no particular order.
 
-    Returns a `Walk` (an iterator); after iterating, its `failed` and `complete` tell whether any folder
+    Returns a `Walk` (iterable); after iterating, its `failed` and `complete` tell whether any folder
     could not be read. Errors are logged, never raised: one unreadable folder must not stop a scan.
     """
-    return Walk(root_path, compile_matcher(include, exclude))
+    return Walk(root_path, compile_matcher(include, exclude), threads)
 
 
 # ---- reconcile -------------------------------------------------------------------------------------
@@ -252,6 +250,8 @@ class ScanReport:
     kept_missing: int = 0              # missing files not marked deleted (unread folder, root gone)
     root_present: bool = True
     failed_paths: list[str] = field(default_factory=list)
+    folders: int = 0                   # folders listed
+    compared: int = 0                  # folders compared file by file (the rest were unchanged)
 
 
 def _under_failed(rel_path: str, failed: set[str]) -> bool:
@@ -263,9 +263,11 @@ def _under_failed(rel_path: str, failed: set[str]) -> bool:
 
 
 def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
-              on_progress: Callable[[int], None] | None = None) -> ScanReport:
+              on_progress: Callable[[int], None] | None = None, threads: int | None = None) -> ScanReport:
     """One reconcile pass of `root`: new and changed files upserted, missing files marked deleted.
 
+    Folders whose listing hashes to the signature stored by an earlier pass are unchanged and passed
+    over (photod.foldersigs); only the others are compared file by file with their catalog rows.
     `present()` is asked after the walk; if the root is no longer present, nothing is written at all
     (the walk may have seen a half-unmounted drive). Missing files under a folder that could not be
     read are kept. Deletions are written before new files, so that a move within the scan leaves a
@@ -273,8 +275,9 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
     """
     t0 = time.monotonic()
     report = ScanReport()
-    walker = walk(root.path, root.include, root.exclude)
-    remaining, upserts = _compare(catalog, root.id, walker, report, on_progress)
+    walker = walk(root.path, root.include, root.exclude, threads)
+    plan = _plan(catalog, root, walker, report)
+    remaining, upserts, listed = _compare(catalog, root.id, walker, plan, report, on_progress)
 
     failed = set(walker.failed)
     report.failed_paths = sorted(failed)
@@ -293,20 +296,59 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
         report.deleted = catalog.mark_deleted(gone)
     _write_upserts(catalog, root.id, upserts)
     fail_bad_names(catalog, root.id, walker.bad_names)
+    foldersigs.remember(catalog, root.id, listed, plan.vanished)
     catalog.update_root(root.id, last_scan_at=time.time())
     report.seconds = time.monotonic() - t0
     return report
 
 
-def _compare(catalog: "Catalog", root_id: int, walker: Walk, report: ScanReport,
-             on_progress: Callable[[int], None] | None) -> tuple[dict[str, tuple], list[FileEntry]]:
-    """Walk and compare with the catalog. Returns (known files not seen, files to upsert)."""
-    known = known_signatures(catalog, root_id)
+@dataclass
+class _Plan:
+    """Which folders a pass compares file by file: those listed whose signature changed (with it) and
+    those the catalog knows that the listing no longer has."""
+
+    changed: list[tuple[Folder, bytes | None]]
+    vanished: list[str]
+
+
+def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport) -> _Plan:
+    folders = walker.folders()
+    known = foldersigs.load(catalog, root.id)
+    key = foldersigs.matcher_key(walker.matcher.include, walker.matcher.exclude)
+    sign = foldersigs.signature
+    changed: list[tuple[Folder, bytes | None]] = []
+    for folder in folders:
+        k = known.pop(folder.rel, None)
+        if folder.error is not None or folder.file_errors:
+            changed.append((folder, None))  # never vouched for: part of it could not be read
+            continue
+        sig = sign(key, folder)
+        if k is not None and k.signature == sig:
+            report.seen += k.photos
+            report.unchanged += k.photos
+        elif k is not None or folder.names:
+            changed.append((folder, sig))
+    report.folders = len(folders)
+    report.compared = len(changed) + len(known)
+    return _Plan(changed, list(known))
+
+
+def _compare(catalog: "Catalog", root_id: int, walker: Walk, plan: _Plan, report: ScanReport,
+             on_progress: Callable[[int], None] | None) -> tuple[dict[str, tuple], list[FileEntry], dict]:
+    """Compare the planned folders with their catalog rows. Returns (known files not seen, files to
+    upsert, {folder: (signature, photo files)} for foldersigs.remember)."""
+    folders = [printable_rel(f.rel) for f, _ in plan.changed] + plan.vanished
+    known = foldersigs.rows_in(catalog, root_id, folders)
     pop = known.pop
     upserts: list[FileEntry] = []
+    listed: dict[str, tuple[bytes, list[tuple[str, int, int]]]] = {}
     bad = walker._bad_set
     next_progress = PROGRESS_EVERY
-    for batch in walker.batches():
+    for folder, sig in plan.changed:
+        batch = walker.entries(folder)
+        if sig is not None and not (bad and walker.has_bad_names(folder)):
+            cut = len(folder.rel) + 1 if folder.rel else 0
+            listed[folder.rel] = (sig, [(e[0][cut:], e[1], e[2]) for e in batch])
         report.seen += len(batch)
         for entry in batch:
             if bad and entry[0] in bad:  # SQLite text must be UTF-8: stored escaped, and failed
@@ -327,21 +369,7 @@ def _compare(catalog: "Catalog", root_id: int, walker: Walk, report: ScanReport,
             next_progress = report.seen + PROGRESS_EVERY
     if on_progress is not None:
         on_progress(report.seen)
-    return known, upserts
-
-
-def known_signatures(catalog: "Catalog", root_id: int) -> dict[str, tuple[str, int, int, int, str]]:
-    """{rel_path: (rel_path, size, mtime_ns, photo id, state)} for every file of a root not deleted.
-
-    The same rows as `Catalog.known_files`, read as plain tuples: for a large library this is the
-    biggest cost of a scan of an unchanged tree after the walk itself, and tuples read about twice as
-    fast as row objects turned into dataclasses.
-    """
-    cur = catalog.conn.cursor()
-    cur.row_factory = None
-    rows = cur.execute("SELECT rel_path, size, mtime_ns, id, state FROM photos"
-                       " WHERE root_id = ? AND state != 'deleted'", (root_id,)).fetchall()
-    return dict(zip(map(itemgetter(0), rows), rows))  # built in C, no Python loop per row
+    return known, upserts, listed
 
 
 def _still_present(present: Callable[[], bool], root: "Root") -> bool:

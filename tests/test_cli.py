@@ -102,3 +102,5 @@ def test_doctor_reports_each_root(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"root {tmp_path}: inotify" in out or f"root {tmp_path}: poll" in out
     assert "missing (offline)" in out
+    from photod.listing import BACKEND
+    assert "folder walker" in out and BACKEND.split()[0] in out

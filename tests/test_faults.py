@@ -226,24 +226,28 @@ def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalo
     catalog.set_root_online(root.id, os.stat(root_path).st_dev)
     first = reconcile(catalog, catalog.root(root.id), present=lambda: True)
     assert first.new == 10 * per_dir
-    # Unplug the drive in the middle of the next scan (the walk has read part of the tree).
+    # Unplug the drive in the middle of the next scan, while the listing threads are reading folders: the
+    # listing asks which subfolders to enter as it goes, and the third question pulls the drive.
     away = tmp_path / "unplugged"
-    seen_at_unplug = []
-
-    def unplug(seen: int) -> None:
-        if not seen_at_unplug:
-            seen_at_unplug.append(seen)
-            root_path.rename(away)
-
+    asked = []
     import photod.scanner as scanner_mod
-    old_every = scanner_mod.PROGRESS_EVERY
-    scanner_mod.PROGRESS_EVERY = per_dir  # report after the first folder or so
+    real_list_tree = scanner_mod.list_tree
+
+    def list_tree_unplugging(path, dir_ok, threads):
+        def ok(name: str) -> bool:
+            asked.append(name)
+            if len(asked) == 3:
+                root_path.rename(away)
+            return dir_ok(name)
+        return real_list_tree(path, ok, threads)
+
+    scanner_mod.list_tree = list_tree_unplugging
     try:
         r = catalog.root(root.id)
-        report = reconcile(catalog, r, present=lambda: check_root(r, 10 * per_dir).online, on_progress=unplug)
+        report = reconcile(catalog, r, present=lambda: check_root(r, 10 * per_dir).online)
     finally:
-        scanner_mod.PROGRESS_EVERY = old_every
-    assert seen_at_unplug and 0 < seen_at_unplug[0] < 10 * per_dir
+        scanner_mod.list_tree = real_list_tree
+    assert len(asked) == 10 and report.failed_paths  # folders after the unplug could not be read
     assert not report.root_present and report.deleted == 0
     assert catalog.counts()["deleted"] == 0 and catalog.counts()["total"] == 10 * per_dir
     away.rename(root_path)  # plugged back in: a full scan finds everything unchanged

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from photod import scanner
+from photod import listing, scanner
 from photod.config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, make_root
 from photod.scanner import compile_matcher, reconcile, walk
 from tests.oskit import reads_everything
@@ -129,8 +129,15 @@ def test_unreadable_folder_is_logged_and_the_walk_goes_on(tree, caplog):
     assert w.failed == ["deep"] and not w.complete
 
 
+def python_listing(monkeypatch):
+    """Errors are injected through os.scandir, so these tests run the pure-Python listing (the C one is
+    held to the same results by tests/test_listing.py, which also fails real folders in both)."""
+    monkeypatch.setattr(listing, "_fastwalk", None)
+
+
 def fail_on(monkeypatch, bad_dir):
     """Make listing one folder fail the way an unreadable folder or a failing disk does."""
+    python_listing(monkeypatch)
     real = os.scandir
 
     def scandir(path):
@@ -224,6 +231,7 @@ def test_files_under_an_unreadable_folder_are_not_deleted(catalog, root, tree, m
 def test_many_unreadable_folders_are_summarised(tmp_path, monkeypatch, caplog):
     for i in range(8):
         touch(tmp_path / f"locked{i}" / "a.jpg")
+    python_listing(monkeypatch)
     real = os.scandir
 
     def scandir(path):
@@ -301,4 +309,4 @@ def test_writes_are_batched(catalog, tmp_path, monkeypatch):
 
     monkeypatch.setattr(catalog, "transaction", counting)
     assert reconcile(catalog, r, present=lambda: True).new == 25
-    assert opened.count(False) == 4  # 3 batches of upserts + the last_scan_at update
+    assert opened.count(False) == 5  # 3 batches of upserts, the folder signatures, the last_scan_at update
