@@ -19,10 +19,12 @@ INSERT INTO scan_folders (root_id, folder)
 
 -- Any change to which files a folder holds, their sizes or mtimes, or whether they are offline or deleted,
 -- forgets the folder's signature, whoever makes it (the scan, the watcher, a move, a purge): a signature can
--- only ever vouch for a catalog that has not changed since it was written.
+-- only ever vouch for a catalog that has not changed since it was written. `signature IS NOT NULL` keeps a
+-- bulk change (a drive going offline) to one write per folder, not one per photo.
 CREATE TRIGGER scan_folders_on_insert AFTER INSERT ON photos
 BEGIN
-    UPDATE scan_folders SET signature = NULL WHERE root_id = NEW.root_id AND folder = NEW.folder;
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = NEW.root_id AND folder = NEW.folder AND signature IS NOT NULL;
     INSERT INTO scan_folders (root_id, folder)
         SELECT NEW.root_id, NEW.folder
         WHERE NOT EXISTS (SELECT 1 FROM scan_folders WHERE root_id = NEW.root_id AND folder = NEW.folder);
@@ -33,8 +35,17 @@ WHEN OLD.root_id IS NOT NEW.root_id OR OLD.folder IS NOT NEW.folder OR OLD.rel_p
     OR OLD.size IS NOT NEW.size OR OLD.mtime_ns IS NOT NEW.mtime_ns
     OR (OLD.state IS NOT NEW.state AND (OLD.state IN ('offline', 'deleted') OR NEW.state IN ('offline', 'deleted')))
 BEGIN
-    UPDATE scan_folders SET signature = NULL WHERE root_id = OLD.root_id AND folder = OLD.folder;
-    UPDATE scan_folders SET signature = NULL WHERE root_id = NEW.root_id AND folder = NEW.folder;
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = OLD.root_id AND folder = OLD.folder AND signature IS NOT NULL;
+END;
+
+-- A photo arriving in a folder (moved there, or back from deleted) gives the folder a row if it has none.
+CREATE TRIGGER scan_folders_on_arrival AFTER UPDATE OF root_id, folder, state ON photos
+WHEN OLD.root_id IS NOT NEW.root_id OR OLD.folder IS NOT NEW.folder
+    OR (OLD.state = 'deleted' AND NEW.state != 'deleted')
+BEGIN
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = NEW.root_id AND folder = NEW.folder AND signature IS NOT NULL;
     INSERT INTO scan_folders (root_id, folder)
         SELECT NEW.root_id, NEW.folder
         WHERE NOT EXISTS (SELECT 1 FROM scan_folders WHERE root_id = NEW.root_id AND folder = NEW.folder);
@@ -42,5 +53,6 @@ END;
 
 CREATE TRIGGER scan_folders_on_delete AFTER DELETE ON photos
 BEGIN
-    UPDATE scan_folders SET signature = NULL WHERE root_id = OLD.root_id AND folder = OLD.folder;
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = OLD.root_id AND folder = OLD.folder AND signature IS NOT NULL;
 END;

@@ -1,10 +1,11 @@
 """The reconcile scan: walk a root fast, compare it with the catalog, and bring the catalog up to date.
 
-The walk is `os.scandir` with an explicit stack: directory entries carry their type from the kernel, so
-only the files that pass the include globs are stat'ed, and a deep tree cannot hit Python's recursion
-limit. Symlinks are never followed (a link back up the tree would loop forever, and a link to a file
-elsewhere would catalog the same photo twice), and only regular files are reported: a FIFO or device node
-is never opened.
+The walk lists every folder with its regular files' sizes and mtimes (photod.listing: parallel C threads,
+or os.scandir where the C walker was not built). Symlinks are never followed (a link back up the tree
+would loop forever, and a link to a file elsewhere would catalog the same photo twice), and only regular
+files are reported: a FIFO or device node is never opened. A folder whose listing matches the signature
+stored when the catalog last agreed with it is passed over (photod.foldersigs); the others are compared
+file by file.
 
 Deletion is the dangerous part. A file missing from the walk is marked deleted only when the walk read
 every folder that could hold it and the root is still present after the walk: a drive unplugged mid-scan,

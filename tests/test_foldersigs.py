@@ -176,3 +176,13 @@ def test_the_migration_lists_the_folders_of_an_existing_catalog(data_dir, monkey
         report = reconcile(cat, cat.root(r.id), present=lambda: True)
         assert (report.new, report.deleted) == (12, 2)
         assert scan(cat, r).compared == 0
+
+
+def test_a_folder_rename_the_watcher_followed_leaves_nothing_to_redo(catalog, root, tree):
+    (tree / "2020" / "夏天").rename(tree / "2020" / "summer")
+    assert catalog.move_folder(root.id, "2020/夏天", "2020/summer") == 3
+    assert signatures(catalog, root.id)["2020/summer"] is None
+    report = scan(catalog, root)
+    assert (report.new, report.deleted, report.unchanged, report.compared) == (0, 0, 12, 2)
+    assert "2020/夏天" not in signatures(catalog, root.id)
+    assert scan(catalog, root).compared == 0
