@@ -86,11 +86,16 @@ def prepare_data_dir(data_dir: Path) -> None:
     os.chmod(data_dir, 0o700)
 
 
-def open_catalog(cfg: Config) -> "Catalog":
-    """The catalog of a configuration's data dir, created if new, with the config file's roots in it."""
+def open_catalog(cfg: Config, *, owner: bool = False) -> "Catalog":
+    """The catalog of a configuration's data dir, created if new, with the config file's roots in it.
+
+    Only an `owner` (the daemon, a scan, `photod roots add|remove`) also retires config roots the file no
+    longer names. A command that only reads (status, search, the TUI) adds roots but never removes any:
+    run with another --config by mistake, it must not turn the daemon's photos into deleted ones.
+    """
     prepare_data_dir(cfg.data_dir)
     cat = Catalog.in_data_dir(cfg.data_dir)
-    cat.sync_config_roots(cfg.roots)
+    cat.sync_config_roots(cfg.roots, retire=owner)
     return cat
 
 
@@ -212,12 +217,14 @@ class Catalog:
                     " exclude_json = :exclude_json WHERE id = :id", {**values, "id": existing})
         return self.root(existing)
 
-    def sync_config_roots(self, roots: Iterable[RootConfig]) -> list[Root]:
-        """Make the catalog's config-sourced roots match the config file; CLI-added roots are kept."""
+    def sync_config_roots(self, roots: Iterable[RootConfig], retire: bool = True) -> list[Root]:
+        """Make the catalog's config-sourced roots match the config file; CLI-added roots are kept. With
+        `retire` false, roots the file no longer names are left for the daemon to retire."""
+        roots = list(roots)
         wanted = {str(rc.path) for rc in roots}
         for rc in roots:
             self.add_root(rc, source="config")
-        for root in self.active_roots():
+        for root in self.active_roots() if retire else ():
             if root.source == "config" and str(root.path) not in wanted:
                 self.remove_root(root.id)
         return self.roots()

@@ -47,7 +47,7 @@ class ScanSummary:
 
 def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
     out = ScanSummary()
-    with open_catalog(cfg) as cat, Stage(cfg.data_dir) as stage:
+    with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out)
         _stage_all(cfg, cat, stage, out)

@@ -104,3 +104,19 @@ def test_doctor_reports_each_root(tmp_path, capsys):
     assert "missing (offline)" in out
     from photod.listing import BACKEND
     assert "folder walker" in out and BACKEND.split()[0] in out
+
+
+def test_a_read_only_command_with_another_config_deletes_nothing(library, tmp_path, capsys):
+    """`photod status --config other.toml` on the daemon's data dir must not retire the daemon's roots;
+    only a command that owns the configuration (run, scan) does."""
+    config, root = library
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = write_config(other_dir, [tmp_path / "elsewhere"])
+    for args in (["status"], ["search", "--name", "DSC"], ["roots", "list"], ["failed"]):
+        capsys.readouterr()
+        main(["--config", str(other), *args])
+    status = run_json(capsys, "--config", str(config), "status", "--json")
+    assert status["photos"]["deleted"] == 0 and status["photos"]["total"] == 6
+    assert main(["--config", str(other), "scan"]) == 0  # the owner of `other` retires the first root
+    assert run_json(capsys, "--config", str(config), "status", "--json")["photos"]["deleted"] == 6

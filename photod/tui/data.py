@@ -189,7 +189,7 @@ class Library:
             self.cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             cat = Catalog.in_data_dir(self.cfg.data_dir)
             # Roots named in the config show in the filters even before the daemon has run once.
-            cat.sync_config_roots(self.cfg.roots)
+            cat.sync_config_roots(self.cfg.roots, retire=False)
             self._data_version = cat.scalar("PRAGMA data_version")
             self._cat = cat
         return self._cat
