@@ -410,11 +410,17 @@ class Catalog:
                 (root_id, rel_path, folder, filename, size, mtime_ns, time.time(), photo_id))
             self._index_text(photo_id, rel_path)
 
+    def ids_under(self, root_id: int, folder: str) -> list[int]:
+        """The photos, not deleted, anywhere under a root-relative folder."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ? AND state != 'deleted'",
+            (root_id, *_subtree(folder)))]
+
     def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
         """A folder renamed inside a root: every photo under it keeps its id; only paths change."""
         old_prefix, new_prefix = old_prefix.rstrip("/"), new_prefix.rstrip("/")
-        rows = self.query("SELECT id, rel_path FROM photos WHERE root_id = ? AND rel_path LIKE ? ESCAPE '\\'",
-                          (root_id, _like_prefix(old_prefix) + "/%"))
+        rows = self.query("SELECT id, rel_path FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ?",
+                          (root_id, *_subtree(old_prefix)))
         with self.transaction():
             for r in rows:
                 self.move_photo(r["id"], root_id, new_prefix + r["rel_path"][len(old_prefix):])
@@ -606,6 +612,13 @@ def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> No
 def _chunks(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
+
+
+def _subtree(folder: str) -> tuple[str, str]:
+    """[low, high) bounds of the rel_paths under a folder. Unlike LIKE, exact about case (Photos/ and
+    photos/ are two folders on Linux) and able to use the (root_id, rel_path) index: '0' follows '/'."""
+    folder = folder.strip("/")
+    return folder + "/", folder + "0"
 
 
 def _like_prefix(text: str) -> str:

@@ -174,3 +174,20 @@ def test_two_processes_opening_a_new_catalog_at_once_both_succeed(data_dir):
         assert p.wait(timeout=60) == 0, p.stderr.read().decode()
     with Catalog.in_data_dir(data_dir) as cat:
         assert schema.applied_migrations(cat.conn) == [n for n, _ in schema.available_migrations()]
+
+
+def test_folder_operations_tell_folders_apart_by_case_and_by_prefix(catalog, tmp_path):
+    """On Linux `Photos/` and `photos/` are two folders, and `2019/` is not `2019 trip/`: a folder rename
+    or removal touches exactly its own subtree, whatever LIKE would match."""
+    from photod.config import make_root
+
+    root = catalog.add_root(make_root(tmp_path))
+    ids = {rel: catalog.upsert_file(root.id, rel, 1, 1)[0]
+           for rel in ("Photos/a.jpg", "photos/b.jpg", "Photos/x/c.jpg", "Photos0.jpg", "Photos_/d.jpg",
+                       "2019/e.jpg", "2019 trip/f.jpg")}
+    assert sorted(catalog.ids_under(root.id, "Photos")) == sorted([ids["Photos/a.jpg"], ids["Photos/x/c.jpg"]])
+    assert catalog.ids_under(root.id, "2019/") == [ids["2019/e.jpg"]]
+    assert catalog.move_folder(root.id, "Photos", "Pictures") == 2
+    paths = {r["rel_path"] for r in catalog.query("SELECT rel_path FROM photos")}
+    assert paths == {"Pictures/a.jpg", "photos/b.jpg", "Pictures/x/c.jpg", "Photos0.jpg", "Photos_/d.jpg",
+                     "2019/e.jpg", "2019 trip/f.jpg"}
