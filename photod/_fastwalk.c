@@ -202,32 +202,23 @@ static char *join(const char *a, const char *b) {
     return s;
 }
 
-static job_t *new_job(const char *abs, const char *rel) {
-    job_t *job = calloc(1, sizeof(job_t));
-    if (!job) return NULL;
-    job->abs = strdup(abs);
-    job->rel = strdup(rel);
-    if (!job->abs || !job->rel) {
-        free(job->abs);
-        free(job->rel);
-        free(job);
+/* A job owning `abs` and `rel` (malloc'd; either NULL means out of memory, and both are freed). */
+static job_t *own_job(char *abs, char *rel) {
+    job_t *job = abs && rel ? calloc(1, sizeof(job_t)) : NULL;
+    if (!job) {
+        free(abs);
+        free(rel);
         return NULL;
     }
+    job->abs = abs;
+    job->rel = rel;
     return job;
 }
 
+static job_t *new_job(const char *abs) { return own_job(strdup(abs), strdup("")); }
+
 static job_t *child_job(const job_t *parent, const char *name) {
-    job_t *job = calloc(1, sizeof(job_t));
-    if (!job) return NULL;
-    job->abs = join(parent->abs, name);
-    job->rel = parent->rel[0] ? join(parent->rel, name) : strdup(name);
-    if (!job->abs || !job->rel) {
-        free(job->abs);
-        free(job->rel);
-        free(job);
-        return NULL;
-    }
-    return job;
+    return own_job(join(parent->abs, name), parent->rel[0] ? join(parent->rel, name) : strdup(name));
 }
 
 static void free_job(job_t *job) {
@@ -426,7 +417,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O&Oi", PyUnicode_FSConverter, &root_obj, &dir_ok, &nthreads)) return NULL;
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
-    job_t *first = new_job(PyBytes_AS_STRING(root_obj), "");
+    job_t *first = new_job(PyBytes_AS_STRING(root_obj));
     Py_DECREF(root_obj);
     if (!first) return PyErr_NoMemory();
     PyObject *out = PyList_New(0);
