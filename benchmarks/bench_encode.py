@@ -140,9 +140,11 @@ def _rate(run, pixels: np.ndarray, bs: int, rounds: int) -> float:
     return best
 
 
-def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2, rounds: int = 2) -> list[dict]:
+def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2, rounds: int = 2,
+                 extra: dict[str, Path] | None = None) -> list[dict]:
     """Images/s of photod int8 and fp32 ONNX and of cn_clip's PyTorch fp32 for one arch, batch size by batch
-    size (engines interleaved, so a burst of load elsewhere hits all three alike)."""
+    size (engines interleaved, so a burst of load elsewhere hits all three alike). `extra` adds more bundles
+    of the same arch (label -> bundle folder), e.g. one exported another way, to the same interleaved run."""
     import torch
 
     from benchmarks.common import clip_model, ensure_bundle
@@ -153,6 +155,8 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
     for precision in ("int8", "fp32"):
         bundle = ensure_bundle(arch, precision, (model, vision, text))
         engines[f"photod {precision}"] = ImageEncoder(bundle, threads=threads).encode_array
+    for label, folder in (extra or {}).items():
+        engines[label] = ImageEncoder(Bundle.load(folder), threads=threads).encode_array
     size = int(vision["image_resolution"])
     pixels = pixels_for(size)
 
@@ -169,7 +173,7 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
         for name, rate in rates.items():
             rows.append({"arch": arch, "engine": name, "batch": bs, "images_per_s": round(rate, 2),
                          "vs_pytorch": round(rate / base, 2)})
-            print(f"{arch:<9} {name:<13} batch {bs:>2}: {rate:7.2f} images/s  {rate / base:5.2f}x", flush=True)
+            print(f"{arch:<9} {name:<20} batch {bs:>2}: {rate:7.2f} images/s  {rate / base:5.2f}x", flush=True)
     return rows
 
 
@@ -327,8 +331,11 @@ def run_compare(args: argparse.Namespace) -> dict:
     if args.archs:
         report["throughput"] = []
         for arch in args.archs.split(","):
+            extra = {label: Path(folder) for label, _, folder in
+                     (item.partition("=") for item in args.extra if item.startswith(f"{arch}:"))}
+            extra = {label.split(":", 1)[1]: folder for label, folder in extra.items()}
             report["throughput"] += compare_arch(arch, [int(b) for b in args.batch_sizes.split(",")], pixels_for,
-                                                 args.threads, args.rounds)
+                                                 args.threads, args.rounds, extra)
     if args.ingest:
         bundle = ensure_bundle("ViT-B-16", "int8")
         report["ingest"] = {"arch": "ViT-B-16", **measure_ingest(
@@ -357,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--ingest-batch", type=int, default=16)
     cmp_.add_argument("--quality", type=int, default=2000, help="pictures for int8 vs fp32 (0 to skip)")
     cmp_.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    cmp_.add_argument("--extra", action="append", default=[], metavar="ARCH:LABEL=DIR",
+                      help="another bundle of ARCH to time in the same run, e.g. "
+                           "'ViT-B-16:photod int8 old=.bench/models-unfused/vit-b-16-int8' (repeatable)")
     qv = sub.add_parser("quant", help="int8 quantization and session settings against fp32 (image tower)")
     qv.add_argument("--arch", default="ViT-B-16")
     qv.add_argument("--batch-sizes", default="8")

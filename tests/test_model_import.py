@@ -141,8 +141,8 @@ def test_broken_fp32_export_is_refused(small_vit_bundle, tmp_path, monkeypatch):
     # An exported graph that computes something else (here: the image tower with one weight zeroed).
     real_export = export_mod._export
 
-    def sabotaged(module, example, path, input_name, output_name):
-        info = real_export(module, example, path, input_name, output_name)
+    def sabotaged(module, example, path, input_name, output_name, **kwargs):
+        info = real_export(module, example, path, input_name, output_name, **kwargs)
         if input_name == "image":
             import onnx
             from onnx import numpy_helper
@@ -393,3 +393,111 @@ def test_text_queries_run_on_their_own_length_and_match_the_padded_embedding(sma
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     got = enc.encode(texts)
     assert (got * reference).sum(axis=1).min() > 0.9999
+
+
+# --------------------------------------------------------------------------------------------------------
+# the fused ViT image tower (finetune/optimize.py)
+
+def _ops(path: Path) -> dict[str, int]:
+    import collections
+
+    import onnx
+
+    return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def _vit_model(layers: int, width: int, head_width: int, patch: int = 8, resolution: int = 32):
+    from finetune.smallmodels import SMALL_TEXT
+
+    vision = {"embed_dim": 16, "image_resolution": resolution, "vision_layers": layers, "vision_width": width,
+              "vision_patch_size": patch, "vision_head_width": head_width}
+    vision = ckpt_mod.normalise_vision_config(vision, "test vit")
+    torch.manual_seed(layers * 100 + width)
+    return ckpt_mod.build_model(vision, dict(SMALL_TEXT)), vision, dict(SMALL_TEXT)
+
+
+@pytest.mark.parametrize("layers,width,head_width", [(1, 32, 16), (3, 48, 16)])
+def test_fused_tower_computes_the_original_embedding_and_leaves_the_model_alone(layers, width, head_width):
+    from finetune.optimize import fused_image_tower
+
+    model, vision, _ = _vit_model(layers, width, head_width)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = fused_image_tower(model)
+    pixels = torch.randn(3, 3, vision["image_resolution"], vision["image_resolution"])
+    with torch.no_grad():
+        want = model.encode_image(pixels)
+        got = fused(pixels)
+    want = want / want.norm(dim=-1, keepdim=True)
+    assert torch.allclose(got, want, atol=1e-5)
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert not model.training
+
+
+def test_fused_tower_only_for_plain_vit_attention():
+    from finetune.optimize import fused_image_tower
+    from finetune.smallmodels import build_small_model
+
+    assert fused_image_tower(build_small_model("rn")) is None
+    model = build_small_model("vit")
+    model.visual.transformer.resblocks[0].attn_mask = torch.zeros(17, 17)
+    assert fused_image_tower(model) is None
+
+
+@pytest.mark.parametrize("layers,width,head_width", [(1, 32, 16), (3, 48, 16)])
+def test_fused_vit_int8_graph_has_qattention_and_verifies(tmp_path, layers, width, head_width):
+    model, vision, text = _vit_model(layers, width, head_width)
+    bundle = export_mod.export_bundle_from_model(model, vision, text, tmp_path / "b", precision="int8")
+    ops = _ops(bundle.image_path)
+    # Every block but the last (class token only) is one QAttention; no unfused attention left in them.
+    assert ops["QAttention"] == layers - 1 and ops["Softmax"] == 1 and ops["Attention"] == 0
+    assert bundle.export["image"]["fused"] is True
+    figures = bundle.verification["int8"]["image"]
+    assert figures["min"] >= export_mod.BOUNDS["int8"][0] and figures["mean"] >= export_mod.BOUNDS["int8"][1]
+    print(f"\nfused ViT {layers} layers int8 image: {json.dumps(figures)}")
+    # Independently of the export's own check: the graph at batch 1 and 4 against the original model.
+    pixels = torch.randn(4, 3, vision["image_resolution"], vision["image_resolution"])
+    with torch.no_grad():
+        want = model.encode_image(pixels).numpy()
+    sess = modelkit.session(bundle.image_path)
+    got = sess.run(None, {bundles.IMAGE_INPUT: pixels.numpy()})[0]
+    one = sess.run(None, {bundles.IMAGE_INPUT: pixels[:1].numpy()})[0]
+    assert modelkit.cosines(got, want).min() >= export_mod.BOUNDS["int8"][0]
+    assert modelkit.cosines(one, want[:1])[0] >= export_mod.BOUNDS["int8"][0]
+
+
+def test_small_bundles_fused_where_it_applies(small_vit_bundle, small_rn_bundle):
+    vit, rn = small_vit_bundle.bundles, small_rn_bundle.bundles
+    assert _ops(vit["fp32"].image_path)["Attention"] == 1 and vit["fp32"].export["image"]["fused"] is True
+    assert _ops(vit["int8"].image_path)["QAttention"] == 1 and vit["int8"].export["image"]["fused"] is True
+    # fp16 (for GPUs) and ResNet towers keep the plain export; text towers are never fused.
+    assert vit["fp16"].export["image"]["fused"] is False and not _ops(vit["fp16"].image_path)["Attention"]
+    assert all(b.export["image"]["fused"] is False for b in rn.values())
+    assert all(b.export["text"]["fused"] is False for b in (*vit.values(), *rn.values()))
+
+
+@pytest.mark.parametrize("failure", ["export raises", "graph disagrees"])
+def test_fused_export_failure_falls_back_to_the_plain_tower(tmp_path, monkeypatch, caplog, failure):
+    import onnx
+    from onnx import numpy_helper
+
+    real_export = export_mod._export
+
+    def fused_breaks(module, example, path, input_name, output_name, fused=False):
+        if fused and failure == "export raises":
+            raise RuntimeError("exporter cannot write com.microsoft.Attention")
+        info = real_export(module, example, path, input_name, output_name, fused=fused)
+        if fused:  # the fused graph computes something else: its largest weight reversed
+            graph = onnx.load(str(path))
+            init = max(graph.graph.initializer, key=lambda t: np.prod(t.dims))
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init)[::-1].copy(), init.name))
+            onnx.save(graph, str(path))
+        return info
+
+    monkeypatch.setattr(export_mod, "_export", fused_breaks)
+    model, vision, text = _vit_model(2, 32, 16)
+    bundle = export_mod.export_bundle_from_model(model, vision, text, tmp_path / "b", precision="int8")
+    assert bundle.export["image"]["fused"] is False and _ops(bundle.image_path)["QAttention"] == 0
+    assert bundle.verification["fp32"]["image"]["min"] >= 0.9999
+    assert bundle.verification["int8"]["image"]["min"] >= export_mod.BOUNDS["int8"][0]
+    assert "fused image tower did not export or verify" in caplog.text
