@@ -7,14 +7,16 @@
  * names, two for the sizes and mtimes) and asks Python which subfolders to enter. That keeps the
  * include/exclude rules in one place (photod.scanner.Matcher) and the per-file work in C.
  *
- * scan(root, dir_ok, threads) -> list of (rel_dir, names, sizes, mtimes, dir_error, file_errors)
+ * scan(root, dir_ok, threads, progress=None)
+ *   -> list of (rel_dir, names, sizes, mtimes, dir_error, file_errors)
  *   rel_dir      str, POSIX-style, '' for the root (file-system encoding, surrogateescape)
  *   names        bytes, the regular files' names joined by NUL, sorted bytewise
  *   sizes        bytes, native int64 per file, same order
  *   mtimes       bytes, native int64 nanoseconds per file, same order
  *   dir_error    None, or (errno, what) when the folder could not be opened or read to the end
  *   file_errors  list of (name, errno) for files whose stat failed other than by vanishing
- * dir_ok(name) is called for every subfolder; falsy means skip it. Symlinks are never followed and
+ * dir_ok(name) is called for every subfolder; falsy means skip it. progress(n), if given, is called with
+ * the number of files listed so far, every REPORT_EVERY files. Symlinks are never followed and
  * only regular files are reported. The same contract is implemented in Python by photod.listing.
  */
 #define PY_SSIZE_T_CLEAN
@@ -74,6 +76,16 @@ typedef struct {
     size_t outstanding;       /* folders queued or being read, not yet handed back */
     int stop;
 } pool_t;
+
+/* What the calling thread holds on the Python side of one scan. */
+typedef struct {
+    PyObject *dir_ok;         /* dir_ok(name) -> bool, or None for every folder */
+    PyObject *progress;       /* progress(files listed so far), or None */
+    PyObject *out;            /* the list of folder tuples */
+    size_t listed, next_report;
+} caller_t;
+
+#define REPORT_EVERY 2000     /* files between progress calls: a sign of life on a slow share */
 
 /* ---- one folder, read by a worker without the GIL ----------------------------------------------- */
 
@@ -330,17 +342,26 @@ static int queue_subdirs(pool_t *pool, const job_t *job, PyObject *dir_ok) {
     return 0;
 }
 
-static int deliver(pool_t *pool, job_t *job, PyObject *dir_ok, PyObject *out) {
+static int report_progress(caller_t *caller, size_t files) {
+    caller->listed += files;
+    if (caller->progress == Py_None || caller->listed < caller->next_report) return 0;
+    caller->next_report = caller->listed + REPORT_EVERY;
+    PyObject *r = PyObject_CallFunction(caller->progress, "n", (Py_ssize_t)caller->listed);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static int deliver(pool_t *pool, job_t *job, caller_t *caller) {
     if (job->oom) {
         PyErr_NoMemory();
         return -1;
     }
     PyObject *item = folder_tuple(job);
     if (!item) return -1;
-    int rc = PyList_Append(out, item);
+    int rc = PyList_Append(caller->out, item);
     Py_DECREF(item);
-    if (rc) return -1;
-    return queue_subdirs(pool, job, dir_ok);
+    if (rc || report_progress(caller, job->nfiles)) return -1;
+    return queue_subdirs(pool, job, caller->dir_ok);
 }
 
 /* Wait (without the GIL) for finished folders; NULL when nothing is left to wait for. */
@@ -373,7 +394,7 @@ static int finished(pool_t *pool) {
     return idle;
 }
 
-static int run_pool(pool_t *pool, PyObject *dir_ok, PyObject *out) {
+static int run_pool(pool_t *pool, caller_t *caller) {
     for (;;) {
         int interrupted = 0;
         job_t *got = collect(pool, &interrupted);
@@ -384,7 +405,7 @@ static int run_pool(pool_t *pool, PyObject *dir_ok, PyObject *out) {
         }
         while (got) {
             job_t *next = got->next;
-            int rc = deliver(pool, got, dir_ok, out);
+            int rc = deliver(pool, got, caller);
             free_job(got);
             got = next;
             if (rc) {
@@ -412,9 +433,10 @@ static void shut_down(pool_t *pool, pthread_t *threads, int started) {
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *root_obj = NULL, *dir_ok;
+    PyObject *root_obj = NULL, *dir_ok, *progress = Py_None;
     int nthreads;
-    if (!PyArg_ParseTuple(args, "O&Oi", PyUnicode_FSConverter, &root_obj, &dir_ok, &nthreads)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&Oi|O", PyUnicode_FSConverter, &root_obj, &dir_ok, &nthreads, &progress))
+        return NULL;
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
     job_t *first = new_job(PyBytes_AS_STRING(root_obj));
@@ -442,7 +464,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         rc = -1;
     } else {
         submit(&pool, first);
-        rc = run_pool(&pool, dir_ok, out);
+        caller_t caller = {.dir_ok = dir_ok, .progress = progress, .out = out, .listed = 0,
+                           .next_report = REPORT_EVERY};
+        rc = run_pool(&pool, &caller);
     }
     shut_down(&pool, threads, started);
     free(threads);
@@ -455,7 +479,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(root, dir_ok, threads) -> [(rel_dir, names, sizes, mtimes, dir_error, file_errors), ...]"},
+     "scan(root, dir_ok, threads, progress=None) -> [(rel_dir, names, sizes, mtimes, dir_error, file_errors), ...]"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -27,6 +27,7 @@ except ImportError:  # built without a C compiler: the Python listing below does
     _fastwalk = None
 
 BACKEND = "C (parallel)" if _fastwalk is not None else "Python"
+REPORT_EVERY = 2000  # files between on_listed calls (the C listing has the same constant)
 
 
 class Folder(NamedTuple):
@@ -61,15 +62,16 @@ def default_threads() -> int:
     return 4
 
 
-def list_tree(root: str | os.PathLike, dir_ok: Callable[[str], bool],
-              threads: int | None = None) -> list[Folder]:
+def list_tree(root: str | os.PathLike, dir_ok: Callable[[str], bool], threads: int | None = None,
+              on_listed: Callable[[int], None] | None = None) -> list[Folder]:
     """Every folder under `root` (itself included, as rel '') whose every folder name on the way passes
-    `dir_ok`, in no particular order."""
+    `dir_ok`, in no particular order. `on_listed(n)` hears the count of files listed so far every
+    REPORT_EVERY files: on a slow share the listing is most of a scan, and a progress bar needs a pulse."""
     threads = threads or default_threads()
     if _fastwalk is not None:
-        raw = _fastwalk.scan(os.fspath(root), dir_ok, threads)
+        raw = _fastwalk.scan(os.fspath(root), dir_ok, threads, on_listed)
         return [_from_c(r) for r in raw]
-    return list_tree_python(root, dir_ok)
+    return list_tree_python(root, dir_ok, on_listed)
 
 
 def _from_c(r: tuple) -> Folder:
@@ -81,14 +83,20 @@ def _from_c(r: tuple) -> Folder:
     return Folder(rel, names, sizes, mtimes, error, errors)
 
 
-def list_tree_python(root: str | os.PathLike, dir_ok: Callable[[str], bool]) -> list[Folder]:
+def list_tree_python(root: str | os.PathLike, dir_ok: Callable[[str], bool],
+                     on_listed: Callable[[int], None] | None = None) -> list[Folder]:
     """The pure-Python listing: same records as the C one, from os.scandir."""
     out: list[Folder] = []
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
+    listed, next_report = 0, REPORT_EVERY
     while stack:
         abs_dir, rel_dir = stack.pop()
         folder, subdirs = _list_folder(abs_dir, rel_dir)
         out.append(folder)
+        listed += len(folder)
+        if on_listed is not None and listed >= next_report:
+            on_listed(listed)
+            next_report = listed + REPORT_EVERY
         for name in subdirs:
             if dir_ok(name):
                 stack.append((os.path.join(abs_dir, name), f"{rel_dir}/{name}" if rel_dir else name))

@@ -167,10 +167,11 @@ class Walk:
         """True once the walk has ended having read every folder."""
         return self.finished and not self.failed
 
-    def folders(self) -> list[Folder]:
-        """Every folder's raw listing (all regular files, before the include/exclude globs)."""
+    def folders(self, on_listed: Callable[[int], None] | None = None) -> list[Folder]:
+        """Every folder's raw listing (all regular files, before the include/exclude globs). `on_listed`
+        hears the count of files listed so far while the listing runs."""
         if self._folders is None:
-            self._folders = list_tree(self.root_path, self.matcher.dir_ok, self.threads)
+            self._folders = list_tree(self.root_path, self.matcher.dir_ok, self.threads, on_listed)
             for folder in self._folders:
                 self._note_errors(folder)
             self.finished = True
@@ -269,6 +270,8 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
 
     Folders whose listing hashes to the signature stored by an earlier pass are unchanged and passed
     over (photod.foldersigs); only the others are compared file by file with their catalog rows.
+    `on_progress(n)` hears the files listed so far while the listing runs, then the photos seen; its last
+    call is the number of photo files seen.
     `present()` is asked after the walk; if the root is no longer present, nothing is written at all
     (the walk may have seen a half-unmounted drive). Missing files under a folder that could not be
     read are kept. Deletions are written before new files, so that a move within the scan leaves a
@@ -277,7 +280,7 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
     t0 = time.monotonic()
     report = ScanReport()
     walker = walk(root.path, root.include, root.exclude, threads)
-    plan = _plan(catalog, root, walker, report)
+    plan = _plan(catalog, root, walker, report, on_progress)
     remaining, upserts, listed = _compare(catalog, root.id, walker, plan, report, on_progress)
 
     failed = set(walker.failed)
@@ -312,8 +315,9 @@ class _Plan:
     vanished: list[str]
 
 
-def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport) -> _Plan:
-    folders = walker.folders()
+def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
+          on_progress: Callable[[int], None] | None) -> _Plan:
+    folders = walker.folders(on_progress)
     known = foldersigs.load(catalog, root.id)
     key = foldersigs.matcher_key(walker.matcher.include, walker.matcher.exclude)
     sign = foldersigs.signature

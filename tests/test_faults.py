@@ -233,13 +233,13 @@ def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalo
     import photod.scanner as scanner_mod
     real_list_tree = scanner_mod.list_tree
 
-    def list_tree_unplugging(path, dir_ok, threads):
+    def list_tree_unplugging(path, dir_ok, threads, on_listed=None):
         def ok(name: str) -> bool:
             asked.append(name)
             if len(asked) == 3:
                 root_path.rename(away)
             return dir_ok(name)
-        return real_list_tree(path, ok, threads)
+        return real_list_tree(path, ok, threads, on_listed)
 
     scanner_mod.list_tree = list_tree_unplugging
     try:

@@ -137,3 +137,27 @@ def test_a_big_tree_lists_every_file_once(tmp_path):
 
 def test_the_backend_in_use_is_named():
     assert listing.BACKEND == ("C (parallel)" if listing._fastwalk else "Python")
+
+
+@pytest.mark.parametrize("lister", [list_tree, list_tree_python])
+def test_the_listing_reports_progress_as_it_goes(tmp_path, lister):
+    for d in range(5):
+        folder = tmp_path / f"{d}"
+        folder.mkdir()
+        for i in range(1000):
+            (folder / f"{i}.jpg").write_bytes(b"")
+    heard: list[int] = []
+    lister(tmp_path, skip_system, on_listed=heard.append)
+    assert len(heard) == 2 and heard == sorted(heard) and 2000 <= heard[0] and heard[-1] <= 5000
+
+
+@needs_c
+def test_an_exception_in_the_progress_callback_propagates(tmp_path):
+    for i in range(2500):
+        (tmp_path / f"{i}.jpg").write_bytes(b"")
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list_tree(tmp_path, skip_system, 2, stop)
