@@ -80,7 +80,9 @@ def remember(catalog: "Catalog", root_id: int, listed: dict[str, tuple[bytes, li
     from disk that no longer hold any photo. `listed` maps folder -> (signature, [(filename, size,
     mtime_ns), ...] of the photo files the listing holds). Returns the signatures stored."""
     stored = 0
-    names = list(listed)
+    names, vanished = list(listed), list(vanished)
+    if not names and not vanished:
+        return 0  # an unchanged tree: no write transaction at all
     with catalog.transaction():
         for start in range(0, len(names), CHUNK):
             chunk = names[start:start + CHUNK]
