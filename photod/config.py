@@ -63,6 +63,7 @@ class Config:
     jpeg_draft: bool = True
     decode_workers: int = 2
     encode_threads: int = 2
+    scan_threads: int = 4
     batch_size: int = 16
     index_kind: str = "auto"
     approximate_above: int = 200_000
@@ -119,7 +120,7 @@ def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
     _check_keys(daemon, {"data_dir", "log_level", "rescan_hours", "deleted_grace_days", "settle_seconds"},
                 "daemon.", where)
     _check_keys(stage, {"size", "quality", "jpeg_draft"}, "stage.", where)
-    _check_keys(workers, {"decode", "encode_threads", "batch_size"}, "workers.", where)
+    _check_keys(workers, {"decode", "encode_threads", "batch_size", "scan_threads"}, "workers.", where)
     _check_keys(index, {"kind", "approximate_above"}, "index.", where)
 
     data_dir_value = _get(daemon, "data_dir", str, "", "daemon.", where)
@@ -150,6 +151,7 @@ def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
         jpeg_draft=_get(stage, "jpeg_draft", bool, True, "stage.", where),
         decode_workers=int(_number(workers, "decode", 2, 1, 64, "workers.", where, integer=True)),
         encode_threads=int(_number(workers, "encode_threads", 2, 1, 256, "workers.", where, integer=True)),
+        scan_threads=int(_number(workers, "scan_threads", 4, 1, 64, "workers.", where, integer=True)),
         batch_size=int(_number(workers, "batch_size", 16, 1, 1024, "workers.", where, integer=True)),
         index_kind=_choice(index, "kind", ("auto", "exact", "hnsw", "ivf"), "auto", "index.", where),
         approximate_above=int(_number(index, "approximate_above", 200_000, 0, 10**10, "index.", where,

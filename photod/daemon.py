@@ -229,7 +229,8 @@ class Daemon:
     def _rescan(self, root_id: int) -> None:
         root = self.catalog.root(root_id)
         known = self.catalog.root_counts().get(root_id, 0)
-        report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online)
+        report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
+                           threads=self.cfg.scan_threads)
         self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
         log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
                  "%d deleted in %.1fs%s", root.path, report.seen, report.folders, report.compared,

@@ -49,7 +49,7 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     out = ScanSummary()
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
-        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out)
+        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.scan_threads)
         _stage_all(cfg, cat, stage, out)
         if encode:
             _encode_all(cfg, cat, stage, out)
@@ -66,7 +66,7 @@ def reindex(cfg: Config) -> ScanSummary:
     return out
 
 
-def _scan_roots(cat: Catalog, roots, out: ScanSummary) -> None:
+def _scan_roots(cat: Catalog, roots, out: ScanSummary, threads: int) -> None:
     known = cat.root_counts()
     for r in roots:
         presence = check_root(r, known.get(r.id, 0))
@@ -79,7 +79,7 @@ def _scan_roots(cat: Catalog, roots, out: ScanSummary) -> None:
         bar = Progress(f"scanning {r.path}")
         count = known.get(r.id, 0)
         report = reconcile(cat, cat.root(r.id), present=lambda r=r, count=count: check_root(r, count).online,
-                           on_progress=bar.update)
+                           on_progress=bar.update, threads=threads)
         bar.close()
         out.roots_scanned += 1
         out.seen += report.seen

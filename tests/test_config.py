@@ -18,6 +18,7 @@ def test_example_config_loads_with_its_documented_defaults(monkeypatch, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = load_config(REPO / "config.toml")
     assert cfg.stage_size == 384 and cfg.jpeg_draft is True and cfg.log_level == "info"
+    assert cfg.scan_threads == 4
     assert cfg.roots[0].path == tmp_path / "Pictures"
     assert cfg.roots[0].watch == "auto"
     assert "@eaDir" in cfg.roots[0].exclude and "$RECYCLE.BIN" in cfg.roots[0].exclude
@@ -57,6 +58,7 @@ def test_extra_exclude_adds_to_defaults(tmp_path):
     ("[stage]\nsize = 10\n", ["stage.size", "10", "64 to 4096"]),
     ("[stage]\nsize = 'big'\n", ["stage.size", "'big'", "whole number"]),
     ("[workers]\ndecode = 1.5\n", ["workers.decode", "1.5"]),
+    ("[workers]\nscan_threads = 0\n", ["workers.scan_threads", "0", "1 to 64"]),
     ("[stage]\njpeg_draft = 'yes'\n", ["stage.jpeg_draft", "bool"]),
     ("[[roots]]\nlabel = 'x'\n", ["roots[0]", "path"]),
     ("[[roots]]\npath = '/p'\nwatch = 'fast'\n", ["roots[0].watch", "'fast'", "auto, inotify, poll"]),
