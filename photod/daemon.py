@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from photod.catalog import Catalog, Root, prepare_data_dir
+from photod.heartbeat import Heartbeat
 from photod.config import Config
 from photod.errors import DiskFullError, RootError
 from photod.ingest import Ingester, check_stage_consistency
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 PRESENCE_INTERVAL = 5.0  # seconds between root presence checks: how fast an unplugged drive is noticed
 PURGE_INTERVAL = 3600.0
 DISK_FULL_RETRY = 10.0  # seconds between attempts while the data dir's disk is full
+
+
+def _summary(c: dict[str, int]) -> str:
+    return (f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, {c['new']} to stage, "
+            f"{c['failed']} failed, {c['offline']} offline")
 
 
 def _is_disk_full(exc: Exception) -> bool:
@@ -61,6 +67,7 @@ class Daemon:
         self.events: queue.Queue[WatchEvent] = queue.Queue()
         self.timers = _Timers()
         self.online: dict[int, bool] = {}
+        self.summary = "watching"  # what `photod status` shows the daemon doing (see photod.heartbeat)
         # Photos known per root, refreshed with every presence check: a burst of delete events (a folder
         # of 1,000 photos removed) reuses it instead of counting a 100k-photo catalog once per event.
         self.known_photos: dict[int, int] = {}
@@ -72,6 +79,8 @@ class Daemon:
 
     def run(self) -> int:
         prepare_data_dir(self.cfg.data_dir)
+        self.heartbeat = Heartbeat(self.cfg.data_dir)
+        self.heartbeat.beat("starting")
         self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
         self.stage = Stage(self.cfg.data_dir)
         self.ingester = Ingester(self.catalog, self.stage, size=self.cfg.stage_size,
@@ -106,11 +115,13 @@ class Daemon:
         self.models.refresh()
         counts = self.catalog.counts()
         self.notifier.ready(f"{counts['total']} photos, {counts['new']} to stage")
+        self.heartbeat.beat(_summary(counts))
         log.info("photod running: %d roots, %d photos (data dir %s)",
                  len(self.catalog.active_roots()), counts["total"], self.cfg.data_dir)
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        self.heartbeat.close()
         for name in ("watcher", "models", "stage", "catalog"):
             part = getattr(self, name, None)
             if part is None:
@@ -182,9 +193,9 @@ class Daemon:
             self.notifier.watchdog()
         if now - self.timers.status >= 30:
             self.timers.status = now
-            c = self.catalog.counts()
-            self.notifier.status(f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, "
-                                 f"{c['new']} to stage, {c['failed']} failed, {c['offline']} offline")
+            self.summary = _summary(self.catalog.counts())
+            self.notifier.status(self.summary)
+        self.heartbeat.beat(self.summary, force=False)
 
     # ---- roots coming and going --------------------------------------------------------------------
 
@@ -229,8 +240,10 @@ class Daemon:
     def _rescan(self, root_id: int) -> None:
         root = self.catalog.root(root_id)
         known = self.catalog.root_counts().get(root_id, 0)
+        self.heartbeat.beat(f"scanning {root.path}")
         report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
                            threads=self.cfg.scan_threads)
+        self.heartbeat.beat(self.summary)
         self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
         log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
                  "%d deleted in %.1fs%s", root.path, report.seen, report.folders, report.compared,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from photod import heartbeat
 from photod.catalog import Catalog
 from photod.config import Config
 
@@ -21,6 +22,7 @@ def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
         "roots": roots,
         "model": _model_status(cfg),
         "data_dir": str(cfg.data_dir),
+        "daemon": heartbeat.read(cfg.data_dir),
     }
 
 
@@ -49,6 +51,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"model: broken: {model['error']}")
     else:
         lines.append(f"model: {model['name']} ({model['arch']}, {model['precision']})")
+    lines.append(heartbeat.describe(status["daemon"]))
     lines.append(f"data dir: {status['data_dir']}")
     lines.append("roots:" if status["roots"] else "roots: none (`photod roots add PATH`)")
     for r in status["roots"]:

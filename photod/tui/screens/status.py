@@ -27,15 +27,22 @@ def model_line(model: dict | None) -> str:
 
 
 def activity_line(status: dict[str, Any], meter: ActivityMeter) -> str:
-    """What the daemon is doing, as far as the catalog shows it."""
+    """What the daemon is doing: whether it runs (photod.heartbeat), a scan in hand, and the work queue."""
     q = status["queue"]
+    daemon = status.get("daemon") or {}
+    if not daemon.get("running"):
+        head = "not running (start it with `photod run`) · "
+    elif str(daemon.get("activity", "")).startswith("scanning"):
+        head = f"{daemon['activity']} · "
+    else:
+        head = ""
     if meter.staged_per_min is None:
         rate = "rate: measuring"
     else:
         rate = f"staging {meter.staged_per_min:.0f}/min, indexing {meter.indexed_per_min:.0f}/min"
     if not q["to_stage"] and not q["to_encode"]:
-        return f"idle: nothing waiting · {rate}"
-    return f"queue: {q['to_stage']} to stage, {q['to_encode']} to encode · {rate}"
+        return f"{head}idle: nothing waiting · {rate}"
+    return f"{head}queue: {q['to_stage']} to stage, {q['to_encode']} to encode · {rate}"
 
 
 class StatusScreen(Screen):
