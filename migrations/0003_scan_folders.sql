@@ -17,10 +17,12 @@ CREATE INDEX photos_folder ON photos (root_id, folder);
 INSERT INTO scan_folders (root_id, folder)
     SELECT DISTINCT root_id, folder FROM photos WHERE state != 'deleted';
 
--- Any change to which files a folder holds, their sizes or mtimes, or whether they are offline or deleted,
--- forgets the folder's signature, whoever makes it (the scan, the watcher, a move, a purge): a signature can
--- only ever vouch for a catalog that has not changed since it was written. `signature IS NOT NULL` keeps a
--- bulk change (a drive going offline) to one write per folder, not one per photo.
+-- Any change to which files a folder holds, their sizes or mtimes, or whether they are deleted, forgets the
+-- folder's signature, whoever makes it (the scan, the watcher, a move, a purge): a signature can only ever
+-- vouch for a catalog that has not changed since it was written. Going offline and back is not such a
+-- change (the rows return as they were, and a scan never trusts a signature while its root has offline
+-- photos), so a drive plugged back in is scanned at the speed of an unchanged one. `signature IS NOT NULL`
+-- keeps a bulk change to one write per folder, not one per photo.
 CREATE TRIGGER scan_folders_on_insert AFTER INSERT ON photos
 BEGIN
     UPDATE scan_folders SET signature = NULL
@@ -33,7 +35,7 @@ END;
 CREATE TRIGGER scan_folders_on_update AFTER UPDATE OF root_id, rel_path, folder, size, mtime_ns, state ON photos
 WHEN OLD.root_id IS NOT NEW.root_id OR OLD.folder IS NOT NEW.folder OR OLD.rel_path IS NOT NEW.rel_path
     OR OLD.size IS NOT NEW.size OR OLD.mtime_ns IS NOT NEW.mtime_ns
-    OR (OLD.state IS NOT NEW.state AND (OLD.state IN ('offline', 'deleted') OR NEW.state IN ('offline', 'deleted')))
+    OR (OLD.state IS NOT NEW.state AND (OLD.state = 'deleted' OR NEW.state = 'deleted'))
 BEGIN
     UPDATE scan_folders SET signature = NULL
         WHERE root_id = OLD.root_id AND folder = OLD.folder AND signature IS NOT NULL;

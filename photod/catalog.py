@@ -263,6 +263,13 @@ class Catalog:
                 " WHERE root_id = ? AND state NOT IN ('offline', 'deleted')", (now, root_id))
         return cur.rowcount
 
+    def has_offline(self, root_id: int) -> bool:
+        """Whether any photo of the root is still marked offline."""
+        # `+root_id` keeps SQLite off the (root_id, ...) indexes, which would walk every photo of the root;
+        # the state index finds the (usually zero) offline rows directly.
+        return bool(self.scalar("SELECT EXISTS (SELECT 1 FROM photos WHERE state = 'offline' AND +root_id = ?)",
+                                (root_id,)))
+
     def set_root_online(self, root_id: int, device: int | None = None) -> int:
         """The drive is back: photos return to the state they had, with nothing re-staged."""
         now = time.time()

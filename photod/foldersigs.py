@@ -10,7 +10,9 @@ Why this is safe:
 - A signature is written only after re-reading the folder's rows inside the same write transaction and
   finding them equal to the listing, so it never vouches for a catalog it has not seen.
 - Triggers on `photos` (migrations/0003_scan_folders.sql) forget a folder's signature on any change to
-  its files, sizes, mtimes or offline/deleted state, whoever makes the change.
+  its files, sizes, mtimes or deleted state, whoever makes the change. Going offline and back is not
+  such a change: the rows come back as they were, and no signature is trusted while a root has offline
+  photos, so a drive plugged back in costs no more than an unchanged scan.
 - A file edited in place changes its size or mtime, so its folder's hash changes: unlike skipping folders
   by their own mtime, nothing is trusted that an edit can leave unchanged.
 """

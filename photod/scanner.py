@@ -319,6 +319,9 @@ def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
           on_progress: Callable[[int], None] | None) -> _Plan:
     folders = walker.folders(on_progress)
     known = foldersigs.load(catalog, root.id)
+    # Offline rows are revived by a comparison (the upsert brings them back), so while a root still has
+    # any, no signature is trusted. Normally set_root_online has revived them all before the scan.
+    trusted = not catalog.has_offline(root.id)
     key = foldersigs.matcher_key(walker.matcher.include, walker.matcher.exclude)
     sign = foldersigs.signature
     changed: list[tuple[Folder, bytes | None]] = []
@@ -328,7 +331,7 @@ def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
             changed.append((folder, None))  # never vouched for: part of it could not be read
             continue
         sig = sign(key, folder)
-        if k is not None and k.signature == sig:
+        if trusted and k is not None and k.signature == sig:
             report.seen += k.photos
             report.unchanged += k.photos
         elif k is not None or folder.names:

@@ -83,9 +83,25 @@ def test_a_catalog_change_made_elsewhere_forgets_the_signature(catalog, root):
     assert state(catalog, "2020/春节/IMG_0002.jpg") == "new"
 
 
-def test_offline_and_back_compares_every_folder(catalog, root):
+def test_a_drive_back_online_is_scanned_like_an_unchanged_one(catalog, root):
     catalog.set_root_offline(root.id)
-    assert set(signatures(catalog, root.id).values()) == {None}
+    catalog.set_root_online(root.id)
+    report = scan(catalog, root)
+    assert (report.compared, report.unchanged) == (0, 12)
+
+
+def test_a_drive_back_with_a_change_made_elsewhere_finds_it(catalog, root, tree):
+    catalog.set_root_offline(root.id)
+    (tree / "2020" / "春节" / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff edited on a laptop")
+    catalog.set_root_online(root.id)
+    report = scan(catalog, root)
+    assert (report.compared, report.changed, report.unchanged) == (1, 1, 11)
+
+
+def test_no_signature_is_trusted_while_photos_are_offline(catalog, root):
+    """A scan of a root whose photos are still marked offline compares every folder: the comparison is
+    what brings each photo back."""
+    catalog.set_root_offline(root.id)
     report = scan(catalog, root)
     assert report.compared == 4 and report.unchanged == 12
     assert {r["state"] for r in catalog.query("SELECT state FROM photos")} == {"new"}
