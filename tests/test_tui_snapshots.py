@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable
 
 from photod.catalog import Catalog
 from photod.tui.app import PhotodApp
@@ -89,8 +90,16 @@ def test_status_screen(snap_compare, snap_library):
     data_dir, _ = snap_library
     app = make_app(data_dir)
 
+    def filled() -> bool:
+        # Both tables, not just the status: on a busy machine the picture could otherwise be taken
+        # between the status arriving and the tables being drawn with their rows.
+        screen = app.screen
+        return (isinstance(screen, StatusScreen) and screen.status is not None
+                and screen.query_one("#roots-table", DataTable).row_count == 2
+                and screen.query_one("#failed-table", DataTable).row_count >= 1)
+
     async def ready(pilot) -> None:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, StatusScreen) and app.screen.status is not None)
+        await wait_for(pilot, filled)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
