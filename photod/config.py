@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from photod.errors import ConfigError
+from photod.listing import DEFAULT_THREADS
 
 WATCH_MODES = ("auto", "inotify", "poll")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -63,7 +64,7 @@ class Config:
     jpeg_draft: bool = True
     decode_workers: int = 2
     encode_threads: int = 2
-    scan_threads: int = 4
+    scan_threads: int = DEFAULT_THREADS
     batch_size: int = 16
     index_kind: str = "auto"
     approximate_above: int = 200_000
@@ -151,7 +152,8 @@ def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
         jpeg_draft=_get(stage, "jpeg_draft", bool, True, "stage.", where),
         decode_workers=int(_number(workers, "decode", 2, 1, 64, "workers.", where, integer=True)),
         encode_threads=int(_number(workers, "encode_threads", 2, 1, 256, "workers.", where, integer=True)),
-        scan_threads=int(_number(workers, "scan_threads", 4, 1, 64, "workers.", where, integer=True)),
+        scan_threads=int(_number(workers, "scan_threads", DEFAULT_THREADS, 1, 64, "workers.", where,
+                                 integer=True)),
         batch_size=int(_number(workers, "batch_size", 16, 1, 1024, "workers.", where, integer=True)),
         index_kind=_choice(index, "kind", ("auto", "exact", "hnsw", "ivf"), "auto", "index.", where),
         approximate_above=int(_number(index, "approximate_above", 200_000, 0, 10**10, "index.", where,

@@ -115,7 +115,8 @@ class Daemon:
         self.models.refresh()
         counts = self.catalog.counts()
         self.notifier.ready(f"{counts['total']} photos, {counts['new']} to stage")
-        self.heartbeat.beat(_summary(counts))
+        self.summary = _summary(counts)
+        self.heartbeat.beat(self.summary)
         log.info("photod running: %d roots, %d photos (data dir %s)",
                  len(self.catalog.active_roots()), counts["total"], self.cfg.data_dir)
 

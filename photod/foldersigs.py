@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 if TYPE_CHECKING:
     from photod.catalog import Catalog
@@ -62,18 +62,22 @@ def load(catalog: "Catalog", root_id: int) -> dict[str, Known]:
     return {folder: Known(sig, photos) for folder, sig, photos in rows}
 
 
-def rows_in(catalog: "Catalog", root_id: int, folders: Sequence[str]) -> dict[str, tuple]:
-    """{rel_path: (rel_path, size, mtime_ns, photo id, state)} for the live photos of these folders."""
-    out: dict[str, tuple] = {}
+def _live_rows(catalog: "Catalog", root_id: int, folders: Sequence[str], columns: str) -> Iterator[tuple]:
+    """`columns` of the photos, not deleted, in these folders of a root, as plain tuples, CHUNK folders
+    per query."""
     cur = catalog.conn.cursor()
     cur.row_factory = None
     for start in range(0, len(folders), CHUNK):
         chunk = folders[start:start + CHUNK]
         marks = ",".join("?" * len(chunk))
-        for row in cur.execute("SELECT rel_path, size, mtime_ns, id, state FROM photos WHERE root_id = ?"
-                               f" AND folder IN ({marks}) AND state != 'deleted'", (root_id, *chunk)):
-            out[row[0]] = row
-    return out
+        yield from cur.execute(f"SELECT {columns} FROM photos WHERE root_id = ? AND folder IN ({marks})"
+                               " AND state != 'deleted'", (root_id, *chunk))
+
+
+def rows_in(catalog: "Catalog", root_id: int, folders: Sequence[str]) -> dict[str, tuple]:
+    """{rel_path: (rel_path, size, mtime_ns, photo id, state)} for the live photos of these folders."""
+    rows = _live_rows(catalog, root_id, folders, "rel_path, size, mtime_ns, id, state")
+    return {row[0]: row for row in rows}
 
 
 def remember(catalog: "Catalog", root_id: int, listed: dict[str, tuple[bytes, list[tuple[str, int, int]]]],
@@ -86,31 +90,19 @@ def remember(catalog: "Catalog", root_id: int, listed: dict[str, tuple[bytes, li
     if not names and not vanished:
         return 0  # an unchanged tree: no write transaction at all
     with catalog.transaction():
-        for start in range(0, len(names), CHUNK):
-            chunk = names[start:start + CHUNK]
-            actual = _rows_by_folder(catalog, root_id, chunk)
-            for folder in chunk:
-                sig, expected = listed[folder]
-                rows = actual.get(folder, [])
-                if any(r[3] == "offline" for r in rows) or sorted(r[:3] for r in rows) != sorted(expected):
-                    continue  # changed since the scan compared it: left for the next scan
-                catalog.conn.execute("INSERT OR REPLACE INTO scan_folders (root_id, folder, signature, photos)"
-                                     " VALUES (?, ?, ?, ?)", (root_id, folder, sig, len(expected)))
-                stored += 1
+        actual: dict[str, list[tuple]] = defaultdict(list)
+        for folder, *row in _live_rows(catalog, root_id, names, "folder, filename, size, mtime_ns, state"):
+            actual[folder].append(tuple(row))
+        for folder in names:
+            sig, expected = listed[folder]
+            rows = actual.get(folder, [])
+            if any(r[3] == "offline" for r in rows) or sorted(r[:3] for r in rows) != sorted(expected):
+                continue  # changed since the scan compared it: left for the next scan
+            catalog.conn.execute("INSERT OR REPLACE INTO scan_folders (root_id, folder, signature, photos)"
+                                 " VALUES (?, ?, ?, ?)", (root_id, folder, sig, len(expected)))
+            stored += 1
         for folder in vanished:
             catalog.conn.execute(
                 "DELETE FROM scan_folders WHERE root_id = ? AND folder = ? AND NOT EXISTS (SELECT 1 FROM photos"
                 " WHERE root_id = ? AND folder = ? AND state != 'deleted')", (root_id, folder, root_id, folder))
     return stored
-
-
-def _rows_by_folder(catalog: "Catalog", root_id: int, folders: Sequence[str]) -> dict[str, list[tuple]]:
-    by_folder: dict[str, list[tuple]] = defaultdict(list)
-    marks = ",".join("?" * len(folders))
-    cur = catalog.conn.cursor()
-    cur.row_factory = None
-    for folder, filename, size, mtime_ns, state in cur.execute(
-            "SELECT folder, filename, size, mtime_ns, state FROM photos WHERE root_id = ?"
-            f" AND folder IN ({marks}) AND state != 'deleted'", (root_id, *folders)):
-        by_folder[folder].append((filename, size, mtime_ns, state))
-    return by_folder
