@@ -89,8 +89,8 @@ def prepare_data_dir(data_dir: Path) -> None:
 def open_catalog(cfg: Config, *, owner: bool = False) -> "Catalog":
     """The catalog of a configuration's data dir, created if new, with the config file's roots in it.
 
-    Only an `owner` (the daemon, a scan, `photod roots add|remove`) also retires config roots the file no
-    longer names. A command that only reads (status, search, the TUI) adds roots but never removes any:
+    Only an `owner` (`photod scan`; the daemon syncs its roots itself) also retires config roots the file
+    no longer names. A command that only reads (status, search, the TUI) adds roots but never removes any:
     run with another --config by mistake, it must not turn the daemon's photos into deleted ones.
     """
     prepare_data_dir(cfg.data_dir)

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 
 from photod.catalog import Catalog, Root, prepare_data_dir
-from photod.heartbeat import Heartbeat
 from photod.config import Config
 from photod.errors import DiskFullError, RootError
+from photod.heartbeat import Heartbeat
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
 from photod.presence import check_root
@@ -240,7 +240,7 @@ class Daemon:
 
     def _rescan(self, root_id: int) -> None:
         root = self.catalog.root(root_id)
-        known = self.catalog.root_counts().get(root_id, 0)
+        known = self._known_photos(root_id)
         self.heartbeat.beat(f"scanning {root.path}")
         report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
                            threads=self.cfg.scan_threads)
@@ -291,13 +291,17 @@ class Daemon:
         if rel != event.rel_path:
             fail_bad_names(self.catalog, root.id, [event.rel_path])
 
+    def _known_photos(self, root_id: int) -> int:
+        """Photos of the root the catalog knows, as of the last presence check (counted now if none yet)."""
+        if root_id not in self.known_photos:
+            self.known_photos = self.catalog.root_counts()
+        return self.known_photos.setdefault(root_id, 0)  # a root with none is counted once, not per call
+
     def _gone_for_real(self, root: Root, rel_path: str) -> bool:
         """A delete event counts only if the root is still present and the path really is gone."""
         if os.path.lexists(root.path / rel_path):
             return False
-        if root.id not in self.known_photos:
-            self.known_photos = self.catalog.root_counts()
-        presence = check_root(root, self.known_photos.get(root.id, 0))
+        presence = check_root(root, self._known_photos(root.id))
         if not presence.online:
             self._root_offline(root, presence.reason)
             return False
