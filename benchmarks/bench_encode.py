@@ -331,9 +331,8 @@ def run_compare(args: argparse.Namespace) -> dict:
     if args.archs:
         report["throughput"] = []
         for arch in args.archs.split(","):
-            extra = {label: Path(folder) for label, _, folder in
+            extra = {label.split(":", 1)[1]: Path(folder) for label, _, folder in
                      (item.partition("=") for item in args.extra if item.startswith(f"{arch}:"))}
-            extra = {label.split(":", 1)[1]: folder for label, folder in extra.items()}
             report["throughput"] += compare_arch(arch, [int(b) for b in args.batch_sizes.split(",")], pixels_for,
                                                  args.threads, args.rounds, extra)
     if args.ingest:
