@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("PHOTOD_CONFIG", raising=False)
     monkeypatch.setenv("PHOTOD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """The CLI, run in-process, points the root logger at the stderr pytest captured for that one test; once that
+    stream is closed every later log line would fail to write. Put the handlers and level back after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

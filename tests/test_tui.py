@@ -8,6 +8,7 @@ from typing import Callable
 
 import pytest
 from PIL import Image
+from textual import events
 
 from photod.catalog import Catalog, PhotoMeta
 from photod.errors import PhotodError
@@ -109,6 +110,19 @@ async def test_chinese_input_finds_a_folder(app):
         await typed(pilot, "三亚")
         assert app.screen.query_one("#query").value == "三亚"
         assert sorted(shown(app)) == ["IMG_0001.jpg", "IMG_0002.jpg"]
+
+
+async def test_keys_that_arrive_together_act_in_the_order_typed(app):
+    # One read from the terminal: ctrl+u, then 三亚 from an input method, then left and backspace. Each
+    # key must act before the next one lands, or ctrl+u erases the characters typed after it.
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await typed(pilot, "sunset")
+        for key, char in [("ctrl+u", "\x15"), ("三", "三"), ("亚", "亚"), ("x", "x"), ("left", None),
+                          ("backspace", "\x7f")]:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert app.screen.query_one("#query").value == "三x"
 
 
 async def test_thumbnails_come_from_the_stage(picture_app, library):

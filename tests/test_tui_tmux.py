@@ -83,9 +83,9 @@ def test_real_tui_in_tmux_finds_a_photo(tmux, tmp_path):
     tmux("send-keys", "-t", "tui", "-l", "sunset")
     screen = tmux.wait_for("1 photo ·")
     assert "sunset.jpg" in screen and "cat_sofa.jpg" not in screen
-    # Chinese, as an input method commits it.
-    tmux("send-keys", "-t", "tui", "C-u")
-    tmux("send-keys", "-t", "tui", "-l", "三亚")
+    # ctrl+u, then Chinese as an input method commits it, in one write: the field must clear before the
+    # characters land, not after (keys that arrive together over SSH or from a paste come this way).
+    tmux("send-keys", "-t", "tui", "-l", "\x15三亚")
     screen = tmux.wait_for("2 photos ·")
     assert "IMG_0001.jpg" in screen and "IMG_0002.jpg" in screen
     tmux("send-keys", "-t", "tui", "C-q")

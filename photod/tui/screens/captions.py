@@ -14,6 +14,7 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from photod.tui.data import CaptionGroup, Library
+from photod.tui.widgets.inputs import TextField
 
 
 class CaptionEditor(ModalScreen[bool]):
@@ -43,7 +44,7 @@ class CaptionEditor(ModalScreen[bool]):
         with Vertical(id="caption-editor"):
             yield Label(title, id="caption-title", markup=False)
             yield OptionList(id="caption-groups")
-            yield Input(placeholder="a new caption, e.g. 我家的猫在沙发上 (enter adds it)", id="caption-input")
+            yield TextField(placeholder="a new caption, e.g. 我家的猫在沙发上 (enter adds it)", id="caption-input")
             yield Label("enter: save · e: edit · d: delete · tab: switch · esc: close", classes="hint")
         yield Footer()
 

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Input, Static
 from photod.errors import PhotodError
 from photod.tui.data import Library, Outcome, Query
 from photod.tui.widgets.filters import FilterBar
+from photod.tui.widgets.inputs import TextField
 from photod.tui.widgets.results import ResultGrid
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class SearchScreen(Screen):
         self._note_text: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="describe a photo (海边的日落), or part of a filename", id="query")
+        yield TextField(placeholder="describe a photo (海边的日落), or part of a filename", id="query")
         yield FilterBar(id="filters", classes="-hidden")
         yield Static("", id="note", markup=False)
         yield ResultGrid(self.library.thumbnail, self.image_mode, id="results")

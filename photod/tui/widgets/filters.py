@@ -8,6 +8,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Checkbox, Input, Select
 
 from photod.tui.data import Filters, parse_date
+from photod.tui.widgets.inputs import TextField
 
 
 class DateValidator(Validator):
@@ -35,14 +36,14 @@ class FilterBar(Horizontal):
         self.filters = Filters()
 
     def compose(self):
-        yield Input(placeholder="after YYYY-MM-DD", id="f-after", validators=[DateValidator()],
+        yield TextField(placeholder="after YYYY-MM-DD", id="f-after", validators=[DateValidator()],
                     valid_empty=True, classes="date")
-        yield Input(placeholder="before YYYY-MM-DD", id="f-before", validators=[DateValidator()],
+        yield TextField(placeholder="before YYYY-MM-DD", id="f-before", validators=[DateValidator()],
                     valid_empty=True, classes="date")
         yield Select([(label, str(rid)) for label, rid in self._roots], prompt="all roots", id="f-root",
                      allow_blank=True)
-        yield Input(placeholder="folder", id="f-folder")
-        yield Input(placeholder="camera", id="f-camera")
+        yield TextField(placeholder="folder", id="f-folder")
+        yield TextField(placeholder="camera", id="f-camera")
         yield Checkbox("online only", id="f-online")
 
     def set_roots(self, roots: list[tuple[str, int]]) -> None:
