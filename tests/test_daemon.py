@@ -192,10 +192,12 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path, data_dir):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         check_stage_agrees_with_catalog(data_dir)
+    # A daemon killed early on a busy machine may not have got as far as saying it runs.
+    up_before = log.read_text().count("photod running")
     proc = start_daemon_process(config, data_dir, log)
     try:
         wait_for(settled(data_dir, 300), timeout=180, what="ingest to finish after the kills")
-        wait_for(lambda: log.read_text().count("photod running") == 5, what="the daemon to be up")
+        wait_for(lambda: log.read_text().count("photod running") == up_before + 1, what="the daemon to be up")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
