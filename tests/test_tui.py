@@ -125,6 +125,22 @@ async def test_keys_that_arrive_together_act_in_the_order_typed(app):
         assert app.screen.query_one("#query").value == "三x"
 
 
+async def test_slash_and_a_query_typed_at_once_from_the_results(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down")
+        assert isinstance(app.focused, ResultGrid)
+        # "c" alone would open the captions of the photo under the cursor; after "/" it is a letter.
+        for key in ("slash", "c", "a", "t"):
+            app.post_message(events.Key(key, "/" if key == "slash" else key))
+        await settle(pilot)
+        assert app.screen.query_one("#query").value == "cat"
+        assert isinstance(app.screen, SearchScreen) and sorted(shown(app)) == ["cat_sofa.jpg", "cat_window.jpg"]
+        # In the search box "/" is a character, as in a folder path.
+        await typed(pilot, "/")
+        assert app.screen.query_one("#query").value == "cat/"
+
+
 async def test_thumbnails_come_from_the_stage(picture_app, library):
     app = picture_app
     async with app.run_test(size=SIZE) as pilot:

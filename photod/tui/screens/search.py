@@ -38,7 +38,8 @@ class SearchScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "focus_query", "Search", show=False),
-        Binding("slash", "focus_query", "Search", show=False),
+        # A priority binding runs as the key arrives, before the keys typed after it are handed to a widget.
+        Binding("slash", "type_query", "Search", show=False, priority=True),
         Binding("f2", "toggle_filters", "Filters"),
         Binding("f3", "toggle_names", "Names/meaning"),
         Binding("f4", "toggle_list", "Grid/list"),
@@ -51,8 +52,8 @@ class SearchScreen(Screen):
         Binding("y", "copy_path", "Copy path", show=False),
         Binding("u", "unselect", "Unselect", show=False),
     ]
-    # Letter bindings act on results; while the search box has focus a letter is part of the query.
-    _RESULT_ACTIONS = {"captions", "more_like", "mark", "open_viewer", "copy_path", "unselect"}
+    # These keys act on results; while a text field has focus they are part of what is typed ("/" too).
+    _RESULT_ACTIONS = {"captions", "more_like", "mark", "open_viewer", "copy_path", "unselect", "type_query"}
 
     def __init__(self, library: Library, image_mode: str = "auto") -> None:
         super().__init__()
@@ -214,6 +215,11 @@ class SearchScreen(Screen):
 
     def action_focus_query(self) -> None:
         self.query_one("#query", Input).focus()
+
+    def action_type_query(self) -> None:
+        # Focus moves now, not on the next turn of the message loop as `focus()` would have it, so that "/cat"
+        # arriving in one read puts "cat" in the search box rather than giving "c" to the results.
+        self.set_focus(self.query_one("#query", Input))
 
     def action_toggle_filters(self) -> None:
         bar = self.query_one(FilterBar)
