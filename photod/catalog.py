@@ -57,14 +57,6 @@ class Root:
 
 
 @dataclass(frozen=True)
-class KnownFile:
-    id: int
-    size: int
-    mtime_ns: int
-    state: str
-
-
-@dataclass(frozen=True)
 class PhotoMeta:
     """What staging learns about a photo from its pixels and EXIF."""
 
@@ -282,15 +274,6 @@ class Catalog:
         return cur.rowcount
 
     # ---- files as the scanner and watcher see them -------------------------------------------------
-
-    def known_files(self, root_id: int) -> dict[str, KnownFile]:
-        """Every file of a root that is not deleted, by relative path: what a reconcile scan compares to."""
-        return {
-            r[0]: KnownFile(r[1], r[2], r[3], r[4])
-            for r in self.conn.execute(
-                "SELECT rel_path, id, size, mtime_ns, state FROM photos"
-                " WHERE root_id = ? AND state != 'deleted'", (root_id,))
-        }
 
     def file_id(self, root_id: int, rel_path: str) -> int | None:
         return self.scalar("SELECT id FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel_path))

@@ -114,6 +114,11 @@ def _utf8_ok(name: str) -> bool:
     return True
 
 
+def _names_ok(folder: str, names: list[str]) -> bool:
+    """Whether a folder's path and every one of its file names are valid UTF-8."""
+    return _utf8_ok(folder) and all(map(_utf8_ok, names))
+
+
 def printable_rel(rel: str) -> str:
     """A path whose bytes are not valid UTF-8, made storable: the bad bytes written as \\xNN. SQLite holds
     only UTF-8 text, and a person reading `photod failed` needs to see which file it is."""
@@ -191,7 +196,7 @@ class Walk:
         match = self.matcher._file_match
         make = functools.partial(tuple.__new__, FileEntry)  # C all the way, unlike FileEntry(...)
         out = [make((prefix + n, s, m)) for n, s, m in zip(names, sizes, mtimes) if match(n) is not None]
-        if out and not (_utf8_ok(prefix) and all(map(_utf8_ok, names))):
+        if out and not _names_ok(folder.rel, names):
             for entry in out:
                 if not _utf8_ok(entry.rel_path):  # the file's name or a folder's on the way
                     self._bad_name(entry.rel_path)
@@ -199,7 +204,7 @@ class Walk:
 
     def has_bad_names(self, folder: Folder) -> bool:
         """Whether this folder's path or any of its files' names is not valid UTF-8."""
-        return not _utf8_ok(folder.rel) or not all(map(_utf8_ok, folder.file_names()))
+        return not _names_ok(folder.rel, folder.file_names())
 
     def _note_errors(self, folder: Folder) -> None:
         prefix = folder.rel + "/" if folder.rel else ""

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from PIL import Image
 
-from photod.catalog import Catalog
+from photod.catalog import Catalog, open_catalog
 from photod.config import Config
 from photod.errors import NoModelError, PhotodError, StageError
 from photod.results import Result
@@ -186,10 +186,8 @@ class Library:
     def catalog(self) -> Catalog:
         """The shared catalog connection, opened on first use (callers hold `self._lock`)."""
         if self._cat is None:
-            self.cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            cat = Catalog.in_data_dir(self.cfg.data_dir)
             # Roots named in the config show in the filters even before the daemon has run once.
-            cat.sync_config_roots(self.cfg.roots, retire=False)
+            cat = open_catalog(self.cfg)
             self._data_version = cat.scalar("PRAGMA data_version")
             self._cat = cat
         return self._cat
