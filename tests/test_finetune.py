@@ -125,7 +125,11 @@ def test_a_worse_model_is_not_installed_unless_forced(library, lit_run):
     assert not (bundles.models_dir(library.data_dir) / "wild").exists()
     assert worse.checkpoint.is_file()  # kept, for a person who wants it anyway
     forced = finetune(library.data_dir, base=lit_run.bundle, mode="lit", name="wild", force=True, **wild)
-    assert forced.installed and bundles.active_name(library.data_dir) == "wild"
+    try:
+        assert forced.installed and bundles.active_name(library.data_dir) == "wild"
+    finally:  # the library is shared by this module's tests: leave lit-1 active, as found
+        bundles.use_bundle(library.data_dir, "lit-1")
+        bundles.remove_bundle(library.data_dir, "wild")
 
 
 def test_full_finetune_on_an_exported_dataset_file(library, base, tmp_path):
