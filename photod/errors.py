@@ -72,3 +72,15 @@ class DiskFullError(PhotodError):
 
 class FinetuneError(PhotodError):
     """Fine-tuning cannot run: too few labels, no base checkpoint, a dataset file that is not one."""
+
+
+class AlreadyRunningError(PhotodError):
+    """Another daemon holds the data dir."""
+
+    def __init__(self, data_dir: object, pid: str):
+        super().__init__(
+            f"another photod daemon (pid {pid}) is already running on {data_dir}",
+            "stop it first (`systemctl --user stop photod`, or `systemctl stop photod` for a system service), "
+            "or give this one its own data dir with PHOTOD_DATA_DIR; `photod scan` and every other command "
+            "work beside a running daemon",
+        )

@@ -270,3 +270,34 @@ def test_sigterm_finishes_and_exits_zero(tmp_path, data_dir):
     assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
     check_stage_agrees_with_catalog(data_dir)
     assert "photod stopped" in log.read_text()
+
+
+# ---- one daemon per data dir ---------------------------------------------------------------------------
+
+def test_a_second_daemon_on_the_same_data_dir_is_refused_until_the_first_is_gone(tmp_path, data_dir):
+    root = tmp_path / "library"
+    make_photos(root, 3)
+    config = write_config(tmp_path, [root])
+    log = tmp_path / "daemon.log"
+    first = start_daemon_process(config, data_dir, log)
+    try:
+        wait_for(lambda: "photod running" in log.read_text(), what="the first daemon to be up")
+        second = subprocess.run(photod_cmd(config, "run"), capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PHOTOD_DATA_DIR": str(data_dir)})
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert f"pid {first.pid}" in second.stderr and str(data_dir) in second.stderr
+        assert "systemctl" in second.stderr
+        heartbeat = (data_dir / "daemon.json").read_text()
+        assert f'"pid": {first.pid}' in heartbeat, "the refused daemon wrote the status file"
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    # The kernel dropped the lock with the killed process: no stale lock keeps the next one out.
+    up_before = log.read_text().count("photod running")
+    third = start_daemon_process(config, data_dir, log)
+    try:
+        wait_for(lambda: log.read_text().count("photod running") == up_before + 1, what="a new daemon to be up")
+    finally:
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(timeout=60) == 0, log.read_text()[-2000:]
