@@ -19,9 +19,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from photod import daemonlock
 from photod.catalog import Catalog, Root, prepare_data_dir
 from photod.config import Config
-from photod.daemonlock import DaemonLock
 from photod.errors import DiskFullError, RootError
 from photod.heartbeat import Heartbeat
 from photod.ingest import Ingester, check_stage_consistency
@@ -80,12 +80,8 @@ class Daemon:
 
     def run(self) -> int:
         prepare_data_dir(self.cfg.data_dir)
-        lock = DaemonLock(self.cfg.data_dir)
-        lock.acquire()  # before anything is written: a refused second daemon changes nothing
-        try:
+        with daemonlock.held(self.cfg.data_dir):  # before anything is written: a refused daemon changes nothing
             return self._run_locked()
-        finally:
-            lock.release()
 
     def _run_locked(self) -> int:
         self.heartbeat = Heartbeat(self.cfg.data_dir)

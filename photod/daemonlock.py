@@ -11,41 +11,36 @@ ends, so a `kill -9` or a power cut never leaves a stale lock that keeps the nex
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import Iterator
 
 from photod.errors import AlreadyRunningError, PhotodError
 
 FILENAME = "daemon.lock"
 
 
-class DaemonLock:
-    """Held from `acquire()` until `release()` or the end of the process."""
-
-    def __init__(self, data_dir: str | os.PathLike):
-        self.path = Path(data_dir) / FILENAME
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock, or raise AlreadyRunningError naming the process that holds it."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise PhotodError(f"cannot open {self.path}: {exc.strerror}",
-                              "run photod as the user that owns the data dir") from exc
+@contextlib.contextmanager
+def held(data_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the data dir's daemon lock for the `with` block, or raise AlreadyRunningError naming the
+    process that holds it."""
+    path = Path(data_dir) / FILENAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise PhotodError(f"cannot open {path}: {exc.strerror}",
+                          "run photod as the user that owns the data dir") from exc
+    try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyRunningError(self.path.parent, holder) from None
+            raise AlreadyRunningError(path.parent, holder) from None
         # Only for the message a second daemon shows; the lock itself is the flock.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
