@@ -105,5 +105,24 @@ def start_daemon_process(config: Path, data_dir: Path, log: Path) -> subprocess.
                             cwd=REPO)
 
 
+def starts_logged(log: Path) -> int:
+    """How many daemons have said in `log` that they run (their signal handlers are in place by then)."""
+    return log.read_text(errors="replace").count("photod running") if log.exists() else 0
+
+
+def start_daemon_up(config: Path, data_dir: Path, log: Path, timeout: float = 60) -> subprocess.Popen:
+    """Start a daemon process and return once it has said it runs. Counting the lines before the start
+    matters: a daemon killed early on a busy machine may never have said so."""
+    before = starts_logged(log)
+    proc = start_daemon_process(config, data_dir, log)
+    try:
+        wait_for(lambda: starts_logged(log) > before, timeout, what="the daemon to start")
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise
+    return proc
+
+
 def load(config: Path) -> Config:
     return load_config(config)

@@ -37,7 +37,7 @@ from photod.presence import check_root
 from photod.scanner import reconcile
 from photod.stage import Stage
 from tests import faultkit
-from tests.daemonkit import DaemonThread, make_photos, start_daemon_process, wait_for
+from tests.daemonkit import DaemonThread, make_photos, start_daemon_process, start_daemon_up, starts_logged, wait_for
 
 pytest.importorskip("onnx", reason="the tiny test models are built with onnx")
 
@@ -48,11 +48,6 @@ def _print_figures():
     yield
     faultkit.record(seconds=time.monotonic() - t0)
     print("\nfault figures so far:\n" + faultkit.markdown(faultkit.FIGURES))
-
-
-def _started(log: Path, before: int) -> bool:
-    """The daemon started after `before` starts had been logged (its signal handlers are in place)."""
-    return log.exists() and log.read_text(errors="replace").count("photod running") > before
 
 
 def _stop(proc: subprocess.Popen, log: Path) -> None:
@@ -84,11 +79,9 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
         # staging, encoding, index saves, or the re-encoding that follows a switch.
         faultkit.distinct_photos(root / f"t{trial:03d}", per_trial, size=(640, 480), start=n)
         n += per_trial
-        starts = log.read_text(errors="replace").count("photod running") if log.exists() else 0
-        proc = start_daemon_process(config, data_dir, log)
+        # Kill points are counted from the end of start-up, so they fall in the work, not in imports.
+        proc = start_daemon_up(config, data_dir, log)
         try:
-            # Kill points are counted from the end of start-up, so they fall in the work, not in imports.
-            wait_for(lambda: _started(log, starts), timeout=60, what="the daemon to start")
             if rng.random() < 0.5:
                 time.sleep(rng.uniform(0.3, 2.5))
                 target = rng.choice(["alpha", "beta"])
@@ -100,10 +93,10 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
             _kill(proc)
         kills += 1
         print(f"trial {trial}: killed; counts {faultkit.check_data_dir(data_dir)}")
-    starts = log.read_text(errors="replace").count("photod running") if log.exists() else 0
+    starts = starts_logged(log)
     proc = start_daemon_process(config, data_dir, log)
     try:
-        wait_for(lambda: _started(log, starts) and faultkit.indexed_for_active(data_dir, n), timeout=240,
+        wait_for(lambda: starts_logged(log) > starts and faultkit.indexed_for_active(data_dir, n), timeout=240,
                  what="a run to completion")
     finally:
         _stop(proc, log)
