@@ -60,14 +60,23 @@ class _ContribAttention(torch.autograd.Function):
         return out
 
 
-class _Block(torch.nn.Module):
-    """One ResidualAttentionBlock in (batch, tokens, width) order with a packed-QKV attention."""
+class _BlockParts(torch.nn.Module):
+    """The parts of a ResidualAttentionBlock both rewritten forms keep as they are; each adds its own
+    in-projection buffers."""
 
     def __init__(self, block: torch.nn.Module):
         super().__init__()
         attn = block.attn
         self.heads = int(attn.num_heads)
         self.ln_1, self.ln_2, self.mlp, self.out_proj = block.ln_1, block.ln_2, block.mlp, attn.out_proj
+
+
+class _Block(_BlockParts):
+    """One ResidualAttentionBlock in (batch, tokens, width) order with a packed-QKV attention."""
+
+    def __init__(self, block: torch.nn.Module):
+        super().__init__(block)
+        attn = block.attn
         # Attention wants the input-major (width, 3 * width) layout; nn.MultiheadAttention keeps (3w, w).
         self.register_buffer("qkv_weight", attn.in_proj_weight.detach().t().contiguous(), persistent=False)
         self.register_buffer("qkv_bias", attn.in_proj_bias.detach().clone(), persistent=False)
@@ -78,14 +87,12 @@ class _Block(torch.nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class _ClassTokenBlock(torch.nn.Module):
+class _ClassTokenBlock(_BlockParts):
     """The last ResidualAttentionBlock computed for the class token only (see the module docstring)."""
 
     def __init__(self, block: torch.nn.Module):
-        super().__init__()
+        super().__init__(block)
         attn = block.attn
-        self.heads = int(attn.num_heads)
-        self.ln_1, self.ln_2, self.mlp, self.out_proj = block.ln_1, block.ln_2, block.mlp, attn.out_proj
         w, b = attn.in_proj_weight.detach(), attn.in_proj_bias.detach()
         width = w.shape[1]
         self.register_buffer("q_weight", w[:width].clone(), persistent=False)
