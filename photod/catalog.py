@@ -553,12 +553,10 @@ class Catalog:
 
     # ---- captions ----------------------------------------------------------------------------------
 
+    # Only the SQL. What a caption may be (tidied, never empty, never twice on a photo) is decided in
+    # photod.labels, which every caption a person gives goes through.
+
     def add_caption(self, photo_id: int, text: str, source: str = "user") -> int:
-        text = text.strip()
-        if not text:
-            raise CatalogError("a caption cannot be empty")
-        if self.photo(photo_id) is None:
-            raise CatalogError(f"no photo with id {photo_id}", "find ids with `photod search --name ... --json`")
         with self.transaction():
             cur = self.conn.execute("INSERT INTO captions (photo_id, text, source, created_at) VALUES (?,?,?,?)",
                                     (photo_id, text, source, time.time()))
@@ -571,7 +569,7 @@ class Catalog:
 
     def update_caption(self, caption_id: int, text: str) -> None:
         with self.transaction():
-            self.conn.execute("UPDATE captions SET text = ? WHERE id = ?", (text.strip(), caption_id))
+            self.conn.execute("UPDATE captions SET text = ? WHERE id = ?", (text, caption_id))
 
     def remove_caption(self, caption_id: int) -> None:
         with self.transaction():

@@ -63,7 +63,7 @@ class IndexError_(PhotodError):
 
 
 class LabelError(PhotodError):
-    """A caption/label file is malformed."""
+    """A caption or mark cannot be written (empty, for no photo), or a label file is malformed."""
 
 
 class DiskFullError(PhotodError):

@@ -1,8 +1,13 @@
 """Labels: the captions people give their photos, and the files they bring them in.
 
-A label is a row of the catalog's `captions` table (photo, text, source). They come from `photod label add`,
-from the TUI (captions and right/wrong marks on search results), and from imports of the formats people
-already have:
+A label is a row of the catalog's `captions` table (photo, text, source), or a search result marked right
+or wrong for the query that found it (the `feedback` table). They come from `photod label add`, from the TUI
+(captions and right/wrong marks), and from imports of the formats people already have. Every one of them is
+written here, by the same rules: a caption is one line with single spaces, never empty, and a photo never
+gets the same caption twice (adding it again, or editing another caption into it, leaves one). The catalog
+only runs the SQL.
+
+The import formats:
 
 - Chinese-CLIP's dataset files: `NAME_texts.jsonl` (one JSON object a line: `text_id`, `text`,
   `image_ids`) with, beside it, `NAME_imgs.tsv` (`image_id<TAB>base64 image`). An image of the TSV is
@@ -35,6 +40,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +48,6 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from photod.catalog import Catalog
-from photod.decode import content_hash
 from photod.errors import LabelError, StageError
 from photod.stage import Stage
 
@@ -72,6 +77,12 @@ class ImportReport:
     duplicates: int = 0  # already in the catalog, or twice in the file
     unmatched: list[str] = field(default_factory=list)  # images left out with unmatched="skip"
     photos: int = 0
+
+    def count(self, labels: list[Label], added: list[Label]) -> None:
+        """Tally a write: `added` are the labels that were new."""
+        self.added = len(added)
+        self.duplicates = len(labels) - len(added)
+        self.photos = len({lab.photo_id for lab in added})
 
 
 # ---- naming photos ---------------------------------------------------------------------------------
@@ -127,22 +138,87 @@ class PhotoMatcher:
         return self.match(text, base)
 
 
-# ---- adding, listing, removing -----------------------------------------------------------------------
+# ---- adding, editing, removing, marking -------------------------------------------------------------
 
 
 def add_label(catalog: Catalog, photo: str | int, text: str, source: str = "user") -> int:
-    """Caption one photo, named by id or path (`photod label add PHOTO TEXT`). Returns the caption id."""
-    text = _clean_text(text)
-    if not text:
-        raise LabelError(f"the caption for {photo} is empty", "give the text to attach, e.g. 小白在沙发上")
-    if source not in SOURCES:
-        raise LabelError(f"unknown caption source {source!r}", f"use one of {', '.join(SOURCES)}")
+    """Caption one photo, named by id or path (`photod label add PHOTO TEXT`). Returns the caption id: the
+    one it already had, when the photo has this caption."""
     try:
         photo_id = PhotoMatcher(catalog).match_ref(photo, Path.cwd())
     except ValueError as exc:
         raise LabelError(f"cannot caption {photo}: {exc}",
                          "name the photo by its id or path; `photod search --name ... --json` shows both") from exc
-    return catalog.add_caption(photo_id, text, source)
+    return add_captions(catalog, [photo_id], text, source)[0]
+
+
+def add_captions(catalog: Catalog, photo_ids: Iterable[int], text: str, source: str = "user") -> list[int]:
+    """Give every photo the caption, in one transaction (all or none); returns each photo's caption id.
+
+    A photo that already has the caption keeps the one it has.
+    """
+    text = _caption_text(text)
+    if source not in SOURCES:
+        raise LabelError(f"unknown caption source {source!r}", f"use one of {', '.join(SOURCES)}")
+    ids = list(photo_ids)
+    with catalog.transaction():
+        for photo_id in ids:
+            _check_photo(catalog, photo_id)
+        return _write(catalog, [Label(photo_id, text, source) for photo_id in ids])[0]
+
+
+def edit_captions(catalog: Catalog, caption_ids: Iterable[int], text: str) -> None:
+    """Change the text of captions, in one transaction. A photo that already has the new text keeps that
+    caption and loses the edited one, so it never has the same caption twice."""
+    text = _caption_text(text)
+    with catalog.transaction() as conn:
+        for caption_id in caption_ids:
+            row = conn.execute("SELECT photo_id FROM captions WHERE id = ?", (caption_id,)).fetchone()
+            if row is None:
+                continue  # deleted meanwhile (by another window, or `photod label remove`)
+            same = _caption_id(conn, row[0], text)
+            if same is not None and same != caption_id:
+                catalog.remove_caption(caption_id)
+            else:
+                catalog.update_caption(caption_id, text)
+
+
+def remove_captions(catalog: Catalog, caption_ids: Iterable[int]) -> None:
+    """Delete captions by id, in one transaction; ids already gone are no error."""
+    with catalog.transaction():
+        for caption_id in caption_ids:
+            catalog.remove_caption(caption_id)
+
+
+def record_feedback(catalog: Catalog, photo_id: int, query: str, relevant: bool) -> int:
+    """Keep "this photo is (not) what `query` means" as a labelled pair for finetune; returns its id.
+
+    Marking the same photo for the same query again replaces the earlier mark: the latest word counts. The
+    query is tidied like a caption, so that a mark and a caption of the same words are one pair to train on.
+    """
+    query = _clean_text(query)
+    if not query:
+        raise LabelError("only a result of a text search can be marked right or wrong",
+                         "type what the photo shows, then mark the results")
+    with catalog.transaction() as conn:
+        _check_photo(catalog, photo_id)
+        conn.execute("DELETE FROM feedback WHERE photo_id = ? AND query = ?", (photo_id, query))
+        cur = conn.execute("INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
+                           (photo_id, query, int(bool(relevant)), time.time()))
+    return cur.lastrowid
+
+
+def _caption_text(text: str) -> str:
+    """The caption as it is kept: one line, single spaces. Raises LabelError when nothing is left."""
+    text = _clean_text(text)
+    if not text:
+        raise LabelError("a caption cannot be empty", "give the text to attach, e.g. 小白在沙发上")
+    return text
+
+
+def _check_photo(catalog: Catalog, photo_id: int) -> None:
+    if catalog.photo(photo_id) is None:
+        raise LabelError(f"no photo with id {photo_id}", "it may have been purged; search again")
 
 
 def list_labels(catalog: Catalog, photo: str | int | None = None, source: str | None = None) -> list[dict]:
@@ -168,7 +244,7 @@ def remove_label(catalog: Catalog, caption_id: int) -> dict:
     rows = catalog.query("SELECT * FROM captions WHERE id = ?", (int(caption_id),))
     if not rows:
         raise LabelError(f"no caption with id {caption_id}", "see `photod label list` for caption ids")
-    catalog.remove_caption(int(caption_id))
+    remove_captions(catalog, [int(caption_id)])
     return rows[0]
 
 
@@ -242,7 +318,7 @@ def import_labels(catalog: Catalog, path: str | os.PathLike, fmt: str | None = N
         labels = _resolve(matcher, path, _flickr8k_rows(path), base_dir)
     else:
         labels = _resolve(matcher, path, _csv_rows(path), base_dir)
-    _write(catalog, labels, report)
+    report.count(labels, _write(catalog, labels)[1])
     log.info("imported %d captions for %d photos from %s (%d already there)",
              report.added, report.photos, path, report.duplicates)
     return report
@@ -256,29 +332,34 @@ def import_folder_labels(catalog: Catalog, root: str | int | None = None) -> Imp
     if root is not None:
         sql += " AND root_id = ?"
         params.append(catalog.find_root(str(root)).id)
-    labels = [Label(r["id"], PurePosixPath(r["folder"]).name, "folder") for r in catalog.query(sql, params)]
+    names = [(r["id"], _clean_text(PurePosixPath(r["folder"]).name)) for r in catalog.query(sql, params)]
+    labels = [Label(photo_id, name, "folder") for photo_id, name in names if name]
     report = ImportReport(path=Path("(folders)"), format="folder")
-    _write(catalog, [lab for lab in labels if _clean_text(lab.text)], report)
+    report.count(labels, _write(catalog, labels)[1])
     return report
 
 
-def _write(catalog: Catalog, labels: list[Label], report: ImportReport) -> None:
-    """Insert the labels in ONE transaction, skipping pairs the catalog (or this batch) already has."""
-    now = time.time()
-    photos: set[int] = set()
+def _write(catalog: Catalog, labels: list[Label]) -> tuple[list[int], list[Label]]:
+    """Insert the labels in ONE transaction, skipping pairs the catalog (or this batch) already has.
+
+    Returns each label's caption id (the existing one for a pair already there) and the labels that were new.
+    """
+    ids: list[int] = []
+    added: list[Label] = []
     with catalog.transaction() as conn:
-        existing = {(r[0], r[1]) for r in conn.execute("SELECT photo_id, text FROM captions")}
         for lab in labels:
-            key = (lab.photo_id, lab.text)
-            if key in existing:
-                report.duplicates += 1
-                continue
-            existing.add(key)
-            conn.execute("INSERT INTO captions (photo_id, text, source, created_at) VALUES (?, ?, ?, ?)",
-                         (lab.photo_id, lab.text, lab.source, now))
-            photos.add(lab.photo_id)
-            report.added += 1
-    report.photos = len(photos)
+            caption_id = _caption_id(conn, lab.photo_id, lab.text)
+            if caption_id is None:
+                caption_id = catalog.add_caption(lab.photo_id, lab.text, lab.source)
+                added.append(lab)
+            ids.append(caption_id)
+    return ids, added
+
+
+def _caption_id(conn: sqlite3.Connection, photo_id: int, text: str) -> int | None:
+    """The id of the photo's caption with this text, if it has one (captions_photo makes this a lookup)."""
+    row = conn.execute("SELECT id FROM captions WHERE photo_id = ? AND text = ? LIMIT 1", (photo_id, text)).fetchone()
+    return None if row is None else row[0]
 
 
 class _Problems:
@@ -506,6 +587,10 @@ def _match_tsv(catalog: Catalog, tsv: Path, data_dir: str | os.PathLike | None,
 
     Only the images the texts use are decoded. A malformed TSV line is a LabelError naming it.
     """
+    # Here, not at the top: the decoders (HEIF among them) are only needed for this import, and the TUI
+    # imports this module to write captions.
+    from photod.decode import content_hash
+
     by_hash = {r[0]: r[1] for r in catalog.conn.execute(
         "SELECT content_hash, id FROM photos WHERE content_hash IS NOT NULL AND state != 'deleted'")}
     stage = _open_stage(data_dir)

@@ -11,8 +11,8 @@ import pytest
 from finetune import synthetic as syn
 from photod.catalog import Catalog
 from photod.errors import LabelError
-from photod.labels import (add_label, detect_format, import_folder_labels, import_labels, labelled_pairs,
-                           list_labels, remove_label)
+from photod.labels import (add_captions, add_label, detect_format, edit_captions, import_folder_labels, import_labels,
+                           labelled_pairs, list_labels, record_feedback, remove_label)
 from photod.stage import Stage
 
 RED = syn.Concept("红色", "圆形")
@@ -58,6 +58,40 @@ def test_add_list_remove_by_id_and_path(lib, cat, monkeypatch):
     # Every photo here is 000.jpg, 001.jpg or 002.jpg: a bare filename names two photos.
     with pytest.raises(LabelError, match="ambiguous"):
         add_label(cat, "001.jpg", "x")
+
+
+def test_every_way_of_adding_keeps_a_caption_once(lib, cat, tmp_path):
+    red0, red1 = lib.photos[RED][:2]
+    first = add_label(cat, red0, "小红\n 球")
+    assert add_label(cat, red0, "小红 球") == first  # the CLI again: the caption it already has
+    # On a selection, the photo that has it keeps its caption and the other one gets it.
+    assert add_captions(cat, [red0, red1], "  小红  球 ") == [first, first + 1]
+    csv_file = tmp_path / "again.csv"
+    csv_file.write_text(f"{lib.paths[red1]},小红 球\n", encoding="utf-8")
+    assert import_labels(cat, csv_file).duplicates == 1
+    assert [(r["photo_id"], r["text"]) for r in list_labels(cat)] == [(red0, "小红 球"), (red1, "小红 球")]
+    with pytest.raises(LabelError, match="no photo with id 999"):
+        add_captions(cat, [red0, 999], "蓝")
+    assert n_captions(cat) == 2  # all or none
+
+
+def test_editing_a_caption_into_one_the_photo_has_leaves_one(lib, cat):
+    red0, red1 = lib.photos[RED][:2]
+    [keep, _] = add_captions(cat, [red0, red1], "小红")
+    [edited] = add_captions(cat, [red0], "红色的球")
+    edit_captions(cat, [edited], " 小红 ")
+    assert [(r["id"], r["text"]) for r in cat.captions(red0)] == [(keep, "小红")]
+    edit_captions(cat, [keep], "小红  球")
+    assert [r["text"] for r in cat.captions(red0)] == ["小红 球"]
+    with pytest.raises(LabelError, match="empty"):
+        edit_captions(cat, [keep], " \n ")
+
+
+def test_a_mark_is_tidied_like_a_caption_and_the_latest_counts(lib, cat):
+    red0 = lib.photos[RED][0]
+    record_feedback(cat, red0, " 小红  球", True)
+    record_feedback(cat, red0, "小红 球 ", False)
+    assert cat.query("SELECT query, relevant FROM feedback") == [{"query": "小红 球", "relevant": 0}]
 
 
 def test_csv_import_with_header_relative_and_absolute_paths(lib, cat, tmp_path):

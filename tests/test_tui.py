@@ -12,9 +12,9 @@ from textual import events
 
 from photod.catalog import Catalog, PhotoMeta
 from photod.errors import PhotodError
+from photod.labels import record_feedback
 from photod.tui.app import PhotodApp
-from photod.tui.data import (ActivityMeter, Filters, Library, Query, group_captions, parse_date,
-                             record_feedback)
+from photod.tui.data import ActivityMeter, Filters, Library, Query, group_captions, parse_date
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.screens.search import SearchScreen
@@ -263,6 +263,23 @@ async def test_add_a_caption_and_find_it_in_the_catalog(app, data_dir, library):
             assert [c["text"] for c in cat.captions(library["cat_sofa.jpg"])] == ["我家的猫在沙发上"]
             assert cat.captions(library["cat_window.jpg"]) == []
         assert "我家的猫在沙发上" in str(app.screen.query_one("#caption-groups").get_option_at_index(0).prompt)
+
+
+async def test_a_caption_typed_in_the_tui_is_tidied_and_kept_once(app, data_dir, library):
+    # The same rules as `photod label add` and the imports: runs of spaces are one, and a photo never has
+    # the same caption twice, however it was typed.
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await typed(pilot, "cat_sofa")
+        await pilot.press("enter", "c")
+        await until(pilot, lambda: isinstance(app.screen, CaptionEditor))
+        sloppy = ["space", *"我家的猫", "space", "space", *"在沙发上", "space"]
+        for keys in (sloppy, [*"我家的猫", "space", *"在沙发上"]):
+            await pilot.press(*keys, "enter")
+            await settle(pilot)
+        with Catalog.in_data_dir(data_dir) as cat:
+            assert [c["text"] for c in cat.captions(library["cat_sofa.jpg"])] == ["我家的猫 在沙发上"]
+        assert app.screen.query_one("#caption-groups").option_count == 1
 
 
 async def test_captions_on_a_selection_edit_and_delete(app, data_dir, library):

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from photod import labels
 from photod.catalog import Catalog, open_catalog
 from photod.config import Config
 from photod.errors import NoModelError, PhotodError, StageError
@@ -94,31 +95,6 @@ def parse_date(text: str) -> str | None:
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a date: {exc}") from None
     return text
-
-
-# ---- feedback ---------------------------------------------------------------------------------------
-
-def record_feedback(cat: Catalog, photo_id: int, query: str, relevant: bool) -> int:
-    """Keep "this photo is (not) what `query` means" as a labelled pair for finetune; returns its id.
-
-    Marking the same photo for the same query again replaces the earlier mark: the latest word counts.
-    """
-    query = query.strip()
-    if not query:
-        raise PhotodError("only a result of a text search can be marked right or wrong",
-                          "type what the photo shows, then mark the results")
-    if cat.photo(photo_id) is None:
-        raise PhotodError(f"no photo with id {photo_id}", "it may have been purged; search again")
-    with cat.transaction() as conn:
-        conn.execute("DELETE FROM feedback WHERE photo_id = ? AND query = ?", (photo_id, query))
-        cur = conn.execute("INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
-                           (photo_id, query, int(bool(relevant)), time.time()))
-    return cur.lastrowid
-
-
-def feedback_for(cat: Catalog, photo_id: int) -> list[dict]:
-    """The right/wrong marks a photo has, oldest first."""
-    return cat.query("SELECT * FROM feedback WHERE photo_id = ? ORDER BY id", (photo_id,))
 
 
 # ---- captions over a selection ----------------------------------------------------------------------
@@ -299,7 +275,7 @@ class Library:
         with self._lock:
             return [(r.label or str(r.path), r.id) for r in self.catalog().active_roots()]
 
-    # -- captions and feedback
+    # -- captions and feedback: written by photod.labels, under the same rules as `photod label`
 
     def caption_groups(self, photo_ids: Iterable[int]) -> list[CaptionGroup]:
         ids = list(photo_ids)
@@ -314,30 +290,19 @@ class Library:
     def add_caption(self, photo_ids: Iterable[int], text: str) -> list[int]:
         """Add one caption to every photo, in one transaction (all or none)."""
         with self._lock:
-            cat = self.catalog()
-            with cat.transaction():
-                return [cat.add_caption(pid, text, source="user") for pid in photo_ids]
+            return labels.add_captions(self.catalog(), photo_ids, text)
 
     def update_captions(self, caption_ids: Iterable[int], text: str) -> None:
-        text = text.strip()
-        if not text:
-            raise PhotodError("a caption cannot be empty", "delete it instead (d)")
         with self._lock:
-            cat = self.catalog()
-            with cat.transaction():
-                for cid in caption_ids:
-                    cat.update_caption(cid, text)
+            labels.edit_captions(self.catalog(), caption_ids, text)
 
     def remove_captions(self, caption_ids: Iterable[int]) -> None:
         with self._lock:
-            cat = self.catalog()
-            with cat.transaction():
-                for cid in caption_ids:
-                    cat.remove_caption(cid)
+            labels.remove_captions(self.catalog(), caption_ids)
 
     def feedback(self, photo_id: int, query: str, relevant: bool) -> int:
         with self._lock:
-            return record_feedback(self.catalog(), photo_id, query, relevant)
+            return labels.record_feedback(self.catalog(), photo_id, query, relevant)
 
     # -- status
 
