@@ -248,6 +248,19 @@ async def test_more_like_this_without_a_model_says_how_to_install_one(app):
         assert "photod model" in notifications(app)
 
 
+async def test_more_like_this_from_a_detail_goes_back_to_the_search(app, library):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await typed(pilot, "sunset")
+        await pilot.press("enter", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.loaded)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, SearchScreen)
+        assert app.screen.query_state.like == library["sunset.jpg"]
+        assert "no model is installed" in notifications(app)
+
+
 # ---- captions and feedback ---------------------------------------------------------------------------
 
 async def test_add_a_caption_and_find_it_in_the_catalog(app, data_dir, library):

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from photod.tui.data import CaptionGroup, Library, full_path, human_size
+from photod.tui.screens.captions import CaptionEditor
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
 
@@ -36,8 +37,9 @@ def describe(row: dict) -> list[tuple[str, str]]:
     ]
 
 
-class DetailScreen(Screen):
-    """A photo in detail. Escape goes back to the results."""
+class DetailScreen(Screen[dict | None]):
+    """A photo in detail. Escape goes back to the results; "more like this" goes back too, handing the photo
+    to the screen that opened this one as the result, so that screen runs the search."""
 
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
@@ -140,18 +142,10 @@ class DetailScreen(Screen):
             self.app.copy_path(str(full_path(self.row)))
 
     def action_more_like(self) -> None:
-        from photod.tui.screens.search import SearchScreen
-
-        if self.row is None:
-            return
-        self.app.pop_screen()
-        search = self.app.screen
-        if isinstance(search, SearchScreen):
-            search.action_more_like({"id": self.row["id"], "filename": self.row["filename"]})
+        if self.row is not None:
+            self.dismiss({"id": self.row["id"], "filename": self.row["filename"]})
 
     def action_captions(self) -> None:
-        from photod.tui.screens.captions import CaptionEditor
-
         if self.row is not None:
             target = {"id": self.row["id"], "filename": self.row["filename"]}
             self.app.push_screen(CaptionEditor(self.library, [target]), lambda _: self.reload())

@@ -19,6 +19,8 @@ from textual.widgets import Footer, Input, Static
 
 from photod.errors import PhotodError
 from photod.tui.data import Library, Outcome, Query
+from photod.tui.screens.captions import CaptionEditor
+from photod.tui.screens.detail import DetailScreen
 from photod.tui.widgets.filters import FilterBar
 from photod.tui.widgets.inputs import TextField
 from photod.tui.widgets.results import ResultGrid
@@ -192,10 +194,13 @@ class SearchScreen(Screen):
         self.schedule_search()
 
     def on_result_grid_opened(self, event: ResultGrid.Opened) -> None:
-        from photod.tui.screens.detail import DetailScreen
-
         self.app.push_screen(DetailScreen(self.library, event.result["id"], self._feedback_query(),
-                                          self.image_mode))
+                                          self.image_mode), self._detail_closed)
+
+    def _detail_closed(self, more_like: dict | None) -> None:
+        # A detail screen hands back its photo when the person asked for more like it there.
+        if more_like is not None:
+            self.action_more_like(more_like)
 
     def on_key(self, event) -> None:
         # Down from the search box moves into the results, as in a browser's address bar.
@@ -246,8 +251,6 @@ class SearchScreen(Screen):
         return self.query_one(ResultGrid).targets()
 
     def action_captions(self) -> None:
-        from photod.tui.screens.captions import CaptionEditor
-
         targets = self._targets()
         if targets:
             self.app.push_screen(CaptionEditor(self.library, targets))
