@@ -38,6 +38,7 @@ from typing import Callable, Iterable
 
 import lmdb
 
+from photod import durable
 from photod.catalog import Catalog
 from photod.errors import FinetuneError
 from photod.labels import Label, labelled_pairs
@@ -142,13 +143,12 @@ def write_dataset(out_dir: str | os.PathLike, labels: list[Label], valid_ids: se
     """Write labels (photos in `valid_ids` held out) and their JPEGs as a dataset folder; replaces `out_dir`."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside its final place and renamed in: a crash never leaves half a dataset under its name.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     text_ids: dict[str, int] = {}
     for lab in labels:
         text_ids.setdefault(lab.text, len(text_ids))
     splits = {}
-    try:
+    # Written beside its final place and renamed in: a crash never leaves half a dataset under its name.
+    with durable.staged_dir(out) as tmp:
         for split in SPLITS:
             chosen = [lab for lab in labels if (lab.photo_id in valid_ids) == (split == "valid")]
             splits[split] = _write_split(tmp, split, chosen, text_ids, jpeg_of)
@@ -157,12 +157,6 @@ def write_dataset(out_dir: str | os.PathLike, labels: list[Label], valid_ids: se
                            valid_photo_ids=sorted(valid_ids & {lab.photo_id for lab in labels}))
         (tmp / MANIFEST).write_text(json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n",
                                     encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
 
 
@@ -247,16 +241,9 @@ def export_dataset(data_dir: str | os.PathLike, out_file: str | os.PathLike, **o
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="photod-dataset-") as tmp:
         info = build_dataset(data_dir, Path(tmp) / TAR_ROOT, **options)
-        fd, part = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
-        try:
-            # Not compressed: the images are JPEGs already.
-            with tarfile.open(part, "w") as tar:
-                tar.add(info.path, arcname=TAR_ROOT)
-            os.replace(part, out)
-        except BaseException:
-            Path(part).unlink(missing_ok=True)
-            raise
+        # Not compressed: the images are JPEGs already.
+        with durable.staged_file(out) as part, tarfile.open(part, "w") as tar:
+            tar.add(info.path, arcname=TAR_ROOT)
     log.info("dataset exported to %s (%.1f MiB)", out, out.stat().st_size / 2**20)
     return out
 

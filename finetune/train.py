@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from photod import durable
 from photod.errors import FinetuneError
 from photod.preprocess import CLIP_MEAN, CLIP_STD, image_transform
 from photod.stage import decode_value
@@ -487,18 +488,10 @@ def save_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, na
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
-    """torch.save to a temp file in the same folder, fsync, rename: a crash leaves the old file or the new."""
+    """torch.save, atomically: a crash leaves the old file or the new."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with durable.open_atomic(path) as f:
+        torch.save(obj, f)
     return path
 
 

@@ -10,8 +10,8 @@ Three ids come from the file hashes:
 - `text_id` identifies the text tower.
 - `model_id` identifies the whole bundle's content (files and the fields that change what they compute).
 
-Installing and switching are atomic (temp dir or temp file, fsync, rename), so a crash never leaves a
-half-copied bundle under its final name nor an ACTIVE file naming something half-written.
+Installing and switching are atomic (temp dir or temp file, fsync, rename: see photod.durable), so a crash
+never leaves a half-copied bundle under its final name nor an ACTIVE file naming something half-written.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photod import durable
 from photod.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ def write_manifest(bundle_dir: str | os.PathLike, **fields: Any) -> Bundle:
     fields["text_id"] = tower_id(files, TEXT_FILE)
     fields["model_id"] = content_id(fields)
     manifest = {"format": FORMAT, **fields}
-    write_atomic(bundle_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    durable.write_text(bundle_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     return Bundle.load(bundle_dir)
 
 
@@ -386,7 +386,7 @@ def use_bundle(data_dir: str | os.PathLike, name: str) -> Bundle:
         raise ModelError(f"no model named {name!r} in {models_dir(data_dir)}",
                          "see the installed models with `photod model list`")
     bundle = Bundle.load(path, verify_files=True)
-    write_atomic(models_dir(data_dir) / ACTIVE_FILE, name + "\n")
+    durable.write_text(models_dir(data_dir) / ACTIVE_FILE, name + "\n")
     log.info("active model is now %s (model id %s)", name, bundle.model_id)
     return bundle
 
@@ -403,12 +403,8 @@ def remove_bundle(data_dir: str | os.PathLike, name: str, force: bool = False) -
             raise ModelError(f"model {name!r} is the active model; refusing to remove it",
                              "switch first with `photod model use OTHER`, or pass --force")
         (root / ACTIVE_FILE).unlink(missing_ok=True)
-        _fsync_dir(root)
-    # Rename first so the name disappears at once; the slow delete of a hidden folder can be interrupted.
-    doomed = root / f".removing-{name}-{os.getpid()}-{time.monotonic_ns()}"
-    os.replace(path, doomed)
-    _fsync_dir(root)
-    shutil.rmtree(doomed, ignore_errors=True)
+        durable.fsync_dir(root)  # ACTIVE is gone before the bundle it named
+    durable.remove_dir(path)
     log.info("removed model %s", name)
 
 
@@ -428,70 +424,16 @@ def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name
     if final.exists() and not replace:
         raise ModelError(f"a model named {name!r} is already installed in {root}",
                          "choose another name with --name, or remove it with `photod model remove`")
-    tmp = Path(tempfile.mkdtemp(prefix=f".install-{name}-", dir=root))
-    try:
+    with durable.staged_dir(final) as tmp:
         for file in list(src.files) + [MANIFEST]:
             shutil.copyfile(src.path / file, tmp / file)
         manifest = src.to_manifest()
         manifest["name"] = name
-        write_atomic(tmp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
-        for file in src.files:
-            _fsync_file(tmp / file)
-        _fsync_dir(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         Bundle.load(tmp, verify_files=True)
         os.chmod(tmp, 0o755)
-        if final.exists():
-            old = root / f".replaced-{name}-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("installed model %s in %s", name, final)
     return Bundle.load(final)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# durable small writes
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems (and platforms) cannot fsync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder, fsync, rename, fsync the folder: a crash
-    leaves the old content or the new, never a mix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 # ---- which bundle search uses -------------------------------------------------------------------------
@@ -506,7 +448,7 @@ def serving_path(data_dir: str | os.PathLike) -> Path:
 
 
 def mark_serving(data_dir: str | os.PathLike, name: str) -> None:
-    write_atomic(serving_path(data_dir), name + "\n")
+    durable.write_text(serving_path(data_dir), name + "\n")
 
 
 def serving_name(data_dir: str | os.PathLike) -> str | None:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from photod import daemonlock
+from photod import daemonlock, durable
 from photod.catalog import Catalog, Root, prepare_data_dir
 from photod.config import Config
 from photod.errors import DiskFullError, RootError
@@ -42,11 +42,6 @@ DISK_FULL_RETRY = 10.0  # seconds between attempts while the data dir's disk is 
 def _summary(c: dict[str, int]) -> str:
     return (f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, {c['new']} to stage, "
             f"{c['failed']} failed, {c['offline']} offline")
-
-
-def _is_disk_full(exc: Exception) -> bool:
-    # SQLite says "database or disk is full" (SQLITE_FULL) when it cannot grow the catalog or its WAL.
-    return isinstance(exc, DiskFullError) or "full" in str(exc).lower()
 
 
 @dataclass
@@ -102,7 +97,7 @@ class Daemon:
                 try:
                     self._tick()
                 except (DiskFullError, sqlite3.OperationalError) as exc:
-                    if not _is_disk_full(exc):
+                    if not durable.is_disk_full(exc):
                         raise
                     self._wait_for_space(exc)
         finally:
@@ -277,7 +272,7 @@ class Daemon:
             handler = getattr(self, f"_on_{event.kind}")
             handler(root, event)
         except (DiskFullError, sqlite3.OperationalError) as exc:
-            if not _is_disk_full(exc):
+            if not durable.is_disk_full(exc):
                 log.exception("could not handle %s of %s", event.kind, event.rel_path)
                 return
             # The event must not be lost with the write that failed: keep it for when space is back.

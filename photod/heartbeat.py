@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from photod import durable
+from photod.errors import DiskFullError
+
 log = logging.getLogger(__name__)
 
 FILENAME = "daemon.json"
@@ -37,6 +40,7 @@ class Heartbeat:
 
     def __init__(self, data_dir: str | os.PathLike):
         self.path = Path(data_dir) / FILENAME
+        durable.remove_dead_temps(self.path.parent, FILENAME)  # left by a daemon killed while writing
         self.pid = os.getpid()
         self.started_at = time.time()
         self._last = 0.0
@@ -49,11 +53,11 @@ class Heartbeat:
         self._last = now
         info = {"pid": self.pid, "start_ticks": _start_ticks(self.pid), "started_at": self.started_at,
                 "updated_at": time.time(), "activity": activity}
-        tmp = self.path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(info), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as exc:  # a full disk must not stop the daemon over a status file
+            # Atomic, so a reader never sees half of it; not fsynced: it is advisory, rewritten every few
+            # seconds, and read as "not running" when a power cut leaves it stale or empty.
+            durable.write_text(self.path, json.dumps(info), sync=False)
+        except (OSError, DiskFullError) as exc:  # a full disk must not stop the daemon over a status file
             log.debug("cannot write %s: %s", self.path, exc)
 
     def close(self) -> None:

@@ -22,7 +22,6 @@ keeps memory and search time bounded. A rewritten vector (the file changed) is a
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -38,7 +37,7 @@ from typing import Iterable, Iterator
 import faiss
 import numpy as np
 
-from photod import vectors
+from photod import durable, vectors
 from photod.catalog import Catalog
 from photod.errors import DiskFullError, IndexError_
 
@@ -147,7 +146,8 @@ class VectorIndex:
                     loaded = self._read()
             except OSError:  # a read-only data dir: no lock to take
                 loaded = self._read()
-        _remove_stale_temps(self.path.parent, self.model_id)
+        for name in (self.path.name, self.meta_path.name):
+            durable.remove_dead_temps(self.path.parent, name)
         if loaded is not None and self._kind_outgrown(loaded[1].kind, wanted, count):
             log.info("index %s is %s but %s suits %d vectors: rebuilding", self.path, loaded[1].kind, wanted,
                      count)
@@ -207,14 +207,13 @@ class VectorIndex:
         meta = IndexMeta(**json.loads(self.meta_path.read_text(encoding="utf-8")))
         if meta.file_checksum == checksum:
             return meta
-        for tmp in _dead_temps(self.path.parent, f"{self.model_id}.json"):
+        for tmp in durable.dead_temps(self.path.parent, self.meta_path.name):
             try:
                 candidate = IndexMeta(**json.loads(tmp.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError):
                 continue
             if candidate.file_checksum == checksum and candidate.model_id == self.model_id:
-                os.replace(tmp, self.meta_path)
-                _fsync_dir(self.path.parent)
+                durable.finish(tmp, self.meta_path)
                 log.info("index %s: completed a save interrupted between its two renames", self.path.name)
                 return candidate
         raise ValueError(f"file checksum {checksum} is not the sidecar's {meta.file_checksum}")
@@ -517,39 +516,33 @@ class VectorIndex:
                 return self._save_locked(force)
 
     def _save_locked(self, force: bool) -> bool:
-        tmp = _temp_name(self.path)
         try:
-            with self._lock:
-                if self._index is None or (not self._dirty and not force):
-                    return False
-                # Written while holding the lock: the index must not change under write_index. Searches
-                # in this process wait; the daemon's adds are the only writer, and it is the one saving.
-                faiss.write_index(self._index, str(tmp))
-                meta = IndexMeta(
-                    format=FORMAT, model_id=self.model_id, kind=self.kind, dim=int(self.dim),
-                    count=self._count, tombstones=self._tombstones, ids_checksum=_ids_checksum(self.ids()),
-                    file_checksum="", sync_rowid=self._sync_rowid, sync_time=self._sync_time,
-                    saved_at=time.time())
-                self._dirty = False
-            _fsync_file(tmp)
-            meta.file_checksum = _file_checksum(tmp)
-            meta_tmp = _temp_name(self.meta_path)
-            _write_synced(meta_tmp, json.dumps(asdict(meta), indent=1).encode())
-            # Both files are complete and on disk; the two renames follow each other at once, so a crash
-            # between them (a file whose checksum is not the sidecar's: rebuilt at load) is very unlikely.
-            os.replace(tmp, self.path)
-            os.replace(meta_tmp, self.meta_path)
-            _fsync_dir(self.path.parent)
+            # The index is renamed first, then its sidecar: a crash between the two leaves the new sidecar
+            # complete in its temp file, which `_matching_meta` then moves into place.
+            with contextlib.ExitStack() as saving:  # the files are staged only when there is something to save
+                with self._lock:
+                    if self._index is None or (not self._dirty and not force):
+                        return False
+                    tmp, meta_tmp = saving.enter_context(durable.staged_files([self.path, self.meta_path]))
+                    # Written while holding the lock: the index must not change under write_index. Searches
+                    # in this process wait; the daemon's adds are the only writer, and it is the one saving.
+                    faiss.write_index(self._index, str(tmp))
+                    meta = IndexMeta(
+                        format=FORMAT, model_id=self.model_id, kind=self.kind, dim=int(self.dim),
+                        count=self._count, tombstones=self._tombstones, ids_checksum=_ids_checksum(self.ids()),
+                        file_checksum="", sync_rowid=self._sync_rowid, sync_time=self._sync_time,
+                        saved_at=time.time())
+                    self._dirty = False
+                meta.file_checksum = _file_checksum(tmp)
+                meta_tmp.write_text(json.dumps(asdict(meta), indent=1), encoding="utf-8")
+        except DiskFullError as exc:
+            self._dirty = True
+            raise durable.disk_full_error(
+                f"the data dir {self.data_dir}", f"save the index {self.path}",
+                "free some space there; the previous index file is intact and the catalog holds every "
+                "vector, nothing is lost") from exc
         except (OSError, RuntimeError) as exc:  # faiss.write_index reports a failed write as RuntimeError
             self._dirty = True
-            for leftover in (tmp, _temp_name(self.meta_path)):
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
-            if _disk_full(exc, self.path.parent):
-                raise DiskFullError(
-                    f"the disk holding the data dir {self.data_dir} is full: could not save the index {self.path}",
-                    "free some space there; the previous index file is intact and the catalog holds every "
-                    "vector, nothing is lost") from exc
             raise IndexError_(f"cannot save the index {self.path}: {exc}",
                               "free disk space; the catalog still holds every vector, nothing is lost") from exc
         log.debug("index %s saved: %d vectors", self.path.name, meta.count)
@@ -647,69 +640,6 @@ def _file_checksum(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _disk_full(exc: BaseException, folder: Path) -> bool:
-    """Whether a failed write was the disk filling up (faiss's RuntimeError carries no errno: ask statvfs)."""
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
-        return True
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < (1 << 20)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-def _dead_temps(folder: Path, name: str) -> list[Path]:
-    """Temp files of `name` left by processes that no longer run (never those of a live process)."""
-    found = []
-    for tmp in folder.glob(f".{name}.*.tmp"):
-        try:
-            os.kill(int(tmp.name.split(".")[-3]), 0)
-            continue  # that process is alive: it may be saving right now
-        except (ValueError, IndexError, ProcessLookupError):
-            found.append(tmp)
-        except PermissionError:
-            continue
-    return found
-
-
-def _remove_stale_temps(folder: Path, model_id: str) -> None:
-    """Temp files left by a process killed while saving."""
-    if not folder.is_dir():
-        return
-    for name in (f"{model_id}.faiss", f"{model_id}.json"):
-        for tmp in _dead_temps(folder, name):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder's entry is on disk.
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

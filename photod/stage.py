@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterable, TypeVar
 import lmdb
 from PIL import Image
 
-from photod.errors import DiskFullError, StageError
+from photod import durable
+from photod.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +171,9 @@ class Stage:
     def _storage_error(self, exc: BaseException, what: str, needed: int = 0) -> Exception:
         err = getattr(exc, "errno", None)
         text = str(exc)
-        if (err == errno.ENOSPC or isinstance(exc, lmdb.DiskError) or "No space left" in text
-                or self._disk_full(needed)):
-            return DiskFullError(
-                f"the disk holding the data dir {self.data_dir} is full: could not {what} the stage",
+        if durable.is_disk_full(exc, self.path, needed):
+            return durable.disk_full_error(
+                f"the data dir {self.data_dir}", f"{what} the stage",
                 "free some space there (or move the data dir with PHOTOD_DATA_DIR) and restart photod; "
                 "photos already staged are safe",
             )
@@ -182,15 +182,6 @@ class Stage:
                               "run photod as the user who owns the data dir, on a writable filesystem")
         return StageError(f"cannot {what} the stage at {self.path}: {text}",
                           "if it is damaged, move it aside: photod re-stages every photo from your roots")
-
-    def _disk_full(self, needed: int) -> bool:
-        # LMDB reports a short write on a full disk as EIO ("Input/output error"), not ENOSPC, so ask the
-        # filesystem: too little room left for what was being written means the disk is full.
-        try:
-            st = os.statvfs(self.path)
-        except OSError:
-            return False
-        return st.f_bavail * st.f_frsize < needed + (1 << 20)
 
     # ---- reading ----------------------------------------------------------------------------------
 

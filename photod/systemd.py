@@ -12,6 +12,7 @@ import socket
 import sys
 from pathlib import Path
 
+from photod import durable
 from photod.config import Config
 from photod.errors import PhotodError
 
@@ -128,9 +129,7 @@ def install_unit(cfg: Config, user: bool, config_path: Path | None, target: Path
     text = render_unit(cfg, photod_command(), user, config_path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+        durable.write_text(target, text)
     except PermissionError:
         raise PhotodError(f"cannot write {target}: permission denied",
                           "run with sudo for a system unit, or use --user") from None
