@@ -26,8 +26,8 @@ from photod.errors import DiskFullError, RootError
 from photod.heartbeat import Heartbeat
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
-from photod.presence import check_root
-from photod.scanner import fail_bad_names, printable_rel, reconcile
+from photod.presence import RootKeeper
+from photod.scanner import fail_bad_names, printable_rel
 from photod.stage import Stage
 from photod.systemd import Notifier
 from photod.watcher import WatchEvent, Watcher
@@ -64,9 +64,6 @@ class Daemon:
         self.timers = _Timers()
         self.online: dict[int, bool] = {}
         self.summary = "watching"  # what `photod status` shows the daemon doing (see photod.heartbeat)
-        # Photos known per root, refreshed with every presence check: a burst of delete events (a folder
-        # of 1,000 photos removed) reuses it instead of counting a 100k-photo catalog once per event.
-        self.known_photos: dict[int, int] = {}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -87,6 +84,7 @@ class Daemon:
                                  quality=self.cfg.stage_quality, draft=self.cfg.jpeg_draft,
                                  workers=self.cfg.decode_workers)
         self.models = ModelWorker(self.cfg, self.catalog, self.stage)
+        self.roots = RootKeeper(self.catalog, threads=self.cfg.scan_threads)
         watcher_kwargs = {"settle_seconds": self.cfg.settle_seconds}
         if self.mounts_path:
             watcher_kwargs["mounts_path"] = self.mounts_path
@@ -202,9 +200,7 @@ class Daemon:
 
     def _check_presence(self) -> None:
         roots = self.catalog.active_roots()
-        self.known_photos = known = self.catalog.root_counts()
-        for root in roots:
-            presence = check_root(root, known.get(root.id, 0))
+        for root, presence in self.roots.check(roots):
             was = self.online.get(root.id)
             if presence.online and was is not True:
                 self._root_online(root, presence.device)
@@ -215,35 +211,32 @@ class Daemon:
             self.online.pop(root_id)
             self.timers.rescan.pop(root_id, None)
 
+    # The catalog's side of a root coming or going is RootKeeper's, shared with `photod scan`; the
+    # daemon adds what only it has: the watcher, the rescan timer and the heartbeat.
+
     def _root_online(self, root: Root, device: int | None) -> None:
         try:
             mode = self.watcher.add_root(self.catalog.root(root.id))
         except RootError as exc:  # gone again between the presence check and now
             self._root_offline(root, exc.message)
             return
-        back = self.catalog.set_root_online(root.id, device)
+        if not self.roots.bring_online(root, device):
+            log.info("watching %s (%s)", root.path, mode)
         self.catalog.update_root(root.id, watch_mode=mode)
         self.online[root.id] = True
-        if back:
-            log.info("root %s is back: %d photos online again, nothing re-staged", root.path, back)
-        else:
-            log.info("watching %s (%s)", root.path, mode)
         self._rescan(root.id)
 
     def _root_offline(self, root: Root, reason: str) -> None:
         self.watcher.remove_root(root.id)
-        n = self.catalog.set_root_offline(root.id)
+        self.roots.take_offline(root, reason)
         self.catalog.update_root(root.id, watch_mode=None)
         self.online[root.id] = False
         self.timers.rescan.pop(root.id, None)
-        log.warning("root %s is offline (%s): %d photos kept, marked offline", root.path, reason, n)
 
     def _rescan(self, root_id: int) -> None:
         root = self.catalog.root(root_id)
-        known = self._known_photos(root_id)
         self.heartbeat.beat(f"scanning {root.path}")
-        report = reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
-                           threads=self.cfg.scan_threads)
+        report = self.roots.scan(root_id)
         self.heartbeat.beat(self.summary)
         self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
         log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
@@ -291,17 +284,11 @@ class Daemon:
         if rel != event.rel_path:
             fail_bad_names(self.catalog, root.id, [event.rel_path])
 
-    def _known_photos(self, root_id: int) -> int:
-        """Photos of the root the catalog knows, as of the last presence check (counted now if none yet)."""
-        if root_id not in self.known_photos:
-            self.known_photos = self.catalog.root_counts()
-        return self.known_photos.setdefault(root_id, 0)  # a root with none is counted once, not per call
-
     def _gone_for_real(self, root: Root, rel_path: str) -> bool:
         """A delete event counts only if the root is still present and the path really is gone."""
         if os.path.lexists(root.path / rel_path):
             return False
-        presence = check_root(root, self._known_photos(root.id))
+        presence = self.roots.presence(root)
         if not presence.online:
             self._root_offline(root, presence.reason)
             return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -10,12 +9,9 @@ from photod.catalog import Catalog, open_catalog, prepare_data_dir
 from photod.config import Config
 from photod.ingest import Ingester, check_stage_consistency
 from photod.pipeline import ModelWorker
-from photod.presence import check_root
+from photod.presence import RootKeeper
 from photod.progress import Progress
-from photod.scanner import reconcile
 from photod.stage import Stage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,19 +63,15 @@ def reindex(cfg: Config) -> ScanSummary:
 
 
 def _scan_roots(cat: Catalog, roots, out: ScanSummary, threads: int) -> None:
-    known = cat.root_counts()
-    for r in roots:
-        presence = check_root(r, known.get(r.id, 0))
+    keeper = RootKeeper(cat, threads=threads)
+    for r, presence in keeper.check(roots):
         if not presence.online:
-            n = cat.set_root_offline(r.id)
+            n = keeper.take_offline(r, presence.reason)
             out.offline.append(f"{r.path} ({presence.reason}; {n} photos kept)")
-            log.warning("root %s is offline: %s", r.path, presence.reason)
             continue
-        cat.set_root_online(r.id, presence.device)
+        keeper.bring_online(r, presence.device)
         bar = Progress(f"scanning {r.path}")
-        count = known.get(r.id, 0)
-        report = reconcile(cat, cat.root(r.id), present=lambda r=r, count=count: check_root(r, count).online,
-                           on_progress=bar.update, threads=threads)
+        report = keeper.scan(r.id, on_progress=bar.update)
         bar.close()
         out.roots_scanned += 1
         out.seen += report.seen

@@ -4,6 +4,10 @@ An unplugged USB drive or an unmounted share does not look like "no photos": it 
 folder, an empty mount point, or (when something was written into the bare mount point) a folder on the
 parent filesystem. Each of these is *offline*, never a reason to delete anything. A hung NFS server makes
 `stat` block forever, so the checks run on a daemon thread and give up after a timeout.
+
+What the catalog does when a root comes or goes is written once too, in `RootKeeper`: the daemon (which
+also starts and stops watching it) and `photod scan` both take a root offline, bring it back and scan it
+through one.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import stat as stat_mod
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+
+from photod.scanner import ScanReport, reconcile
 
 if TYPE_CHECKING:
-    from photod.catalog import Root
+    from photod.catalog import Catalog, Root
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +127,54 @@ def _sample_present(path: str, sample: Sequence[str], stat: Callable[[str], os.s
         except OSError:
             return False
     return True
+
+
+class RootKeeper:
+    """Keeps the catalog in step with whether each root's drive is there.
+
+    A root going offline keeps every photo, marked offline; coming back, the photos return to the
+    state they had (nothing is staged again) and the root is scanned for what changed meanwhile. Each
+    change of state is logged once, here, whoever noticed it.
+    """
+
+    def __init__(self, catalog: "Catalog", *, threads: int | None = None):
+        self.catalog = catalog
+        self.threads = threads
+        # Photos known per root, refreshed by every check(): a burst of delete events (a folder of 1,000
+        # photos removed) reuses it instead of counting a 100k-photo catalog once per event.
+        self._known: dict[int, int] = {}
+
+    def check(self, roots: Iterable["Root"]) -> list[tuple["Root", Presence]]:
+        """Each root with its presence now, counting the photos the catalog knows in each first."""
+        self._known = self.catalog.root_counts()
+        return [(root, self.presence(root)) for root in roots]
+
+    def presence(self, root: "Root") -> Presence:
+        return check_root(root, self.known_photos(root.id))
+
+    def known_photos(self, root_id: int) -> int:
+        """Photos of the root the catalog knows, as of the last check() (counted now if none yet)."""
+        if root_id not in self._known:
+            self._known = self.catalog.root_counts()
+        return self._known.setdefault(root_id, 0)  # a root with none is counted once, not per call
+
+    def take_offline(self, root: "Root", reason: str) -> int:
+        """Mark the root's photos offline (never deleted); returns how many were marked."""
+        n = self.catalog.set_root_offline(root.id)
+        log.warning("root %s is offline (%s): %d photos kept, marked offline", root.path, reason, n)
+        return n
+
+    def bring_online(self, root: "Root", device: int | None) -> int:
+        """The root is there (on `device`): its offline photos return to their state; returns how many."""
+        back = self.catalog.set_root_online(root.id, device)
+        if back:
+            log.info("root %s is back: %d photos online again, nothing re-staged", root.path, back)
+        return back
+
+    def scan(self, root_id: int, on_progress: Callable[[int], None] | None = None) -> ScanReport:
+        """Reconcile the root with its folders. Presence is checked again before anything is marked
+        deleted: a drive unplugged during the scan must not look like photos removed."""
+        root = self.catalog.root(root_id)
+        known = self.known_photos(root_id)
+        return reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
+                         on_progress=on_progress, threads=self.threads)
