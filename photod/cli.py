@@ -248,19 +248,21 @@ def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("search")
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.finder import find
+    from photod.finder import Filters, Query, find_once
 
-    results, note = find(cfg, text=args.query, name=args.name, like=args.like, after=args.after,
-                         before=args.before, root=args.root, camera=args.camera, folder=args.folder,
-                         k=args.limit)
-    if note:
-        print(f"photod: {note}", file=sys.stderr)
+    filters = Filters(after=args.after, before=args.before, root=args.root, camera=args.camera,
+                      folder=args.folder)
+    outcome = find_once(cfg, Query(text=args.query or "", like=args.like, name=args.name or "",
+                                   filters=filters, k=args.limit))
+    if outcome.fallback:
+        print(f"photod: {outcome.fallback.message}; showing filename matches instead.\n"
+              f"  hint: {outcome.fallback.hint}", file=sys.stderr)
     if args.json:
-        print(json.dumps(results, ensure_ascii=False, indent=2))
+        print(json.dumps(outcome.results, ensure_ascii=False, indent=2))
         return 0
-    if not results:
+    if not outcome.results:
         print("no photos found")
-    for r in results:
+    for r in outcome.results:
         print(_result_line(r))
     return 0
 

@@ -58,6 +58,18 @@ def test_text_search_without_a_model_says_so_and_falls_back_to_filenames(library
     assert len(json.loads(out.out)) == 3
 
 
+def test_a_filename_search_loads_neither_faiss_nor_the_model_runtime(library):
+    """`photod search --name` answers from the catalog alone, so it starts as fast as `photod status`."""
+    config, _ = library
+    cmd = photod_cmd(config, "search", "--name", "DSC")
+    result = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "DSC" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "photod.finder" in imported
+    assert not imported & {"faiss", "onnxruntime", "photod.search", "photod.encoder"}
+
+
 def test_failed_lists_the_reason(library, capsys):
     config, _ = library
     rows = run_json(capsys, "--config", str(config), "failed", "--json")

@@ -12,9 +12,10 @@ from textual import events
 
 from photod.catalog import Catalog, PhotoMeta
 from photod.errors import PhotodError
+from photod.finder import Filters, Query, parse_date
 from photod.labels import record_feedback
 from photod.tui.app import PhotodApp
-from photod.tui.data import ActivityMeter, Filters, Library, Query, group_captions, parse_date
+from photod.tui.data import ActivityMeter, Library, group_captions
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.screens.search import SearchScreen

@@ -9,92 +9,31 @@ each new read the daemon's latest commit, so photos indexed a moment ago appear 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
 from photod import labels
 from photod.catalog import Catalog, open_catalog
 from photod.config import Config
-from photod.errors import NoModelError, PhotodError, StageError
+from photod.errors import PhotodError, StageError
+from photod.finder import Outcome, Query, find
 from photod.results import Result
 from photod.stage import Stage
 from photod.status import collect_status
 
 log = logging.getLogger(__name__)
 
-# Over-fetch when results are filtered after the query (online only), so a page still fills.
-ONLINE_OVERFETCH = 4
 THUMB_CACHE = 1024
-
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-
-
-# ---- queries ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Filters:
-    """The filter bar's values. Dates are validated ISO prefixes (YYYY, YYYY-MM or YYYY-MM-DD)."""
-
-    after: str | None = None
-    before: str | None = None
-    root: str | None = None  # root id, as text (what photod's search takes)
-    folder: str | None = None
-    camera: str | None = None
-    online_only: bool = False
-
-    def active(self) -> bool:
-        return any((self.after, self.before, self.root, self.folder, self.camera, self.online_only))
-
-
-@dataclass(frozen=True)
-class Query:
-    """One search as the person asked for it."""
-
-    text: str = ""
-    like: int | None = None  # photo id: "more like this"
-    names_only: bool = False
-    filters: Filters = field(default_factory=Filters)
-    k: int = 60
-
-
-@dataclass
-class Outcome:
-    """Results of a query, a note for the person (no model installed, ...) and how the search was done."""
-
-    query: Query
-    results: list[dict]
-    note: str | None
-    mode: str  # "meaning", "like", "names" or "recent"
-    elapsed: float
-
-
-def parse_date(text: str) -> str | None:
-    """A date filter as typed ('2019', '2019-06', '2019-06-01'), checked; None when empty.
-
-    Raises ValueError naming the text when it is not a real date, so the filter bar can mark it.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    if not _DATE.match(text):
-        raise ValueError(f"{text!r} is not a date: use YYYY, YYYY-MM or YYYY-MM-DD")
-    parts = [int(p) for p in text.split("-")]
-    try:
-        dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a date: {exc}") from None
-    return text
 
 
 # ---- captions over a selection ----------------------------------------------------------------------
@@ -194,52 +133,18 @@ class Library:
     # -- searching
 
     def search(self, query: Query) -> Outcome:
-        """Run a query: by meaning when a model is installed, else (or when asked) by filename."""
-        started = time.perf_counter()
-        note = None
-        if query.like is not None:
-            results, mode = self._semantic(query), "like"
-            if results is None:
-                raise NoModelError()
-        elif query.text.strip() and not query.names_only:
-            results, mode = self._semantic(query), "meaning"
-            if results is None:
-                note = ("No model installed, so this is a filename search. To search by meaning, "
-                        + NoModelError().hint)
-                results, mode = self._names(query), "names"
-        elif query.text.strip():
-            results, mode = self._names(query), "names"
-        else:
-            results, mode = self._names(query), "recent"
-        if query.filters.online_only:
-            results = [r for r in results if r["online"]]
-        return Outcome(query, results[:query.k], note, mode, time.perf_counter() - started)
+        """Run a query (see photod.finder.find) with the shared catalog and the resident searcher."""
+        return find(query, self._locked_catalog, self._locked_searcher)
 
-    def _names(self, query: Query) -> list[dict]:
-        f = query.filters
-        k = query.k * (ONLINE_OVERFETCH if f.online_only else 1)
+    @contextmanager
+    def _locked_catalog(self) -> Iterator[Catalog]:
         with self._lock:
-            rows = self.catalog().search_name(
-                query.text.strip() or None, after=f.after, before=f.before,
-                root_id=int(f.root) if f.root else None, camera=f.camera, folder=f.folder, limit=k)
-        return [Result.from_row(r, None).to_json() for r in rows]
+            yield self.catalog()
 
-    def _semantic(self, query: Query) -> list[dict] | None:
-        """Results by meaning, or None when no model is installed."""
-        f = query.filters
-        k = query.k * (ONLINE_OVERFETCH if f.online_only else 1)
+    @contextmanager
+    def _locked_searcher(self) -> Iterator[Any]:
         with self._search_lock:
-            searcher = self._get_searcher()
-            if searcher is None:
-                return None
-            try:
-                found = searcher.search(
-                    text=None if query.like is not None else query.text.strip(),
-                    like=str(query.like) if query.like is not None else None,
-                    after=f.after, before=f.before, root=f.root, camera=f.camera, folder=f.folder, k=k)
-            except NoModelError:
-                return None
-        return [_result_dict(r) for r in found]
+            yield self._get_searcher()
 
     def _get_searcher(self) -> Any:
         """The one resident searcher: it keeps the model and the FAISS index loaded between keystrokes
@@ -362,13 +267,6 @@ class Library:
         with self._lock:
             stage = self._open_stage()
             return stage.get_image(photo_id) if stage is not None else None
-
-
-def _result_dict(result: Any) -> dict:
-    """A photod.search Result as the dict the grid shows (the same keys as photod.finder's)."""
-    if isinstance(result, dict):
-        return result
-    return result.to_json() if hasattr(result, "to_json") else result.as_dict()
 
 
 def full_path(row: dict) -> Path:

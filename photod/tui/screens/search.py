@@ -18,7 +18,8 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from photod.errors import PhotodError
-from photod.tui.data import Library, Outcome, Query
+from photod.finder import Outcome, Query
+from photod.tui.data import Library
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.widgets.filters import FilterBar
@@ -261,7 +262,7 @@ class SearchScreen(Screen):
         if photo is None:
             return
         self._like_name = photo["filename"]
-        self.query_state = replace(self.query_state, like=photo["id"])
+        self.query_state = replace(self.query_state, text="", like=photo["id"])  # the photo alone
         self.schedule_search(immediate=True)
 
     def _feedback_query(self) -> str:
