@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
-import sqlite_utils
-
 from photod import schema
 from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
@@ -118,7 +116,6 @@ class Catalog:
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoint, never corrupt
         conn.execute("PRAGMA foreign_keys = ON")
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         if migrate:
             self.migrate()
 
