@@ -28,9 +28,7 @@ try:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    HEIF_SUPPORTED = True
 except ImportError as _exc:  # the daemon still stages every other format
-    HEIF_SUPPORTED = False
     log.warning("pillow-heif is not importable (%s): HEIC/HEIF photos will fail; reinstall photod", _exc)
 
 # The formats a camera, phone or scanner writes. Pillow can open more (EPS, for one, runs Ghostscript), but a

@@ -296,7 +296,7 @@ class VectorIndex:
 
     # ---- building ----------------------------------------------------------------------------------
 
-    def _build(self, catalog: Catalog, kind: str, stop: threading.Event | None = None) -> None:
+    def _build(self, catalog: Catalog, kind: str) -> None:
         rowid, started = vectors.max_rowid(catalog), time.time()
         t0 = time.monotonic()
         chunks = vectors.iter_vectors(catalog, self.model_id)
@@ -312,8 +312,6 @@ class VectorIndex:
                 self._create("ivf", first[1].shape[1], train=_training_sample(catalog, self.model_id),
                              nlist=_ivf_lists(total))
             for ids, vecs in _chain(first, chunks):
-                if stop is not None and stop.is_set():
-                    return
                 self.add(ids, vecs)
         self.checkpoint(rowid, started)
         self._dirty = True
@@ -498,11 +496,6 @@ class VectorIndex:
         return 0 if self._index is None else int(self._index.ntotal)
 
     @property
-    def dirty(self) -> bool:
-        """Whether the index changed since it was last saved or loaded."""
-        return self._dirty
-
-    @property
     def sync_rowid(self) -> int:
         return self._sync_rowid
 
@@ -547,22 +540,6 @@ class VectorIndex:
                               "free disk space; the catalog still holds every vector, nothing is lost") from exc
         log.debug("index %s saved: %d vectors", self.path.name, meta.count)
         return True
-
-
-def build_from_catalog(catalog: Catalog, model_id: str, data_dir: str | os.PathLike, *, kind: str = "auto",
-                       approximate_above: int = 200_000, stop: threading.Event | None = None,
-                       save: bool = True, **kw) -> VectorIndex | None:
-    """Build a fresh index for a model from the catalog's vectors, e.g. in a thread after a model switch,
-    while the old model's index keeps serving. Give it a Catalog opened in that thread. Returns None if
-    `stop` was set before it finished."""
-    index = VectorIndex(data_dir, model_id, kind=kind, approximate_above=approximate_above, **kw)
-    wanted = resolve_kind(kind, vectors.count_vectors(catalog, model_id), approximate_above)
-    index._build(catalog, wanted, stop=stop)
-    if stop is not None and stop.is_set():
-        return None
-    if save:
-        index.save(force=True)
-    return index
 
 
 # ---- helpers -----------------------------------------------------------------------------------------

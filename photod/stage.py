@@ -233,13 +233,6 @@ class Stage:
     def __len__(self) -> int:
         return self.env.stat()["entries"]
 
-    def size_bytes(self) -> int:
-        """Bytes the stage's data file occupies on disk."""
-        try:
-            return (self.path / "data.mdb").stat().st_size
-        except FileNotFoundError:
-            return 0
-
     # ---- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -37,9 +37,6 @@ class Events:
         with self.cond:
             return self.cond.wait_for(lambda: pred(self.items), timeout)
 
-    def of(self, kind):
-        return [e for e in self.items if e.kind == kind]
-
 
 @pytest.fixture
 def events():

@@ -8,15 +8,12 @@ they render does not depend on the terminal running them.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from PIL import Image as PILImage
 from textual.widget import Widget
 from textual_image._terminal import get_cell_size
 from textual_image.widget import HalfcellImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
 
-ImageMode = Literal["auto", "halfcell", "unicode", "none"]
 IMAGE_MODES: tuple[str, ...] = ("auto", "halfcell", "unicode", "none")
 
 _CLASSES: dict[str, type[Widget] | None] = {

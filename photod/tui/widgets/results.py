@@ -31,7 +31,6 @@ CARD_WIDTH = 25  # cells, gutter included
 CARD_HEIGHT = 10
 LIST_NAME_CELLS = 36
 THUMB_BOX = (20, 6)  # cells the thumbnail may take in a card
-THUMB_PIXELS = (128, 96)  # what is decoded for a card: enough for sixel/kitty, cheap for half-blocks
 
 Loader = Callable[[int], "PILImage.Image | None"]
 
