@@ -360,10 +360,11 @@ def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model remove")
 def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.bundle import remove_bundle
+    from photod.pipeline import remove_model
 
-    remove_bundle(cfg.data_dir, args.name, force=args.force)
-    print(f"removed {args.name}")
+    with open_catalog(cfg) as cat:
+        dropped = remove_model(cat, cfg.data_dir, args.name, force=args.force)
+    print(f"removed {args.name}" + (f" and the {dropped} photo vectors of its image model" if dropped else ""))
     return 0
 
 

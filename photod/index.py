@@ -58,6 +58,13 @@ def index_paths(data_dir: str | os.PathLike, model_id: str) -> tuple[Path, Path]
     return folder / f"{model_id}.faiss", folder / f"{model_id}.json"
 
 
+def remove_index(data_dir: str | os.PathLike, model_id: str) -> None:
+    """Delete a model's index files, once the vectors they cache are gone from the catalog."""
+    path, sidecar = index_paths(data_dir, model_id)
+    for file in (path, sidecar, path.with_suffix(".lock")):
+        file.unlink(missing_ok=True)
+
+
 def resolve_kind(kind: str, count: int, approximate_above: int) -> str:
     """The concrete kind for a configured kind and a library size."""
     if kind not in KINDS:

@@ -9,6 +9,7 @@ the image tower's id, so its vectors are already complete and it serves at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from photod import bundle as bundles
@@ -100,3 +101,26 @@ class ModelWorker:
         if self.index is not None:
             self.index.save()
         self.bundle = self.index = self.indexer = None
+
+
+def remove_model(catalog: Catalog, data_dir: str | os.PathLike, name: str, force: bool = False) -> int:
+    """`photod model remove`: delete a bundle, and with it the vectors and index of its image tower, unless
+    another installed bundle has that tower (a `lit` fine-tune keeps the image tower of the model it started
+    from, and so every vector stored for it). Returns how many vectors were deleted.
+
+    An unused tower's vectors are never read again, and at about 1 KB a photo they (and its index) would
+    otherwise stay on disk for good; re-installing the model encodes them again from the stage.
+    """
+    try:
+        image_id = bundles.Bundle.load(bundles.models_dir(data_dir) / bundles.check_name(name)).image_id
+    except PhotodError:
+        image_id = None  # a broken bundle: its tower is unknown, so no vectors are touched
+    bundles.remove_bundle(data_dir, name, force=force)
+    if image_id is None or any(b.image_id == image_id for b in bundles.list_bundles(data_dir)):
+        return 0
+    from photod.index import remove_index
+
+    dropped = vectors.drop_model(catalog, image_id)
+    remove_index(data_dir, image_id)
+    log.info("model %s removed with the %d vectors of its image tower %s", name, dropped, image_id)
+    return dropped

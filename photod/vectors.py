@@ -224,6 +224,7 @@ def reset_for_model(catalog: Catalog, model_id: str) -> tuple[int, int]:
 
 
 def drop_model(catalog: Catalog, model_id: str) -> int:
-    """Delete every vector of a model (after `photod model remove`)."""
+    """Delete every vector of a model (once `photod model remove` took its last bundle: see
+    photod.pipeline.remove_model)."""
     with catalog.transaction() as conn:
         return conn.execute("DELETE FROM vectors WHERE model_id = ?", (model_id,)).rowcount

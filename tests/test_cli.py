@@ -7,8 +7,14 @@ import subprocess
 
 import pytest
 
+from photod import bundle as bundles
+from photod import vectors
+from photod.catalog import Catalog
 from photod.cli import main
+from photod.index import VectorIndex, index_paths
 from tests.daemonkit import make_photos, photod_cmd, write_config
+from tests.modelkit import tiny_bundle
+from tests.onnxkit import unit_vectors
 
 
 @pytest.fixture
@@ -132,3 +138,37 @@ def test_a_read_only_command_with_another_config_deletes_nothing(library, tmp_pa
     assert status["photos"]["deleted"] == 0 and status["photos"]["total"] == 6
     assert main(["--config", str(other), "scan"]) == 0  # the owner of `other` retires the first root
     assert run_json(capsys, "--config", str(config), "status", "--json")["photos"]["deleted"] == 6
+
+
+def test_model_remove_deletes_the_vectors_only_with_the_last_bundle_of_their_image_tower(library, data_dir,
+                                                                                         tmp_path, capsys):
+    """A `lit` fine-tune keeps its base's image tower, so the vectors stored for one are the other's too:
+    removing either keeps them, removing the second deletes them and their index."""
+    config, _ = library
+    base = tiny_bundle(tmp_path / "base", name="base")
+    lit = tiny_bundle(tmp_path / "lit", name="lit", text_seed=7)
+    other = tiny_bundle(tmp_path / "other", name="other", seed=3)
+    assert base.image_id == lit.image_id != other.image_id and base.model_id != lit.model_id
+    for b in (base, lit, other):
+        bundles.install_bundle(b.path, data_dir, b.name)
+    with Catalog.in_data_dir(data_dir) as cat:
+        ids = vectors.pending_encode(cat, base.image_id)
+        for tower in (base.image_id, other.image_id):
+            vectors.store_vectors(cat, tower, ids, unit_vectors(len(ids), 8))
+            VectorIndex.open(data_dir, tower, cat).save()
+
+    def remove(name: str) -> str:
+        capsys.readouterr()
+        assert main(["--config", str(config), "model", "remove", name]) == 0
+        return capsys.readouterr().out
+
+    def left(tower: str) -> tuple[int, bool]:
+        with Catalog.in_data_dir(data_dir) as cat:
+            return vectors.count_vectors(cat, tower), index_paths(data_dir, tower)[0].exists()
+
+    assert len(ids) == 5
+    assert remove("base") == "removed base\n"
+    assert left(base.image_id) == (5, True)
+    assert remove("lit") == "removed lit and the 5 photo vectors of its image model\n"
+    assert left(base.image_id) == (0, False) and left(other.image_id) == (5, True)
+    assert not any(p.name.startswith(base.image_id) for p in (data_dir / "index").iterdir())
