@@ -15,15 +15,85 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal, TypedDict, cast, get_args
 
 from photod import schema
 from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
 from photod.textsearch import fts_query, search_text
 
-STATES = ("new", "staged", "indexed", "failed", "offline", "deleted")
+State = Literal["new", "staged", "indexed", "failed", "offline", "deleted"]
+STATES: tuple[State, ...] = get_args(State)
 CATALOG_NAME = "catalog.db"
+
+
+# ---- the rows the catalog returns (migrations/*.sql say what each column holds) -----------------------
+
+class PhotoRow(TypedDict):
+    """A row of `photos`."""
+
+    id: int
+    root_id: int
+    rel_path: str
+    filename: str
+    folder: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    taken_at: str | None
+    camera_make: str | None
+    camera_model: str | None
+    lens: str | None
+    orientation: int | None
+    gps_lat: float | None
+    gps_lon: float | None
+    state: State
+    prev_state: State | None
+    error: str | None
+    staged_at: float | None
+    indexed_at: float | None
+    deleted_at: float | None
+    created_at: float
+    updated_at: float
+
+
+class PendingRow(PhotoRow):
+    """A photo waiting for the next step, with the path of its root, where the file is."""
+
+    root_path: str
+
+
+class PhotoInfoRow(PendingRow):
+    """A photo as search and the TUI show it: which root it is on, and whether that drive is there now."""
+
+    root_label: str
+    root_online: int
+
+
+class NameMatchRow(PhotoInfoRow):
+    """A filename search result: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what it is
+    sorted and filtered by."""
+
+    taken_or_mtime: str
+
+
+class FailedRow(TypedDict):
+    id: int
+    root_path: str
+    rel_path: str
+    error: str | None
+    updated_at: float
+
+
+class CaptionRow(TypedDict):
+    id: int
+    photo_id: int
+    text: str
+    source: str  # user, import, folder, feedback
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -156,7 +226,7 @@ class Catalog:
                 self.conn.execute("ROLLBACK")
             raise
 
-    def query(self, sql: str, params: Iterable | dict = ()) -> list[dict]:
+    def query(self, sql: str, params: Iterable | dict = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(sql, params)]
 
     def scalar(self, sql: str, params: Iterable | dict = ()) -> Any:
@@ -426,7 +496,7 @@ class Catalog:
 
     # ---- staging results ---------------------------------------------------------------------------
 
-    def pending(self, state: str = "new", limit: int = 64, root_id: int | None = None) -> list[dict]:
+    def pending(self, state: State = "new", limit: int = 64, root_id: int | None = None) -> list[PendingRow]:
         """Photos waiting for the next step, in online roots, oldest first."""
         sql = ("SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
                " WHERE p.state = ? AND r.online = 1")
@@ -434,7 +504,7 @@ class Catalog:
         if root_id is not None:
             sql += " AND p.root_id = ?"
             params.append(root_id)
-        return self.query(sql + " ORDER BY p.id LIMIT ?", (*params, limit))
+        return cast("list[PendingRow]", self.query(sql + " ORDER BY p.id LIMIT ?", (*params, limit)))
 
     def mark_staged(self, photo_id: int, meta: PhotoMeta, content_hash: str) -> None:
         now = time.time()
@@ -487,14 +557,14 @@ class Catalog:
 
     # ---- reading -----------------------------------------------------------------------------------
 
-    def photo(self, photo_id: int) -> dict | None:
+    def photo(self, photo_id: int) -> PhotoInfoRow | None:
         rows = self.query(
             "SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online"
             " FROM photos p JOIN roots r ON r.id = p.root_id WHERE p.id = ?", (photo_id,))
-        return rows[0] if rows else None
+        return cast(PhotoInfoRow, rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in STATES}
+        counts: dict[str, int] = {s: 0 for s in STATES}
         for state, n in self.conn.execute("SELECT state, count(*) FROM photos GROUP BY state"):
             counts[state] = n
         counts["total"] = sum(counts[s] for s in STATES if s != "deleted")
@@ -504,14 +574,14 @@ class Catalog:
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT root_id, count(*) FROM photos WHERE state != 'deleted' GROUP BY root_id")}
 
-    def failed(self) -> list[dict]:
-        return self.query(
+    def failed(self) -> list[FailedRow]:
+        return cast("list[FailedRow]", self.query(
             "SELECT p.id, r.path AS root_path, p.rel_path, p.error, p.updated_at FROM photos p"
-            " JOIN roots r ON r.id = p.root_id WHERE p.state = 'failed' ORDER BY r.path, p.rel_path")
+            " JOIN roots r ON r.id = p.root_id WHERE p.state = 'failed' ORDER BY r.path, p.rel_path"))
 
     def search_name(self, text: str | None = None, *, after: str | None = None, before: str | None = None,
                     root_id: int | None = None, camera: str | None = None, folder: str | None = None,
-                    ids: Iterable[int] | None = None, limit: int | None = 50) -> list[dict]:
+                    ids: Iterable[int] | None = None, limit: int | None = 50) -> list[NameMatchRow]:
         """Filename/folder search with filters. Dates compare against EXIF taken-at, else the file's mtime."""
         where = ["p.state != 'deleted'"]
         params: list[Any] = []
@@ -546,7 +616,7 @@ class Catalog:
                f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self.query(sql, params)
+        return cast("list[NameMatchRow]", self.query(sql, params))
 
     # ---- captions ----------------------------------------------------------------------------------
 
@@ -559,10 +629,11 @@ class Catalog:
                                     (photo_id, text, source, time.time()))
         return cur.lastrowid
 
-    def captions(self, photo_id: int | None = None) -> list[dict]:
+    def captions(self, photo_id: int | None = None) -> list[CaptionRow]:
         if photo_id is None:
-            return self.query("SELECT * FROM captions ORDER BY id")
-        return self.query("SELECT * FROM captions WHERE photo_id = ? ORDER BY id", (photo_id,))
+            return cast("list[CaptionRow]", self.query("SELECT * FROM captions ORDER BY id"))
+        return cast("list[CaptionRow]", self.query("SELECT * FROM captions WHERE photo_id = ? ORDER BY id",
+                                                   (photo_id,)))
 
     def update_caption(self, caption_id: int, text: str) -> None:
         with self.transaction():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -18,6 +18,9 @@ from PIL import Image
 
 from photod.errors import ModelError
 from photod.preprocess import preprocess_batch
+
+if TYPE_CHECKING:
+    from photod.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 class _Tower:
-    def __init__(self, path: str | os.PathLike, bundle: Any, threads: int, providers: Sequence[str] | None):
+    def __init__(self, path: str | os.PathLike, bundle: Bundle, threads: int, providers: Sequence[str] | None):
         self.bundle = bundle
         self.session = open_session(path, threads, providers)
         first_in, first_out = self.session.get_inputs()[0], self.session.get_outputs()[0]
@@ -86,7 +89,7 @@ class _Tower:
 class ImageEncoder(_Tower):
     """The image tower of a bundle. `model_id` is the id its vectors are recorded with."""
 
-    def __init__(self, bundle: Any, threads: int = 2, providers: Sequence[str] | None = None):
+    def __init__(self, bundle: Bundle, threads: int = 2, providers: Sequence[str] | None = None):
         super().__init__(bundle.image_path, bundle, threads, providers)
         self.model_id: str = bundle.image_id
         self.size = int(bundle.image_size)
@@ -113,7 +116,7 @@ class ImageEncoder(_Tower):
 class TextEncoder(_Tower):
     """The text tower of a bundle, with its tokenizer."""
 
-    def __init__(self, bundle: Any, threads: int = 2, providers: Sequence[str] | None = None):
+    def __init__(self, bundle: Bundle, threads: int = 2, providers: Sequence[str] | None = None):
         from photod.tokenizer import Tokenizer
 
         super().__init__(bundle.text_path, bundle, threads, providers)

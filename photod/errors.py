@@ -58,7 +58,7 @@ class NoModelError(ModelError):
         )
 
 
-class IndexError_(PhotodError):
+class VectorIndexError(PhotodError):
     """The vector index cannot be loaded or saved."""
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from photod import durable, vectors
 from photod.catalog import Catalog
-from photod.errors import DiskFullError, IndexError_
+from photod.errors import DiskFullError, VectorIndexError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def remove_index(data_dir: str | os.PathLike, model_id: str) -> None:
 def resolve_kind(kind: str, count: int, approximate_above: int) -> str:
     """The concrete kind for a configured kind and a library size."""
     if kind not in KINDS:
-        raise IndexError_(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
+        raise VectorIndexError(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
     if kind == "auto":
         # Above the threshold, IVF: at 1M vectors it builds in minutes where HNSW takes over half an hour on
         # two cores, meets p99 <= 10 ms at recall 1.0 on clustered data (benchmarks/bench_query.py), and
@@ -109,7 +109,7 @@ class VectorIndex:
                  approximate_above: int = 200_000, hnsw_m: int = 32, ef_construction: int = 128,
                  ef_search: int = 128, nprobe: int | None = None):
         if kind not in KINDS:
-            raise IndexError_(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
+            raise VectorIndexError(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
         self.data_dir = Path(data_dir)
         self.model_id = model_id
         self.path, self.meta_path = index_paths(data_dir, model_id)
@@ -339,7 +339,7 @@ class VectorIndex:
             index = faiss.IndexIDMap2(hnsw)
         elif kind == "ivf":
             if train is None or len(train) < 2:
-                raise IndexError_("an IVF index needs vectors to train on", "use kind = 'exact' or 'hnsw'")
+                raise VectorIndexError("an IVF index needs vectors to train on", "use kind = 'exact' or 'hnsw'")
             nlist = min(nlist or _ivf_lists(len(train)), max(1, len(train) // 39))
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -350,7 +350,7 @@ class VectorIndex:
             # A hash-table direct map lets us remove ids and fetch a vector by id.
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
         else:
-            raise IndexError_(f"unknown index kind {kind!r}")
+            raise VectorIndexError(f"unknown index kind {kind!r}")
         self._index, self.kind, self.dim = index, kind, dim
 
     def _compact(self) -> None:
@@ -384,7 +384,7 @@ class VectorIndex:
             if self._index is None:
                 self._create("exact" if self.kind == "ivf" else self.kind, vecs.shape[1])
             if vecs.shape[1] != self.dim:
-                raise IndexError_(f"vectors of size {vecs.shape[1]} given to the {self.dim}-d index {self.path}",
+                raise VectorIndexError(f"vectors of size {vecs.shape[1]} given to the {self.dim}-d index {self.path}",
                                   "the model changed: its vectors belong in another index")
             self.remove(ids[self._has(ids)])
             self._add_new(ids, vecs)
@@ -439,7 +439,7 @@ class VectorIndex:
             if self._index is None or self._count == 0 or k <= 0:
                 return _empty(len(q))
             if q.shape[1] != self.dim:
-                raise IndexError_(f"a {q.shape[1]}-d query for the {self.dim}-d index {self.path}",
+                raise VectorIndexError(f"a {q.shape[1]}-d query for the {self.dim}-d index {self.path}",
                                   "the query was encoded by another model than the one that indexed the photos")
             if allowed_ids is not None:
                 allowed = np.unique(np.asarray(list(allowed_ids), dtype=np.int64))
@@ -543,7 +543,7 @@ class VectorIndex:
                 "vector, nothing is lost") from exc
         except (OSError, RuntimeError) as exc:  # faiss.write_index reports a failed write as RuntimeError
             self._dirty = True
-            raise IndexError_(f"cannot save the index {self.path}: {exc}",
+            raise VectorIndexError(f"cannot save the index {self.path}: {exc}",
                               "free disk space; the catalog still holds every vector, nothing is lost") from exc
         log.debug("index %s saved: %d vectors", self.path.name, meta.count)
         return True

@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -25,6 +25,10 @@ from photod.catalog import Catalog
 from photod.encoder import ImageEncoder
 from photod.index import VectorIndex
 from photod.preprocess import image_transform
+
+if TYPE_CHECKING:
+    from photod.bundle import Bundle
+    from photod.stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ class _Batch:
 class Indexer:
     """Encodes every staged photo that has no vector of the bundle's image model yet."""
 
-    def __init__(self, catalog: Catalog, stage: Any, bundle: Any, index: VectorIndex, *, batch_size: int = 16,
+    def __init__(self, catalog: Catalog, stage: Stage, bundle: Bundle, index: VectorIndex, *, batch_size: int = 16,
                  threads: int = 2, decode_workers: int = 2, queue_batches: int = 4, save_every: int = 2000,
                  save_seconds: float = 300.0, encoder: ImageEncoder | None = None):
         self.catalog = catalog

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from photod.catalog import PhotoInfoRow
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Result:
     online: bool
 
     @classmethod
-    def from_row(cls, row: dict, score: float | None) -> "Result":
+    def from_row(cls, row: PhotoInfoRow, score: float | None) -> "Result":
         camera = " ".join(p for p in (row.get("camera_make"), row.get("camera_model")) if p) or None
         online = bool(row.get("root_online")) and row["state"] != "offline"
         return cls(

@@ -185,7 +185,7 @@ class Stage:
 
     # ---- reading ----------------------------------------------------------------------------------
 
-    def _read(self, body: Callable[[Any], _R]) -> _R:
+    def _read(self, body: Callable[[lmdb.Transaction], _R]) -> _R:
         try:
             return self._read_once(body)
         except lmdb.MapResizedError:
@@ -193,13 +193,13 @@ class Stage:
             self.env.set_mapsize(0)
             return self._read_once(body)
 
-    def _read_once(self, body: Callable[[Any], _R]) -> _R:
+    def _read_once(self, body: Callable[[lmdb.Transaction], _R]) -> _R:
         with self.env.begin(buffers=True) as txn:
             return body(txn)
 
     def get_jpeg(self, photo_id: int) -> bytes | None:
         """The staged JPEG bytes of a photo, or None if it is not staged."""
-        def read(txn: Any) -> bytes | None:
+        def read(txn: lmdb.Transaction) -> bytes | None:
             value = txn.get(_key(photo_id))
             return None if value is None else decode_value(bytes(value))
         return self._read(read)
@@ -214,7 +214,7 @@ class Stage:
 
     def keys(self) -> set[int]:
         """Every staged photo id. Keys that are not photo ids (a dataset's 'num_images') are skipped."""
-        def read(txn: Any) -> set[int]:
+        def read(txn: lmdb.Transaction) -> set[int]:
             ids = set()
             for key in txn.cursor().iternext(keys=True, values=False):
                 text = bytes(key)

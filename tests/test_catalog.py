@@ -4,7 +4,7 @@ import stat
 import pytest
 
 from photod import schema
-from photod.catalog import Catalog, PhotoMeta
+from photod.catalog import CaptionRow, Catalog, FailedRow, NameMatchRow, PendingRow, PhotoInfoRow, PhotoMeta
 from photod.config import make_root
 from photod.errors import CatalogError
 
@@ -191,3 +191,19 @@ def test_folder_operations_tell_folders_apart_by_case_and_by_prefix(catalog, tmp
     paths = {r["rel_path"] for r in catalog.query("SELECT rel_path FROM photos")}
     assert paths == {"Pictures/a.jpg", "photos/b.jpg", "Pictures/x/c.jpg", "Photos0.jpg", "Photos_/d.jpg",
                      "2019/e.jpg", "2019 trip/f.jpg"}
+
+
+def test_rows_have_exactly_the_columns_their_types_name(catalog, root):
+    """The TypedDicts a reader trusts for the catalog's rows must follow the migrations."""
+    def keys(row_type):
+        return row_type.__required_keys__ | row_type.__optional_keys__
+
+    pid, _ = catalog.upsert_file(root.id, "a/b.jpg", 10, 1)
+    assert set(catalog.pending()[0]) == keys(PendingRow)
+    assert set(catalog.photo(pid)) == keys(PhotoInfoRow)
+    assert set(catalog.search_name("b")[0]) == keys(NameMatchRow)
+    with catalog.transaction() as conn:
+        conn.execute("INSERT INTO captions (photo_id, text, created_at) VALUES (?, 'x', 0)", (pid,))
+    assert set(catalog.captions(pid)[0]) == keys(CaptionRow)
+    catalog.mark_failed(pid, "bad")
+    assert set(catalog.failed()[0]) == keys(FailedRow)
