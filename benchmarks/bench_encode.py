@@ -322,8 +322,7 @@ def run_compare(args: argparse.Namespace) -> dict:
     def pixels_for(size: int) -> np.ndarray:
         # photod's preprocessing (equal to cn_clip's within 1e-5): every engine gets these same arrays
         if size not in cache:
-            from photod.preprocess import preprocess_batch
-            from finetune.export import CLIP_MEAN, CLIP_STD
+            from photod.preprocess import CLIP_MEAN, CLIP_STD, preprocess_batch
 
             cache[size] = preprocess_batch(images, size, CLIP_MEAN, CLIP_STD)
         return cache[size]

@@ -189,6 +189,7 @@ def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
     """A data dir with `size` synthetic photos, their vectors and an active bundle; built once."""
     from photod import bundle as bundles
     from photod.catalog import Catalog
+    from photod.tokenizer import DEFAULT_CONTEXT_LENGTH
     from tests.onnxkit import add_photos, make_bundle
 
     data_dir = BENCH / f"e2e-{size}" / ("tiny" if bundle_dir is None else bundle_dir.name)
@@ -199,7 +200,7 @@ def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     if bundle_dir is None:
         bundle_dir = data_dir / "src-bundle"
-        make_bundle(bundle_dir, embed_dim=DIM, image_size=32, context_length=52, name="tiny512")
+        make_bundle(bundle_dir, embed_dim=DIM, image_size=32, context_length=DEFAULT_CONTEXT_LENGTH, name="tiny512")
     src = bundles.Bundle.load(bundle_dir)
     bundles.install_bundle(bundle_dir, data_dir, src.name, replace=True)
     bundle = bundles.use_bundle(data_dir, src.name)

@@ -90,13 +90,14 @@ def install_small_model(data_dir: Path) -> str:
     """The tiny 512-d text/image towers and synthetic vectors for every photo; made once."""
     from photod import bundle as bundles
     from photod import vectors
+    from photod.tokenizer import DEFAULT_CONTEXT_LENGTH
     from tests.onnxkit import make_bundle, unit_vectors
 
     marker = data_dir / "model.json"
     if marker.exists():
         return json.loads(marker.read_text())["model"]
     src = data_dir.parent / "tiny512-src"
-    make_bundle(src, embed_dim=512, image_size=32, context_length=52, name="tiny512")
+    make_bundle(src, embed_dim=512, image_size=32, context_length=DEFAULT_CONTEXT_LENGTH, name="tiny512")
     bundles.install_bundle(src, data_dir, "tiny512", replace=True)
     bundle = bundles.use_bundle(data_dir, "tiny512")
     with Catalog.in_data_dir(data_dir) as cat:

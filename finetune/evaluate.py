@@ -37,7 +37,7 @@ from finetune.dataset import DatasetInfo, read_texts
 from finetune.train import prepare_text
 from photod.preprocess import CLIP_MEAN, CLIP_STD, preprocess_batch
 from photod.stage import decode_value
-from photod.tokenizer import Tokenizer
+from photod.tokenizer import DEFAULT_CONTEXT_LENGTH, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def split_images(info: DatasetInfo, split: str) -> tuple[list[int], list[bytes]]
 
 @torch.no_grad()
 def encode_features(model: torch.nn.Module, info: DatasetInfo, split: str = "valid", *, tokenizer: Tokenizer,
-                    image_size: int, context_length: int = 52, mean=CLIP_MEAN, std=CLIP_STD,
+                    image_size: int, context_length: int = DEFAULT_CONTEXT_LENGTH, mean=CLIP_MEAN, std=CLIP_STD,
                     device: str | torch.device = "cpu", batch_size: int = 64) -> Features:
     """Step 1: the split's image and text embeddings from `model` (cn_clip CLIP), L2-normalised."""
     model.eval()

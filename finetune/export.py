@@ -41,14 +41,13 @@ from finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod import bundle as bundles
 from photod.encoder import trim_tokens
 from photod.errors import ModelError
+from photod.preprocess import CLIP_MEAN, CLIP_STD
+from photod.tokenizer import DEFAULT_CONTEXT_LENGTH
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 FALLBACK_OPSET = 18
-CONTEXT_LENGTH = 52  # every cn_clip model is trained with 52 tokens
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 VOCAB_SOURCE = Path(cn_utils.__file__).parent / "vocab.txt"
 # One tower above this many bytes of fp32 weights cannot be one protobuf (2 GB limit): weights go to .data.
 EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -318,7 +317,7 @@ def default_name(checkpoint: str | Path | None, arch: str, precision: str) -> st
 
 def export_bundle_from_model(model: torch.nn.Module, vision_config: dict[str, Any], text_config: dict[str, Any],
                              out_dir: str | Path, *, precision: str = "int8", arch: str = "custom",
-                             name: str = "model", source: str = "", context_length: int = CONTEXT_LENGTH,
+                             name: str = "model", source: str = "", context_length: int = DEFAULT_CONTEXT_LENGTH,
                              images: Sequence[Image.Image | str | Path] | None = None,
                              texts: Sequence[str] | None = None) -> bundles.Bundle:
     """Export a cn_clip CLIP model to a verified bundle folder `out_dir` (created; must not exist).
@@ -335,7 +334,7 @@ def export_bundle_from_model(model: torch.nn.Module, vision_config: dict[str, An
 
 def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_config: dict[str, Any],
                    out_dir: str | Path, *, precision: str, arch: str, name: str, source: str,
-                   context_length: int = CONTEXT_LENGTH, images=None, texts=None) -> bundles.Bundle:
+                   context_length: int = DEFAULT_CONTEXT_LENGTH, images=None, texts=None) -> bundles.Bundle:
     """export_bundle_from_model for a model already on CPU in fp32 (used as is, not copied)."""
     if precision not in bundles.PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")

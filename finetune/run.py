@@ -32,11 +32,10 @@ from finetune.train import TrainConfig, TrainResult, Trainer, pick_device, save_
 from photod import bundle as bundles
 from photod.errors import FinetuneError, ModelError
 from photod.preprocess import CLIP_MEAN, CLIP_STD
-from photod.tokenizer import Tokenizer
+from photod.tokenizer import DEFAULT_CONTEXT_LENGTH, Tokenizer
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_IN_BUNDLE = "checkpoint.pt"
 DEFAULT_LR = 5e-5
 
 
@@ -50,7 +49,7 @@ class BaseModel:
     arch: str
     vocab: Path
     image_size: int
-    context_length: int = 52
+    context_length: int = DEFAULT_CONTEXT_LENGTH
     mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
     std: list[float] = field(default_factory=lambda: list(CLIP_STD))
     precision: str = "int8"
@@ -106,13 +105,14 @@ def resolve_base(data_dir: str | os.PathLike, base: bundles.Bundle | str | os.Pa
 
 
 def _from_bundle(b: bundles.Bundle) -> BaseModel:
-    candidates = [b.path / CHECKPOINT_IN_BUNDLE] + ([Path(b.source)] if b.source else [])
+    candidates = [b.path / bundles.CHECKPOINT_FILE] + ([Path(b.source)] if b.source else [])
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise FinetuneError(
             f"model {b.name} has no PyTorch checkpoint to train from (looked for "
             f"{', '.join(str(c) for c in candidates)})",
-            "copy the .pt file it was imported from next to it as checkpoint.pt, or pass --base FILE.pt --arch ...")
+            f"copy the .pt file it was imported from next to it as {bundles.CHECKPOINT_FILE}, "
+            "or pass --base FILE.pt --arch ...")
     return BaseModel(checkpoint=found, vision_config=dict(b.vision_config), text_config=dict(b.text_config),
                      arch=b.arch, vocab=b.vocab_path, image_size=b.image_size, context_length=b.context_length,
                      mean=list(b.mean), std=list(b.std), precision=b.precision, bundle=b)

@@ -55,7 +55,7 @@ from photod import durable
 from photod.errors import FinetuneError
 from photod.preprocess import CLIP_MEAN, CLIP_STD, image_transform
 from photod.stage import decode_value
-from photod.tokenizer import Tokenizer
+from photod.tokenizer import DEFAULT_CONTEXT_LENGTH, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     seed: int = 0
     save_every: int = 100  # steps between checkpoints; 0: only at the end
-    context_length: int = 52
+    context_length: int = DEFAULT_CONTEXT_LENGTH
     device: str = "auto"
     num_workers: int = 0
     progress: bool = True
@@ -138,7 +138,7 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, lmdb_dir: str | os.PathLike, tokenizer: Tokenizer, image_size: int,
-                 context_length: int = 52, mean=CLIP_MEAN, std=CLIP_STD):
+                 context_length: int = DEFAULT_CONTEXT_LENGTH, mean=CLIP_MEAN, std=CLIP_STD):
         self.lmdb_dir = Path(lmdb_dir)
         self.tokenizer = tokenizer
         self.image_size = image_size

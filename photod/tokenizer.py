@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"
 UNK_TOKEN = "[UNK]"
-DEFAULT_CONTEXT_LENGTH = 52
+DEFAULT_CONTEXT_LENGTH = 52  # every cn_clip model is trained with 52 tokens
 # Words longer than this are not split at all but become one [UNK], as in BERT.
 MAX_CHARS_PER_WORD = 200
 CONTINUATION_PREFIX = "##"
