@@ -32,13 +32,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from photod.bundle import Bundle  # noqa: E402
+from photod.config import IndexConfig, StageConfig, WorkersConfig  # noqa: E402
 from photod.encoder import ImageEncoder, TextEncoder  # noqa: E402
 
-STAGE_SIZE = 384
 QUALITY = REPO / ".bench" / "quality"
 
 
-def sample_images(n: int, size: int = STAGE_SIZE) -> list:
+def sample_images(n: int, size: int = StageConfig.size) -> list:
     from tests.onnxkit import picture
 
     return [picture(i, size) for i in range(n)]
@@ -97,9 +97,9 @@ def measure_ingest(bundle_dir: str | Path, n_images: int = 256, batch_size: int 
         with Catalog.in_data_dir(data_dir) as cat, Stage(data_dir) as stage:
             ids = add_photos(cat, Path(tmp) / "root", n_images)
             stage.put_many({pid: jpeg_bytes(img) for pid, img in zip(ids, images)})
-            index = VectorIndex(data_dir, bundle.image_id, kind="exact")
-            indexer = Indexer(cat, stage, bundle, index, batch_size=batch_size, threads=threads,
-                              decode_workers=decode_workers)
+            index = VectorIndex(data_dir, bundle.image_id, IndexConfig(kind="exact"))
+            workers = WorkersConfig(batch_size=batch_size, encode_threads=threads, decode=decode_workers)
+            indexer = Indexer(cat, stage, bundle, index, workers)
             pixels = indexer.encoder.preprocess([stage.get_image(i) for i in ids])
             indexer.encoder.encode_array(pixels[:batch_size])
 

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from photod import vectors  # noqa: E402
+from photod.config import IndexConfig  # noqa: E402
 from photod.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
 
 DIM = 512
@@ -94,7 +95,8 @@ def cached_index(kind: str, n: int, data: np.ndarray | None, ids: np.ndarray | N
     IVF is trained as photod trains it (64 sampled vectors per list, photod's list count for n unless
     `nlist` is given). With build=False a missing index gives (None, None)."""
     folder = index_folder(kind, n, hnsw_m, ef_construction, nlist)
-    index = VectorIndex(folder, f"bench-{kind}", kind=kind, hnsw_m=hnsw_m, ef_construction=ef_construction)
+    index = VectorIndex(folder, f"bench-{kind}", IndexConfig(kind=kind), hnsw_m=hnsw_m,
+                        ef_construction=ef_construction)
     path = folder / "raw.faiss"
     info = folder / "build.json"
     if path.exists():
@@ -146,7 +148,7 @@ def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: i
         truth = exact_truth(data, queries)  # recall is measured against float32 brute force
         faiss.omp_set_num_threads(SEARCH_THREADS)
         if "exact" in kinds:
-            exact = VectorIndex(BENCH, "bench-exact", kind="exact")
+            exact = VectorIndex(BENCH, "bench-exact", IndexConfig(kind="exact"))
             exact.add(ids, data)
             lat, found = time_search(exact, queries[:exact_queries])
             rows.append({"size": n, "kind": "exact (fp16 flat)", **lat, "recall@10": recall(found, truth),

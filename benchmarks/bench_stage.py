@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from photod.config import StageConfig
 from photod.decode import decode_photo
 from photod.errors import DecodeError
 from photod.stage import Stage
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--size", type=int, default=StageConfig.size)
     ap.add_argument("--json", type=Path, help="write the figures here as well as to stdout")
     args = ap.parse_args(argv)
     if not args.samples.is_dir():

@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from photod.config import StageConfig  # noqa: E402
+
 BENCH = REPO / ".bench"
 MODELS = BENCH / "models"
 SEED = 20240601
-STAGE_SIZE = 384  # the stage keeps JPEGs about this size
 
 
 def clip_model(arch: str, seed: int = SEED):
@@ -68,7 +69,7 @@ def ensure_bundle(arch: str, precision: str, model=None):
     return bundle
 
 
-def picture(seed: int, size: int = STAGE_SIZE) -> Image.Image:
+def picture(seed: int, size: int = StageConfig.size) -> Image.Image:
     """A varied synthetic photo: a smooth gradient background, a few shapes, a blur or noise, different per seed.
 
     Pictures from one family (seed // 40) share their palette and layout, so image-to-image neighbours
@@ -93,7 +94,7 @@ def picture(seed: int, size: int = STAGE_SIZE) -> Image.Image:
     return img
 
 
-def pictures(n: int, size: int = STAGE_SIZE, start: int = 0) -> list[Image.Image]:
+def pictures(n: int, size: int = StageConfig.size, start: int = 0) -> list[Image.Image]:
     return [picture(i, size) for i in range(start, start + n)]
 
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from finetune.dataset import DatasetInfo, write_dataset
 from photod.catalog import Catalog
-from photod.config import make_root
+from photod.config import StageConfig, make_root
 from photod.ingest import Ingester
 from photod.labels import Label
 from photod.stage import Stage
@@ -156,7 +156,7 @@ def make_library(data_dir: str | os.PathLike, root: str | os.PathLike, all_conce
             pid, _ = catalog.upsert_file(r.id, rel, st.st_size, st.st_mtime_ns)
             lib.photos.setdefault(concept, []).append(pid)
             lib.paths[pid] = root / rel
-        Ingester(catalog, stage, size=max(size, 64), workers=1).drain(limit=256)
+        Ingester(catalog, stage, StageConfig(size=max(size, 64)), workers=1).drain(limit=256)
         with catalog.transaction():
             for concept in to_caption:
                 for pid in lib.photos[concept]:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from photod import __version__
 from photod.catalog import open_catalog
-from photod.config import Config, load_config, make_root
+from photod.config import LOG_LEVELS, WATCH_MODES, Config, RootConfig, load_config, make_root
 from photod.errors import PhotodError
 from photod.logs import setup_logging
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = load_config(args.config)
-        setup_logging(args.log_level or cfg.log_level)
+        setup_logging(args.log_level or cfg.daemon.log_level)
         key = args.cmd if not getattr(args, "sub", None) else f"{args.cmd} {args.sub}"
         return COMMANDS[key](args, cfg)
     except PhotodError as exc:
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"photod {__version__}")
     p.add_argument("--config", metavar="PATH", help="config file (default: $PHOTOD_CONFIG, "
                    "~/.config/photod/config.toml, ./config.toml)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="override the config")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="override the config")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     sub.add_parser("run", help="run the daemon in the foreground (watch, catalog, stage, index)")
@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = roots.add_parser("add", help="watch a folder")
     s.add_argument("path")
     s.add_argument("--label", default="")
-    s.add_argument("--watch", choices=["auto", "inotify", "poll"], default="auto")
-    s.add_argument("--poll-interval", type=float, default=30.0)
+    s.add_argument("--watch", choices=WATCH_MODES, default=RootConfig.watch)
+    s.add_argument("--poll-interval", type=float, default=RootConfig.poll_interval)
     s = roots.add_parser("list", help="list roots")
     s.add_argument("--json", action="store_true")
     s = roots.add_parser("remove", help="stop watching a folder (its photos are kept for the grace period)")
@@ -240,7 +240,7 @@ def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
         if root.source == "config" and cfg.source is not None:
             raise PhotodError(f"{root.path} comes from {cfg.source}", "remove its [[roots]] entry there instead")
         n = cat.remove_root(root.id)
-    print(f"removed {root.path}: {n} photos marked deleted, kept for {cfg.deleted_grace_days:g} days")
+    print(f"removed {root.path}: {n} photos marked deleted, kept for {cfg.daemon.deleted_grace_days:g} days")
     return 0
 
 

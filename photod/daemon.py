@@ -80,12 +80,10 @@ class Daemon:
         self.heartbeat.beat("starting")
         self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
         self.stage = Stage(self.cfg.data_dir)
-        self.ingester = Ingester(self.catalog, self.stage, size=self.cfg.stage_size,
-                                 quality=self.cfg.stage_quality, draft=self.cfg.jpeg_draft,
-                                 workers=self.cfg.decode_workers)
+        self.ingester = Ingester(self.catalog, self.stage, self.cfg.stage, workers=self.cfg.workers.decode)
         self.models = ModelWorker(self.cfg, self.catalog, self.stage)
-        self.roots = RootKeeper(self.catalog, threads=self.cfg.scan_threads)
-        watcher_kwargs = {"settle_seconds": self.cfg.settle_seconds}
+        self.roots = RootKeeper(self.catalog, threads=self.cfg.workers.scan_threads)
+        watcher_kwargs = {"settle_seconds": self.cfg.daemon.settle_seconds}
         if self.mounts_path:
             watcher_kwargs["mounts_path"] = self.mounts_path
         self.watcher = Watcher(self.events.put, **watcher_kwargs)
@@ -147,7 +145,7 @@ class Daemon:
     def _tick(self) -> None:
         handled = self._drain_events()
         self._periodic()
-        did = self.ingester.ingest_batch(self.cfg.batch_size * 4)
+        did = self.ingester.ingest_batch(self.cfg.workers.batch_size * 4)
         if did.reused:
             self.models.sync_index()  # copied vectors must reach the index before the next checkpoint
         worked = did.done
@@ -180,7 +178,7 @@ class Daemon:
             self.timers.presence = now
             self._check_presence()
             self.models.refresh()
-        if self.cfg.rescan_hours > 0:
+        if self.cfg.daemon.rescan_hours > 0:
             for root_id, due in list(self.timers.rescan.items()):
                 if now >= due and self.online.get(root_id):
                     self._rescan(root_id)
@@ -238,14 +236,14 @@ class Daemon:
         self.heartbeat.beat(f"scanning {root.path}")
         report = self.roots.scan(root_id)
         self.heartbeat.beat(self.summary)
-        self.timers.rescan[root_id] = time.monotonic() + self.cfg.rescan_hours * 3600
+        self.timers.rescan[root_id] = time.monotonic() + self.cfg.daemon.rescan_hours * 3600
         log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
                  "%d deleted in %.1fs%s", root.path, report.seen, report.folders, report.compared,
                  report.new, report.changed, report.deleted, report.seconds,
                  "" if report.complete else " (incomplete: some folders could not be read)")
 
     def _purge_expired(self) -> None:
-        cutoff = time.time() - self.cfg.deleted_grace_days * 86400
+        cutoff = time.time() - self.cfg.daemon.deleted_grace_days * 86400
         ids = self.catalog.purgeable(cutoff)
         if not ids:
             return
@@ -253,7 +251,7 @@ class Daemon:
         self.stage.delete_many(ids)
         self.models.forget(ids)
         self.catalog.purge(ids)
-        log.info("purged %d photos deleted more than %g days ago", len(ids), self.cfg.deleted_grace_days)
+        log.info("purged %d photos deleted more than %g days ago", len(ids), self.cfg.daemon.deleted_grace_days)
 
     # ---- watcher events ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from photod.catalog import PhotoMeta
+from photod.config import StageConfig
 from photod.errors import DecodeError
 from photod.exif import read_exif
 
@@ -53,7 +54,8 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
-def decode_photo(data: bytes, name: str, size: int = 384, quality: int = 90, draft: bool = True) -> Decoded:
+def decode_photo(data: bytes, name: str, size: int = StageConfig.size, quality: int = StageConfig.quality,
+                 draft: bool = StageConfig.jpeg_draft) -> Decoded:
     """Decode `data` (the file `name`) into an upright RGB JPEG whose shorter side is `size` (never upscaled).
 
     Raises DecodeError naming `name` and the reason for anything that is not a decodable photo.

@@ -39,13 +39,13 @@ import numpy as np
 
 from photod import durable, vectors
 from photod.catalog import Catalog
+from photod.config import INDEX_KINDS, IndexConfig
 from photod.errors import DiskFullError, VectorIndexError
 
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
 FORMAT = 1
-KINDS = ("auto", "exact", "hnsw", "ivf")
 IVF_MIN_VECTORS = 10_000      # below this, k-means has too little to learn from: exact is as fast anyway
 TOMBSTONE_REBUILD = 0.25      # fraction of dead HNSW slots that triggers a rebuild
 SMALL_SUBSET = 20_000         # allowed-id sets up to this size are searched exactly, vector by vector
@@ -67,8 +67,8 @@ def remove_index(data_dir: str | os.PathLike, model_id: str) -> None:
 
 def resolve_kind(kind: str, count: int, approximate_above: int) -> str:
     """The concrete kind for a configured kind and a library size."""
-    if kind not in KINDS:
-        raise VectorIndexError(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
+    if kind not in INDEX_KINDS:
+        raise VectorIndexError(f"unknown index kind {kind!r}", f"use one of {', '.join(INDEX_KINDS)} in [index] kind")
     if kind == "auto":
         # Above the threshold, IVF: at 1M vectors it builds in minutes where HNSW takes over half an hour on
         # two cores, meets p99 <= 10 ms at recall 1.0 on clustered data (benchmarks/bench_query.py), and
@@ -101,20 +101,20 @@ class IndexMeta:
 class VectorIndex:
     """The vectors of one model (ids = photo ids), searchable by inner product. Thread-safe.
 
-    `kind` is the configured kind ('auto'|'exact'|'hnsw'|'ivf'); the index resolves it against the size of
-    the library when it is loaded or built.
+    `settings.kind` is the configured kind ('auto'|'exact'|'hnsw'|'ivf'); the index resolves it against the
+    size of the library when it is loaded or built.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, model_id: str, *, kind: str = "auto",
-                 approximate_above: int = 200_000, hnsw_m: int = 32, ef_construction: int = 128,
-                 ef_search: int = 128, nprobe: int | None = None):
-        if kind not in KINDS:
-            raise VectorIndexError(f"unknown index kind {kind!r}", f"use one of {', '.join(KINDS)} in [index] kind")
+    def __init__(self, data_dir: str | os.PathLike, model_id: str, settings: IndexConfig = IndexConfig(), *,
+                 hnsw_m: int = 32, ef_construction: int = 128, ef_search: int = 128, nprobe: int | None = None):
+        if settings.kind not in INDEX_KINDS:
+            raise VectorIndexError(f"unknown index kind {settings.kind!r}",
+                              f"use one of {', '.join(INDEX_KINDS)} in [index] kind")
         self.data_dir = Path(data_dir)
         self.model_id = model_id
         self.path, self.meta_path = index_paths(data_dir, model_id)
-        self.config_kind = kind
-        self.approximate_above = approximate_above
+        self.config_kind = settings.kind
+        self.approximate_above = settings.approximate_above
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
@@ -135,9 +135,10 @@ class VectorIndex:
     # ---- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog, **kw) -> "VectorIndex":
+    def open(cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog,
+             settings: IndexConfig = IndexConfig(), **kw) -> "VectorIndex":
         """An index loaded from its file (if sound) and caught up with the catalog."""
-        index = cls(data_dir, model_id, **kw)
+        index = cls(data_dir, model_id, settings, **kw)
         index.load(catalog)
         return index
 

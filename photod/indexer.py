@@ -22,6 +22,7 @@ import numpy as np
 
 from photod import vectors
 from photod.catalog import Catalog
+from photod.config import WorkersConfig
 from photod.encoder import ImageEncoder
 from photod.index import VectorIndex
 from photod.preprocess import image_transform
@@ -45,19 +46,19 @@ class _Batch:
 class Indexer:
     """Encodes every staged photo that has no vector of the bundle's image model yet."""
 
-    def __init__(self, catalog: Catalog, stage: Stage, bundle: Bundle, index: VectorIndex, *, batch_size: int = 16,
-                 threads: int = 2, decode_workers: int = 2, queue_batches: int = 4, save_every: int = 2000,
+    def __init__(self, catalog: Catalog, stage: Stage, bundle: Bundle, index: VectorIndex,
+                 workers: WorkersConfig = WorkersConfig(), *, queue_batches: int = 4, save_every: int = 2000,
                  save_seconds: float = 300.0, encoder: ImageEncoder | None = None):
         self.catalog = catalog
         self.stage = stage
         self.bundle = bundle
         self.index = index
-        self.batch_size = max(1, int(batch_size))
-        self.decode_workers = max(1, int(decode_workers))
+        self.batch_size = max(1, workers.batch_size)
+        self.decode_workers = max(1, workers.decode)
         self.queue_batches = max(1, int(queue_batches))
         self.save_every = save_every
         self.save_seconds = save_seconds
-        self.encoder = encoder or ImageEncoder(bundle, threads=threads)
+        self.encoder = encoder or ImageEncoder(bundle, threads=workers.encode_threads)
         self.model_id: str = self.encoder.model_id
         if index.model_id != self.model_id:
             raise ValueError(f"index of model {index.model_id} given to an encoder of model {self.model_id}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photod.catalog import Catalog
+from photod.config import StageConfig, WorkersConfig
 from photod.decode import Decoded, content_hash, decode_photo
 from photod.errors import DecodeError
 from photod.stage import Stage
@@ -70,13 +71,11 @@ class _File:
 class Ingester:
     """Stages pending photos in batches. Use it from the thread that owns `catalog`."""
 
-    def __init__(self, catalog: Catalog, stage: Stage, *, size: int = 384, quality: int = 90,
-                 draft: bool = True, workers: int = 2):
+    def __init__(self, catalog: Catalog, stage: Stage, settings: StageConfig = StageConfig(), *,
+                 workers: int = WorkersConfig.decode):
         self.catalog = catalog
         self.stage = stage
-        self.size = size
-        self.quality = quality
-        self.draft = draft
+        self.settings = settings
         self.workers = max(1, workers)
         self._deferred: dict[int, float] = {}  # photo id -> when it may be tried again
         self._hung: dict[int, float] = {}  # root id -> when its files may be read again
@@ -245,7 +244,8 @@ class Ingester:
 
     def _decode(self, f: _File) -> Decoded | DecodeError:
         try:
-            return decode_photo(f.data or b"", f.row["rel_path"], self.size, self.quality, self.draft)
+            return decode_photo(f.data or b"", f.row["rel_path"], self.settings.size, self.settings.quality,
+                                self.settings.jpeg_draft)
         except DecodeError as exc:
             return exc
         finally:

@@ -45,7 +45,7 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     out = ScanSummary()
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
-        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.scan_threads)
+        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
         _stage_all(cfg, cat, stage, out)
         if encode:
             _encode_all(cfg, cat, stage, out)
@@ -81,11 +81,10 @@ def _scan_roots(cat: Catalog, roots, out: ScanSummary, threads: int) -> None:
 
 
 def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
-    ingester = Ingester(cat, stage, size=cfg.stage_size, quality=cfg.stage_quality, draft=cfg.jpeg_draft,
-                        workers=cfg.decode_workers)
+    ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode)
     bar = Progress("staging", total=cat.counts()["new"])
     while True:
-        report = ingester.ingest_batch(cfg.batch_size * 4)
+        report = ingester.ingest_batch(cfg.workers.batch_size * 4)
         done = report.done  # includes copies reused from the stage, which leave `new` without decoding
         if not done:
             break

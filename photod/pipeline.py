@@ -57,10 +57,8 @@ class ModelWorker:
 
         self.close()
         indexed, back = vectors.reset_for_model(self.catalog, bundle.image_id)
-        self.index = VectorIndex.open(self.cfg.data_dir, bundle.image_id, self.catalog, kind=self.cfg.index_kind,
-                                      approximate_above=self.cfg.approximate_above)
-        self.indexer = Indexer(self.catalog, self.stage, bundle, self.index, batch_size=self.cfg.batch_size,
-                               threads=self.cfg.encode_threads, decode_workers=self.cfg.decode_workers)
+        self.index = VectorIndex.open(self.cfg.data_dir, bundle.image_id, self.catalog, self.cfg.index)
+        self.indexer = Indexer(self.catalog, self.stage, bundle, self.index, self.cfg.workers)
         self.bundle = bundle
         self._served = False
         log.info("model %s active (%s, %s): %d photos already encoded for it, %d to encode", bundle.name,

@@ -23,6 +23,7 @@ from PIL import Image
 from photod import bundle as bundles
 from photod import vectors
 from photod.catalog import Catalog
+from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.results import Result
 from photod.errors import DecodeError, NoModelError, PhotodError
 from photod.index import VectorIndex
@@ -37,13 +38,12 @@ SUBSET_LIMIT = 50_000      # else filters matching at most this many photos rest
 class Searcher:
     """Searches one data dir. Keep one per thread; it holds its model and index in memory between queries."""
 
-    def __init__(self, data_dir: str | os.PathLike, *, threads: int = 2, index_kind: str = "auto",
-                 approximate_above: int = 200_000, stage_size: int = 384):
+    def __init__(self, data_dir: str | os.PathLike, *, threads: int = WorkersConfig.encode_threads,
+                 index: IndexConfig = IndexConfig(), stage: StageConfig = StageConfig()):
         self.data_dir = Path(data_dir)
         self.threads = threads
-        self.index_kind = index_kind
-        self.approximate_above = approximate_above
-        self.stage_size = stage_size
+        self.index_settings = index
+        self.stage_settings = stage
         self.catalog = Catalog.in_data_dir(self.data_dir)
         # One query at a time: OpenMP's threads only add barrier waits. Measured at 10k vectors on a busy
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
@@ -57,10 +57,9 @@ class Searcher:
         self._full_sync_at = 0.0
 
     @classmethod
-    def from_config(cls, config: Any) -> "Searcher":
-        """A searcher with the data dir, threads and index settings of a photod Config."""
-        return cls(config.data_dir, threads=config.encode_threads, index_kind=config.index_kind,
-                   approximate_above=config.approximate_above, stage_size=config.stage_size)
+    def from_config(cls, config: Config) -> "Searcher":
+        """A searcher with the data dir, threads, index and stage settings of a photod Config."""
+        return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
         self.catalog.close()
@@ -105,8 +104,7 @@ class Searcher:
         """The active model's index, caught up with everything the daemon has indexed so far."""
         bundle = self.bundle()
         if self._index is None:
-            index = VectorIndex(self.data_dir, bundle.image_id, kind=self.index_kind,
-                                approximate_above=self.approximate_above)
+            index = VectorIndex(self.data_dir, bundle.image_id, self.index_settings)
             index.load(self.catalog)
             if index.rebuilt:
                 try:
@@ -160,7 +158,7 @@ class Searcher:
             if vec is not None:
                 return vec
         # Not in the library: decode it exactly as staging would, so its vector is comparable.
-        staged = decode_photo(data, str(path), size=self.stage_size)
+        staged = decode_photo(data, str(path), size=self.stage_settings.size)
         with Image.open(BytesIO(staged.jpeg)) as img:
             return self.image_encoder().encode([img.convert("RGB")])[0]
 

@@ -17,8 +17,8 @@ def write(tmp_path, text: str) -> Path:
 def test_example_config_loads_with_its_documented_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = load_config(REPO / "config.toml")
-    assert cfg.stage_size == 384 and cfg.jpeg_draft is True and cfg.log_level == "info"
-    assert cfg.scan_threads == 4
+    assert cfg.stage.size == 384 and cfg.stage.jpeg_draft is True and cfg.daemon.log_level == "info"
+    assert cfg.workers.scan_threads == 4
     assert cfg.roots[0].path == tmp_path / "Pictures"
     assert cfg.roots[0].watch == "auto"
     assert "@eaDir" in cfg.roots[0].exclude and "$RECYCLE.BIN" in cfg.roots[0].exclude
@@ -26,7 +26,7 @@ def test_example_config_loads_with_its_documented_defaults(monkeypatch, tmp_path
 
 def test_empty_config_means_all_defaults(tmp_path):
     cfg = load_config(write(tmp_path, ""))
-    assert cfg.roots == () and cfg.batch_size == 16 and cfg.rescan_hours == 6
+    assert cfg.roots == () and cfg.workers.batch_size == 16 and cfg.daemon.rescan_hours == 6
 
 
 def test_data_dir_env_overrides_file(monkeypatch, tmp_path):
@@ -38,7 +38,7 @@ def test_data_dir_env_overrides_file(monkeypatch, tmp_path):
 def test_photod_config_env_is_read(monkeypatch, tmp_path):
     p = write(tmp_path, "[stage]\nsize = 500\n")
     monkeypatch.setenv("PHOTOD_CONFIG", str(p))
-    assert load_config().stage_size == 500
+    assert load_config().stage.size == 500
 
 
 def test_relative_root_is_relative_to_the_config_file(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 
 from photod import vectors
 from photod.catalog import Catalog
+from photod.config import IndexConfig, WorkersConfig
 from photod.encoder import ImageEncoder, TextEncoder, choose_providers
 from photod.errors import ModelError
 from photod.index import VectorIndex
@@ -99,8 +100,8 @@ def library(catalog, data_dir, tmp_path, tiny):
 def test_indexer_encodes_everything_staged_and_hands_back_missing_entries(catalog, data_dir, tiny, library):
     ids, stage, pics = library
     stage.delete_many([ids[7], ids[30]])
-    index = VectorIndex(data_dir, tiny.image_id, kind="exact")
-    indexer = Indexer(catalog, stage, tiny, index, batch_size=8, threads=1, decode_workers=2)
+    index = VectorIndex(data_dir, tiny.image_id, IndexConfig(kind="exact"))
+    indexer = Indexer(catalog, stage, tiny, index, WorkersConfig(batch_size=8, encode_threads=1, decode=2))
     assert indexer.pending() == 60
     assert indexer.run_once() == 58
     assert indexer.pending() == 0 and indexer.run_once() == 0
@@ -118,8 +119,9 @@ def test_indexer_encodes_everything_staged_and_hands_back_missing_entries(catalo
 
 def test_decoding_runs_ahead_on_a_bounded_queue(catalog, data_dir, tiny, library):
     _, stage, _ = library
-    index = VectorIndex(data_dir, tiny.image_id, kind="exact")
-    indexer = Indexer(catalog, stage, tiny, index, batch_size=4, threads=1, decode_workers=2, queue_batches=2)
+    index = VectorIndex(data_dir, tiny.image_id, IndexConfig(kind="exact"))
+    indexer = Indexer(catalog, stage, tiny, index, WorkersConfig(batch_size=4, encode_threads=1, decode=2),
+                      queue_batches=2)
     prepared = []
     ahead = []
     real_prepare, real_encode = indexer._prepare, indexer.encoder.encode_array
@@ -143,8 +145,8 @@ def test_decoding_runs_ahead_on_a_bounded_queue(catalog, data_dir, tiny, library
 
 def test_stop_finishes_the_batch_in_hand(catalog, data_dir, tiny, library):
     _, stage, _ = library
-    index = VectorIndex(data_dir, tiny.image_id, kind="exact")
-    indexer = Indexer(catalog, stage, tiny, index, batch_size=5, threads=1)
+    index = VectorIndex(data_dir, tiny.image_id, IndexConfig(kind="exact"))
+    indexer = Indexer(catalog, stage, tiny, index, WorkersConfig(batch_size=5, encode_threads=1))
     stop = threading.Event()
     real = indexer.encoder.encode_array
 
@@ -163,15 +165,17 @@ WORKER = textwrap.dedent("""
     import sys
     from photod.bundle import Bundle
     from photod.catalog import Catalog
+    from photod.config import IndexConfig, WorkersConfig
     from photod.index import VectorIndex
     from photod.indexer import Indexer
     from photod.stage import Stage
     data_dir, bundle_dir = sys.argv[1], sys.argv[2]
     bundle = Bundle.load(bundle_dir)
     cat = Catalog.in_data_dir(data_dir)
-    index = VectorIndex.open(data_dir, bundle.image_id, cat, kind=sys.argv[3])
+    index = VectorIndex.open(data_dir, bundle.image_id, cat, IndexConfig(kind=sys.argv[3]))
     stage = Stage(data_dir)
-    indexer = Indexer(cat, stage, bundle, index, batch_size=4, threads=1, decode_workers=2, save_every=12)
+    indexer = Indexer(cat, stage, bundle, index, WorkersConfig(batch_size=4, encode_threads=1, decode=2),
+                      save_every=12)
     print("ready", flush=True)
     indexer.run_once()
 """)
@@ -196,7 +200,7 @@ def test_kill_9_while_encoding_repeatedly(kind, catalog, data_dir, tmp_path, tin
         proc.kill()
         proc.wait()
         with Catalog.in_data_dir(data_dir) as cat:
-            index = VectorIndex.open(data_dir, tiny.image_id, cat, kind=kind)
+            index = VectorIndex.open(data_dir, tiny.image_id, cat, IndexConfig(kind=kind))
             want = vectors.indexed_ids(cat, tiny.image_id)
             held = index.ids()
             assert np.array_equal(held, want), f"trial {trial}, seed {seed}"
@@ -208,6 +212,6 @@ def test_kill_9_while_encoding_repeatedly(kind, catalog, data_dir, tmp_path, tin
     print("indexed after each kill:", progress)
     # finishing the job leaves everything indexed once
     with Stage(data_dir) as stage, Catalog.in_data_dir(data_dir) as cat:
-        index = VectorIndex.open(data_dir, tiny.image_id, cat, kind=kind)
-        Indexer(cat, stage, tiny, index, batch_size=16, threads=1).run_once()
+        index = VectorIndex.open(data_dir, tiny.image_id, cat, IndexConfig(kind=kind))
+        Indexer(cat, stage, tiny, index, WorkersConfig(batch_size=16, encode_threads=1)).run_once()
         assert len(index) == 300 and np.array_equal(index.ids(), np.array(sorted(ids)))

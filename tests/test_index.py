@@ -14,6 +14,7 @@ import pytest
 
 from photod import vectors
 from photod.catalog import PhotoMeta
+from photod.config import IndexConfig
 from photod.index import VectorIndex, index_paths, resolve_kind
 from tests.onnxkit import REPO, add_photos, unit_vectors
 
@@ -38,7 +39,7 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 def test_exact_search_equals_brute_force_over_stored_vectors(catalog, data_dir, tmp_path):
     stored_library(catalog, tmp_path, 1500, seed=1)
-    index = VectorIndex.open(data_dir, M, catalog, kind="exact")
+    index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
     assert index.kind == "exact" and len(index) == 1500
     ids, vecs = vectors.load_vectors(catalog, M)
     queries = unit_vectors(12, 64, seed=2)
@@ -60,7 +61,7 @@ def test_exact_search_equals_brute_force_over_stored_vectors(catalog, data_dir, 
 
 
 def test_k_larger_than_the_library_and_empty_index(data_dir):
-    index = VectorIndex(data_dir, M, kind="exact")
+    index = VectorIndex(data_dir, M, IndexConfig(kind="exact"))
     scores, found = index.search(unit_vectors(2, 8), 5)
     assert found.shape == (2, 0)
     index.add([3, 9, 4], unit_vectors(3, 8, seed=4))
@@ -75,9 +76,9 @@ def test_approximate_recall_at_10(kind, data_dir):
     data = unit_vectors(n, dim, seed=11, clusters=200)
     ids = np.arange(1, n + 1, dtype=np.int64)
     queries = unit_vectors(200, dim, seed=12, clusters=200)
-    exact = VectorIndex(data_dir, "exact-model", kind="exact")
+    exact = VectorIndex(data_dir, "exact-model", IndexConfig(kind="exact"))
     exact.add(ids, data)
-    approx = VectorIndex(data_dir, M, kind=kind)
+    approx = VectorIndex(data_dir, M, IndexConfig(kind=kind))
     if kind == "ivf":
         approx._create("ivf", dim, train=data)
     else:
@@ -98,7 +99,7 @@ def test_approximate_recall_at_10(kind, data_dir):
 
 
 def test_hnsw_removal_uses_tombstones_and_replacing_a_vector_works(data_dir):
-    index = VectorIndex(data_dir, M, kind="hnsw")
+    index = VectorIndex(data_dir, M, IndexConfig(kind="hnsw"))
     index._create("hnsw", 16)
     data = unit_vectors(500, 16, seed=3)
     ids = np.arange(1, 501)
@@ -123,7 +124,7 @@ def test_hnsw_removal_uses_tombstones_and_replacing_a_vector_works(data_dir):
 
 def test_save_then_catch_up_adds_removes_and_replaces(catalog, data_dir, tmp_path):
     ids = stored_library(catalog, tmp_path, 300, dim=16)
-    index = VectorIndex.open(data_dir, M, catalog, kind="exact")
+    index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
     assert index.save() is True
     assert index.save() is False  # nothing changed: no rewrite
     path, meta_path = index_paths(data_dir, M)
@@ -142,7 +143,7 @@ def test_save_then_catch_up_adds_removes_and_replaces(catalog, data_dir, tmp_pat
     fresh = unit_vectors(1, 16, seed=1234)
     vectors.store_vectors(catalog, M, [ids[20]], fresh)
 
-    loaded = VectorIndex.open(data_dir, M, catalog, kind="exact")
+    loaded = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
     assert path.stat().st_mtime_ns == mtime  # loading never rewrote the file
     want = vectors.indexed_ids(catalog, M)
     assert np.array_equal(loaded.ids(), want)
@@ -189,10 +190,10 @@ def test_kind_follows_config_and_size(catalog, data_dir, tmp_path):
     assert resolve_kind("auto", 20_001, 20_000) == "ivf"
     assert resolve_kind("ivf", 50, 100) == "exact"  # too few vectors to train k-means
     stored_library(catalog, tmp_path, 150, dim=16)
-    a = VectorIndex.open(data_dir, M, catalog, kind="auto", approximate_above=100)
+    a = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="auto", approximate_above=100))
     assert a.kind == "hnsw" and len(a) == 150
     a.save()
-    b = VectorIndex.open(data_dir, M, catalog, kind="exact")  # config changed: rebuilt as exact
+    b = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))  # config changed: rebuilt as exact
     assert b.kind == "exact" and len(b) == 150
 
 
@@ -223,11 +224,12 @@ def test_background_build_for_a_new_model_while_the_old_serves(catalog, data_dir
 SAVER = textwrap.dedent("""
     import sys, numpy as np
     from photod.catalog import Catalog
+    from photod.config import IndexConfig
     from photod.index import VectorIndex
     from photod import vectors
     data_dir = sys.argv[1]
     cat = Catalog.in_data_dir(data_dir)
-    index = VectorIndex.open(data_dir, "model-a", cat, kind="exact")
+    index = VectorIndex.open(data_dir, "model-a", cat, IndexConfig(kind="exact"))
     ids, vecs = vectors.load_vectors(cat, "model-a")
     rng = np.random.default_rng()
     print("ready", flush=True)
@@ -257,7 +259,7 @@ def test_kill_9_while_saving_the_index_repeatedly(catalog, data_dir, tmp_path):
         proc.wait()
         mid_save = bool(list(index_paths(data_dir, M)[0].parent.glob(".*.tmp")))
         print(f"trial {trial}: killed {'while writing a temp file' if mid_save else 'between saves'}")
-        index = VectorIndex.open(data_dir, M, catalog, kind="exact")
+        index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
         held = index.ids()
         assert np.array_equal(held, want), f"trial {trial} (seed {seed})"
         assert len(index) == vectors.count_vectors(catalog, M) == index._index.ntotal
@@ -271,7 +273,7 @@ def test_save_interrupted_between_its_two_renames_rolls_forward(catalog, data_di
     import photod.index as index_module
 
     ids = stored_library(catalog, tmp_path, 100, dim=16)
-    index = VectorIndex.open(data_dir, M, catalog, kind="exact")
+    index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
     index.save()
     index.remove(ids[:10])  # the index now differs from the catalog: only a real save records that
     real_replace = os.replace
@@ -290,7 +292,7 @@ def test_save_interrupted_between_its_two_renames_rolls_forward(catalog, data_di
     dead = leftover.with_name(f".model-a.json.{2**22 + 12345}.1.tmp")  # as if its writer had died
     leftover.rename(dead)
     caplog.set_level("INFO")
-    loaded = VectorIndex.open(data_dir, M, catalog, kind="exact")
+    loaded = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))
     assert "completed a save interrupted" in caplog.text and "rebuilding" not in caplog.text
     assert json.loads(meta_path.read_text())["count"] == 90 and not dead.exists()
     assert np.array_equal(loaded.ids(), vectors.indexed_ids(catalog, M))  # and caught up: 100 again

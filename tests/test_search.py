@@ -12,6 +12,7 @@ import pytest
 
 from photod import vectors
 from photod.catalog import Catalog
+from photod.config import WorkersConfig
 from photod.decode import content_hash
 from photod.errors import NoModelError
 from photod.index import VectorIndex
@@ -36,7 +37,7 @@ def library(catalog, data_dir, tmp_path):
     with Stage(data_dir) as stage:
         stage_pictures(stage, a + b)
         index = VectorIndex(data_dir, bundle.image_id)
-        Indexer(catalog, stage, bundle, index, batch_size=16, threads=1).run_once()
+        Indexer(catalog, stage, bundle, index, WorkersConfig(batch_size=16, encode_threads=1)).run_once()
     return bundle, a, b
 
 
@@ -133,7 +134,7 @@ def test_searcher_sees_photos_indexed_after_it_loaded(data_dir, library, catalog
         with Stage(data_dir) as stage:
             stage_pictures(stage, more)
             index = VectorIndex.open(data_dir, bundle.image_id, catalog)
-            assert Indexer(catalog, stage, bundle, index, threads=1).run_once() == 12
+            assert Indexer(catalog, stage, bundle, index, WorkersConfig(encode_threads=1)).run_once() == 12
         found = s.search("日落", k=100)
         assert len(found) == 82 and {r.id for r in found} >= set(more)
         assert s.search(like=more[3], k=1)[0].id == more[3]
