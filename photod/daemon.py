@@ -145,10 +145,7 @@ class Daemon:
     def _tick(self) -> None:
         handled = self._drain_events()
         self._periodic()
-        did = self.ingester.ingest_batch(self.cfg.workers.batch_size * 4)
-        if did.reused:
-            self.models.sync_index()  # copied vectors must reach the index before the next checkpoint
-        worked = did.done
+        worked = self.ingester.ingest_batch(self.cfg.workers.batch_size * 4).done
         if not worked and not self.stop_event.is_set():
             worked = self.models.step(self.stop_event)
         if not (handled or worked):

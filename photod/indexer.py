@@ -73,6 +73,9 @@ class Indexer:
 
         With `stop` set, the batch in the model is finished and stored, and the rest is left for next time.
         """
+        # Vectors can reach the catalog without this indexer: ingest gives a copy of a photo already encoded
+        # the original's vectors. They join the index now, before this run's checkpoints move past them.
+        self.index.refresh(self.catalog)
         stop = stop or threading.Event()
         halt = threading.Event()  # tells the producer to stop early (stop was set, or the model failed)
         q: queue.Queue = queue.Queue(maxsize=self.queue_batches)
@@ -176,8 +179,9 @@ class Indexer:
             # rebuild from the catalog gives the very same scores.
             held = vecs[keep].astype(np.float16).astype(np.float32)
             self.index.add(np.asarray(batch.ids, dtype=np.int64)[keep], held)
-        # One indexer writes a model's vectors, so every row written so far is in the index now. (A row
-        # another process slipped in meanwhile is still found by id at the next load's catch-up.)
+        # Rows written before this run were added by its refresh, and during the run this indexer is the
+        # only writer here, so every row written so far is in the index now. (A row another process
+        # slipped in meanwhile is still found by id at the next load's catch-up.)
         self.index.checkpoint(vectors.max_rowid(self.catalog), time.time())
         self.stats["encoded"] += len(stored)
         return len(stored)

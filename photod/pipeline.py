@@ -86,11 +86,6 @@ class ModelWorker:
         self._served = True
         log.info("search uses model %s (%d photos indexed)", self.bundle.name, len(self.index))
 
-    def sync_index(self) -> None:
-        """Add vector rows written outside the indexer (copies made at ingest) to the index."""
-        if self.index is not None:
-            self.index.refresh(self.catalog)
-
     def forget(self, photo_ids: list[int]) -> None:
         if self.index is not None:
             self.index.remove(photo_ids)

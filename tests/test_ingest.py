@@ -325,6 +325,37 @@ def test_moved_file_keeps_id_captions_and_stage_entry(catalog, data_dir, samples
     assert [c["text"] for c in catalog.captions(old_id)] == ["海边的日落"]
 
 
+
+def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalog, stage, data_dir, samples,
+                                                                          tmp_path):
+    """A backup of photos already encoded gets their vectors from ingest, not from the indexer. The indexer's
+    next run takes them into the index before its checkpoint passes them, though nobody told it."""
+    from photod import vectors
+    from photod.index import VectorIndex
+    from photod.indexer import Indexer
+    from tests.onnxkit import make_bundle
+
+    bundle = make_bundle(tmp_path / "tiny")
+    originals = sorted((samples / "jpg" / "orientation").glob("landscape_*.jpg"))[:3]
+    for src in originals:
+        _copy(src, tmp_path / "drive")
+    _register(catalog, tmp_path / "drive")
+    ingester = Ingester(catalog, stage)
+    assert ingester.drain().staged == 3
+    index = VectorIndex.open(data_dir, bundle.image_id, catalog, kind="exact")
+    indexer = Indexer(catalog, stage, bundle, index, threads=1)
+    assert indexer.run_once() == 3
+
+    for src in originals:
+        _copy(src, tmp_path / "backup")
+    _copy(samples / "jpg" / "Canon_40D.jpg", tmp_path / "backup")  # a new photo, for the indexer to encode
+    backup = _register(catalog, tmp_path / "backup")
+    assert ingester.drain() == IngestReport(staged=1, reused=3)
+    assert indexer.run_once() == 1  # encodes the new photo only: its checkpoint now passes the copies' rows
+    held = set(index.ids().tolist())
+    assert {backup[src.name] for src in originals} <= held
+    assert held == set(vectors.indexed_ids(catalog, bundle.image_id).tolist())
+
 # ---- kill -9 -----------------------------------------------------------------------------------------
 
 _CHILD = textwrap.dedent("""
