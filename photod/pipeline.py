@@ -1,9 +1,10 @@
-"""The daemon's model side: which bundle is active, its index, and encoding what is staged.
+"""The daemon's model side: encoding what is staged with the active bundle, following `photod model use`.
 
 Switching models never leaves search without an index. The person's choice (`models/ACTIVE`) is encoded
 from the stage while the bundle named by `models/SERVING` keeps answering searches; once nothing is left
 to encode, SERVING moves over (photod.bundle.serving_name). A text-tower-only change (a `lit` finetune) keeps
-the image tower's id, so its vectors are already complete and it serves at once.
+the image tower's id, so its vectors are already complete and it serves at once. The bundle, its image
+encoder and its index are held by a photod.modelslot.ModelSlot, as search's are.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from photod import bundle as bundles
 from photod import vectors
 from photod.catalog import Catalog
 from photod.config import Config
-from photod.errors import PhotodError
+from photod.errors import ModelError
+from photod.modelslot import ModelSlot
 from photod.stage import Stage
+
+if TYPE_CHECKING:
+    from photod.index import VectorIndex
+    from photod.indexer import Indexer
 
 log = logging.getLogger(__name__)
 
@@ -28,38 +35,48 @@ ENCODE_CHUNK = 32
 
 
 class ModelWorker:
+    """Encodes the stage with the active model, switching when `photod model use` picks another."""
+
     def __init__(self, cfg: Config, catalog: Catalog, stage: Stage):
         self.cfg = cfg
         self.catalog = catalog
         self.stage = stage
-        self.bundle: bundles.Bundle | None = None
-        self.index = None
-        self.indexer = None
+        self.model = ModelSlot(cfg.data_dir, catalog, bundles.active_name, threads=cfg.workers.encode_threads,
+                               index=cfg.index, keeps_index=True)
+        self.indexer: Indexer | None = None
         self._served = False
 
+    @property
+    def bundle(self) -> bundles.Bundle | None:
+        """The bundle being encoded with; None while no model is active (or its encoder failed to open)."""
+        return self.indexer.bundle if self.indexer is not None else None
+
+    @property
+    def index(self) -> VectorIndex | None:
+        return self.indexer.index if self.indexer is not None else None
+
     def refresh(self) -> None:
-        """Pick up a newly chosen model (cheap when nothing changed: one small file read)."""
+        """Pick up a newly chosen model (cheap when nothing changed: a small file read and a stat)."""
+        encoding = self.bundle.model_id if self.bundle is not None else None
         try:
-            target = bundles.active_bundle(self.cfg.data_dir)
-        except PhotodError as exc:  # a broken model must not stop cataloguing
+            bundle = self.model.follow()
+        except ModelError as exc:  # a broken model must not stop cataloguing
             log.error("the active model cannot be used: %s", exc)
             return
-        if target is None:
-            if self.bundle is not None:
+        if bundle is None:
+            if self.indexer is not None:
                 log.info("no model active: cataloguing and staging only")
-            self.close()
-        elif self.bundle is None or target.model_id != self.bundle.model_id:
-            self._load(target)
+            self.indexer = None
+        elif bundle.model_id != encoding:
+            self._start(bundle)
 
-    def _load(self, bundle: bundles.Bundle) -> None:
-        from photod.index import VectorIndex
+    def _start(self, bundle: bundles.Bundle) -> None:
         from photod.indexer import Indexer
 
-        self.close()
+        self.indexer = None  # until the new one stands: the old one's index and encoder are closed
         indexed, back = vectors.reset_for_model(self.catalog, bundle.image_id)
-        self.index = VectorIndex.open(self.cfg.data_dir, bundle.image_id, self.catalog, self.cfg.index)
-        self.indexer = Indexer(self.catalog, self.stage, bundle, self.index, self.cfg.workers)
-        self.bundle = bundle
+        self.indexer = Indexer(self.catalog, self.stage, bundle, self.model.index(), self.cfg.workers,
+                               encoder=self.model.image_encoder())
         self._served = False
         log.info("model %s active (%s, %s): %d photos already encoded for it, %d to encode", bundle.name,
                  bundle.arch, bundle.precision, indexed, self.pending())
@@ -91,9 +108,8 @@ class ModelWorker:
             self.index.remove(photo_ids)
 
     def close(self) -> None:
-        if self.index is not None:
-            self.index.save()
-        self.bundle = self.index = self.indexer = None
+        self.model.close()
+        self.indexer = None
 
 
 def remove_model(catalog: Catalog, data_dir: str | os.PathLike, name: str, force: bool = False) -> int:

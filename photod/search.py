@@ -1,15 +1,15 @@
 """Search: by text, by example photo, by name, with date/root/camera/folder filters; top-k with scores.
 
 A `Searcher` is the read side. It opens its own catalog connection (WAL: it reads while the daemon
-writes), the active model bundle (only when a semantic query needs it) and the model's FAISS index. The
-index is loaded once and then kept up to date cheaply: before each query, if the catalog changed since the
-last look (`PRAGMA data_version`), the vectors written since its checkpoint are added, and now and then it
-is fully reconciled. Results are joined with the catalog, which also drops photos deleted meanwhile.
+writes) and, only when a semantic query needs them, the serving model's encoders and FAISS index (held by
+a photod.modelslot.ModelSlot, which follows model switches). The index is loaded once and then kept up to
+date cheaply: before each query, if the catalog changed since the last look (`PRAGMA data_version`), the
+vectors written since its checkpoint are added, and now and then it is fully reconciled. Results are
+joined with the catalog, which also drops photos deleted meanwhile.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from io import BytesIO
@@ -27,8 +27,7 @@ from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.results import Result
 from photod.errors import DecodeError, NoModelError, PhotodError
 from photod.index import VectorIndex
-
-log = logging.getLogger(__name__)
+from photod.modelslot import ModelSlot
 
 FULL_SYNC_SECONDS = 30.0   # how often a long-lived searcher reconciles deletions with the catalog
 OVERFETCH = 8              # first try: this many times k nearest, then keep those passing the filters
@@ -41,18 +40,14 @@ class Searcher:
     def __init__(self, data_dir: str | os.PathLike, *, threads: int = WorkersConfig.encode_threads,
                  index: IndexConfig = IndexConfig(), stage: StageConfig = StageConfig()):
         self.data_dir = Path(data_dir)
-        self.threads = threads
-        self.index_settings = index
         self.stage_settings = stage
         self.catalog = Catalog.in_data_dir(self.data_dir)
         # One query at a time: OpenMP's threads only add barrier waits. Measured at 10k vectors on a busy
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
         faiss.omp_set_num_threads(1)
-        self._bundle: bundles.Bundle | None = None
-        self._active: str | None = None
-        self._text = None
-        self._image = None
-        self._index: VectorIndex | None = None
+        self.model = ModelSlot(self.data_dir, self.catalog, bundles.serving_name, threads=threads,
+                               index=index)
+        self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
 
@@ -62,6 +57,7 @@ class Searcher:
         return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
+        self.model.close()
         self.catalog.close()
 
     def __enter__(self) -> "Searcher":
@@ -70,48 +66,21 @@ class Searcher:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # ---- the model and its index, loaded on first use ----------------------------------------------
+    # ---- the serving model and its index, loaded on first use ----------------------------------------------
 
-    def bundle(self) -> bundles.Bundle:
-        """The serving bundle (see photod.bundle.serving_name); NoModelError when none is installed.
-        Follows `photod model use` switches once the daemon has finished encoding for the new model."""
-        name = bundles.serving_name(self.data_dir)
-        if name is None:
+    def _serving(self) -> ModelSlot:
+        """The model slot, holding the serving bundle (see photod.bundle.serving_name); NoModelError when none
+        is installed. Follows `photod model use` switches once the daemon has finished encoding for the new
+        model."""
+        if self.model.follow() is None:
             raise NoModelError()
-        if self._bundle is None or name != self._active:
-            self._bundle = bundles.Bundle.load(bundles.models_dir(self.data_dir) / name)
-            self._active = name
-            self._text = self._image = self._index = None
-        return self._bundle
-
-    def text_encoder(self):
-        from photod.encoder import TextEncoder
-
-        bundle = self.bundle()
-        if self._text is None:
-            self._text = TextEncoder(bundle, threads=self.threads)
-        return self._text
-
-    def image_encoder(self):
-        from photod.encoder import ImageEncoder
-
-        bundle = self.bundle()
-        if self._image is None:
-            self._image = ImageEncoder(bundle, threads=self.threads)
-        return self._image
+        return self.model
 
     def index(self) -> VectorIndex:
-        """The active model's index, caught up with everything the daemon has indexed so far."""
-        bundle = self.bundle()
-        if self._index is None:
-            index = VectorIndex(self.data_dir, bundle.image_id, self.index_settings)
-            index.load(self.catalog)
-            if index.rebuilt:
-                try:
-                    index.save()  # spare the next `photod search` the rebuild (the daemon may be off)
-                except PhotodError as exc:
-                    log.warning("%s", exc)
-            self._index = index
+        """The serving model's index, caught up with everything the daemon has indexed so far."""
+        index = self._serving().index()
+        if index is not self._synced:  # just opened, so caught up by its load
+            self._synced = index
             self._data_version = self._catalog_version()
             self._full_sync_at = time.monotonic()
             return index
@@ -119,11 +88,11 @@ class Searcher:
         if version != self._data_version:
             self._data_version = version
             if time.monotonic() - self._full_sync_at > FULL_SYNC_SECONDS:
-                self._index.catch_up(self.catalog)
+                index.catch_up(self.catalog)
                 self._full_sync_at = time.monotonic()
             else:
-                self._index.refresh(self.catalog)
-        return self._index
+                index.refresh(self.catalog)
+        return index
 
     def _catalog_version(self) -> int:
         # Changes whenever another connection commits: a free test for "did the daemon write anything?"
@@ -133,7 +102,7 @@ class Searcher:
 
     def encode_text(self, text: str) -> np.ndarray:
         """The unit embedding of a text query."""
-        return self.text_encoder().encode([text])[0]
+        return self._serving().text_encoder().encode([text])[0]
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
@@ -160,12 +129,12 @@ class Searcher:
         # Not in the library: decode it exactly as staging would, so its vector is comparable.
         staged = decode_photo(data, str(path), size=self.stage_settings.size)
         with Image.open(BytesIO(staged.jpeg)) as img:
-            return self.image_encoder().encode([img.convert("RGB")])[0]
+            return self._serving().image_encoder().encode([img.convert("RGB")])[0]
 
     def _stored_vector(self, photo_id: int) -> np.ndarray | None:
         vec = self.index().vector(photo_id)
         if vec is None:
-            ids, vecs = vectors.load_vectors(self.catalog, self.bundle().image_id, [photo_id])
+            ids, vecs = vectors.load_vectors(self.catalog, self._serving().bundle.image_id, [photo_id])
             vec = vecs[0] if ids.size else None
         return None if vec is None else vec / max(float(np.linalg.norm(vec)), 1e-12)
 
