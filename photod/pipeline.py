@@ -18,7 +18,7 @@ from photod import bundle as bundles
 from photod import vectors
 from photod.catalog import Catalog
 from photod.config import Config
-from photod.errors import ModelError
+from photod.errors import ModelError, PhotodError
 from photod.modelslot import ModelSlot
 from photod.stage import Stage
 

@@ -8,7 +8,7 @@ import pytest
 from photod import bundle as bundles
 from photod.errors import ModelError, NoModelError
 from photod.modelslot import ModelSlot
-from tests.onnxkit import add_photos, install_active, make_bundle, unit_vectors
+from tests.onnxkit import add_photos, install_active, unit_vectors
 
 
 def test_follows_the_marker_and_reopens_only_for_another_model(catalog, data_dir, tmp_path):
