@@ -20,6 +20,7 @@ from PIL import Image
 
 import photod.config
 from photod.catalog import Catalog
+from photod.config import IndexConfig, WorkersConfig
 from photod.ingest import IngestReport, Ingester, check_stage_consistency
 from photod.stage import Stage
 from tests.faultkit import png_claiming
@@ -325,7 +326,6 @@ def test_moved_file_keeps_id_captions_and_stage_entry(catalog, data_dir, samples
     assert [c["text"] for c in catalog.captions(old_id)] == ["海边的日落"]
 
 
-
 def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalog, stage, data_dir, samples,
                                                                           tmp_path):
     """A backup of photos already encoded gets their vectors from ingest, not from the indexer. The indexer's
@@ -342,8 +342,8 @@ def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalo
     _register(catalog, tmp_path / "drive")
     ingester = Ingester(catalog, stage)
     assert ingester.drain().staged == 3
-    index = VectorIndex.open(data_dir, bundle.image_id, catalog, kind="exact")
-    indexer = Indexer(catalog, stage, bundle, index, threads=1)
+    index = VectorIndex.open(data_dir, bundle.image_id, catalog, IndexConfig(kind="exact"))
+    indexer = Indexer(catalog, stage, bundle, index, WorkersConfig(encode_threads=1))
     assert indexer.run_once() == 3
 
     for src in originals:
@@ -355,6 +355,7 @@ def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalo
     held = set(index.ids().tolist())
     assert {backup[src.name] for src in originals} <= held
     assert held == set(vectors.indexed_ids(catalog, bundle.image_id).tolist())
+
 
 # ---- kill -9 -----------------------------------------------------------------------------------------
 
