@@ -31,15 +31,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from photod.bundle import Bundle  # noqa: E402
 from photod.config import IndexConfig, StageConfig, WorkersConfig  # noqa: E402
-from photod.encoder import ImageEncoder, TextEncoder  # noqa: E402
+from photod.model.bundle import Bundle  # noqa: E402
+from photod.model.encoder import ImageEncoder, TextEncoder  # noqa: E402
 
 QUALITY = REPO / ".bench" / "quality"
 
 
 def sample_images(n: int, size: int = StageConfig.size) -> list:
-    from tests.onnxkit import picture
+    from tests.support.onnxkit import picture
 
     return [picture(i, size) for i in range(n)]
 
@@ -81,11 +81,11 @@ def measure_ingest(bundle_dir: str | Path, n_images: int = 256, batch_size: int 
                    decode_workers: int = 2, images: list | None = None, work_dir: Path | None = None) -> dict:
     """Photos per second from staged JPEGs to stored vectors and index, against the encoder alone on the
     same photos at the same batch size."""
-    from photod.catalog import Catalog
-    from photod.index import VectorIndex
-    from photod.indexer import Indexer
-    from photod.stage import Stage
-    from tests.onnxkit import add_photos, jpeg_bytes
+    from photod.search.index import VectorIndex
+    from photod.search.indexer import Indexer
+    from photod.store.catalog import Catalog
+    from photod.store.stage import Stage
+    from tests.support.onnxkit import add_photos, jpeg_bytes
 
     bundle = Bundle.load(bundle_dir)
     images = images[:n_images] if images is not None else sample_images(n_images)
@@ -231,8 +231,8 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.common import ensure_bundle, pictures
-    from photod.encoder import normalise
-    from photod.preprocess import preprocess_batch
+    from photod.model.encoder import normalise
+    from photod.model.preprocess import preprocess_batch
 
     fp32 = ensure_bundle(arch, "fp32")
     pixels = preprocess_batch(pictures(n_images), fp32.image_size, fp32.mean, fp32.std)
@@ -322,7 +322,7 @@ def run_compare(args: argparse.Namespace) -> dict:
     def pixels_for(size: int) -> np.ndarray:
         # photod's preprocessing (equal to cn_clip's within 1e-5): every engine gets these same arrays
         if size not in cache:
-            from photod.preprocess import CLIP_MEAN, CLIP_STD, preprocess_batch
+            from photod.model.preprocess import CLIP_MEAN, CLIP_STD, preprocess_batch
 
             cache[size] = preprocess_batch(images, size, CLIP_MEAN, CLIP_STD)
         return cache[size]

@@ -7,7 +7,7 @@ runs in its own process, so that peak memory is that configuration's alone:
 - GPU: torch.cuda.max_memory_allocated (tensors only, what decides whether a batch fits);
 - CPU: the process's peak resident set (ru_maxrss), which includes Python, torch and the model.
 
-A step is photod's own training step (finetune.train.Trainer): forward, contrastive loss, backward,
+A step is photod's own training step (photod.finetune.train.Trainer): forward, contrastive loss, backward,
 AdamW. Data comes from a small synthetic dataset at the model's resolution; the first steps warm up and
 are not timed. Mixed precision exists on GPUs only (on CPU, training is fp32), so on CPU those rows are
 skipped.
@@ -36,12 +36,12 @@ def run_one(arch: str, mode: str, precision: str, checkpointing: bool, batch: in
             warmup: int) -> dict:
     """One configuration, in this process: returns images/s and peak memory."""
     import torch
-
     from cn_clip.clip import utils as cn_utils
-    from finetune import synthetic as syn
-    from finetune.checkpoint import build_model, load_configs
-    from finetune.train import TrainConfig, Trainer, _collate
-    from photod.tokenizer import Tokenizer
+
+    from photod.finetune.checkpoint import build_model, load_configs
+    from photod.finetune.train import TrainConfig, Trainer, _collate
+    from photod.model.tokenizer import Tokenizer
+    from tests.support import synthetic as syn
 
     torch.manual_seed(0)
     vision, text, _ = load_configs(arch)

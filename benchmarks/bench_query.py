@@ -12,7 +12,7 @@ search (k=10), and recall@10 against a float32 brute force (the exact index itse
 cached under .bench/ (git-ignored): building HNSW over a million vectors takes a long time on two cores.
 
 The end-to-end text query uses --bundle's text tower when given (a real exported Chinese-CLIP bundle); by
-default a tiny ONNX text tower over the real vocabulary (tests/onnxkit.py), which measures tokenizing,
+default a tiny ONNX text tower over the real vocabulary (tests/support/onnxkit.py), which measures tokenizing,
 ONNX Runtime overhead, search and catalog join, but not the cost of a full-size BERT.
 Targets in the issue: text query end to end p50 <= 50 ms at 100k; approximate search alone p99 <= 10 ms
 with recall@10 >= 0.95 at 1M.
@@ -33,9 +33,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from photod import vectors  # noqa: E402
 from photod.config import IndexConfig  # noqa: E402
-from photod.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
+from photod.search.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
+from photod.store import vectors  # noqa: E402
 
 DIM = 512
 CENTRES = 1000
@@ -189,10 +189,10 @@ def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: i
 
 def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
     """A data dir with `size` synthetic photos, their vectors and an active bundle; built once."""
-    from photod import bundle as bundles
-    from photod.catalog import Catalog
-    from photod.tokenizer import DEFAULT_CONTEXT_LENGTH
-    from tests.onnxkit import add_photos, make_bundle
+    from photod.model import bundle as bundles
+    from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
+    from photod.store.catalog import Catalog
+    from tests.support.onnxkit import add_photos, make_bundle
 
     data_dir = BENCH / f"e2e-{size}" / ("tiny" if bundle_dir is None else bundle_dir.name)
     done = data_dir / "built.json"
@@ -222,7 +222,7 @@ def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
 
 
 def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
-    from photod.search import Searcher
+    from photod.search.searcher import Searcher
 
     data_dir, model = e2e_library(size, bundle_dir)
     searcher = Searcher(data_dir, threads=2)

@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from photod import listing
-from photod.catalog import Catalog
 from photod.config import make_root
-from photod.scanner import reconcile
+from photod.roots import listing
+from photod.roots.scanner import reconcile
+from photod.store.catalog import Catalog
 
 TARGET_RATIO = 3.0
 

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from photod.config import StageConfig
-from photod.decode import decode_photo
 from photod.errors import DecodeError
-from photod.stage import Stage
+from photod.ingest.decode import decode_photo
+from photod.store.stage import Stage
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = REPO.parent / "shared" / "photos" / "exif-samples"

@@ -4,7 +4,7 @@
 
 A library of --photos synthetic photos (catalog rows with realistic folders and filenames, a small staged
 JPEG each, so thumbnails load as they would) is built once under .bench/tui/ (git-ignored). For `meaning`
-the library also gets a small text model (tests/onnxkit.py's tiny tower over the real Chinese-CLIP
+the library also gets a small text model (tests/support/onnxkit.py's tiny tower over the real Chinese-CLIP
 vocabulary, 512-d) and synthetic 512-d vectors for every photo, so each keystroke runs the tokenizer, the
 ONNX text tower, a FAISS search over 100k vectors and the catalog join. `names` searches filenames only.
 
@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 
 from PIL import Image  # noqa: E402
 
-from photod.catalog import Catalog, PhotoMeta  # noqa: E402
 from photod.config import Config, RootConfig  # noqa: E402
-from photod.stage import Stage  # noqa: E402
+from photod.store.catalog import Catalog, PhotoMeta  # noqa: E402
+from photod.store.stage import Stage  # noqa: E402
 
 BENCH = REPO / ".bench" / "tui"
 TARGET_P50_MS = 150.0
@@ -88,10 +88,10 @@ def build_library(data_dir: Path, photos: int) -> None:
 
 def install_small_model(data_dir: Path) -> str:
     """The tiny 512-d text/image towers and synthetic vectors for every photo; made once."""
-    from photod import bundle as bundles
-    from photod import vectors
-    from photod.tokenizer import DEFAULT_CONTEXT_LENGTH
-    from tests.onnxkit import make_bundle, unit_vectors
+    from photod.model import bundle as bundles
+    from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
+    from photod.store import vectors
+    from tests.support.onnxkit import make_bundle, unit_vectors
 
     marker = data_dir / "model.json"
     if marker.exists():

@@ -37,7 +37,7 @@ def clip_model(arch: str, seed: int = SEED):
     Returns (model, vision_config, text_config)."""
     import torch
 
-    from finetune.checkpoint import build_model, load_configs
+    from photod.finetune.checkpoint import build_model, load_configs
 
     vision, text, _ = load_configs(arch)
     torch.manual_seed(seed)
@@ -50,12 +50,12 @@ def bundle_path(arch: str, precision: str) -> Path:
 
 def ensure_bundle(arch: str, precision: str, model=None):
     """The cached bundle of a random-weight full-size arch at a precision, exported (and verified) if absent."""
-    from photod.bundle import Bundle
+    from photod.model.bundle import Bundle
 
     path = bundle_path(arch, precision)
     if (path / "manifest.json").exists():
         return Bundle.load(path)
-    from finetune.export import export_bundle_from_model
+    from photod.finetune.export import export_bundle_from_model
 
     if model is None:
         model, vision, text = clip_model(arch)

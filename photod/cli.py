@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from photod import __version__
-from photod.catalog import open_catalog
 from photod.config import LOG_LEVELS, WATCH_MODES, Config, RootConfig, load_config, make_root
 from photod.errors import PhotodError
 from photod.logs import setup_logging
+from photod.store.catalog import open_catalog
 
 log = logging.getLogger("photod")
 
@@ -129,14 +129,14 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from photod.daemon import Daemon
+    from photod.service.daemon import Daemon
 
     return Daemon(cfg, mounts_path=os.environ.get("PHOTOD_MOUNTINFO"), stop_event=stop).run()
 
 
 @command("scan")
 def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.oneshot import scan_once
+    from photod.service.scan import scan_once
 
     report = scan_once(cfg, root=args.root, encode=not args.no_encode)
     print(report.summary())
@@ -153,7 +153,7 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
 @command("reindex")
 def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
     from photod.errors import NoModelError
-    from photod.oneshot import reindex
+    from photod.service.scan import reindex
 
     report = reindex(cfg)
     if report.model is None:
@@ -164,7 +164,7 @@ def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("migrate")
 def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.catalog import Catalog, prepare_data_dir
+    from photod.store.catalog import Catalog, prepare_data_dir
 
     prepare_data_dir(cfg.data_dir)
     with Catalog.in_data_dir(cfg.data_dir, migrate=False) as cat:
@@ -177,7 +177,7 @@ def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("status")
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.status import collect_status, format_status
+    from photod.service.status import collect_status, format_status
 
     with open_catalog(cfg) as cat:
         status = collect_status(cat, cfg)
@@ -217,7 +217,7 @@ def cmd_roots_add(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("roots list")
 def cmd_roots_list(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.status import collect_status
+    from photod.service.status import collect_status
 
     with open_catalog(cfg) as cat:
         roots = collect_status(cat, cfg)["roots"]
@@ -248,7 +248,7 @@ def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("search")
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.finder import Filters, Query, find_once
+    from photod.search.finder import Filters, Query, find_once
 
     filters = Filters(after=args.after, before=args.before, root=args.root, camera=args.camera,
                       folder=args.folder)
@@ -308,7 +308,7 @@ def add_model_parsers(sub) -> None:
 
 @command("model import")
 def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
-    from photod import modelhub
+    from photod.finetune import modelhub
 
     if bool(args.vision_config) != bool(args.text_config):
         raise PhotodError("--vision-config and --text-config go together", "give both JSON files, or --arch")
@@ -322,7 +322,7 @@ def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model pull")
 def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
-    from photod import modelhub
+    from photod.finetune import modelhub
 
     bundle = modelhub.pull(args.name, cfg.data_dir, source=args.source, precision=args.precision)
     print(bundle.name)
@@ -331,7 +331,7 @@ def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model list")
 def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.bundle import active_name, list_bundles
+    from photod.model.bundle import active_name, list_bundles
 
     active = active_name(cfg.data_dir)
     bundles = list_bundles(cfg.data_dir)
@@ -350,7 +350,7 @@ def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model use")
 def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.bundle import use_bundle
+    from photod.model.bundle import use_bundle
 
     bundle = use_bundle(cfg.data_dir, args.name)
     print(f"using {bundle.name}; a running daemon switches to it within seconds "
@@ -360,7 +360,7 @@ def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model remove")
 def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.pipeline import remove_model
+    from photod.service.models import remove_model
 
     with open_catalog(cfg) as cat:
         dropped = remove_model(cat, cfg.data_dir, args.name, force=args.force)
@@ -423,7 +423,7 @@ def add_label_parsers(sub) -> None:
 
 @command("label add")
 def cmd_label_add(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.labels import add_label
+    from photod.labels.captions import add_label
 
     with open_catalog(cfg) as cat:
         caption_id = add_label(cat, args.photo, args.text)
@@ -433,7 +433,7 @@ def cmd_label_add(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("label list")
 def cmd_label_list(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.labels import list_labels
+    from photod.labels.captions import list_labels
 
     with open_catalog(cfg) as cat:
         rows = list_labels(cat, args.photo, args.source)
@@ -449,7 +449,7 @@ def cmd_label_list(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("label remove")
 def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.labels import remove_label
+    from photod.labels.captions import remove_label
 
     with open_catalog(cfg) as cat:
         row = remove_label(cat, args.caption_id)
@@ -459,7 +459,7 @@ def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("label import")
 def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.labels import import_folder_labels, import_labels
+    from photod.labels.captions import import_folder_labels, import_labels
 
     with open_catalog(cfg) as cat:
         if args.folders:
@@ -476,7 +476,7 @@ def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("dataset export")
 def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
-    from finetune.dataset import export_dataset
+    from photod.finetune.dataset import export_dataset
 
     out = export_dataset(cfg.data_dir, args.out, valid_fraction=args.valid_fraction, seed=args.seed)
     print(f"wrote {out}; train with `photod finetune --dataset {out.name}` on the GPU box, then copy the new "
@@ -486,10 +486,10 @@ def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("finetune")
 def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.modelhub import require_finetune
+    from photod.finetune.modelhub import require_finetune
 
     require_finetune()
-    from finetune.run import finetune
+    from photod.finetune.run import finetune
 
     result = finetune(cfg.data_dir, base=args.base, arch=args.arch, dataset=args.dataset, mode=args.mode,
                       epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
@@ -511,7 +511,7 @@ def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("doctor")
 def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.doctor import run_checks
+    from photod.service.doctor import run_checks
 
     failures = 0
     for check in run_checks(cfg):
@@ -525,7 +525,7 @@ def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("service install")
 def cmd_service_install(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.systemd import install_unit, photod_command, render_unit
+    from photod.service.systemd import install_unit, photod_command, render_unit
 
     config_path = cfg.source.resolve() if cfg.source else None
     if args.print:

@@ -67,7 +67,7 @@ class DaemonConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """[stage]: how photos are kept in the stage (photod.stage), and how a query photo is prepared to match."""
+    """[stage]: how photos are kept in the stage (photod.store.stage), and how a query photo is prepared to match."""
 
     size: int = setting(384, low=64, high=4096)  # shorter side in pixels: enough for 336-pixel models
     quality: int = setting(90, low=30, high=100)
@@ -81,7 +81,7 @@ class WorkersConfig:
     decode: int = setting(2, low=1, high=64)
     encode_threads: int = setting(2, low=1, high=256)
     batch_size: int = setting(16, low=1, high=1024)
-    # Folder-reading threads (photod.listing), whatever the core count. On network shares and spinning disks
+    # Folder-reading threads (photod.roots.listing), whatever the core count. On network shares and spinning disks
     # a listing mostly waits, and even on a 2-core machine with a warm cache four beat two (0.12 s against
     # 0.14 s for 100,000 files).
     scan_threads: int = setting(4, low=1, high=64)
@@ -89,7 +89,7 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """[index]: which FAISS index serves searches (photod.index)."""
+    """[index]: which FAISS index serves searches (photod.search.index)."""
 
     kind: str = setting("auto", choices=INDEX_KINDS)
     approximate_above: int = setting(200_000, low=0, high=10**10)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from photod.catalog import Catalog
+from photod.store.catalog import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = (REPO.parent / "shared" / "photos" / "exif-samples").resolve()
@@ -57,7 +57,7 @@ def samples() -> Path:
 
 def _small_import(tmp_path_factory, kind: str, fp16_weights: bool):
     pytest.importorskip("cn_clip", reason="needs the finetune extra (torch, cn_clip)")
-    from tests import modelkit
+    from tests.support import modelkit
 
     photos = modelkit.sample_photos(SAMPLES if SAMPLES.is_dir() else None)
     return modelkit.import_small(tmp_path_factory.mktemp(f"small-{kind}"), kind, images=photos,

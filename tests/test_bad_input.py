@@ -1,4 +1,4 @@
-"""Bad input: a generated corpus of broken, hostile and odd files (tests/faultkit.py) plus the shared camera
+"""Bad input: a generated corpus of broken, hostile and odd files (tests/support/faultkit.py) plus the shared camera
 samples, given to a real daemon subprocess with a real model, without the capabilities that let root read
 any file. Each bad photo ends as a `failed` row whose message names it; every good photo around them is
 indexed; non-files are never catalogued; memory stays bounded. Also malformed config and label files."""
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from photod.catalog import Catalog
-from tests import faultkit
+from photod.store.catalog import Catalog
 from tests.conftest import SAMPLES
-from tests.daemonkit import make_photos, photod_cmd, wait_for
+from tests.support import faultkit
+from tests.support.daemonkit import make_photos, photod_cmd, wait_for
 
 pytest.importorskip("onnx", reason="the tiny test model is built with onnx")
 
@@ -143,7 +143,7 @@ LABEL_FILES = {
 
 @pytest.mark.parametrize("name", sorted(LABEL_FILES))
 def test_malformed_label_files_raise_label_error_and_add_nothing(tmp_path, catalog, name):
-    labels = pytest.importorskip("photod.labels")
+    labels = pytest.importorskip("photod.labels.captions")
     from photod.errors import LabelError, PhotodError
 
     root = tmp_path / "root"

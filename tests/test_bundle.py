@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from photod import bundle as bundles
 from photod.errors import ModelError
-from tests.modelkit import session, tiny_bundle
+from photod.model import bundle as bundles
+from tests.support.modelkit import session, tiny_bundle
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_list_skips_broken_and_temp_dirs(src, data_dir, caplog):
     bundles.install_bundle(src.path, data_dir, "broken")
     _edit_manifest(bundles.models_dir(data_dir) / "broken", precision="int3")
     (bundles.models_dir(data_dir) / ".install-x-123").mkdir()  # an interrupted install
-    with caplog.at_level(logging.WARNING, logger="photod.bundle"):
+    with caplog.at_level(logging.WARNING, logger="photod.model.bundle"):
         names = [b.name for b in bundles.list_bundles(data_dir)]
     assert names == ["ok"]
     assert "broken" in caplog.text and "'precision'" in caplog.text
@@ -194,7 +194,7 @@ def test_daemon_side_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, photod.bundle, photod.modelhub; "
+    code = ("import sys, photod.model.bundle, photod.finetune.modelhub; "
             "bad = [m for m in ('torch', 'cn_clip', 'onnx') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

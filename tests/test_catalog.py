@@ -3,10 +3,10 @@ import stat
 
 import pytest
 
-from photod import schema
-from photod.catalog import CaptionRow, Catalog, FailedRow, NameMatchRow, PendingRow, PhotoInfoRow, PhotoMeta
 from photod.config import make_root
 from photod.errors import CatalogError
+from photod.store import schema
+from photod.store.catalog import CaptionRow, Catalog, FailedRow, NameMatchRow, PendingRow, PhotoInfoRow, PhotoMeta
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_readers_see_committed_state_while_a_writer_holds_a_transaction(data_dir
 def test_two_processes_opening_a_new_catalog_at_once_both_succeed(data_dir):
     import subprocess
     import sys
-    code = ("import sys; from photod.catalog import Catalog; "
+    code = ("import sys; from photod.store.catalog import Catalog; "
             "[Catalog.in_data_dir(sys.argv[1]).close() for _ in range(3)]")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stderr=subprocess.PIPE)
              for _ in range(4)]

@@ -7,14 +7,14 @@ import subprocess
 
 import pytest
 
-from photod import bundle as bundles
-from photod import vectors
-from photod.catalog import Catalog
 from photod.cli import main
-from photod.index import VectorIndex, index_paths
-from tests.daemonkit import make_photos, photod_cmd, write_config
-from tests.modelkit import tiny_bundle
-from tests.onnxkit import unit_vectors
+from photod.model import bundle as bundles
+from photod.search.index import VectorIndex, index_paths
+from photod.store import vectors
+from photod.store.catalog import Catalog
+from tests.support.daemonkit import make_photos, photod_cmd, write_config
+from tests.support.modelkit import tiny_bundle
+from tests.support.onnxkit import unit_vectors
 
 
 @pytest.fixture
@@ -72,8 +72,8 @@ def test_a_filename_search_loads_neither_faiss_nor_the_model_runtime(library):
     assert result.returncode == 0 and "DSC" in result.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "photod.finder" in imported
-    assert not imported & {"faiss", "onnxruntime", "photod.search", "photod.encoder"}
+    assert "photod.search.finder" in imported
+    assert not imported & {"faiss", "onnxruntime", "photod.search.searcher", "photod.model.encoder"}
 
 
 def test_failed_lists_the_reason(library, capsys):
@@ -120,7 +120,7 @@ def test_doctor_reports_each_root(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"root {tmp_path}: inotify" in out or f"root {tmp_path}: poll" in out
     assert "missing (offline)" in out
-    from photod.listing import BACKEND
+    from photod.roots.listing import BACKEND
     assert "folder walker" in out and BACKEND.split()[0] in out
 
 

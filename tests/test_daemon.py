@@ -16,11 +16,21 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from photod.catalog import Catalog
 from photod.config import DEFAULT_INCLUDE
-from photod.stage import Stage
-from tests.daemonkit import (DaemonThread, counts, load, make_photos, photod_cmd, settled, start_daemon_process,
-                             start_daemon_up, wait_for, write_config)
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support.daemonkit import (
+    DaemonThread,
+    counts,
+    load,
+    make_photos,
+    photod_cmd,
+    settled,
+    start_daemon_process,
+    start_daemon_up,
+    wait_for,
+    write_config,
+)
 
 pillow_heif.register_heif_opener()
 

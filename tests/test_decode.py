@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photod.decode import content_hash, decode_photo
 from photod.errors import DecodeError
-from photod.exif import parse_exif_date, read_exif
-from tests.faultkit import png_claiming
+from photod.ingest.decode import content_hash, decode_photo
+from photod.ingest.exif import parse_exif_date, read_exif
+from tests.support.faultkit import png_claiming
 
 
 def _open(jpeg: bytes) -> Image.Image:

@@ -13,17 +13,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from photod import vectors
-from photod.catalog import Catalog
 from photod.config import IndexConfig, WorkersConfig
-from photod.encoder import ImageEncoder, TextEncoder, choose_providers
 from photod.errors import ModelError
-from photod.index import VectorIndex
-from photod.indexer import Indexer
-from photod.preprocess import preprocess_batch
-from photod.stage import Stage
-from photod.tokenizer import Tokenizer
-from tests.onnxkit import REPO, add_photos, make_bundle, picture, stage_pictures
+from photod.model.encoder import ImageEncoder, TextEncoder, choose_providers
+from photod.model.preprocess import preprocess_batch
+from photod.model.tokenizer import Tokenizer
+from photod.search.index import VectorIndex
+from photod.search.indexer import Indexer
+from photod.store import vectors
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support.onnxkit import REPO, add_photos, make_bundle, picture, stage_pictures
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +163,12 @@ def test_stop_finishes_the_batch_in_hand(catalog, data_dir, tiny, library):
 
 WORKER = textwrap.dedent("""
     import sys
-    from photod.bundle import Bundle
-    from photod.catalog import Catalog
+    from photod.model.bundle import Bundle
+    from photod.store.catalog import Catalog
     from photod.config import IndexConfig, WorkersConfig
-    from photod.index import VectorIndex
-    from photod.indexer import Indexer
-    from photod.stage import Stage
+    from photod.search.index import VectorIndex
+    from photod.search.indexer import Indexer
+    from photod.store.stage import Stage
     data_dir, bundle_dir = sys.argv[1], sys.argv[2]
     bundle = Bundle.load(bundle_dir)
     cat = Catalog.in_data_dir(data_dir)

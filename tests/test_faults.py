@@ -5,7 +5,7 @@ Short by default (CI). The long run, which prints the figures for the README:
     PHOTOD_FAULT_TRIALS=40 PHOTOD_FAULT_SCALE=10 PHOTOD_FAULT_REPORT=/tmp/faults.json \\
         nice -n 10 python -m pytest -s -p no:cacheprovider tests/test_faults.py tests/test_bad_input.py \\
         tests/test_security.py
-    python -m tests.faultkit /tmp/faults.json
+    python -m tests.support.faultkit /tmp/faults.json
 
 Every randomized test prints its seed; PHOTOD_FAULT_SEED=S replays it. Related faults covered elsewhere:
 kill -9 between and inside index saves (tests/test_index.py), kill -9 of a bare ingest (tests/test_ingest.py),
@@ -28,16 +28,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photod import bundle as bundles
-from photod.catalog import Catalog
 from photod.config import load_config
 from photod.errors import DiskFullError, ModelError
-from photod.index import VectorIndex
-from photod.presence import check_root
-from photod.scanner import reconcile
-from photod.stage import Stage
-from tests import faultkit
-from tests.daemonkit import DaemonThread, make_photos, start_daemon_process, start_daemon_up, starts_logged, wait_for
+from photod.model import bundle as bundles
+from photod.roots.presence import check_root
+from photod.roots.scanner import reconcile
+from photod.search.index import VectorIndex
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support import faultkit
+from tests.support.daemonkit import (
+    DaemonThread,
+    make_photos,
+    start_daemon_process,
+    start_daemon_up,
+    starts_logged,
+    wait_for,
+)
 
 pytest.importorskip("onnx", reason="the tiny test models are built with onnx")
 
@@ -223,7 +230,7 @@ def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalo
     # listing asks which subfolders to enter as it goes, and the third question pulls the drive.
     away = tmp_path / "unplugged"
     asked = []
-    import photod.scanner as scanner_mod
+    import photod.roots.scanner as scanner_mod
     real_list_tree = scanner_mod.list_tree
 
     def list_tree_unplugging(path, dir_ok, threads, on_listed=None):
@@ -286,7 +293,7 @@ def test_a_hung_share_is_offline_within_the_timeout_and_does_not_stall_other_roo
 def test_a_file_that_turns_into_a_fifo_does_not_hang_ingest(tmp_path, data_dir):
     """A path catalogued as a regular file that is a FIFO by the time it is read (an open() on it would block
     forever, as a read from a hung share does): it fails alone, the daemon goes on."""
-    from photod.ingest import Ingester
+    from photod.ingest.ingester import Ingester
 
     root = tmp_path / "library"
     make_photos(root, 5)
@@ -385,9 +392,9 @@ def test_thousands_of_files_arriving_at_once_are_each_ingested_once(tmp_path, da
 
 _SCAN_CHILD = textwrap.dedent("""
     import sys, time
-    from photod.catalog import Catalog
+    from photod.store.catalog import Catalog
     from photod.config import make_root
-    from photod.scanner import reconcile
+    from photod.roots.scanner import reconcile
     cat = Catalog(sys.argv[2])
     root = cat.add_root(make_root(sys.argv[1]))
     cat.set_root_online(root.id)
@@ -465,8 +472,9 @@ def test_corrupted_stage_entry_is_staged_again_from_the_original(tmp_path, data_
         wait_for(lambda: faultkit.indexed_for_active(data_dir, n), timeout=120, what="indexing")
         assert d.daemon.models.indexer.stats["unstaged"] >= 1
     with Stage(data_dir, readonly=True) as stage:
-        from PIL import Image
         import io
+
+        from PIL import Image
         Image.open(io.BytesIO(stage.get_jpeg(victim))).verify()  # staged again from the original
     faultkit.check_data_dir(data_dir, settled=True)
     faultkit.record(other_faults=1)
@@ -484,7 +492,7 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
     image.write_bytes(bytes(data))
     # A bundle whose manifest lies about the model (embedding size 16, graphs give 8).
     src = tmp_path / "liar"
-    from tests.modelkit import tiny_bundle
+    from tests.support.modelkit import tiny_bundle
     tiny_bundle(src, name="liar", seed=5)
     import json
     manifest = json.loads((src / bundles.MANIFEST).read_text())
@@ -508,7 +516,7 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
 # ---- readers during writes -----------------------------------------------------------------------------
 
 def test_readers_see_no_lock_errors_and_no_half_written_results_while_the_daemon_writes(tmp_path, data_dir):
-    from photod.search import Searcher
+    from photod.search.searcher import Searcher
 
     n = faultkit.scale(120)
     root = tmp_path / "library"

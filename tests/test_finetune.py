@@ -18,21 +18,28 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from cn_clip.clip import utils as cn_utils
-from finetune import synthetic as syn
-from finetune.checkpoint import load_model
-from finetune.dataset import build_dataset, export_dataset, open_dataset, read_texts
-from finetune.evaluate import Features, chance_hit, evaluate_features, evaluate_model, write_cnclip_files
-from finetune.export import import_checkpoint
-from finetune.run import finetune
-from finetune.smallmodels import build_small_checkpoint
-from finetune.train import (PairDataset, TrainConfig, Trainer, contrastive_loss, lr_at, pick_precision,
-                            save_model_checkpoint)
-from photod import bundle as bundles
-from photod.catalog import Catalog
+
 from photod.errors import FinetuneError
-from photod.tokenizer import Tokenizer
+from photod.finetune.checkpoint import load_model
+from photod.finetune.dataset import build_dataset, export_dataset, open_dataset, read_texts
+from photod.finetune.evaluate import Features, chance_hit, evaluate_features, evaluate_model, write_cnclip_files
+from photod.finetune.export import import_checkpoint
+from photod.finetune.run import finetune
+from photod.finetune.train import (
+    PairDataset,
+    TrainConfig,
+    Trainer,
+    contrastive_loss,
+    lr_at,
+    pick_precision,
+    save_model_checkpoint,
+)
+from photod.model import bundle as bundles
+from photod.model.tokenizer import Tokenizer
+from photod.store.catalog import Catalog
+from tests.support import synthetic as syn
+from tests.support.smallmodels import build_small_checkpoint
 
 VOCAB = Path(cn_utils.__file__).parent / "vocab.txt"
 KNOWN = syn.concepts(["红色", "绿色", "蓝色"])
@@ -190,7 +197,7 @@ def test_dataset_file_round_trip_and_refusals(library, tmp_path):
     empty = tmp_path / "empty-data"
     with Catalog.in_data_dir(empty):
         pass
-    from photod.stage import Stage
+    from photod.store.stage import Stage
     Stage(empty).close()
     with pytest.raises(FinetuneError, match="at least"):
         build_dataset(empty, tmp_path / "none")
@@ -317,7 +324,7 @@ def test_recall_equals_cnclip_on_model_features(base, tokenizer, tmp_path):
     # 12 concepts, 2 held-out photos each: 24 images, one text line with two right answers per concept.
     info = syn.make_dataset(tmp_path / "ds", syn.concepts(["红色", "绿色", "蓝色", "黄色"]), 3, size=64,
                             valid_per_concept=2)
-    from finetune.evaluate import encode_features
+    from photod.finetune.evaluate import encode_features
     features = encode_features(model, info, "valid", tokenizer=tokenizer, image_size=64)
     assert len(features.image_ids) == 24 and all(len(v) == 2 for v in features.ground_truth.values())
     _check_parity(tmp_path, features)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from photod import bundle as bundles
-from photod.catalog import Catalog
 from photod.cli import main
-from tests.daemonkit import DaemonThread, counts, load, wait_for, write_config
+from photod.model import bundle as bundles
+from photod.store.catalog import Catalog
+from tests.support.daemonkit import DaemonThread, counts, load, wait_for, write_config
 
 pytest.importorskip("cn_clip", reason="finetune needs the finetune extra (torch, cn_clip)")
 
@@ -22,8 +22,8 @@ def vector_rows(data_dir):
 def test_lit_bundle_installed_into_a_running_daemon(tmp_path, data_dir, capsys):
     import random
 
-    from finetune import synthetic as syn
-    from finetune.smallmodels import build_small_checkpoint
+    from tests.support import synthetic as syn
+    from tests.support.smallmodels import build_small_checkpoint
 
     root = tmp_path / "photos"
     rng = random.Random(0)

@@ -7,10 +7,11 @@ import sqlite3
 
 import pytest
 
-from photod import foldersigs, listing, schema
-from photod.catalog import Catalog
 from photod.config import make_root
-from photod.scanner import reconcile
+from photod.roots import foldersigs, listing
+from photod.roots.scanner import reconcile
+from photod.store import schema
+from photod.store.catalog import Catalog
 
 
 def write(path, data=b"\xff\xd8\xff photo"):

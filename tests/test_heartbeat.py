@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 
-from photod import heartbeat
 from photod.cli import main
-from tests.daemonkit import (DaemonThread, load, make_photos, start_daemon_process, wait_for,
-                             write_config)
+from photod.service import heartbeat
+from tests.support.daemonkit import DaemonThread, load, make_photos, start_daemon_process, wait_for, write_config
 
 
 def test_a_running_daemon_is_seen_and_a_clean_stop_clears_it(tmp_path, data_dir, capsys):

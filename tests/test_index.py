@@ -12,11 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from photod import vectors
-from photod.catalog import PhotoMeta
 from photod.config import IndexConfig
-from photod.index import VectorIndex, index_paths, resolve_kind
-from tests.onnxkit import REPO, add_photos, unit_vectors
+from photod.search.index import VectorIndex, index_paths, resolve_kind
+from photod.store import vectors
+from photod.store.catalog import PhotoMeta
+from tests.support.onnxkit import REPO, add_photos, unit_vectors
 
 M = "model-a"
 
@@ -200,7 +200,7 @@ def test_kind_follows_config_and_size(catalog, data_dir, tmp_path):
 def test_background_build_for_a_new_model_while_the_old_serves(catalog, data_dir, tmp_path):
     import threading
 
-    from photod.catalog import Catalog
+    from photod.store.catalog import Catalog
 
     ids = stored_library(catalog, tmp_path, 400, dim=16)
     vectors.store_vectors(catalog, "model-b", ids, unit_vectors(400, 24, seed=5))
@@ -223,10 +223,10 @@ def test_background_build_for_a_new_model_while_the_old_serves(catalog, data_dir
 
 SAVER = textwrap.dedent("""
     import sys, numpy as np
-    from photod.catalog import Catalog
+    from photod.store.catalog import Catalog
     from photod.config import IndexConfig
-    from photod.index import VectorIndex
-    from photod import vectors
+    from photod.search.index import VectorIndex
+    from photod.store import vectors
     data_dir = sys.argv[1]
     cat = Catalog.in_data_dir(data_dir)
     index = VectorIndex.open(data_dir, "model-a", cat, IndexConfig(kind="exact"))
@@ -270,7 +270,7 @@ def test_kill_9_while_saving_the_index_repeatedly(catalog, data_dir, tmp_path):
 
 
 def test_save_interrupted_between_its_two_renames_rolls_forward(catalog, data_dir, tmp_path, monkeypatch, caplog):
-    import photod.index as index_module
+    import photod.search.index as index_module
 
     ids = stored_library(catalog, tmp_path, 100, dim=16)
     index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))

@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 
 import photod.config
-from photod.catalog import Catalog
 from photod.config import IndexConfig, WorkersConfig
-from photod.ingest import IngestReport, Ingester, check_stage_consistency
-from photod.stage import Stage
-from tests.faultkit import png_claiming
+from photod.ingest.ingester import Ingester, IngestReport, check_stage_consistency
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support.faultkit import png_claiming
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -214,7 +214,7 @@ def test_failure_logs_one_warning_naming_file_and_reason(catalog, stage, tmp_pat
     folder.mkdir()
     (folder / "IMG_1.jpg").write_text("hello")
     _register(catalog, folder)
-    with caplog.at_level("INFO", logger="photod.ingest"):
+    with caplog.at_level("INFO", logger="photod.ingest.ingester"):
         Ingester(catalog, stage).drain()
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
@@ -265,9 +265,9 @@ _CHILD_INGEST = textwrap.dedent("""
     import json, logging, os, sys
     from pathlib import Path
     import photod.config
-    from photod.catalog import Catalog
-    from photod.ingest import Ingester
-    from photod.stage import Stage
+    from photod.store.catalog import Catalog
+    from photod.ingest.ingester import Ingester
+    from photod.store.stage import Stage
     logging.basicConfig(level=logging.WARNING)
     folder, data = Path(sys.argv[1]), Path(sys.argv[2])
     catalog = Catalog.in_data_dir(data)
@@ -330,10 +330,10 @@ def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalo
                                                                           tmp_path):
     """A backup of photos already encoded gets their vectors from ingest, not from the indexer. The indexer's
     next run takes them into the index before its checkpoint passes them, though nobody told it."""
-    from photod import vectors
-    from photod.index import VectorIndex
-    from photod.indexer import Indexer
-    from tests.onnxkit import make_bundle
+    from photod.search.index import VectorIndex
+    from photod.search.indexer import Indexer
+    from photod.store import vectors
+    from tests.support.onnxkit import make_bundle
 
     bundle = make_bundle(tmp_path / "tiny")
     originals = sorted((samples / "jpg" / "orientation").glob("landscape_*.jpg"))[:3]
@@ -361,9 +361,9 @@ def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalo
 
 _CHILD = textwrap.dedent("""
     import sys
-    from photod.catalog import Catalog
-    from photod.ingest import Ingester
-    from photod.stage import Stage
+    from photod.store.catalog import Catalog
+    from photod.ingest.ingester import Ingester
+    from photod.store.stage import Stage
     catalog = Catalog.in_data_dir(sys.argv[1])
     stage = Stage(sys.argv[1])
     print("ready", flush=True)
@@ -422,7 +422,7 @@ def test_a_hung_share_does_not_stall_other_roots(catalog, stage, tmp_path, monke
     No hung share can exist on this machine, so the read itself is made to block."""
     import threading
 
-    from photod import ingest as ingest_mod
+    from photod.ingest import ingester as ingest_mod
 
     nas, usb = tmp_path / "nas", tmp_path / "usb"
     for shade, folder in enumerate((nas, usb)):

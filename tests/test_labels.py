@@ -8,12 +8,22 @@ import time
 
 import pytest
 
-from finetune import synthetic as syn
-from photod.catalog import Catalog
 from photod.errors import LabelError
-from photod.labels import (add_captions, add_label, detect_format, edit_captions, import_folder_labels, import_labels,
-                           labelled_pairs, list_labels, record_feedback, remove_label)
-from photod.stage import Stage
+from photod.labels.captions import (
+    add_captions,
+    add_label,
+    detect_format,
+    edit_captions,
+    import_folder_labels,
+    import_labels,
+    labelled_pairs,
+    list_labels,
+    record_feedback,
+    remove_label,
+)
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support import synthetic as syn
 
 RED = syn.Concept("红色", "圆形")
 BLUE = syn.Concept("蓝色", "方块", 2)

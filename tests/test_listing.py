@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from photod import listing
-from photod.listing import Folder, list_tree, list_tree_python
+from photod.roots import listing
+from photod.roots.listing import Folder, list_tree, list_tree_python
 
-needs_c = pytest.mark.skipif(listing._fastwalk is None, reason="photod._fastwalk was not built (no C compiler)")
+needs_c = pytest.mark.skipif(listing._fastwalk is None, reason="photod.roots._fastwalk was not built (no C compiler)")
 
 
 def write(path, data=b"\xff\xd8\xff photo"):

@@ -16,13 +16,13 @@ pytest.importorskip("cn_clip", reason="needs the finetune extra (torch, cn_clip)
 
 import torch  # noqa: E402
 
-from finetune import checkpoint as ckpt_mod  # noqa: E402
-from finetune import export as export_mod  # noqa: E402
-from finetune.smallmodels import build_small_checkpoint  # noqa: E402
-from photod import bundle as bundles  # noqa: E402
-from photod import modelhub  # noqa: E402
 from photod.errors import ModelError  # noqa: E402
-from tests import modelkit  # noqa: E402
+from photod.finetune import checkpoint as ckpt_mod  # noqa: E402
+from photod.finetune import export as export_mod  # noqa: E402
+from photod.finetune import modelhub  # noqa: E402
+from photod.model import bundle as bundles  # noqa: E402
+from tests.support import modelkit  # noqa: E402
+from tests.support.smallmodels import build_small_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.model
 
@@ -112,7 +112,7 @@ def test_manifest_describes_the_model(small):
 
 
 def test_bundle_works_with_the_daemon_encoder(small_vit_bundle, photos):
-    encoder = pytest.importorskip("photod.encoder")
+    encoder = pytest.importorskip("photod.model.encoder")
     bundle = small_vit_bundle.bundles["fp32"]
     ref_img, ref_txt = modelkit.torch_reference(small_vit_bundle, photos, modelkit.TEXTS)
     img = encoder.ImageEncoder(bundle, threads=1).encode(photos)
@@ -236,7 +236,7 @@ def test_checkpoint_format_as_cn_clip_writes_it(tmp_path):
 
 
 def test_config_errors(tmp_path):
-    from finetune.smallmodels import SMALL_TEXT
+    from tests.support.smallmodels import SMALL_TEXT
 
     (tmp_path / "t.json").write_text(json.dumps(SMALL_TEXT))
     with pytest.raises(ModelError, match="unknown architecture 'ViT-Z'.*"):
@@ -380,8 +380,8 @@ def test_missing_finetune_extra_says_what_to_install(monkeypatch, tmp_path):
 def test_text_queries_run_on_their_own_length_and_match_the_padded_embedding(small_vit_bundle):
     import onnxruntime as ort
 
-    from photod.encoder import TextEncoder
-    from photod.tokenizer import Tokenizer
+    from photod.model.encoder import TextEncoder
+    from photod.model.tokenizer import Tokenizer
 
     bundle = small_vit_bundle.bundles["fp32"]
     enc = TextEncoder(bundle, threads=1)
@@ -396,7 +396,7 @@ def test_text_queries_run_on_their_own_length_and_match_the_padded_embedding(sma
 
 
 # --------------------------------------------------------------------------------------------------------
-# the fused ViT image tower (finetune/optimize.py)
+# the fused ViT image tower (photod/finetune/optimize.py)
 
 def _ops(path: Path) -> dict[str, int]:
     import collections
@@ -407,7 +407,7 @@ def _ops(path: Path) -> dict[str, int]:
 
 
 def _vit_model(layers: int, width: int, head_width: int, patch: int = 8, resolution: int = 32):
-    from finetune.smallmodels import SMALL_TEXT
+    from tests.support.smallmodels import SMALL_TEXT
 
     vision = {"embed_dim": 16, "image_resolution": resolution, "vision_layers": layers, "vision_width": width,
               "vision_patch_size": patch, "vision_head_width": head_width}
@@ -418,7 +418,7 @@ def _vit_model(layers: int, width: int, head_width: int, patch: int = 8, resolut
 
 @pytest.mark.parametrize("layers,width,head_width", [(1, 32, 16), (3, 48, 16)])
 def test_fused_tower_computes_the_original_embedding_and_leaves_the_model_alone(layers, width, head_width):
-    from finetune.optimize import fused_image_tower
+    from photod.finetune.optimize import fused_image_tower
 
     model, vision, _ = _vit_model(layers, width, head_width)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -435,8 +435,8 @@ def test_fused_tower_computes_the_original_embedding_and_leaves_the_model_alone(
 
 
 def test_fused_tower_only_for_plain_vit_attention():
-    from finetune.optimize import fused_image_tower
-    from finetune.smallmodels import build_small_model
+    from photod.finetune.optimize import fused_image_tower
+    from tests.support.smallmodels import build_small_model
 
     assert fused_image_tower(build_small_model("rn")) is None
     model = build_small_model("vit")

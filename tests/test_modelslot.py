@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from photod import bundle as bundles
 from photod.errors import ModelError, NoModelError
-from photod.modelslot import ModelSlot
-from tests.onnxkit import add_photos, install_active, unit_vectors
+from photod.model import bundle as bundles
+from photod.search.modelslot import ModelSlot
+from tests.support.onnxkit import add_photos, install_active, unit_vectors
 
 
 def test_follows_the_marker_and_reopens_only_for_another_model(catalog, data_dir, tmp_path):
@@ -56,8 +56,8 @@ def test_a_broken_bundle_leaves_the_old_one_in_use(catalog, data_dir, tmp_path):
 
 
 def test_only_a_slot_that_keeps_the_index_saves_it_when_letting_go(catalog, data_dir, tmp_path):
-    from photod import vectors
-    from photod.index import index_paths
+    from photod.search.index import index_paths
+    from photod.store import vectors
 
     bundle = install_active(data_dir, tmp_path / "alpha", name="alpha", seed=1)
     ids = add_photos(catalog, tmp_path / "root", 5)

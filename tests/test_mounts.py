@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from photod.errors import ConfigError
-from photod.mounts import (Mount, choose_watch_mode, inotify_limits, is_network_fs, mount_for, parse_mounts,
-                           read_mounts)
+from photod.roots.mounts import (
+    Mount,
+    choose_watch_mode,
+    inotify_limits,
+    is_network_fs,
+    mount_for,
+    parse_mounts,
+    read_mounts,
+)
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

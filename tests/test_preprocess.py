@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from photod.errors import DecodeError, ModelError
-from photod.preprocess import CLIP_MEAN, CLIP_STD, image_transform, preprocess_batch
+from photod.model.preprocess import CLIP_MEAN, CLIP_STD, image_transform, preprocess_batch
 
 TOLERANCE = 1e-5
 SIZES = [224, 336]
@@ -31,7 +31,7 @@ SAMPLE_FILES = [
 def test_module_needs_neither_torch_nor_cn_clip():
     # The daemon runs where torch cannot be installed; importing this module must not pull it in.
     code = (
-        "import sys, photod.preprocess; "
+        "import sys, photod.model.preprocess; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'cn_clip')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from photod.config import make_root
-from photod.presence import check_root
-from tests.oskit import reads_everything
+from photod.roots.presence import check_root
+from tests.support.oskit import reads_everything
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
-from photod import listing, scanner
 from photod.config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, make_root
-from photod.scanner import compile_matcher, reconcile, walk
-from tests.oskit import reads_everything
+from photod.roots import listing, scanner
+from photod.roots.scanner import compile_matcher, reconcile, walk
+from tests.support.oskit import reads_everything
 
 
 def touch(path, data=b"\xff\xd8\xff photo"):
@@ -108,7 +108,7 @@ def test_names_that_are_not_utf8_are_kept_and_logged_once(tmp_path, caplog):
     for raw in (b"caf\xe9.jpg", b"na\xefve.jpg"):
         with open(os.path.join(os.fsencode(tmp_path), raw), "wb") as f:
             f.write(b"x")
-    with caplog.at_level(logging.WARNING, logger="photod.scanner"):
+    with caplog.at_level(logging.WARNING, logger="photod.roots.scanner"):
         w = walk(tmp_path, ["*.jpg"], [])
         found = [e.rel_path for e in w]
     assert len(found) == 3 and len(w.bad_names) == 2
@@ -150,7 +150,7 @@ def fail_on(monkeypatch, bad_dir):
 
 def test_folder_error_marks_the_walk_incomplete(tree, monkeypatch, caplog):
     fail_on(monkeypatch, tree / "deep")
-    with caplog.at_level(logging.WARNING, logger="photod.scanner"):
+    with caplog.at_level(logging.WARNING, logger="photod.roots.scanner"):
         w = walk(tree, DEFAULT_INCLUDE, DEFAULT_EXCLUDE)
         found = sorted(e.rel_path for e in w)
     assert found == ["2019 三亚 婚礼/IMG_0001.JPG", "a.jpg"]
@@ -240,7 +240,7 @@ def test_many_unreadable_folders_are_summarised(tmp_path, monkeypatch, caplog):
         return real(path)
 
     monkeypatch.setattr(scanner.os, "scandir", scandir)
-    with caplog.at_level(logging.WARNING, logger="photod.scanner"):
+    with caplog.at_level(logging.WARNING, logger="photod.roots.scanner"):
         w = walk(tmp_path, ["*.jpg"], [])
         assert list(w) == []
     assert len(w.failed) == 8

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photod import vectors
-from photod.catalog import Catalog
 from photod.config import WorkersConfig
-from photod.decode import content_hash
 from photod.errors import NoModelError
-from photod.index import VectorIndex
-from photod.indexer import Indexer
-from photod.search import Searcher
-from photod.stage import Stage
-from tests.onnxkit import add_photos, install_active, jpeg_bytes, picture, stage_pictures, unit_vectors
+from photod.ingest.decode import content_hash
+from photod.search.index import VectorIndex
+from photod.search.indexer import Indexer
+from photod.search.searcher import Searcher
+from photod.store import vectors
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+from tests.support.onnxkit import add_photos, install_active, jpeg_bytes, picture, stage_pictures, unit_vectors
 
 
 def brute(query, ids, vecs, k):

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from photod import bundle as bundles
 from photod.config import load_config
 from photod.errors import ModelError
-from photod.systemd import install_unit
-from tests import faultkit
-from tests.daemonkit import make_photos, start_daemon_process, wait_for
+from photod.model import bundle as bundles
+from photod.service.systemd import install_unit
+from tests.support import faultkit
+from tests.support.daemonkit import make_photos, start_daemon_process, wait_for
 
 pytest.importorskip("onnx", reason="the tiny test model is built with onnx")
 
@@ -91,7 +91,7 @@ def _torch_load_calls(folder: Path):
 
 
 def test_every_torch_load_is_weights_only():
-    calls = [c for folder in ("photod", "finetune") for c in _torch_load_calls(faultkit.REPO / folder)]
+    calls = [c for folder in ("photod",) for c in _torch_load_calls(faultkit.REPO / folder)]
     assert calls, "no torch.load found: the checkpoint reader moved; update this test"
     for path, node in calls:
         kw = {k.arg: k.value for k in node.keywords}
@@ -107,7 +107,7 @@ def test_every_torch_load_is_weights_only():
     ({"format": 99}, "format"),
 ])
 def test_bundle_manifests_are_validated_before_use(tmp_path, data_dir, change, field):
-    from tests.modelkit import tiny_bundle
+    from tests.support.modelkit import tiny_bundle
 
     src = tmp_path / "bundle"
     tiny_bundle(src, name="evil")

@@ -7,16 +7,16 @@ import shutil
 
 import pytest
 
-from photod.catalog import Catalog
 from photod.cli import main
-from tests.daemonkit import DaemonThread, counts, load, make_photos, wait_for, write_config
+from photod.store.catalog import Catalog
+from tests.support.daemonkit import DaemonThread, counts, load, make_photos, wait_for, write_config
 
 pytest.importorskip("cn_clip", reason="model import needs the finetune extra (torch, cn_clip)")
 
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
-    from finetune.smallmodels import build_small_checkpoint
+    from tests.support.smallmodels import build_small_checkpoint
 
     return build_small_checkpoint(tmp_path_factory.mktemp("ckpt"), "vit", seed=0)
 

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 import photod.config
-from photod.catalog import PhotoMeta
 from photod.errors import DiskFullError, StageError
-from photod.ingest import check_stage_consistency
-from photod.stage import Stage
+from photod.ingest.ingester import check_stage_consistency
+from photod.store.catalog import PhotoMeta
+from photod.store.stage import Stage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,7 +87,7 @@ def test_map_grows_when_full(data_dir):
 
 _READER = textwrap.dedent("""
     import sys
-    from photod.stage import Stage
+    from photod.store.stage import Stage
     stage = Stage(sys.argv[1], readonly=True)
     print("open", sorted(stage.keys()), flush=True)
     sys.stdin.readline()

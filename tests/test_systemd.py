@@ -2,7 +2,7 @@ import os
 import socket
 
 from photod.config import load_config
-from photod.systemd import Notifier, install_unit, render_unit
+from photod.service.systemd import Notifier, install_unit, render_unit
 
 
 def test_unit_is_notify_with_hardening(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from photod.errors import ModelError
-from photod.tokenizer import Tokenizer, basic_words
+from photod.model.tokenizer import Tokenizer, basic_words
 
 # --- the rules, on a vocabulary small enough to reason about ------------------------------------------
 
@@ -102,7 +102,7 @@ def test_non_text_is_refused(tiny):
 def test_module_needs_neither_torch_nor_cn_clip():
     # The daemon runs where torch cannot be installed; importing this module must not pull it in.
     code = (
-        "import sys, photod.tokenizer; "
+        "import sys, photod.model.tokenizer; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'cn_clip')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from textual import events
 
-from photod.catalog import Catalog, PhotoMeta
 from photod.errors import PhotodError
-from photod.finder import Filters, Query, parse_date
-from photod.labels import record_feedback
+from photod.labels.captions import record_feedback
+from photod.search.finder import Filters, Query, parse_date
+from photod.store.catalog import Catalog, PhotoMeta
 from photod.tui.app import PhotodApp
 from photod.tui.data import ActivityMeter, Library, group_captions
 from photod.tui.screens.captions import CaptionEditor
@@ -23,7 +23,7 @@ from photod.tui.screens.status import StatusScreen
 from photod.tui.widgets.filters import FilterBar
 from photod.tui.widgets.images import fit_cells
 from photod.tui.widgets.results import ResultGrid
-from tests.tuikit import MTIME_NS, build_library, jpeg, library_config
+from tests.support.tuikit import MTIME_NS, build_library, jpeg, library_config
 
 SIZE = (110, 34)
 
@@ -424,10 +424,10 @@ async def test_list_mode_and_keyboard_moves(app):
 
 def _index_with_model(data_dir: Path, small) -> None:
     """Install the small bundle into the library and encode every staged photo with it, as the daemon would."""
-    from photod import bundle as bundles
-    from photod import vectors
-    from photod.encoder import ImageEncoder
-    from photod.stage import Stage
+    from photod.model import bundle as bundles
+    from photod.model.encoder import ImageEncoder
+    from photod.store import vectors
+    from photod.store.stage import Stage
 
     src = small.bundles["fp32"]
     bundles.install_bundle(src.path, data_dir, "small")

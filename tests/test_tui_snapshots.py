@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from photod.catalog import Catalog
+from photod.store.catalog import Catalog
 from photod.tui.app import PhotodApp
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.screens.status import StatusScreen
 from photod.tui.widgets.results import ResultGrid
-from tests.tuikit import build_library, library_config
+from tests.support.tuikit import build_library, library_config
 
 SIZE = (110, 34)
 FIXED_DIR = Path(tempfile.gettempdir()) / "photod-tui-snapshot"

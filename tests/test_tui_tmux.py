@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tuikit import REPO_ROOT, build_library, write_config
+from tests.support.tuikit import REPO_ROOT, build_library, write_config
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (apt-get install tmux) - it runs the real TUI")

@@ -7,9 +7,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from photod import vectors
-from photod.catalog import PhotoMeta
-from tests.onnxkit import add_photos, unit_vectors
+from photod.store import vectors
+from photod.store.catalog import PhotoMeta
+from tests.support.onnxkit import add_photos, unit_vectors
 
 M = "model-a"
 

@@ -15,8 +15,8 @@ from watchdog.observers.polling import PollingEmitter, PollingObserverVFS
 
 from photod.config import make_root
 from photod.errors import RootError
-from photod import watcher as watcher_mod
-from photod.watcher import WatchEvent, Watcher
+from photod.roots import watcher as watcher_mod
+from photod.roots.watcher import Watcher, WatchEvent
 
 SETTLE = 0.3
 
@@ -178,7 +178,7 @@ class ExhaustedInotify(InotifyObserver):
 def test_inotify_out_of_watches_falls_back_to_polling_with_one_warning(catalog, events, watcher_factory, folder,
                                                                         caplog):
     watcher = watcher_factory(inotify_observer=ExhaustedInotify)
-    with caplog.at_level(logging.WARNING, logger="photod.watcher"):
+    with caplog.at_level(logging.WARNING, logger="photod.roots.watcher"):
         root, mode = add(catalog, watcher, folder, poll_interval=0.2)
     assert mode == "poll" and watcher.modes()[root.id] == "poll"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -255,7 +255,7 @@ def test_removing_a_root_on_a_hung_share_does_not_hang(catalog, watcher_factory,
     time.sleep(0.2)  # the next poll is now stuck in stat
     try:
         t0 = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="photod.watcher"):
+        with caplog.at_level(logging.WARNING, logger="photod.roots.watcher"):
             watcher.remove_root(root.id)
         assert time.monotonic() - t0 < 2
         assert watcher.modes() == {}

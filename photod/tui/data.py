@@ -22,14 +22,14 @@ from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
-from photod import labels
-from photod.catalog import Catalog, open_catalog
 from photod.config import Config
 from photod.errors import PhotodError, StageError
-from photod.finder import Outcome, Query, find
-from photod.results import Result
-from photod.stage import Stage
-from photod.status import collect_status
+from photod.labels import captions as labels
+from photod.search.finder import Outcome, Query, find
+from photod.search.results import Result
+from photod.service.status import collect_status
+from photod.store.catalog import Catalog, open_catalog
+from photod.store.stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Library:
     # -- searching
 
     def search(self, query: Query) -> Outcome:
-        """Run a query (see photod.finder.find) with the shared catalog and the resident searcher."""
+        """Run a query (see photod.search.finder.find) with the shared catalog and the resident searcher."""
         return find(query, self._locked_catalog, self._locked_searcher)
 
     @contextmanager
@@ -153,7 +153,7 @@ class Library:
             return None
         if self._searcher is None:
             try:
-                from photod.search import Searcher
+                from photod.search.searcher import Searcher
             except ImportError:
                 log.debug("semantic search is not available in this build; filename search only")
                 self.semantic = False
@@ -180,7 +180,7 @@ class Library:
         with self._lock:
             return [(r.label or str(r.path), r.id) for r in self.catalog().active_roots()]
 
-    # -- captions and feedback: written by photod.labels, under the same rules as `photod label`
+    # -- captions and feedback: written by photod.labels.captions, under the same rules as `photod label`
 
     def caption_groups(self, photo_ids: Iterable[int]) -> list[CaptionGroup]:
         ids = list(photo_ids)

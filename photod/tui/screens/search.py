@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from photod.errors import PhotodError
-from photod.finder import Outcome, Query
+from photod.search.finder import Outcome, Query
 from photod.tui.data import Library
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen

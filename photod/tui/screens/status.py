@@ -27,7 +27,7 @@ def model_line(model: dict | None) -> str:
 
 
 def activity_line(status: dict[str, Any], meter: ActivityMeter) -> str:
-    """What the daemon is doing: whether it runs (photod.heartbeat), a scan in hand, and the work queue."""
+    """What the daemon is doing: whether it runs (photod.service.heartbeat), a scan in hand, and the work queue."""
     q = status["queue"]
     daemon = status.get("daemon") or {}
     if not daemon.get("running"):

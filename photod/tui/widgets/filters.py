@@ -7,7 +7,7 @@ from textual.message import Message
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Checkbox, Input, Select
 
-from photod.finder import Filters, parse_date
+from photod.search.finder import Filters, parse_date
 from photod.tui.widgets.inputs import TextField
 
 

@@ -1,0 +1,1 @@
+"""Reading a photo once: decoding, EXIF, and staging it."""

@@ -1,0 +1,306 @@
+"""Ingest: catalog rows in state `new` -> staged JPEGs in the stage, metadata in the catalog.
+
+The order of writes is what makes a `kill -9` harmless: the stage entries of a batch are written (and
+synced) first, in one LMDB transaction, and only then are the rows marked staged, in one SQLite
+transaction. A kill in between leaves stage entries for rows still `new`; they are overwritten when the
+rows are retried, or removed by `check_stage_consistency` at the next start. No row ever claims a stage
+entry that is not there.
+
+photod never writes inside a root: files are only opened for reading, once each.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from photod.config import StageConfig, WorkersConfig
+from photod.errors import DecodeError
+from photod.ingest.decode import Decoded, content_hash, decode_photo
+from photod.store.catalog import Catalog
+from photod.store.stage import Stage
+
+log = logging.getLogger(__name__)
+
+# A file that could not be read for a reason that may pass (it vanished, the share hiccuped) is left `new`
+# and not offered again for this long; by then the scanner has usually marked it deleted or offline.
+RETRY_AFTER_SECONDS = 300.0
+# A read that has not finished after this long means the drive or share is not answering (a sleeping NAS,
+# a hung NFS mount); its root is then skipped for HUNG_RETRY seconds. Generous: a 50 MB TIFF over slow
+# Wi-Fi takes seconds, not a minute.
+READ_DEADLINE = 60.0
+HUNG_RETRY = RETRY_AFTER_SECONDS
+
+
+@dataclass
+class IngestReport:
+    """What a batch (or a drain) did."""
+
+    staged: int = 0
+    failed: int = 0
+    adopted: int = 0
+    skipped: int = 0  # unreadable for now (vanished, I/O error): left `new` for a later try
+    reused: int = 0   # copies of a photo already staged: its JPEG and vectors copied, nothing decoded
+
+    def __add__(self, other: "IngestReport") -> "IngestReport":
+        return IngestReport(self.staged + other.staged, self.failed + other.failed,
+                            self.adopted + other.adopted, self.skipped + other.skipped,
+                            self.reused + other.reused)
+
+    @property
+    def done(self) -> int:
+        """Rows that left the `new` state."""
+        return self.staged + self.failed + self.adopted + self.reused
+
+
+@dataclass
+class _File:
+    row: dict
+    path: Path
+    data: bytes | None = None
+    hash: str | None = None
+
+
+class Ingester:
+    """Stages pending photos in batches. Use it from the thread that owns `catalog`."""
+
+    def __init__(self, catalog: Catalog, stage: Stage, settings: StageConfig = StageConfig(), *,
+                 workers: int = WorkersConfig.decode):
+        self.catalog = catalog
+        self.stage = stage
+        self.settings = settings
+        self.workers = max(1, workers)
+        self._deferred: dict[int, float] = {}  # photo id -> when it may be tried again
+        self._hung: dict[int, float] = {}  # root id -> when its files may be read again
+
+    def ingest_batch(self, limit: int = 64) -> IngestReport:
+        """Stage up to `limit` pending photos; at most `limit` files' bytes are held in memory at once."""
+        report = IngestReport()
+        files = self._next_files(limit)
+        if not files:
+            return report
+        read = self._read_all(files)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-decode") as pool:
+            to_decode = []
+            for f, error in zip(files, read):
+                if error is None:
+                    to_decode.append(f)
+                elif error == "skip":
+                    report.skipped += 1
+                else:
+                    self._fail(f, error)
+                    report.failed += 1
+            to_decode = self._adopt_moved(to_decode, report)
+            to_decode = self._reuse_copies(to_decode, report)
+            results = list(pool.map(self._decode, to_decode))
+        staged = {f.row["id"]: (f, res) for f, res in zip(to_decode, results) if isinstance(res, Decoded)}
+        # Stage first (synced), catalog second: see the module docstring.
+        self.stage.put_many({pid: res.jpeg for pid, (_f, res) in staged.items()})
+        with self.catalog.transaction():
+            for pid, (f, res) in staged.items():
+                self.catalog.mark_staged(pid, res.meta, f.hash or "")
+            for f, res in zip(to_decode, results):
+                if isinstance(res, DecodeError):
+                    self._fail(f, _reason(res), f.hash)
+        report.staged += len(staged)
+        report.failed += sum(isinstance(res, DecodeError) for res in results)
+        if report.done or report.skipped:
+            log.info("ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
+                     report.staged, report.failed, report.adopted, report.reused, report.skipped)
+        return report
+
+    def drain(self, stop: threading.Event | None = None, limit: int = 64) -> IngestReport:
+        """Ingest batches until nothing is pending (or `stop` is set between batches)."""
+        total = IngestReport()
+        while not (stop is not None and stop.is_set()):
+            report = self.ingest_batch(limit)
+            total += report
+            if not report.done:
+                break  # nothing left, or only files deferred for a later try
+        return total
+
+    # ---- steps ------------------------------------------------------------------------------------
+
+    def _next_files(self, limit: int) -> list[_File]:
+        now = time.monotonic()
+        self._deferred = {pid: t for pid, t in self._deferred.items() if t > now}
+        self._hung = {root: t for root, t in self._hung.items() if t > now}
+        rows = self.catalog.pending("new", limit + len(self._deferred))
+        rows = [r for r in rows if r["id"] not in self._deferred and r["root_id"] not in self._hung][:limit]
+        return [_File(row=r, path=Path(r["root_path"]) / r["rel_path"]) for r in rows]
+
+    def _read_all(self, files: list[_File]) -> list[str | None]:
+        """Read `files`, `workers` at a time, each on a daemon thread with a deadline.
+
+        A NAS that goes to sleep or a share that hangs can block a read for minutes or forever, and no
+        Python code can interrupt it. So a read past READ_DEADLINE is abandoned (its thread finishes or hangs
+        on its own), the file is tried again later, and its root is left alone for HUNG_RETRY seconds: the
+        other roots' photos go on being staged meanwhile.
+        """
+        results: dict[int, str | None] = {}
+        waiting, running = list(files), []
+        while waiting or running:
+            while waiting and len(running) < self.workers:
+                f = waiting.pop(0)
+                if f.row["root_id"] in self._hung:
+                    self._defer(f)
+                    results[id(f)] = "skip"
+                    continue
+                thread = threading.Thread(target=lambda f=f: results.setdefault(id(f), self._read(f)),
+                                          name="photod-read", daemon=True)
+                thread.start()
+                running.append((f, thread, time.monotonic()))
+            f, thread, started = running.pop(0)
+            thread.join(max(0.0, started + READ_DEADLINE - time.monotonic()))
+            if thread.is_alive() and results.setdefault(id(f), "skip") == "skip":
+                self._hung[f.row["root_id"]] = time.monotonic() + HUNG_RETRY
+                self._defer(f)
+                log.warning("reading %s took more than %.0f s: its drive or share is not answering; photod "
+                            "goes on with other roots and tries this one again in %.0f s", f.path, READ_DEADLINE,
+                            HUNG_RETRY)
+        return [results[id(f)] for f in files]
+
+    def _read(self, f: _File) -> str | None:
+        """Read and hash one file. Returns None when read, "skip" to try later, else a failure reason."""
+        try:
+            f.data = _read_regular(f.path)
+        except _NotRegular as exc:
+            return f"{f.row['rel_path']}: {exc.strerror}, not a photo file; photod reads only regular files"
+        except (FileNotFoundError, NotADirectoryError):
+            log.info("%s vanished before it could be staged; the scanner will account for it", f.path)
+            self._defer(f)
+            return "skip"
+        except PermissionError:
+            return f"{f.row['rel_path']}: permission denied: run photod as a user who can read it"
+        except IsADirectoryError:
+            return f"{f.row['rel_path']}: is a directory, not a photo"
+        except MemoryError:
+            return f"{f.row['rel_path']}: too large to read into memory"
+        except OSError as exc:
+            # EIO, ESTALE, ENODEV...: usually a drive or share going away, not a bad photo.
+            log.warning("cannot read %s (%s); will try again later", f.path, exc)
+            self._defer(f)
+            return "skip"
+        f.hash = content_hash(f.data)
+        return None
+
+    def _adopt_moved(self, files: list[_File], report: IngestReport) -> list[_File]:
+        """Files whose content matches a deleted photo are that photo, moved: it keeps id and stage entry."""
+        rest = []
+        for f in files:
+            old_id = self.catalog.deleted_match(f.hash, exclude_id=f.row["id"]) if f.hash else None
+            if old_id is None:
+                rest.append(f)
+                continue
+            self.catalog.adopt(old_id, f.row["id"])
+            f.data = None
+            report.adopted += 1
+            log.info("%s is photo %d moved; kept its id, captions and stage entry", f.path, old_id)
+        return rest
+
+    def _reuse_copies(self, files: list[_File], report: IngestReport) -> list[_File]:
+        """Files whose exact content is already staged for another photo get copies of that photo's stage
+        entry, metadata and vectors instead of being decoded and encoded again.
+
+        The rule: same bytes, same pixels, so the same JPEG and the same vectors. This covers a drive
+        mounted again at a different path (its photos at the old path stay `offline`, nothing is deleted,
+        nothing re-encoded) and backups (the same photo on two drives): each file keeps a row of its own,
+        so unplugging either drive never hides the other copy, and when the old path comes back its rows
+        return as they were. Captions stay with the photo they were written for. A deleted photo with the
+        same content is a move instead (`_adopt_moved`, which runs first).
+        """
+        rest: list[_File] = []
+        copies: dict[int, tuple[_File, int, bytes]] = {}
+        for f in files:
+            src = self.catalog.staged_match(f.hash, exclude_id=f.row["id"]) if f.hash else None
+            jpeg = self.stage.get_jpeg(src) if src is not None else None
+            if jpeg is None:
+                rest.append(f)
+                continue
+            copies[f.row["id"]] = (f, src, jpeg)
+        if not copies:
+            return rest
+        # Stage first (synced), catalog second, as for decoded photos: a kill in between leaves entries
+        # for rows still `new`, which are retried.
+        self.stage.put_many({pid: jpeg for pid, (_f, _src, jpeg) in copies.items()})
+        with self.catalog.transaction():
+            for pid, (f, src, _jpeg) in copies.items():
+                if self.catalog.copy_staged(src, pid):
+                    f.data = None
+                    report.reused += 1
+                else:
+                    rest.append(f)  # the original left the stage meanwhile: decode this one after all
+        if report.reused:
+            log.info("%d files are copies of photos already staged (a drive at a new path, a backup): "
+                     "their stage entries and vectors were copied, nothing decoded", report.reused)
+        return rest
+
+    def _decode(self, f: _File) -> Decoded | DecodeError:
+        try:
+            return decode_photo(f.data or b"", f.row["rel_path"], self.settings.size, self.settings.quality,
+                                self.settings.jpeg_draft)
+        except DecodeError as exc:
+            return exc
+        finally:
+            f.data = None  # free the file's bytes as soon as its JPEG exists
+
+    def _fail(self, f: _File, reason: str, content_hash_: str | None = None) -> None:
+        self.catalog.mark_failed(f.row["id"], reason, content_hash_)
+        # The reason already names the file (relative to its root); say which root.
+        log.warning("cannot stage a photo in %s: %s", f.row["root_path"], reason)
+
+    def _defer(self, f: _File) -> None:
+        self._deferred[f.row["id"]] = time.monotonic() + RETRY_AFTER_SECONDS
+
+
+class _NotRegular(OSError):
+    """The path is a FIFO, a device or a socket now (it was a regular file when it was catalogued)."""
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes. Opened non-blocking and checked with fstat before reading: a path that became
+    a FIFO would block the read forever, and a character device such as /dev/zero would never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
+                    or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a directory"
+                    if stat.S_ISDIR(mode) else "not a regular file")
+            raise _NotRegular(errno.EINVAL, f"is {kind}")
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            return fh.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _reason(exc: DecodeError) -> str:
+    return exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+
+
+def check_stage_consistency(catalog: Catalog, stage: Stage) -> tuple[int, int]:
+    """Repair the stage/catalog pairing after a crash; run at daemon start, before ingesting.
+
+    Stage entries no row claims are deleted; rows claiming an entry that is missing go back to `new`.
+    Returns (entries removed, rows to be staged again).
+    """
+    in_stage = stage.keys()
+    claimed = catalog.staged_ids()
+    orphans = in_stage - claimed
+    missing = claimed - in_stage
+    removed = stage.delete_many(sorted(orphans)) if orphans else 0
+    unstaged = catalog.unstage(sorted(missing)) if missing else 0
+    if removed or unstaged:
+        log.warning("stage repaired: %d entries without a catalog row removed, %d photos to be staged again",
+                    removed, unstaged)
+    return removed, unstaged
+

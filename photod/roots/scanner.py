@@ -1,0 +1,400 @@
+"""The reconcile scan: walk a root fast, compare it with the catalog, and bring the catalog up to date.
+
+The walk lists every folder with its regular files' sizes and mtimes (photod.roots.listing: parallel C threads,
+or os.scandir where the C walker was not built). Symlinks are never followed (a link back up the tree
+would loop forever, and a link to a file elsewhere would catalog the same photo twice), and only regular
+files are reported: a FIFO or device node is never opened. A folder whose listing matches the signature
+stored when the catalog last agreed with it is passed over (photod.roots.foldersigs); the others are compared
+file by file.
+
+Deletion is the dangerous part. A file missing from the walk is marked deleted only when the walk read
+every folder that could hold it and the root is still present after the walk: a drive unplugged mid-scan,
+or a folder that could not be read, must never turn into deleted photos.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import itertools
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Sequence
+
+from photod.roots import foldersigs
+from photod.roots.listing import Folder, list_tree
+
+if TYPE_CHECKING:
+    from photod.store.catalog import Catalog, Root
+
+log = logging.getLogger(__name__)
+
+WRITE_BATCH = 1000        # catalog writes per transaction: large enough to be fast, short enough not to
+                          # keep readers (the TUI, `photod search`) waiting on the write lock
+PROGRESS_EVERY = 2000     # files between progress callbacks
+MAX_ERROR_LINES = 5       # unreadable folders named one by one in the log before a summary line
+
+
+class FileEntry(NamedTuple):
+    """A regular file found by the walk. `rel_path` is POSIX-style, relative to the root."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+
+
+# ---- include / exclude matching (shared with the watcher) ------------------------------------------
+
+def _glob_source(patterns: Sequence[str]) -> str | None:
+    """Regex source matching any of the globs (anchored at both ends), or None for an empty list.
+
+    A pattern also matches its own literal text, because folder names such as "[Originals]" are common
+    and fnmatch would read the brackets as a character class.
+    """
+    parts = []
+    for p in patterns:
+        parts.append(fnmatch.translate(p))
+        if any(c in p for c in "[]?*"):
+            parts.append(re.escape(p) + r"\Z")
+    return "|".join(f"(?:{p})" for p in parts) if parts else None
+
+
+class Matcher:
+    """Decides which names a root holds photos under.
+
+    Include globs are matched against file names; exclude globs against every folder name and file
+    name on the way. Both ignore case: "$Recycle.Bin", "@eaDir" and "IMG_0001.JPG" are written in
+    whatever case the system that made them liked. An empty include list includes every file.
+    """
+
+    def __init__(self, include: Sequence[str], exclude: Sequence[str]):
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        inc, exc = _glob_source(self.include), _glob_source(self.exclude)
+        self._dir_match = re.compile(exc, re.IGNORECASE).match if exc else None
+        self._file_match = re.compile((f"(?!{exc})" if exc else "") + f"(?:{inc or '.*'})",
+                                      re.IGNORECASE | re.DOTALL).match
+
+    def dir_ok(self, name: str) -> bool:
+        """Whether a folder with this name is walked."""
+        return self._dir_match is None or self._dir_match(name) is None
+
+    def file_ok(self, name: str) -> bool:
+        """Whether a file with this name is a photo candidate."""
+        return self._file_match(name) is not None
+
+    def dir_path_ok(self, rel_dir: str) -> bool:
+        """Whether every folder of a root-relative folder path is walked ('' is the root itself)."""
+        return all(self.dir_ok(part) for part in rel_dir.split("/") if part)
+
+    def path_ok(self, rel_path: str) -> bool:
+        """Whether a root-relative file path is one the walk would report."""
+        folder, _, name = rel_path.rpartition("/")
+        return bool(name) and self.file_ok(name) and self.dir_path_ok(folder)
+
+
+def compile_matcher(include: Sequence[str], exclude: Sequence[str]) -> Matcher:
+    """The matcher for a root's include/exclude globs."""
+    return Matcher(include, exclude)
+
+
+# ---- the walk --------------------------------------------------------------------------------------
+
+def _utf8_ok(name: str) -> bool:
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _names_ok(folder: str, names: list[str]) -> bool:
+    """Whether a folder's path and every one of its file names are valid UTF-8."""
+    return _utf8_ok(folder) and all(map(_utf8_ok, names))
+
+
+def printable_rel(rel: str) -> str:
+    """A path whose bytes are not valid UTF-8, made storable: the bad bytes written as \\xNN. SQLite holds
+    only UTF-8 text, and a person reading `photod failed` needs to see which file it is."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def fail_bad_names(catalog: "Catalog", root_id: int, rels: Iterable[str]) -> int:
+    """Give files whose names are not valid UTF-8 a `failed` row that says what to do (photod cannot open
+    them by a stored name). Rows already failed stay as they are. Returns the rows marked now."""
+    n = 0
+    for rel in {printable_rel(r) for r in rels}:
+        row = catalog.query("SELECT id, state FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel))
+        if row and row[0]["state"] == "new":
+            catalog.mark_failed(row[0]["id"], f"{rel}: the file name is not valid UTF-8; rename the file "
+                                              "(for example with convmv) so photod can read it")
+            n += 1
+    return n
+
+
+class Walk:
+    """The photo files under a root, a folder at a time, remembering what it could not read.
+
+    The listing itself (photod.roots.listing) runs once, on first use. After it, `failed` holds the
+    root-relative paths of folders (and the odd file) that raised an error: their contents are unknown,
+    so nothing under them may be called deleted. `bad_names` holds paths whose names are not valid UTF-8
+    (surrogate-escaped); they are still reported.
+    """
+
+    def __init__(self, root_path: Path | str, matcher: Matcher, threads: int | None = None):
+        self.root_path = os.fspath(root_path)
+        self.matcher = matcher
+        self.threads = threads
+        self.failed: list[str] = []
+        self.bad_names: list[str] = []
+        self._bad_set: set[str] = set()
+        self.finished = False
+        self._folders: list[Folder] | None = None
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        return itertools.chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[FileEntry]]:
+        """The photo files, a folder's worth at a time (cheaper per file for a caller that loops)."""
+        for folder in self.folders():
+            batch = self.entries(folder)
+            if batch:
+                yield batch
+
+    @property
+    def complete(self) -> bool:
+        """True once the walk has ended having read every folder."""
+        return self.finished and not self.failed
+
+    def folders(self, on_listed: Callable[[int], None] | None = None) -> list[Folder]:
+        """Every folder's raw listing (all regular files, before the include/exclude globs). `on_listed`
+        hears the count of files listed so far while the listing runs."""
+        if self._folders is None:
+            self._folders = list_tree(self.root_path, self.matcher.dir_ok, self.threads, on_listed)
+            for folder in self._folders:
+                self._note_errors(folder)
+            self.finished = True
+            if len(self.failed) > MAX_ERROR_LINES:
+                log.warning("%d folders or files under %s could not be read in all (the first %d are named "
+                            "above); nothing under them was deleted", len(self.failed), self.root_path,
+                            MAX_ERROR_LINES)
+        return self._folders
+
+    def entries(self, folder: Folder) -> list[FileEntry]:
+        """The photo files of one folder's listing: those whose names pass the globs."""
+        names = folder.file_names()
+        if not names:
+            return []
+        sizes, mtimes = folder.columns()
+        prefix = folder.rel + "/" if folder.rel else ""
+        match = self.matcher._file_match
+        make = functools.partial(tuple.__new__, FileEntry)  # C all the way, unlike FileEntry(...)
+        out = [make((prefix + n, s, m)) for n, s, m in zip(names, sizes, mtimes) if match(n) is not None]
+        if out and not _names_ok(folder.rel, names):
+            for entry in out:
+                if not _utf8_ok(entry.rel_path):  # the file's name or a folder's on the way
+                    self._bad_name(entry.rel_path)
+        return out
+
+    def has_bad_names(self, folder: Folder) -> bool:
+        """Whether this folder's path or any of its files' names is not valid UTF-8."""
+        return not _names_ok(folder.rel, folder.file_names())
+
+    def _note_errors(self, folder: Folder) -> None:
+        prefix = folder.rel + "/" if folder.rel else ""
+        if folder.error is not None:
+            self._fail(folder.rel, folder.error)
+        for name, exc in folder.file_errors:
+            if self.matcher._file_match(name) is not None:
+                self._fail(prefix + name, exc)
+
+    def _fail(self, rel: str, exc: OSError) -> None:
+        self.failed.append(rel)
+        if len(self.failed) <= MAX_ERROR_LINES:
+            log.warning("cannot read %s: %s; the scan skips it and deletes nothing under it",
+                        os.path.join(self.root_path, rel), exc.strerror or exc)
+
+    def _bad_name(self, rel: str) -> None:
+        if rel in self._bad_set:
+            return
+        if not self.bad_names:
+            log.warning("%s has file names that are not valid UTF-8 (first: %r); rename them so photod "
+                        "can catalog them", self.root_path, rel.encode("utf-8", "surrogateescape"))
+        self.bad_names.append(rel)
+        self._bad_set.add(rel)
+
+
+def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str],
+         threads: int | None = None) -> Walk:
+    """Every regular photo file under `root_path` as FileEntry, in no particular order.
+
+    Returns a `Walk` (iterable); after iterating, its `failed` and `complete` tell whether any folder
+    could not be read. Errors are logged, never raised: one unreadable folder must not stop a scan.
+    """
+    return Walk(root_path, compile_matcher(include, exclude), threads)
+
+
+# ---- reconcile -------------------------------------------------------------------------------------
+
+@dataclass
+class ScanReport:
+    """What one reconcile pass found and did."""
+
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    complete: bool = False
+    seconds: float = 0.0
+    kept_missing: int = 0              # missing files not marked deleted (unread folder, root gone)
+    root_present: bool = True
+    failed_paths: list[str] = field(default_factory=list)
+    folders: int = 0                   # folders listed
+    compared: int = 0                  # folders compared file by file (the rest were unchanged)
+
+
+def _under_failed(rel_path: str, failed: set[str]) -> bool:
+    """Whether rel_path is, or lies under, a path the walk could not read."""
+    if "" in failed or rel_path in failed:
+        return True
+    parts = rel_path.split("/")
+    return any("/".join(parts[:i]) in failed for i in range(1, len(parts)))
+
+
+def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
+              on_progress: Callable[[int], None] | None = None, threads: int | None = None) -> ScanReport:
+    """One reconcile pass of `root`: new and changed files upserted, missing files marked deleted.
+
+    Folders whose listing hashes to the signature stored by an earlier pass are unchanged and passed
+    over (photod.roots.foldersigs); only the others are compared file by file with their catalog rows.
+    `on_progress(n)` hears the files listed so far while the listing runs, then the photos seen; its last
+    call is the number of photo files seen.
+    `present()` is asked after the walk; if the root is no longer present, nothing is written at all
+    (the walk may have seen a half-unmounted drive). Missing files under a folder that could not be
+    read are kept. Deletions are written before new files, so that a move within the scan leaves a
+    deleted row whose content hash the stager can match to the new path.
+    """
+    t0 = time.monotonic()
+    report = ScanReport()
+    walker = walk(root.path, root.include, root.exclude, threads)
+    plan = _plan(catalog, root, walker, report, on_progress)
+    remaining, upserts, listed = _compare(catalog, root.id, walker, plan, report, on_progress)
+
+    failed = set(walker.failed)
+    report.failed_paths = sorted(failed)
+    report.errors = len(failed) + len(walker.bad_names)
+    report.root_present = _still_present(present, root)
+    report.complete = walker.complete and report.root_present
+    if not report.root_present:
+        report.kept_missing = len(remaining)
+        log.warning("%s disappeared during the scan: nothing was changed in the catalog", root.path)
+        report.seconds = time.monotonic() - t0
+        return report
+
+    gone = [k[3] for rel, k in remaining.items() if not (failed and _under_failed(rel, failed))]
+    report.kept_missing = len(remaining) - len(gone)
+    if gone:
+        report.deleted = catalog.mark_deleted(gone)
+    _write_upserts(catalog, root.id, upserts)
+    fail_bad_names(catalog, root.id, walker.bad_names)
+    foldersigs.remember(catalog, root.id, listed, plan.vanished)
+    catalog.update_root(root.id, last_scan_at=time.time())
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+@dataclass
+class _Plan:
+    """Which folders a pass compares file by file: those listed whose signature changed (with it) and
+    those the catalog knows that the listing no longer has."""
+
+    changed: list[tuple[Folder, bytes | None]]
+    vanished: list[str]
+
+
+def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
+          on_progress: Callable[[int], None] | None) -> _Plan:
+    folders = walker.folders(on_progress)
+    known = foldersigs.load(catalog, root.id)
+    # Offline rows are revived by a comparison (the upsert brings them back), so while a root still has
+    # any, no signature is trusted. Normally set_root_online has revived them all before the scan.
+    trusted = not catalog.has_offline(root.id)
+    key = foldersigs.matcher_key(walker.matcher.include, walker.matcher.exclude)
+    sign = foldersigs.signature
+    changed: list[tuple[Folder, bytes | None]] = []
+    for folder in folders:
+        k = known.pop(folder.rel, None)
+        if folder.error is not None or folder.file_errors:
+            changed.append((folder, None))  # never vouched for: part of it could not be read
+            continue
+        sig = sign(key, folder)
+        if trusted and k is not None and k.signature == sig:
+            report.seen += k.photos
+            report.unchanged += k.photos
+        elif k is not None or folder.names:
+            changed.append((folder, sig))
+    report.folders = len(folders)
+    report.compared = len(changed) + len(known)
+    return _Plan(changed, list(known))
+
+
+def _compare(catalog: "Catalog", root_id: int, walker: Walk, plan: _Plan, report: ScanReport,
+             on_progress: Callable[[int], None] | None) -> tuple[dict[str, tuple], list[FileEntry], dict]:
+    """Compare the planned folders with their catalog rows. Returns (known files not seen, files to
+    upsert, {folder: (signature, photo files)} for foldersigs.remember)."""
+    folders = [printable_rel(f.rel) for f, _ in plan.changed] + plan.vanished
+    known = foldersigs.rows_in(catalog, root_id, folders)
+    pop = known.pop
+    upserts: list[FileEntry] = []
+    listed: dict[str, tuple[bytes, list[tuple[str, int, int]]]] = {}
+    bad = walker._bad_set
+    next_progress = PROGRESS_EVERY
+    for folder, sig in plan.changed:
+        batch = walker.entries(folder)
+        if sig is not None and not (bad and walker.has_bad_names(folder)):
+            cut = len(folder.rel) + 1 if folder.rel else 0
+            listed[folder.rel] = (sig, [(e[0][cut:], e[1], e[2]) for e in batch])
+        report.seen += len(batch)
+        for entry in batch:
+            if bad and entry[0] in bad:  # SQLite text must be UTF-8: stored escaped, and failed
+                entry = tuple.__new__(FileEntry, (printable_rel(entry[0]), entry[1], entry[2]))
+            k = pop(entry[0], None)
+            if k is None:
+                report.new += 1
+                upserts.append(entry)
+            elif k[1] != entry[1] or k[2] != entry[2]:
+                report.changed += 1
+                upserts.append(entry)
+            else:
+                report.unchanged += 1
+                if k[4] == "offline":
+                    upserts.append(entry)  # the upsert brings it back to the state it had
+        if on_progress is not None and report.seen >= next_progress:
+            on_progress(report.seen)
+            next_progress = report.seen + PROGRESS_EVERY
+    if on_progress is not None:
+        on_progress(report.seen)
+    return known, upserts, listed
+
+
+def _still_present(present: Callable[[], bool], root: "Root") -> bool:
+    try:
+        return bool(present())
+    except Exception:  # noqa: BLE001 - a failing check must err on the side of deleting nothing
+        log.exception("could not tell whether %s is still present; treating it as gone", root.path)
+        return False
+
+
+def _write_upserts(catalog: "Catalog", root_id: int, upserts: list[FileEntry]) -> None:
+    for start in range(0, len(upserts), WRITE_BATCH):
+        with catalog.transaction():
+            for entry in upserts[start:start + WRITE_BATCH]:
+                catalog.upsert_file(root_id, entry.rel_path, entry.size, entry.mtime_ns)

@@ -1,0 +1,112 @@
+"""`photod scan`: one pass over the roots, staging and encoding everything, then exit (cron, scripts, GPU boxes)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from photod.config import Config
+from photod.ingest.ingester import Ingester, check_stage_consistency
+from photod.roots.presence import RootKeeper
+from photod.service.models import ModelWorker
+from photod.service.progress import Progress
+from photod.store.catalog import Catalog, open_catalog, prepare_data_dir
+from photod.store.stage import Stage
+
+
+@dataclass
+class ScanSummary:
+    roots_scanned: int = 0
+    offline: list[str] = field(default_factory=list)
+    seen: int = 0
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    staged: int = 0
+    failed: int = 0
+    moved: int = 0
+    encoded: int = 0
+    model: str | None = None
+
+    def summary(self) -> str:
+        lines = [f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
+                 f"{self.changed} changed, {self.deleted} deleted",
+                 f"staged {self.staged}, failed {self.failed}, matched {self.moved} moved files"]
+        if self.model:
+            lines.append(f"encoded {self.encoded} with {self.model}")
+        else:
+            lines.append("no model installed: photos are staged and will be encoded once one is "
+                         "(`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+        lines += [f"offline: {path}" for path in self.offline]
+        return "\n".join(lines)
+
+
+def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
+    out = ScanSummary()
+    with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
+        check_stage_consistency(cat, stage)
+        _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
+        _stage_all(cfg, cat, stage, out)
+        if encode:
+            _encode_all(cfg, cat, stage, out)
+    return out
+
+
+def reindex(cfg: Config) -> ScanSummary:
+    """Encode everything staged for the active model, touching no root: for a GPU box working over a copy of
+    the data dir (copy it back, and the daemon picks the vectors up on its next start)."""
+    prepare_data_dir(cfg.data_dir)
+    out = ScanSummary()
+    with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
+        _encode_all(cfg, cat, stage, out)
+    return out
+
+
+def _scan_roots(cat: Catalog, roots, out: ScanSummary, threads: int) -> None:
+    keeper = RootKeeper(cat, threads=threads)
+    for r, presence in keeper.check(roots):
+        if not presence.online:
+            n = keeper.take_offline(r, presence.reason)
+            out.offline.append(f"{r.path} ({presence.reason}; {n} photos kept)")
+            continue
+        keeper.bring_online(r, presence.device)
+        bar = Progress(f"scanning {r.path}")
+        report = keeper.scan(r.id, on_progress=bar.update)
+        bar.close()
+        out.roots_scanned += 1
+        out.seen += report.seen
+        out.new += report.new
+        out.changed += report.changed
+        out.deleted += report.deleted
+
+
+def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
+    ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode)
+    bar = Progress("staging", total=cat.counts()["new"])
+    while True:
+        report = ingester.ingest_batch(cfg.workers.batch_size * 4)
+        done = report.done  # includes copies reused from the stage, which leave `new` without decoding
+        if not done:
+            break
+        out.staged += report.staged + report.reused
+        out.failed += report.failed
+        out.moved += report.adopted
+        bar.advance(done)
+    bar.close()
+
+
+def _encode_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
+    worker = ModelWorker(cfg, cat, stage)
+    try:
+        worker.refresh()
+        if worker.bundle is None:
+            return
+        out.model = worker.bundle.name
+        bar = Progress("encoding", total=worker.pending())
+        stop = threading.Event()
+        while (n := worker.step(stop)):
+            out.encoded += n
+            bar.advance(n)
+        bar.close()
+    finally:
+        worker.close()

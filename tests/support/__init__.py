@@ -1,0 +1,1 @@
+"""What tests and benchmarks build: small models, synthetic libraries, daemons, faults, TUIs."""
