@@ -12,7 +12,8 @@ import pytest
 
 from photod.config import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, make_root
 from photod.roots import listing, scanner
-from photod.roots.scanner import compile_matcher, reconcile, walk
+from photod.roots.matcher import Matcher
+from photod.roots.scanner import reconcile, walk
 from tests.support.oskit import reads_everything
 
 
@@ -60,13 +61,13 @@ def test_bracketed_names_match_literally_as_well_as_as_globs(tmp_path):
 
 
 def test_matcher_paths_agree_with_the_walk():
-    m = compile_matcher(DEFAULT_INCLUDE, DEFAULT_EXCLUDE)
+    m = Matcher(DEFAULT_INCLUDE, DEFAULT_EXCLUDE)
     assert m.path_ok("2020/IMG.JPG")
     assert not m.path_ok("2020/@eaDir/IMG.JPG")
     assert not m.path_ok("$RECYCLE.BIN/x.jpg")
     assert not m.path_ok("2020/notes.txt")
     assert m.dir_path_ok("") and m.dir_path_ok("2020/trip") and not m.dir_path_ok("a/.git/b")
-    assert compile_matcher([], []).file_ok("anything.bin")
+    assert Matcher([], []).file_ok("anything.bin")
 
 
 def test_symlink_loops_and_symlinked_files_are_not_followed(tmp_path):

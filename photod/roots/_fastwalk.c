@@ -5,7 +5,7 @@
  * the walk is done here: worker threads read folders and stat their files without the GIL, and the
  * calling thread turns each finished folder into a few Python objects (one bytes object for all the
  * names, two for the sizes and mtimes) and asks Python which subfolders to enter. That keeps the
- * include/exclude rules in one place (photod.roots.scanner.Matcher) and the per-file work in C.
+ * include/exclude rules in one place (photod.roots.matcher.Matcher) and the per-file work in C.
  *
  * scan(root, dir_ok, threads, progress=None)
  *   -> list of (rel_dir, names, sizes, mtimes, dir_error, file_errors)

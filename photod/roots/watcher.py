@@ -7,7 +7,7 @@ that root falls back to polling instead of going unwatched.
 A file being copied produces a burst of write events. It is reported once, as a 'file' event, when its
 (size, mtime) has stayed the same for `settle_seconds`: a settling thread re-checks the pending paths.
 Deletions and moves are reported at once. Events are filtered with the root's include/exclude globs
-exactly as the reconcile scan filters them (photod.roots.scanner.Matcher).
+exactly as the reconcile scan filters them (photod.roots.matcher).
 
 `on_event` is called on the watcher's threads, one call at a time; it must be quick (the daemon only
 puts the event on a queue).
@@ -30,8 +30,9 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserverVFS
 
 from photod.errors import RootError
+from photod.roots.matcher import Matcher
 from photod.roots.mounts import choose_watch_mode, read_mounts
-from photod.roots.scanner import Matcher, compile_matcher, walk
+from photod.roots.scanner import walk
 
 if TYPE_CHECKING:
     from photod.store.catalog import Root
@@ -133,7 +134,7 @@ class Watcher:
         """
         self.remove_root(root.id)
         mode, reason = choose_watch_mode(root.watch, root.path, read_mounts(self._mounts_path))
-        matcher = compile_matcher(root.include, root.exclude)
+        matcher = Matcher(root.include, root.exclude)
         handler = _Handler(self, root.id)
         observer = None
         if mode == "inotify":
