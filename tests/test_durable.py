@@ -16,6 +16,7 @@ import pytest
 
 from photod import durable
 from photod.errors import DiskFullError
+from tests.support import oskit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -200,16 +201,8 @@ def test_a_full_sqlite_database_reads_as_a_full_disk(tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with oskit.tmpfs(tmp_path / "tiny", "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_write_on_a_full_disk_raises_disk_full_and_keeps_the_old_file(tiny_disk):

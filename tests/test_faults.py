@@ -36,7 +36,7 @@ from photod.roots.scanner import reconcile
 from photod.search.index import VectorIndex
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
-from tests.support import faultkit
+from tests.support import faultkit, oskit
 from tests.support.daemonkit import (
     DaemonThread,
     make_photos,
@@ -124,19 +124,6 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
 
 # ---- full disk -----------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str):
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a size-limited tmpfs here ({done.stderr.strip()})")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def _fill(folder: Path, keep_free: int = 0) -> Path:
     """Fill the filesystem holding `folder`, leaving about `keep_free` bytes."""
     filler = folder / "filler"
@@ -153,7 +140,7 @@ def _fill(folder: Path, keep_free: int = 0) -> Path:
 
 
 def test_index_save_on_a_full_disk_raises_disk_full_and_keeps_the_previous_index(tmp_path):
-    with _tmpfs(tmp_path / "small", "8m") as data_dir:
+    with oskit.tmpfs(tmp_path / "small", "8m") as data_dir:
         with Catalog.in_data_dir(data_dir) as cat:
             rng = np.random.default_rng(0)
             index = VectorIndex(data_dir, "m1")
@@ -182,7 +169,7 @@ def test_full_disk_while_staging_and_saving_then_everything_completes(tmp_path):
     stays up, the previous index stays intact, and once space is back everything completes."""
     root = tmp_path / "library"
     make_photos(root, 40, size=(320, 240))
-    with _tmpfs(tmp_path / "small", "64m") as data_dir:
+    with oskit.tmpfs(tmp_path / "small", "64m") as data_dir:
         faultkit.install_tiny(data_dir, "alpha", seed=1)
         config = faultkit.write_config(tmp_path, [root])
         log = tmp_path / "daemon.log"

@@ -22,6 +22,7 @@ from photod.errors import DiskFullError, StageError
 from photod.ingest.ingester import check_stage_consistency
 from photod.store.catalog import PhotoMeta
 from photod.store.stage import Stage
+from tests.support import oskit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -145,17 +146,8 @@ def test_ignores_keys_that_are_not_photo_ids(data_dir):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A real 512 KiB filesystem (tmpfs) to fill up; skipped where mounting is not allowed."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with oskit.tmpfs(tmp_path / "tiny", "512k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk):
