@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from photod.store.catalog import Catalog
+from tests.support import oskit
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = (REPO.parent / "shared" / "photos" / "exif-samples").resolve()
@@ -37,6 +38,13 @@ def data_dir(tmp_path) -> Path:
     d = tmp_path / "data"
     d.mkdir(mode=0o700, exist_ok=True)
     return d
+
+
+@pytest.fixture
+def tiny_disk(tmp_path) -> Path:
+    """A real 512 KiB filesystem to fill up (skipped where mounting is not allowed)."""
+    with oskit.tmpfs(tmp_path / "tiny", "512k") as mnt:
+        yield mnt
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 
 from photod import durable
 from photod.errors import DiskFullError
-from tests.support import oskit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -197,12 +196,6 @@ def test_a_full_sqlite_database_reads_as_a_full_disk(tmp_path):
     conn.close()
     assert durable.is_disk_full(full.value)
     assert not durable.is_disk_full(sqlite3.OperationalError("no such table: photos"))
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    with oskit.tmpfs(tmp_path / "tiny", "256k") as mnt:
-        yield mnt
 
 
 def test_a_write_on_a_full_disk_raises_disk_full_and_keeps_the_old_file(tiny_disk):

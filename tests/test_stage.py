@@ -22,7 +22,6 @@ from photod.errors import DiskFullError, StageError
 from photod.ingest.ingester import check_stage_consistency
 from photod.store.catalog import PhotoMeta
 from photod.store.stage import Stage
-from tests.support import oskit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,12 +141,6 @@ def test_ignores_keys_that_are_not_photo_ids(data_dir):
         with stage.env.begin(write=True) as txn:
             txn.put(b"num_images", b"1")  # what a cn_clip dataset carries beside the images
         assert stage.keys() == {3}
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    with oskit.tmpfs(tmp_path / "tiny", "512k") as mnt:
-        yield mnt
 
 
 def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk):
