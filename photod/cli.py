@@ -459,7 +459,7 @@ def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("label import")
 def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.labels.captions import import_folder_labels, import_labels
+    from photod.labels.imports import import_folder_labels, import_labels
 
     with open_catalog(cfg) as cat:
         if args.folders:

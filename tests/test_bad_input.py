@@ -143,7 +143,7 @@ LABEL_FILES = {
 
 @pytest.mark.parametrize("name", sorted(LABEL_FILES))
 def test_malformed_label_files_raise_label_error_and_add_nothing(tmp_path, catalog, name):
-    labels = pytest.importorskip("photod.labels.captions")
+    labels = pytest.importorskip("photod.labels.imports")
     from photod.errors import LabelError, PhotodError
 
     root = tmp_path / "root"

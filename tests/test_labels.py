@@ -12,15 +12,13 @@ from photod.errors import LabelError
 from photod.labels.captions import (
     add_captions,
     add_label,
-    detect_format,
     edit_captions,
-    import_folder_labels,
-    import_labels,
     labelled_pairs,
     list_labels,
     record_feedback,
     remove_label,
 )
+from photod.labels.imports import detect_format, import_folder_labels, import_labels
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from tests.support import synthetic as syn
