@@ -190,6 +190,7 @@ def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: i
 def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
     """A data dir with `size` synthetic photos, their vectors and an active bundle; built once."""
     from photod.model import bundle as bundles
+    from photod.model import registry
     from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
     from photod.store.catalog import Catalog
     from tests.support.onnxkit import add_photos, make_bundle
@@ -204,8 +205,8 @@ def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
         bundle_dir = data_dir / "src-bundle"
         make_bundle(bundle_dir, embed_dim=DIM, image_size=32, context_length=DEFAULT_CONTEXT_LENGTH, name="tiny512")
     src = bundles.Bundle.load(bundle_dir)
-    bundles.install_bundle(bundle_dir, data_dir, src.name, replace=True)
-    bundle = bundles.use_bundle(data_dir, src.name)
+    registry.install_bundle(bundle_dir, data_dir, src.name, replace=True)
+    bundle = registry.use_bundle(data_dir, src.name)
     t0 = time.perf_counter()
     with Catalog.in_data_dir(data_dir) as cat:
         ids = []

@@ -88,7 +88,7 @@ def build_library(data_dir: Path, photos: int) -> None:
 
 def install_small_model(data_dir: Path) -> str:
     """The tiny 512-d text/image towers and synthetic vectors for every photo; made once."""
-    from photod.model import bundle as bundles
+    from photod.model import registry
     from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
     from photod.store import vectors
     from tests.support.onnxkit import make_bundle, unit_vectors
@@ -98,8 +98,8 @@ def install_small_model(data_dir: Path) -> str:
         return json.loads(marker.read_text())["model"]
     src = data_dir.parent / "tiny512-src"
     make_bundle(src, embed_dim=512, image_size=32, context_length=DEFAULT_CONTEXT_LENGTH, name="tiny512")
-    bundles.install_bundle(src, data_dir, "tiny512", replace=True)
-    bundle = bundles.use_bundle(data_dir, "tiny512")
+    registry.install_bundle(src, data_dir, "tiny512", replace=True)
+    bundle = registry.use_bundle(data_dir, "tiny512")
     with Catalog.in_data_dir(data_dir) as cat:
         ids = [r[0] for r in cat.conn.execute("SELECT id FROM photos ORDER BY id")]
         data = unit_vectors(len(ids), 512, seed=3, clusters=1000)

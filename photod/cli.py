@@ -331,7 +331,7 @@ def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model list")
 def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.model.bundle import active_name, list_bundles
+    from photod.model.registry import active_name, list_bundles
 
     active = active_name(cfg.data_dir)
     bundles = list_bundles(cfg.data_dir)
@@ -350,7 +350,7 @@ def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
 
 @command("model use")
 def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.model.bundle import use_bundle
+    from photod.model.registry import use_bundle
 
     bundle = use_bundle(cfg.data_dir, args.name)
     print(f"using {bundle.name}; a running daemon switches to it within seconds "

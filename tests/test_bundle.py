@@ -11,6 +11,7 @@ import pytest
 
 from photod.errors import ModelError
 from photod.model import bundle as bundles
+from photod.model import registry
 from tests.support.modelkit import session, tiny_bundle
 
 
@@ -92,74 +93,74 @@ def test_missing_file_and_hash_mismatch(src):
 
 
 def test_install_use_list_remove(src, data_dir):
-    assert bundles.list_bundles(data_dir) == [] and bundles.active_bundle(data_dir) is None
-    a = bundles.install_bundle(src.path, data_dir, "alpha")
-    b = bundles.install_bundle(src.path, data_dir, "beta")
-    assert a.path == bundles.models_dir(data_dir) / "alpha" and a.name == "alpha"
+    assert registry.list_bundles(data_dir) == [] and registry.active_bundle(data_dir) is None
+    a = registry.install_bundle(src.path, data_dir, "alpha")
+    b = registry.install_bundle(src.path, data_dir, "beta")
+    assert a.path == registry.models_dir(data_dir) / "alpha" and a.name == "alpha"
     assert a.model_id == b.model_id == src.model_id  # the name is not content
     assert src.name == "tiny" and bundles.Bundle.load(src.path).name == "tiny"  # the source is untouched
-    assert bundles.active_bundle(data_dir) is None  # installing does not activate
-    assert [x.name for x in bundles.list_bundles(data_dir)] == ["alpha", "beta"]
-    assert bundles.use_bundle(data_dir, "beta").name == "beta"
-    assert (bundles.models_dir(data_dir) / "ACTIVE").read_text().strip() == "beta"
-    assert bundles.active_bundle(data_dir).name == "beta"
+    assert registry.active_bundle(data_dir) is None  # installing does not activate
+    assert [x.name for x in registry.list_bundles(data_dir)] == ["alpha", "beta"]
+    assert registry.use_bundle(data_dir, "beta").name == "beta"
+    assert (registry.models_dir(data_dir) / "ACTIVE").read_text().strip() == "beta"
+    assert registry.active_bundle(data_dir).name == "beta"
     with pytest.raises(ModelError, match="is the active model"):
-        bundles.remove_bundle(data_dir, "beta")
-    bundles.remove_bundle(data_dir, "alpha")
-    assert [x.name for x in bundles.list_bundles(data_dir)] == ["beta"]
-    bundles.remove_bundle(data_dir, "beta", force=True)
-    assert bundles.active_bundle(data_dir) is None and bundles.list_bundles(data_dir) == []
-    assert sorted(p.name for p in bundles.models_dir(data_dir).iterdir()) == []  # no temp files left
+        registry.remove_bundle(data_dir, "beta")
+    registry.remove_bundle(data_dir, "alpha")
+    assert [x.name for x in registry.list_bundles(data_dir)] == ["beta"]
+    registry.remove_bundle(data_dir, "beta", force=True)
+    assert registry.active_bundle(data_dir) is None and registry.list_bundles(data_dir) == []
+    assert sorted(p.name for p in registry.models_dir(data_dir).iterdir()) == []  # no temp files left
     with pytest.raises(ModelError, match="no model named 'beta'"):
-        bundles.use_bundle(data_dir, "beta")
+        registry.use_bundle(data_dir, "beta")
     with pytest.raises(ModelError, match="no model named 'gamma'"):
-        bundles.remove_bundle(data_dir, "gamma")
+        registry.remove_bundle(data_dir, "gamma")
 
 
 def test_corrupt_bundle_refused_by_use_and_old_stays_active(src, data_dir):
-    bundles.install_bundle(src.path, data_dir, "good")
-    bundles.install_bundle(src.path, data_dir, "bad")
-    bundles.use_bundle(data_dir, "good")
-    bad = bundles.models_dir(data_dir) / "bad" / bundles.TEXT_FILE
+    registry.install_bundle(src.path, data_dir, "good")
+    registry.install_bundle(src.path, data_dir, "bad")
+    registry.use_bundle(data_dir, "good")
+    bad = registry.models_dir(data_dir) / "bad" / bundles.TEXT_FILE
     bad.write_bytes(bad.read_bytes()[:-100])
     with pytest.raises(ModelError, match="text.onnx is corrupt"):
-        bundles.use_bundle(data_dir, "bad")
-    assert bundles.active_bundle(data_dir).name == "good"
+        registry.use_bundle(data_dir, "bad")
+    assert registry.active_bundle(data_dir).name == "good"
 
 
 def test_install_refuses_taken_name_and_corrupt_source(src, data_dir, tmp_path):
-    bundles.install_bundle(src.path, data_dir, "m")
+    registry.install_bundle(src.path, data_dir, "m")
     with pytest.raises(ModelError, match="already installed"):
-        bundles.install_bundle(src.path, data_dir, "m")
+        registry.install_bundle(src.path, data_dir, "m")
     other = tiny_bundle(tmp_path / "other", seed=5)
-    replaced = bundles.install_bundle(other.path, data_dir, "m", replace=True)
+    replaced = registry.install_bundle(other.path, data_dir, "m", replace=True)
     assert replaced.model_id == other.model_id != src.model_id
     src.vocab_path.write_text("changed\n")
     with pytest.raises(ModelError, match="vocab.txt is corrupt"):
-        bundles.install_bundle(src.path, data_dir, "n")
-    assert sorted(p.name for p in bundles.models_dir(data_dir).iterdir()) == ["m"]
+        registry.install_bundle(src.path, data_dir, "n")
+    assert sorted(p.name for p in registry.models_dir(data_dir).iterdir()) == ["m"]
     for bad in ("", ".hidden", "../up", "a/b", "x" * 65):
         with pytest.raises(ModelError, match="is not usable"):
-            bundles.install_bundle(other.path, data_dir, bad)
+            registry.install_bundle(other.path, data_dir, bad)
 
 
 def test_list_skips_broken_and_temp_dirs(src, data_dir, caplog):
-    bundles.install_bundle(src.path, data_dir, "ok")
-    bundles.install_bundle(src.path, data_dir, "broken")
-    _edit_manifest(bundles.models_dir(data_dir) / "broken", precision="int3")
-    (bundles.models_dir(data_dir) / ".install-x-123").mkdir()  # an interrupted install
-    with caplog.at_level(logging.WARNING, logger="photod.model.bundle"):
-        names = [b.name for b in bundles.list_bundles(data_dir)]
+    registry.install_bundle(src.path, data_dir, "ok")
+    registry.install_bundle(src.path, data_dir, "broken")
+    _edit_manifest(registry.models_dir(data_dir) / "broken", precision="int3")
+    (registry.models_dir(data_dir) / ".install-x-123").mkdir()  # an interrupted install
+    with caplog.at_level(logging.WARNING, logger="photod.model.registry"):
+        names = [b.name for b in registry.list_bundles(data_dir)]
     assert names == ["ok"]
     assert "broken" in caplog.text and "'precision'" in caplog.text
 
 
 def test_active_names_a_missing_bundle(src, data_dir):
-    bundles.install_bundle(src.path, data_dir, "gone")
-    bundles.use_bundle(data_dir, "gone")
-    shutil.rmtree(bundles.models_dir(data_dir) / "gone")
+    registry.install_bundle(src.path, data_dir, "gone")
+    registry.use_bundle(data_dir, "gone")
+    shutil.rmtree(registry.models_dir(data_dir) / "gone")
     with pytest.raises(ModelError, match="active model 'gone' is not installed") as err:
-        bundles.active_bundle(data_dir)
+        registry.active_bundle(data_dir)
     assert "photod model use" in str(err.value)
 
 
@@ -174,9 +175,9 @@ def test_image_id_survives_a_new_text_tower(tmp_path):
 
 
 def test_active_file_is_replaced_atomically(src, data_dir, monkeypatch):
-    bundles.install_bundle(src.path, data_dir, "one")
-    bundles.install_bundle(src.path, data_dir, "two")
-    bundles.use_bundle(data_dir, "one")
+    registry.install_bundle(src.path, data_dir, "one")
+    registry.install_bundle(src.path, data_dir, "two")
+    registry.use_bundle(data_dir, "one")
 
     def crash(*args, **kwargs):
         raise OSError("disk gone")
@@ -184,17 +185,17 @@ def test_active_file_is_replaced_atomically(src, data_dir, monkeypatch):
     # A failure before the rename leaves the old ACTIVE in place and no temp file behind.
     monkeypatch.setattr(bundles.os, "replace", crash)
     with pytest.raises(OSError):
-        bundles.use_bundle(data_dir, "two")
+        registry.use_bundle(data_dir, "two")
     monkeypatch.undo()
-    assert bundles.active_bundle(data_dir).name == "one"
-    assert sorted(p.name for p in bundles.models_dir(data_dir).iterdir()) == ["ACTIVE", "one", "two"]
+    assert registry.active_bundle(data_dir).name == "one"
+    assert sorted(p.name for p in registry.models_dir(data_dir).iterdir()) == ["ACTIVE", "one", "two"]
 
 
 def test_daemon_side_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, photod.model.bundle, photod.finetune.modelhub; "
+    code = ("import sys, photod.model.bundle, photod.model.registry, photod.finetune.modelhub; "
             "bad = [m for m in ('torch', 'cn_clip', 'onnx') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from photod.cli import main
-from photod.model import bundle as bundles
+from photod.model import registry
 from photod.search.index import VectorIndex, index_paths
 from photod.store import vectors
 from photod.store.catalog import Catalog
@@ -150,7 +150,7 @@ def test_model_remove_deletes_the_vectors_only_with_the_last_bundle_of_their_ima
     other = tiny_bundle(tmp_path / "other", name="other", seed=3)
     assert base.image_id == lit.image_id != other.image_id and base.model_id != lit.model_id
     for b in (base, lit, other):
-        bundles.install_bundle(b.path, data_dir, b.name)
+        registry.install_bundle(b.path, data_dir, b.name)
     with Catalog.in_data_dir(data_dir) as cat:
         ids = vectors.pending_encode(cat, base.image_id)
         for tower in (base.image_id, other.image_id):

@@ -31,6 +31,7 @@ import pytest
 from photod.config import load_config
 from photod.errors import DiskFullError, ModelError
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.roots.presence import check_root
 from photod.roots.scanner import reconcile
 from photod.search.index import VectorIndex
@@ -113,7 +114,7 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
     assert len(rows) == n and counts["indexed"] == n
     assert len(hashes) == n  # every photo once
     with Catalog.in_data_dir(data_dir) as cat:
-        model_id = bundles.active_bundle(data_dir).image_id
+        model_id = registry.active_bundle(data_dir).image_id
         per_photo = cat.scalar("SELECT max(c) FROM (SELECT count(*) c FROM vectors WHERE model_id = ?"
                                " GROUP BY photo_id)", (model_id,))
     assert per_photo == 1
@@ -320,7 +321,7 @@ def test_drive_remounted_at_a_different_path_deletes_nothing_and_reencodes_nothi
         wait_for(lambda: faultkit.indexed_for_active(data_dir, n), timeout=120, what="first indexing")
     with Catalog.in_data_dir(data_dir) as cat:
         before = {r["content_hash"]: r for r in cat.query("SELECT * FROM photos")}
-        model_id = bundles.active_bundle(data_dir).image_id
+        model_id = registry.active_bundle(data_dir).image_id
         old_vecs = dict(cat.conn.execute("SELECT p.content_hash, v.vector FROM vectors v JOIN photos p"
                                          " ON p.id = v.photo_id WHERE v.model_id = ?", (model_id,)).fetchall())
     # The drive comes back mounted at usb1 (same content, a different path); usb0 is now gone.
@@ -473,7 +474,7 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
     make_photos(root, n)
     faultkit.install_tiny(data_dir, "alpha", seed=1)
     faultkit.install_tiny(data_dir, "broken", seed=3, activate=False)
-    image = bundles.models_dir(data_dir) / "broken" / bundles.IMAGE_FILE
+    image = registry.models_dir(data_dir) / "broken" / bundles.IMAGE_FILE
     data = bytearray(image.read_bytes())
     data[len(data) // 2] ^= 0xFF
     image.write_bytes(bytes(data))
@@ -491,10 +492,10 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
         wait_for(lambda: faultkit.indexed_for_active(data_dir, n), timeout=120, what="indexing")
         refused = faultkit.photod(config, data_dir, "model", "use", "broken")
         assert refused.returncode != 0 and "broken" in refused.stderr and "Traceback" not in refused.stderr
-        assert bundles.active_name(data_dir) == "alpha"
+        assert registry.active_name(data_dir) == "alpha"
         with pytest.raises(ModelError):
-            bundles.install_bundle(src, data_dir, "liar")
-        assert not (bundles.models_dir(data_dir) / "liar").exists()
+            registry.install_bundle(src, data_dir, "liar")
+        assert not (registry.models_dir(data_dir) / "liar").exists()
         found = faultkit.photod(config, data_dir, "search", "海边", "--json")
         assert found.returncode == 0, found.stderr
     faultkit.record(other_faults=2)

@@ -36,6 +36,7 @@ from photod.finetune.train import (
     save_model_checkpoint,
 )
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.model.tokenizer import Tokenizer
 from photod.store.catalog import Catalog
 from tests.support import synthetic as syn
@@ -101,8 +102,8 @@ def test_lit_finetune_learns_new_captions_and_keeps_image_vectors(library, lit_r
     assert r.improved and r.installed
     assert r.after.mean_recall > r.before.mean_recall + 10
     assert r.after.mean_recall > r.after.chance_mean_recall + 10
-    base_bundle = bundles.Bundle.load(bundles.models_dir(library.data_dir) / "base")
-    active = bundles.active_bundle(library.data_dir)
+    base_bundle = bundles.Bundle.load(registry.models_dir(library.data_dir) / "base")
+    active = registry.active_bundle(library.data_dir)
     assert active.name == "lit-1" and active.model_id == r.bundle.model_id
     # The image tower is the base's, byte for byte: every stored image vector stays valid.
     assert active.image_id == base_bundle.image_id and not r.reencode
@@ -128,15 +129,15 @@ def test_a_worse_model_is_not_installed_unless_forced(library, lit_run):
     worse = finetune(library.data_dir, base=lit_run.bundle, mode="lit", name="wild", **wild)
     assert worse.after.mean_recall < worse.before.mean_recall
     assert not worse.improved and not worse.installed and worse.bundle is None
-    assert bundles.active_name(library.data_dir) == "lit-1"
-    assert not (bundles.models_dir(library.data_dir) / "wild").exists()
+    assert registry.active_name(library.data_dir) == "lit-1"
+    assert not (registry.models_dir(library.data_dir) / "wild").exists()
     assert worse.checkpoint.is_file()  # kept, for a person who wants it anyway
     forced = finetune(library.data_dir, base=lit_run.bundle, mode="lit", name="wild", force=True, **wild)
     try:
-        assert forced.installed and bundles.active_name(library.data_dir) == "wild"
+        assert forced.installed and registry.active_name(library.data_dir) == "wild"
     finally:  # the library is shared by this module's tests: leave lit-1 active, as found
-        bundles.use_bundle(library.data_dir, "lit-1")
-        bundles.remove_bundle(library.data_dir, "wild")
+        registry.use_bundle(library.data_dir, "lit-1")
+        registry.remove_bundle(library.data_dir, "wild")
 
 
 def test_full_finetune_on_an_exported_dataset_file(library, base, tmp_path):
@@ -150,8 +151,8 @@ def test_full_finetune_on_an_exported_dataset_file(library, base, tmp_path):
     assert r.improved and r.installed
     assert r.after.mean_recall > r.before.mean_recall + 10
     assert r.after.mean_recall > r.after.chance_mean_recall + 10
-    assert bundles.active_name(elsewhere) == "full-1"
-    base_bundle = bundles.Bundle.load(bundles.models_dir(library.data_dir) / "base")
+    assert registry.active_name(elsewhere) == "full-1"
+    base_bundle = bundles.Bundle.load(registry.models_dir(library.data_dir) / "base")
     assert r.bundle.image_id != base_bundle.image_id and r.reencode  # both towers learned
 
 

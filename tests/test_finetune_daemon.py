@@ -7,7 +7,7 @@ import json
 import pytest
 
 from photod.cli import main
-from photod.model import bundle as bundles
+from photod.model import registry
 from photod.store.catalog import Catalog
 from tests.support.daemonkit import DaemonThread, counts, load, wait_for, write_config
 
@@ -55,7 +55,7 @@ def test_lit_bundle_installed_into_a_running_daemon(tmp_path, data_dir, capsys):
         wait_for(lambda: daemon.daemon.models.bundle is not None and daemon.daemon.models.bundle.name == "lit",
                  timeout=30, what="the daemon to switch to the lit bundle")
         after = text_scores()
-        assert bundles.serving_name(data_dir) == "lit"
+        assert registry.serving_name(data_dir) == "lit"
     assert set(after) == set(before)
     assert max(abs(after[i] - before[i]) for i in before) > 1e-3, "text search did not change"
     assert vector_rows(data_dir) == before_vectors, "image vectors were touched"

@@ -21,6 +21,7 @@ from photod.finetune import checkpoint as ckpt_mod  # noqa: E402
 from photod.finetune import export as export_mod  # noqa: E402
 from photod.finetune import modelhub  # noqa: E402
 from photod.model import bundle as bundles  # noqa: E402
+from photod.model import registry  # noqa: E402
 from tests.support import modelkit  # noqa: E402
 from tests.support.smallmodels import build_small_checkpoint  # noqa: E402
 
@@ -103,12 +104,12 @@ def test_manifest_describes_the_model(small):
     assert b.source == str(small.checkpoint.resolve())
     assert b.vocab_path.read_text(encoding="utf-8").count("\n") >= 21128
     assert b.name == f"small-{small.kind}-s0-int8"
-    assert bundles.active_bundle(small.data_dir).name == f"small-{small.kind}-s0-fp32"
-    assert {x.name for x in bundles.list_bundles(small.data_dir)} == {
+    assert registry.active_bundle(small.data_dir).name == f"small-{small.kind}-s0-fp32"
+    assert {x.name for x in registry.list_bundles(small.data_dir)} == {
         f"small-{small.kind}-s0-{p}" for p in modelkit.PRECISIONS}
     # Different precisions are different image towers: vectors of one are not valid for another.
     assert len({x.image_id for x in small.bundles.values()}) == 3
-    assert not [p for p in bundles.models_dir(small.data_dir).iterdir() if p.name.startswith(".")]
+    assert not [p for p in registry.models_dir(small.data_dir).iterdir() if p.name.startswith(".")]
 
 
 def test_bundle_works_with_the_daemon_encoder(small_vit_bundle, photos):
@@ -133,8 +134,8 @@ def test_disagreeing_export_is_refused_and_nothing_written(small_vit_bundle, tmp
     monkeypatch.setitem(export_mod.BOUNDS, "int8", (1.01, 1.01))
     with pytest.raises(ModelError, match=r"int8 ONNX image tower disagrees.*cosine min 0\.9"):
         export_mod.import_checkpoint(ckpt, data, vision_config=vcfg, text_config=tcfg, precision="int8")
-    assert sorted(p.name for p in bundles.models_dir(data).iterdir()) == ["ACTIVE", first.name]
-    assert bundles.active_bundle(data).model_id == first.model_id
+    assert sorted(p.name for p in registry.models_dir(data).iterdir()) == ["ACTIVE", first.name]
+    assert registry.active_bundle(data).model_id == first.model_id
 
 
 def test_broken_fp32_export_is_refused(small_vit_bundle, tmp_path, monkeypatch):
@@ -159,7 +160,7 @@ def test_broken_fp32_export_is_refused(small_vit_bundle, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="fp32 ONNX image tower disagrees"):
         export_mod.import_checkpoint(s.checkpoint, tmp_path / "d", vision_config=s.vision_config,
                                      text_config=s.text_config, precision="fp32")
-    assert not [p for p in bundles.models_dir(tmp_path / "d").iterdir()]
+    assert not [p for p in registry.models_dir(tmp_path / "d").iterdir()]
 
 
 def test_mismatched_checkpoint_names_keys(small_vit_bundle, tmp_path):

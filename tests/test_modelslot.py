@@ -7,12 +7,13 @@ import pytest
 
 from photod.errors import ModelError, NoModelError
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.search.modelslot import ModelSlot
 from tests.support.onnxkit import add_photos, install_active, unit_vectors
 
 
 def test_follows_the_marker_and_reopens_only_for_another_model(catalog, data_dir, tmp_path):
-    slot = ModelSlot(data_dir, catalog, bundles.active_name, threads=1)
+    slot = ModelSlot(data_dir, catalog, registry.active_name, threads=1)
     assert slot.follow() is None
     with pytest.raises(NoModelError):
         slot.text_encoder()
@@ -24,8 +25,8 @@ def test_follows_the_marker_and_reopens_only_for_another_model(catalog, data_dir
     assert (slot.text_encoder(), slot.image_encoder(), slot.index()) == (text, image, index)  # opened once
 
     # The same export under another name is the same model: what is open stays open.
-    bundles.install_bundle(tmp_path / "alpha", data_dir, "alias")
-    bundles.use_bundle(data_dir, "alias")
+    registry.install_bundle(tmp_path / "alpha", data_dir, "alias")
+    registry.use_bundle(data_dir, "alias")
     assert slot.follow().name == "alias"
     assert slot.text_encoder() is text and slot.index() is index
 
@@ -36,20 +37,20 @@ def test_follows_the_marker_and_reopens_only_for_another_model(catalog, data_dir
 
     # Another model installed in place under the active name is a switch too.
     opened = slot.text_encoder()
-    bundles.install_bundle(tmp_path / "alpha", data_dir, "beta", replace=True)
+    registry.install_bundle(tmp_path / "alpha", data_dir, "beta", replace=True)
     assert slot.follow().model_id == alpha.model_id
     assert slot.text_encoder() is not opened
 
-    bundles.models_dir(data_dir).joinpath(bundles.ACTIVE_FILE).unlink()
+    registry.models_dir(data_dir).joinpath(registry.ACTIVE_FILE).unlink()
     assert slot.follow() is None and slot.bundle is None
 
 
 def test_a_broken_bundle_leaves_the_old_one_in_use(catalog, data_dir, tmp_path):
-    slot = ModelSlot(data_dir, catalog, bundles.active_name, threads=1)
+    slot = ModelSlot(data_dir, catalog, registry.active_name, threads=1)
     alpha = install_active(data_dir, tmp_path / "alpha", name="alpha", seed=1)
     text = (slot.follow(), slot.text_encoder())[1]
     install_active(data_dir, tmp_path / "beta", name="beta", seed=7)
-    (bundles.models_dir(data_dir) / "beta" / bundles.MANIFEST).write_text("{")
+    (registry.models_dir(data_dir) / "beta" / bundles.MANIFEST).write_text("{")
     with pytest.raises(ModelError, match="not valid JSON"):
         slot.follow()
     assert slot.bundle.model_id == alpha.model_id and slot.text_encoder() is text
@@ -63,7 +64,7 @@ def test_only_a_slot_that_keeps_the_index_saves_it_when_letting_go(catalog, data
     ids = add_photos(catalog, tmp_path / "root", 5)
     vecs = unit_vectors(5, bundle.embed_dim)
     vectors.store_vectors(catalog, bundle.image_id, ids[:3], vecs[:3])
-    reader = ModelSlot(data_dir, catalog, bundles.active_name)
+    reader = ModelSlot(data_dir, catalog, registry.active_name)
     reader.follow()
     assert reader.index().rebuilt  # no file yet: built from the catalog, and saved at once
     path, _ = index_paths(data_dir, bundle.image_id)
@@ -73,7 +74,7 @@ def test_only_a_slot_that_keeps_the_index_saves_it_when_letting_go(catalog, data
     reader.close()
     assert path.stat().st_mtime_ns == saved
 
-    writer = ModelSlot(data_dir, catalog, bundles.active_name, keeps_index=True)
+    writer = ModelSlot(data_dir, catalog, registry.active_name, keeps_index=True)
     writer.follow()
     assert len(writer.index()) == 5  # caught up with the catalog when opened, not saved yet
     assert path.stat().st_mtime_ns == saved

@@ -19,6 +19,7 @@ import pytest
 from photod.config import load_config
 from photod.errors import ModelError
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.service.systemd import install_unit
 from tests.support import faultkit
 from tests.support.daemonkit import make_photos, start_daemon_process, wait_for
@@ -118,8 +119,8 @@ def test_bundle_manifests_are_validated_before_use(tmp_path, data_dir, change, f
         bundles.Bundle.load(src)
     assert field in str(err.value), str(err.value)
     with pytest.raises(ModelError):
-        bundles.install_bundle(src, data_dir, "evil")
-    assert not (bundles.models_dir(data_dir) / "evil").exists()
+        registry.install_bundle(src, data_dir, "evil")
+    assert not (registry.models_dir(data_dir) / "evil").exists()
 
 
 def test_systemd_unit_sandbox_read_back(tmp_path, monkeypatch):

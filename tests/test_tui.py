@@ -424,15 +424,15 @@ async def test_list_mode_and_keyboard_moves(app):
 
 def _index_with_model(data_dir: Path, small) -> None:
     """Install the small bundle into the library and encode every staged photo with it, as the daemon would."""
-    from photod.model import bundle as bundles
+    from photod.model import registry
     from photod.model.encoder import ImageEncoder
     from photod.store import vectors
     from photod.store.stage import Stage
 
     src = small.bundles["fp32"]
-    bundles.install_bundle(src.path, data_dir, "small")
-    bundles.use_bundle(data_dir, "small")
-    bundle = bundles.active_bundle(data_dir)
+    registry.install_bundle(src.path, data_dir, "small")
+    registry.use_bundle(data_dir, "small")
+    bundle = registry.active_bundle(data_dir)
     with Catalog.in_data_dir(data_dir) as cat, Stage(data_dir, readonly=True) as stage:
         ids = sorted(stage.keys())
         vecs = ImageEncoder(bundle, threads=1).encode([stage.get_image(i) for i in ids])

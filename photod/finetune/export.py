@@ -40,6 +40,7 @@ from photod.errors import ModelError
 from photod.finetune.checkpoint import load_model
 from photod.finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.model.encoder import trim_tokens
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
@@ -325,7 +326,7 @@ def export_bundle_from_model(model: torch.nn.Module, vision_config: dict[str, An
     The model is copied to CPU fp32 (the caller's is untouched). Both towers are exported, converted to
     `precision`, run in onnxruntime on `images` (default: synthetic ones) and `texts` (default: 20
     Chinese/English ones) and compared with PyTorch; a tower below the bounds in BOUNDS raises ModelError
-    and leaves no `out_dir`. Returns the Bundle (not installed: see photod.model.bundle.install_bundle).
+    and leaves no `out_dir`. Returns the Bundle (not installed: see photod.model.registry.install_bundle).
     """
     return _export_folder(copy.deepcopy(model).to("cpu").float().eval(), vision_config, text_config, out_dir,
                           precision=precision, arch=arch, name=name, source=source,
@@ -338,7 +339,7 @@ def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_c
     """export_bundle_from_model for a model already on CPU in fp32 (used as is, not copied)."""
     if precision not in bundles.PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
-    bundles.check_name(name)
+    registry.check_name(name)
     if context_length > int(text_config["text_max_position_embeddings"]):
         raise ModelError(f"context length {context_length} exceeds the text tower's "
                          f"{text_config['text_max_position_embeddings']} positions")
@@ -475,8 +476,8 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     t0 = time.perf_counter()
     loaded = load_model(checkpoint, arch, vision_config, text_config)
-    name = bundles.check_name(name or default_name(checkpoint, loaded.arch, precision))
-    root = bundles.models_dir(data_dir)
+    name = registry.check_name(name or default_name(checkpoint, loaded.arch, precision))
+    root = registry.models_dir(data_dir)
     if (root / name).exists() and not replace:
         raise ModelError(f"a model named {name!r} is already installed in {root}",
                          "choose another name with --name, or remove it with `photod model remove`")
@@ -489,11 +490,11 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
             images=images, texts=texts)
         if keep_checkpoint:
             exported = _add_checkpoint(exported, Path(checkpoint))
-        installed = bundles.install_bundle(exported.path, data_dir, name, replace=replace)
+        installed = registry.install_bundle(exported.path, data_dir, name, replace=replace)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     if activate:
-        installed = bundles.use_bundle(data_dir, name)
+        installed = registry.use_bundle(data_dir, name)
     log.info("imported %s as model %s (%s, model id %s) in %.1f s", checkpoint, name, precision,
              installed.model_id, time.perf_counter() - t0)
     return installed

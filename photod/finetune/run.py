@@ -31,6 +31,7 @@ from photod.finetune.dataset import DatasetInfo, build_dataset, load_dataset, op
 from photod.finetune.evaluate import Recall, evaluate_model, format_table
 from photod.finetune.train import TrainConfig, Trainer, TrainResult, pick_device, save_model_checkpoint
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH, Tokenizer
 
@@ -85,7 +86,7 @@ def resolve_base(data_dir: str | os.PathLike, base: bundles.Bundle | str | os.Pa
     if isinstance(base, bundles.Bundle):
         return _from_bundle(base)
     if base is None:
-        active = bundles.active_bundle(data_dir)
+        active = registry.active_bundle(data_dir)
         if active is None:
             raise FinetuneError("no base model: no model is active and none was given",
                                 "pass --base CHECKPOINT.pt --arch ViT-B-16, or import one with `photod model import`")
@@ -93,8 +94,8 @@ def resolve_base(data_dir: str | os.PathLike, base: bundles.Bundle | str | os.Pa
     path = Path(base)
     if path.is_dir():
         return _from_bundle(bundles.Bundle.load(path))
-    if not path.exists() and bundles.models_dir(data_dir).joinpath(str(base)).is_dir():
-        return _from_bundle(bundles.Bundle.load(bundles.models_dir(data_dir) / str(base)))
+    if not path.exists() and registry.models_dir(data_dir).joinpath(str(base)).is_dir():
+        return _from_bundle(bundles.Bundle.load(registry.models_dir(data_dir) / str(base)))
     if not path.is_file():
         raise FinetuneError(f"base model {base} is neither a checkpoint file nor an installed model",
                             "see `photod model list`, or give a Chinese-CLIP .pt file")
@@ -153,7 +154,7 @@ def finetune(data_dir: str | os.PathLike, *, base: bundles.Bundle | str | os.Pat
     `force` (and `install`). Raises FinetuneError/ModelError/LabelError with nothing installed on failure.
     """
     data_dir = Path(data_dir)
-    run_name = bundles.check_name(name or f"finetune-{mode}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_name = registry.check_name(name or f"finetune-{mode}-{time.strftime('%Y%m%d-%H%M%S')}")
     work = Path(work_dir) if work_dir is not None else data_dir / "finetune" / run_name
     work.mkdir(parents=True, exist_ok=True)
     base_model = resolve_base(data_dir, base, arch=arch, vision_config=vision_config, text_config=text_config)

@@ -1,7 +1,7 @@
 """The model a process works with, and everything it has opened from it, following a marker file.
 
 Which bundle to use is decided by files other processes write: the daemon encodes with the one
-`models/ACTIVE` names (`photod model use`), search answers with the one photod.model.bundle.serving_name picks
+`models/ACTIVE` names (`photod model use`), search answers with the one photod.model.registry.serving_name picks
 (which moves once the daemon has encoded for a new model). Either can change while a process runs, and the
 ONNX sessions and the FAISS index opened from the old bundle must then go with it. A `ModelSlot` owns that:
 it holds one bundle at a time, opens its encoders and index on first use (a filename search needs none of
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from photod.config import IndexConfig, WorkersConfig
 from photod.errors import NoModelError, PhotodError
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.store.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class ModelSlot:
-    """One bundle at a time, chosen by `pick` (bundles.active_name or bundles.serving_name), with its text
+    """One bundle at a time, chosen by `pick` (registry.active_name or registry.serving_name), with its text
     and image encoders and its image tower's index, each opened on first use.
 
     `keeps_index`: this process owns the index file (the daemon, whose indexer adds to it) and saves it
@@ -64,7 +65,7 @@ class ModelSlot:
         if name is None:
             self.close()
             return None
-        path = bundles.models_dir(self.data_dir) / name
+        path = registry.models_dir(self.data_dir) / name
         identity = _file_identity(path / bundles.MANIFEST)
         # No manifest under the loaded name: the bundle is being replaced (two renames), or was deleted by
         # hand. What is open still works, and a replacement is seen at the next look.

@@ -22,7 +22,7 @@ from PIL import Image
 
 from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.errors import DecodeError, NoModelError, PhotodError
-from photod.model import bundle as bundles
+from photod.model import registry
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.results import Result
@@ -45,7 +45,7 @@ class Searcher:
         # One query at a time: OpenMP's threads only add barrier waits. Measured at 10k vectors on a busy
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
         faiss.omp_set_num_threads(1)
-        self.model = ModelSlot(self.data_dir, self.catalog, bundles.serving_name, threads=threads,
+        self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads,
                                index=index)
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
@@ -69,7 +69,7 @@ class Searcher:
     # ---- the serving model and its index, loaded on first use ----------------------------------------------
 
     def _serving(self) -> ModelSlot:
-        """The model slot, holding the serving bundle (see photod.model.bundle.serving_name); NoModelError when none
+        """The model slot, holding the serving bundle (see photod.model.registry.serving_name); NoModelError when none
         is installed. Follows `photod model use` switches once the daemon has finished encoding for the new
         model."""
         if self.model.follow() is None:

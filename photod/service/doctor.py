@@ -114,7 +114,7 @@ def _root_check(path: Path, watch: str, mounts, choose_watch_mode) -> Check:
 
 def _model(cfg: Config) -> Check:
     try:
-        from photod.model.bundle import active_bundle
+        from photod.model.registry import active_bundle
 
         bundle = active_bundle(cfg.data_dir)
     except Exception as exc:  # noqa: BLE001 - report any broken model state

@@ -2,7 +2,7 @@
 
 Switching models never leaves search without an index. The person's choice (`models/ACTIVE`) is encoded
 from the stage while the bundle named by `models/SERVING` keeps answering searches; once nothing is left
-to encode, SERVING moves over (photod.model.bundle.serving_name). A text-tower-only change (a `lit` finetune) keeps
+to encode, SERVING moves over (photod.model.registry.serving_name). A text-tower-only change (a `lit` finetune) keeps
 the image tower's id, so its vectors are already complete and it serves at once. The bundle, its image
 encoder and its index are held by a photod.search.modelslot.ModelSlot, as search's are.
 """
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from photod.config import Config
 from photod.errors import ModelError, PhotodError
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.search.modelslot import ModelSlot
 from photod.store import vectors
 from photod.store.catalog import Catalog
@@ -41,7 +42,7 @@ class ModelWorker:
         self.cfg = cfg
         self.catalog = catalog
         self.stage = stage
-        self.model = ModelSlot(cfg.data_dir, catalog, bundles.active_name, threads=cfg.workers.encode_threads,
+        self.model = ModelSlot(cfg.data_dir, catalog, registry.active_name, threads=cfg.workers.encode_threads,
                                index=cfg.index, keeps_index=True)
         self.indexer: Indexer | None = None
         self._served = False
@@ -99,7 +100,7 @@ class ModelWorker:
         if self.bundle is None or self._served or self.pending():
             return
         self.index.save()
-        bundles.mark_serving(self.cfg.data_dir, self.bundle.name)
+        registry.mark_serving(self.cfg.data_dir, self.bundle.name)
         self._served = True
         log.info("search uses model %s (%d photos indexed)", self.bundle.name, len(self.index))
 
@@ -121,11 +122,11 @@ def remove_model(catalog: Catalog, data_dir: str | os.PathLike, name: str, force
     otherwise stay on disk for good; re-installing the model encodes them again from the stage.
     """
     try:
-        image_id = bundles.Bundle.load(bundles.models_dir(data_dir) / bundles.check_name(name)).image_id
+        image_id = bundles.Bundle.load(registry.models_dir(data_dir) / registry.check_name(name)).image_id
     except PhotodError:
         image_id = None  # a broken bundle: its tower is unknown, so no vectors are touched
-    bundles.remove_bundle(data_dir, name, force=force)
-    if image_id is None or any(b.image_id == image_id for b in bundles.list_bundles(data_dir)):
+    registry.remove_bundle(data_dir, name, force=force)
+    if image_id is None or any(b.image_id == image_id for b in registry.list_bundles(data_dir)):
         return 0
     from photod.search.index import remove_index
 

@@ -27,7 +27,7 @@ def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
 
 
 def _model_status(cfg: Config) -> dict[str, Any] | None:
-    from photod.model.bundle import active_bundle
+    from photod.model.registry import active_bundle
 
     try:
         bundle = active_bundle(cfg.data_dir)

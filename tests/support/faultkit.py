@@ -133,6 +133,7 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
     import numpy as np
 
     from photod.model import bundle as bundles
+    from photod.model import registry
     from photod.search.index import VectorIndex
     from photod.store import vectors
     from photod.store.catalog import Catalog
@@ -152,9 +153,9 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
         assert twice == 0
         if settled:
             assert keys == claimed, f"stage {len(keys)} entries, rows claiming one {len(claimed)}"
-            name = bundles.active_name(data_dir)
+            name = registry.active_name(data_dir)
             if name:
-                model_id = bundles.Bundle.load(bundles.models_dir(data_dir) / name).image_id
+                model_id = bundles.Bundle.load(registry.models_dir(data_dir) / name).image_id
                 want = np.sort(vectors.indexed_ids(cat, model_id))
                 index = VectorIndex(data_dir, model_id)
                 loaded = index._read(warn=True)
@@ -422,29 +423,29 @@ if __name__ == "__main__":
 
 def install_tiny(data_dir: Path, name: str, seed: int = 0, activate: bool = True):
     """Install a tiny real ONNX bundle (tests.support.modelkit.tiny_bundle) into a data dir, optionally active."""
-    from photod.model import bundle as bundles
+    from photod.model import registry
     from tests.support.modelkit import tiny_bundle
 
     src = Path(data_dir).parent / f"src-{name}"
     tiny_bundle(src, name=name, seed=seed)
-    installed = bundles.install_bundle(src, data_dir, name)
+    installed = registry.install_bundle(src, data_dir, name)
     if activate:
-        bundles.use_bundle(data_dir, name)
+        registry.use_bundle(data_dir, name)
     return installed
 
 
 def indexed_for_active(data_dir: Path, n: int) -> bool:
     """All `n` photos indexed for the active model, and search serves that model."""
-    from photod.model import bundle as bundles
+    from photod.model import registry
     from photod.store.catalog import Catalog
 
     if not (Path(data_dir) / "catalog.db").exists():
         return False
     with Catalog.in_data_dir(data_dir) as cat:
         c = cat.counts()
-    return c["indexed"] == n and c["total"] == n and bundles.serving_name(data_dir) == bundles.active_name(data_dir) \
-        and (bundles.serving_path(data_dir).exists()
-             and bundles.serving_path(data_dir).read_text().strip() == bundles.active_name(data_dir))
+    return c["indexed"] == n and c["total"] == n and registry.serving_name(data_dir) == registry.active_name(data_dir) \
+        and (registry.serving_path(data_dir).exists()
+             and registry.serving_path(data_dir).read_text().strip() == registry.active_name(data_dir))
 
 
 def counts_of(data_dir: Path) -> dict[str, int]:

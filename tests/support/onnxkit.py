@@ -21,6 +21,7 @@ from PIL import Image
 
 from photod.config import make_root
 from photod.model import bundle as bundles
+from photod.model import registry
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.store.catalog import Catalog, PhotoMeta
 
@@ -101,8 +102,8 @@ def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context
 def install_active(data_dir: Path, folder: Path, name: str = "tiny", **kw) -> bundles.Bundle:
     """Make a bundle, install it in the data dir and make it the active model."""
     make_bundle(folder, name=name, **kw)
-    bundles.install_bundle(folder, data_dir, name)
-    return bundles.use_bundle(data_dir, name)
+    registry.install_bundle(folder, data_dir, name)
+    return registry.use_bundle(data_dir, name)
 
 
 def picture(seed: int, size: int = 48) -> Image.Image:
