@@ -255,7 +255,7 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     outcome = find_once(cfg, Query(text=args.query or "", like=args.like, name=args.name or "",
                                    filters=filters, k=args.limit))
     if outcome.fallback:
-        print(f"photod: {outcome.fallback.message}; showing filename matches instead.\n"
+        print(f"photod: {outcome.fallback.message}; showing caption and filename matches instead.\n"
               f"  hint: {outcome.fallback.hint}", file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.results, ensure_ascii=False, indent=2))
@@ -271,7 +271,9 @@ def _result_line(r: dict[str, Any]) -> str:
     score = f"{r['score']:.3f}  " if r.get("score") is not None else ""
     date = (r.get("taken_at") or "")[:10]
     offline = "  [offline]" if not r.get("online", True) else ""
-    return f"{score}{r['path']}  {date}{offline}"
+    captions = [m["text"] for m in r.get("matched", ()) if m["channel"] == "caption"]
+    caption = f"  (caption: {captions[0]})" if captions else ""
+    return f"{score}{r['path']}  {date}{offline}{caption}"
 
 
 # ---- models ------------------------------------------------------------------------------------------

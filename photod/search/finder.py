@@ -1,5 +1,6 @@
-"""Queries as the CLI and the TUI ask them, and the one rule for running them: by meaning when a model is
-installed, by filename when none is (or when only names were asked for).
+"""Queries as the CLI and the TUI ask them, and the one rule for running them: photos whose captions or
+names hold the words first, then by meaning when a model is installed (by words alone when none is, or when
+only names were asked for).
 
 Kept free of FAISS and the model runtime: a filename search, or a search by meaning with no model
 installed, never loads them (photod.search.searcher is imported only when a searcher is opened).
@@ -73,7 +74,7 @@ class Outcome:
         """What to tell the person about how the search was done, if anything."""
         if self.fallback is None:
             return None
-        return "No model installed, so this is a filename search. To search by meaning, " + self.fallback.hint
+        return "No model installed, so this searches captions and file names. To search by meaning, " + self.fallback.hint
 
 
 def parse_date(text: str) -> str | None:
@@ -95,7 +96,7 @@ def parse_date(text: str) -> str | None:
 
 
 def find(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
-    """Run a query: by meaning when a model is installed, else (or when asked) by filename.
+    """Run a query: captions and names that hold its words, then by meaning when a model is installed.
 
     `catalog()` and `searcher()` open what the search reads, for as long as it reads it: the CLI opens
     them for one query, the TUI lends its resident ones under their locks. A searcher may be None where
@@ -109,10 +110,12 @@ def find(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
         if results is None:
             raise NoModelError()
     elif query.text.strip() and not query.names_only:
-        results, mode = _by_meaning(query, searcher), "meaning"
-        if results is None:
-            fallback = NoModelError()
-            results, mode = _by_name(query, catalog), "names"
+        by_meaning, mode = _by_meaning(query, searcher), "meaning"
+        results = _by_name(query, catalog)
+        if by_meaning is None:
+            fallback, mode = NoModelError(), "names"
+        else:
+            results = _words_first(results, by_meaning)
     else:
         results = _by_name(query, catalog)
         mode = "names" if query.text.strip() or query.name else "recent"
@@ -137,7 +140,7 @@ def _fetch(query: Query) -> int:
 
 
 def _by_name(query: Query, catalog: OpenCatalog) -> list[dict]:
-    """Filename and folder matches of the name words and the text, newest first."""
+    """Caption, filename and folder matches of the name words and the text, newest first."""
     f = query.filters
     words = " ".join(w for w in (query.name, query.text.strip()) if w) or None
     with catalog() as cat:
@@ -145,6 +148,17 @@ def _by_name(query: Query, catalog: OpenCatalog) -> list[dict]:
         rows = cat.search_name(words, after=f.after, before=f.before, root_id=root_id, camera=f.camera,
                                folder=f.folder, limit=_fetch(query))
     return [Result.from_row(r, None).to_json() for r in rows]
+
+
+def _words_first(by_words: list[dict], by_meaning: list[dict]) -> list[dict]:
+    """Photos whose caption or name has the words the person typed, then the rest by similarity: a match of
+    their own words is the surest sign of what they meant. A photo found both ways keeps both reasons."""
+    similar = {r["id"]: r for r in by_meaning}
+    merged = []
+    for r in by_words:
+        also = similar.pop(r["id"], None)
+        merged.append(r if also is None else {**also, "matched": r["matched"] + also["matched"]})
+    return merged + [r for r in by_meaning if r["id"] in similar]
 
 
 def _by_meaning(query: Query, searcher: OpenSearcher) -> list[dict] | None:

@@ -5,7 +5,7 @@ Kept apart from photod.search.searcher so that showing filename results never lo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Result:
-    """One photo found. `score` is the cosine similarity for text/photo queries, None for name-only ones."""
+    """One photo found. `score` is the cosine similarity for text/photo queries, None for name-only ones.
+
+    `matched` says why it was found, one entry per channel: {"channel": "caption", "text": the caption},
+    {"channel": "name"} (its file or folder name), {"channel": "image", "score": the similarity}.
+    """
 
     id: int
     path: str
@@ -30,6 +34,7 @@ class Result:
     height: int | None
     state: str
     online: bool
+    matched: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: PhotoInfoRow, score: float | None) -> "Result":
@@ -40,8 +45,21 @@ class Result:
             score=None if score is None else round(float(score), 6), filename=row["filename"],
             folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
             taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
-            state=row["state"], online=online)
+            state=row["state"], online=online, matched=_matched(row, score))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints."""
         return asdict(self)
+
+
+def _matched(row: PhotoInfoRow, score: float | None) -> list[dict[str, Any]]:
+    """The channels that found the row: its caption and name for a text match, the similarity for a search
+    by meaning."""
+    found: list[dict[str, Any]] = []
+    if row.get("caption_match"):
+        found.append({"channel": "caption", "text": row["caption_match"]})
+    if row.get("name_match"):
+        found.append({"channel": "name"})
+    if score is not None:
+        found.append({"channel": "image", "score": round(float(score), 6)})
+    return found

@@ -74,10 +74,13 @@ class PhotoInfoRow(PendingRow):
 
 
 class NameMatchRow(PhotoInfoRow):
-    """A filename search result: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what it is
-    sorted and filtered by."""
+    """A filename or caption search result: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what
+    it is sorted and filtered by; `name_match` (1 or 0) and `caption_match` (the first caption that matched)
+    say why it was found, both None when no text was searched."""
 
     taken_or_mtime: str
+    name_match: int | None
+    caption_match: str | None
 
 
 class FailedRow(TypedDict):
@@ -166,6 +169,10 @@ def split_rel(rel_path: str) -> tuple[str, str]:
     return ("" if folder == "." else folder), p.name
 
 
+# The rows whose text matches an FTS query (one `?`): photos by path, captions by their words.
+_NAME_HITS = "SELECT rowid FROM photos_fts WHERE photos_fts MATCH ?"
+_CAPTION_HITS = "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ?"
+
 class Catalog:
     def __init__(self, db_path: str | os.PathLike, migrate: bool = True):
         self.path = Path(db_path)
@@ -185,6 +192,8 @@ class Catalog:
         _use_wal(conn, self.path)
         conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoint, never corrupt
         conn.execute("PRAGMA foreign_keys = ON")
+        # The caption search triggers (0004_caption_search.sql) space CJK text apart as the names index does.
+        conn.create_function("photod_search_text", 1, search_text, deterministic=True)
         self.conn = conn
         if migrate:
             self.migrate()
@@ -588,9 +597,14 @@ class Catalog:
         match = fts_query(text) if text else None
         if text and match is None:
             return []
+        # Which of the photo's texts matched, for "why it matched": its path, and the first caption that did.
+        matched = "NULL AS name_match, NULL AS caption_match"
         if match:
-            where.append("p.id IN (SELECT rowid FROM photos_fts WHERE photos_fts MATCH ?)")
-            params.append(match)
+            matched = (f"p.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = p.id"
+                       f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match")
+            where.append(f"(p.id IN ({_NAME_HITS}) OR p.id IN (SELECT photo_id FROM captions WHERE id IN"
+                         f" ({_CAPTION_HITS})))")
+            params += [match, match]
         taken = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
         if after:
             where.append(f"{taken} >= ?")
@@ -612,8 +626,9 @@ class Catalog:
             where.append(f"p.id IN ({','.join('?' * len(id_list))})")
             params += id_list
         sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-               f" {taken} AS taken_or_mtime FROM photos p JOIN roots r ON r.id = p.root_id"
+               f" {taken} AS taken_or_mtime, {matched} FROM photos p JOIN roots r ON r.id = p.root_id"
                f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
+        params = ([match, match] if match else []) + params
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return cast("list[NameMatchRow]", self.query(sql, params))
