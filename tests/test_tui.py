@@ -11,7 +11,7 @@ from PIL import Image
 from textual import events
 
 from photod.errors import PhotodError
-from photod.labels.captions import record_feedback
+from photod.labels.captions import add_captions, record_feedback
 from photod.search.finder import Filters, Query, parse_date
 from photod.store.catalog import Catalog, PhotoMeta
 from photod.tui.app import PhotodApp
@@ -22,7 +22,7 @@ from photod.tui.screens.search import SearchScreen
 from photod.tui.screens.status import StatusScreen
 from photod.tui.widgets.filters import FilterBar
 from photod.tui.widgets.images import fit_cells
-from photod.tui.widgets.results import ResultGrid
+from photod.tui.widgets.results import ResultCard, ResultGrid
 from tests.support.tuikit import MTIME_NS, build_library, jpeg, library_config
 
 SIZE = (110, 34)
@@ -103,6 +103,17 @@ async def test_typing_a_query_shows_matching_results_and_the_model_hint(app):
         # Each keystroke's results replaced the last: narrowing further drops one.
         await typed(pilot, "_so")
         assert shown(app) == ["cat_sofa.jpg"]
+
+
+async def test_a_caption_finds_its_photo_and_the_card_shows_it(app, data_dir, library):
+    with Catalog.in_data_dir(data_dir) as cat:
+        add_captions(cat, [library["cat_window.jpg"]], "小白在窗台上")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await typed(pilot, "小白")
+        assert shown(app) == ["cat_window.jpg"]
+        card = app.screen.query(ResultCard).first()
+        assert "「小白在窗台上」" in str(card._text.render())
 
 
 async def test_chinese_input_finds_a_folder(app):

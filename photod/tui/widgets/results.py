@@ -36,7 +36,8 @@ Loader = Callable[[int], "PILImage.Image | None"]
 
 
 def result_meta(result: dict) -> str:
-    """The second line of a card: date, score, and whether the original can be opened now."""
+    """The second line of a card: date, score, the caption that matched the query, and whether the original
+    can be opened now."""
     parts = []
     taken = result.get("taken_at")
     parts.append(str(taken)[:10] if taken else "no date")
@@ -44,6 +45,9 @@ def result_meta(result: dict) -> str:
         parts.append(f"{result['score']:.2f}")
     if not result.get("online", True):
         parts.append("offline")
+    captions = [m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"]
+    if captions:
+        parts.append(f"「{captions[0]}」")
     return " · ".join(parts)
 
 
