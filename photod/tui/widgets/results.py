@@ -36,8 +36,7 @@ Loader = Callable[[int], "PILImage.Image | None"]
 
 
 def result_meta(result: dict) -> str:
-    """The second line of a card: date, score, the caption that matched the query, and whether the original
-    can be opened now."""
+    """The second line of a card: date, score, and whether the original can be opened now."""
     parts = []
     taken = result.get("taken_at")
     parts.append(str(taken)[:10] if taken else "no date")
@@ -45,10 +44,13 @@ def result_meta(result: dict) -> str:
         parts.append(f"{result['score']:.2f}")
     if not result.get("online", True):
         parts.append("offline")
-    captions = [m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"]
-    if captions:
-        parts.append(f"「{captions[0]}」")
     return " · ".join(parts)
+
+
+def matched_caption(result: dict) -> str:
+    """The caption whose words found the result, quoted, or "" when no caption did."""
+    captions = [m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"]
+    return f"「{captions[0]}」" if captions else ""
 
 
 class ResultCard(Vertical):
@@ -86,13 +88,15 @@ class ResultCard(Vertical):
         meta = result_meta(result)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(name, style="bold")
+        caption = matched_caption(result)
         if list_mode:
             # Columns line up whatever the script: pad by terminal cells, not characters (CJK is 2 wide).
             text.append(" " * max(2, LIST_NAME_CELLS - cell_len(name)))
             text.append(f"{meta:<28}{result.get('folder') or ''}", style="dim")
+            text.append(f"  {caption}" if caption else "")
         else:
             text.append("\n")
-            text.append(meta, style="dim")
+            text.append(meta + (f" · {caption}" if caption else ""), style="dim")
         self._text.update(text, layout=False)
         self.set_class(selected, "-selected")
         self.set_class(not result.get("online", True), "-offline")
