@@ -597,13 +597,10 @@ class Catalog:
         match = fts_query(text) if text else None
         if text and match is None:
             return []
-        # Which of the photo's texts matched, for "why it matched": its path, and the first caption that did.
-        matched = "NULL AS name_match, NULL AS caption_match"
         if match:
-            matched = (f"p.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = p.id"
-                       f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match")
-            where.append(f"(p.id IN ({_NAME_HITS}) OR p.id IN (SELECT photo_id FROM captions WHERE id IN"
-                         f" ({_CAPTION_HITS})))")
+            # One IN list (UNION ALL, not an OR of two), so SQLite looks the matches up instead of scanning photos.
+            where.append(f"p.id IN ({_NAME_HITS} UNION ALL"
+                         f" SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS}))")
             params += [match, match]
         taken = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
         if after:
@@ -626,12 +623,11 @@ class Catalog:
             where.append(f"p.id IN ({','.join('?' * len(id_list))})")
             params += id_list
         sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-               f" {taken} AS taken_or_mtime, {matched} FROM photos p JOIN roots r ON r.id = p.root_id"
+               f" {taken} AS taken_or_mtime FROM photos p JOIN roots r ON r.id = p.root_id"
                f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
-        params = ([match, match] if match else []) + params
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return cast("list[NameMatchRow]", self.query(sql, params))
+        return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
 
     # ---- captions ----------------------------------------------------------------------------------
 
@@ -658,6 +654,17 @@ class Catalog:
         with self.transaction():
             self.conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,))
 
+
+def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:
+    """A name search with why each photo matched: its path (`name_match`), and the first caption that did
+    (`caption_match`). Asked of the page of rows returned only: asked of every match before sorting, it
+    doubled the time of a one-letter query at 100,000 photos."""
+    reasons = "NULL AS name_match, NULL AS caption_match"
+    if match:
+        reasons = (f"m.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = m.id"
+                   f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match")
+        params = [match, match] + params
+    return f"SELECT m.*, {reasons} FROM ({sql}) m ORDER BY m.taken_or_mtime DESC, m.id", params
 
 def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> None:
     """Switch to WAL once; later opens find it set. SQLite can answer BUSY here without waiting for the busy
