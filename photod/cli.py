@@ -271,9 +271,10 @@ def _result_line(r: dict[str, Any]) -> str:
     score = f"{r['score']:.3f}  " if r.get("score") is not None else ""
     date = (r.get("taken_at") or "")[:10]
     offline = "  [offline]" if not r.get("online", True) else ""
-    captions = [m["text"] for m in r.get("matched", ()) if m["channel"] == "caption"]
-    caption = f"  (caption: {captions[0]})" if captions else ""
-    return f"{score}{r['path']}  {date}{offline}{caption}"
+    from photod.search.results import matched_caption
+
+    caption = matched_caption(r)
+    return f"{score}{r['path']}  {date}{offline}" + (f"  (caption: {caption})" if caption else "")
 
 
 # ---- models ------------------------------------------------------------------------------------------

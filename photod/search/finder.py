@@ -74,7 +74,8 @@ class Outcome:
         """What to tell the person about how the search was done, if anything."""
         if self.fallback is None:
             return None
-        return "No model installed, so this searches captions and file names. To search by meaning, " + self.fallback.hint
+        return ("No model installed, so this searches captions and file names. To search by meaning, "
+                + self.fallback.hint)
 
 
 def parse_date(text: str) -> str | None:

@@ -52,6 +52,11 @@ class Result:
         return asdict(self)
 
 
+def matched_caption(result: dict[str, Any]) -> str | None:
+    """The caption whose words found a result (a `to_json` row), or None when no caption did."""
+    return next((m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"), None)
+
+
 def _matched(row: PhotoInfoRow, score: float | None) -> list[dict[str, Any]]:
     """The channels that found the row: its caption and name for a text match, the similarity for a search
     by meaning."""

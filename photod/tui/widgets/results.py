@@ -23,6 +23,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from photod.errors import PhotodError
+from photod.search.results import matched_caption
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,6 @@ def result_meta(result: dict) -> str:
     if not result.get("online", True):
         parts.append("offline")
     return " · ".join(parts)
-
-
-def matched_caption(result: dict) -> str:
-    """The caption whose words found the result, quoted, or "" when no caption did."""
-    captions = [m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"]
-    return f"「{captions[0]}」" if captions else ""
 
 
 class ResultCard(Vertical):
@@ -89,14 +84,15 @@ class ResultCard(Vertical):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(name, style="bold")
         caption = matched_caption(result)
+        quoted = f"「{caption}」" if caption else ""
         if list_mode:
             # Columns line up whatever the script: pad by terminal cells, not characters (CJK is 2 wide).
             text.append(" " * max(2, LIST_NAME_CELLS - cell_len(name)))
             text.append(f"{meta:<28}{result.get('folder') or ''}", style="dim")
-            text.append(f"  {caption}" if caption else "")
+            text.append(f"  {quoted}" if quoted else "")
         else:
             text.append("\n")
-            text.append(meta + (f" · {caption}" if caption else ""), style="dim")
+            text.append(meta + (f" · {quoted}" if quoted else ""), style="dim")
         self._text.update(text, layout=False)
         self.set_class(selected, "-selected")
         self.set_class(not result.get("online", True), "-offline")
