@@ -84,3 +84,12 @@ class AlreadyRunningError(PhotodError):
             "or give this one its own data dir with PHOTOD_DATA_DIR; `photod scan` and every other command "
             "work beside a running daemon",
         )
+
+
+class OcrError(PhotodError):
+    """Text in a photo could not be read (the OCR extra is missing, or its models failed on one image).
+    Costs that photo its text, never its other work."""
+
+
+class PlaceError(PhotodError):
+    """The offline place data cannot be loaded (missing or damaged package data)."""
