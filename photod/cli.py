@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", help="only this root (path, label or id)")
     s.add_argument("--camera", help="camera make or model contains this")
     s.add_argument("--folder", help="only this folder (relative to its root) and below")
+    s.add_argument("--place", help="taken where a place name holds this (三亚, 海南, Sanya, Japan)")
     s.add_argument("-k", "--limit", type=int, default=20, help="number of results (default 20)")
     s.add_argument("--json", action="store_true")
 
@@ -251,7 +252,7 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     from photod.search.finder import Filters, Query, find_once
 
     filters = Filters(after=args.after, before=args.before, root=args.root, camera=args.camera,
-                      folder=args.folder)
+                      folder=args.folder, place=args.place)
     outcome = find_once(cfg, Query(text=args.query or "", like=args.like, name=args.name or "",
                                    filters=filters, k=args.limit))
     if outcome.fallback:
@@ -271,10 +272,10 @@ def _result_line(r: dict[str, Any]) -> str:
     score = f"{r['score']:.3f}  " if r.get("score") is not None else ""
     date = (r.get("taken_at") or "")[:10]
     offline = "  [offline]" if not r.get("online", True) else ""
-    from photod.search.results import matched_caption
+    from photod.search.results import reasons
 
-    caption = matched_caption(r)
-    return f"{score}{r['path']}  {date}{offline}" + (f"  (caption: {caption})" if caption else "")
+    why = [f"「{reason}」" for reason in reasons(r) if not reason.startswith("相似度")]  # the score leads the line
+    return f"{score}{r['path']}  {date}{offline}" + (f"  {''.join(why)}" if why else "")
 
 
 # ---- models ------------------------------------------------------------------------------------------

@@ -96,6 +96,16 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class SignalsConfig:
+    """[signals]: the search channels beside the image vector, each of which can be turned off."""
+
+    ocr: bool = setting(True)         # read text in photos (needs the `ocr` extra; skipped with a note without it)
+    ocr_threads: int = setting(1, low=1, high=64)  # ONNX Runtime threads per decode worker reading text
+    places: bool = setting(True)      # name where a photo was taken, from its GPS, offline
+    caption_meaning: bool = setting(True)  # find captions by meaning with the text tower, not only by words
+
+
+@dataclass(frozen=True)
 class RootConfig:
     """One [[roots]] entry: a folder to watch."""
 
@@ -116,6 +126,7 @@ class Config:
     stage: StageConfig = field(default_factory=StageConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
     roots: tuple[RootConfig, ...] = ()
     source: Path | None = None
 
@@ -160,13 +171,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
     where = f" in {source}" if source else ""
-    _check_keys(raw, {"daemon", "stage", "workers", "index", "roots"}, "", where)
+    _check_keys(raw, {"daemon", "stage", "workers", "index", "signals", "roots"}, "", where)
     daemon = _table(raw, "daemon", where)
     return Config(
         daemon=_section(DaemonConfig, daemon, "daemon", where, also=("data_dir",)),
         stage=_section(StageConfig, _table(raw, "stage", where), "stage", where),
         workers=_section(WorkersConfig, _table(raw, "workers", where), "workers", where),
         index=_section(IndexConfig, _table(raw, "index", where), "index", where),
+        signals=_section(SignalsConfig, _table(raw, "signals", where), "signals", where),
         data_dir=_data_dir(daemon, source, where),
         roots=_parse_roots(raw, source, where),
         source=source,

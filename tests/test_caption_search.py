@@ -97,7 +97,7 @@ def test_cli_output_names_the_matching_caption(catalog, data_dir, tmp_path, caps
     labels.add_captions(catalog, [ids[0]], "小白在沙发上")
     assert main(["search", "小白"]) == 0
     out = capsys.readouterr()
-    assert "img_000000.jpg" in out.out and "(caption: 小白在沙发上)" in out.out
+    assert "img_000000.jpg" in out.out and "「标注: 小白在沙发上」" in out.out
     assert "caption and filename matches" in out.err  # no model: said once, on stderr
     assert main(["search", "小白", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)

@@ -113,7 +113,7 @@ async def test_a_caption_finds_its_photo_and_the_card_shows_it(app, data_dir, li
         await typed(pilot, "小白")
         assert shown(app) == ["cat_window.jpg"]
         card = app.screen.query(ResultCard).first()
-        assert "「小白在窗台上」" in str(card._text.render())
+        assert "「标注: 小白在窗台上」" in str(card._text.render())
 
 
 async def test_chinese_input_finds_a_folder(app):

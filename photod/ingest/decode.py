@@ -43,10 +43,12 @@ _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 @dataclass(frozen=True)
 class Decoded:
-    """The staged JPEG and the metadata learned on the way."""
+    """The staged JPEG and the metadata learned on the way; with `text_image`, the larger upright copy that
+    text in the photo is read from (photod.ingest.ocr), made while the original is decoded anyway."""
 
     jpeg: bytes
     meta: PhotoMeta
+    text_image: Image.Image | None = None
 
 
 def content_hash(data: bytes) -> str:
@@ -55,8 +57,9 @@ def content_hash(data: bytes) -> str:
 
 
 def decode_photo(data: bytes, name: str, size: int = StageConfig.size, quality: int = StageConfig.quality,
-                 draft: bool = StageConfig.jpeg_draft) -> Decoded:
-    """Decode `data` (the file `name`) into an upright RGB JPEG whose shorter side is `size` (never upscaled).
+                 draft: bool = StageConfig.jpeg_draft, text_side: int | None = None) -> Decoded:
+    """Decode `data` (the file `name`) into an upright RGB JPEG whose shorter side is `size` (never upscaled),
+    and, with `text_side`, also an upright RGB copy whose longer side is at most `text_side` to read text in.
 
     Raises DecodeError naming `name` and the reason for anything that is not a decodable photo.
     """
@@ -64,7 +67,7 @@ def decode_photo(data: bytes, name: str, size: int = StageConfig.size, quality: 
         raise DecodeError(f"{name}: empty file (0 bytes)", "the copy may still be running or have failed")
     try:
         with Image.open(BytesIO(data), formats=_formats()) as img:
-            return _decode(img, name, size, quality, draft)
+            return _decode(img, name, size, quality, draft, text_side)
     except DecodeError:
         raise
     except Image.DecompressionBombError as exc:
@@ -86,7 +89,7 @@ def _formats() -> tuple[str, ...]:
     return tuple(f for f in PHOTO_FORMATS if f in Image.OPEN)
 
 
-def _decode(img: Image.Image, name: str, size: int, quality: int, draft: bool) -> Decoded:
+def _decode(img: Image.Image, name: str, size: int, quality: int, draft: bool, text_side: int | None) -> Decoded:
     _check_pixels(img, name)
     fmt = img.format
     exif = read_exif(img)
@@ -96,14 +99,15 @@ def _decode(img: Image.Image, name: str, size: int, quality: int, draft: bool) -
     # Animated GIF/WebP/APNG, multi-page TIFF: Image.open leaves the first frame current, and that is the
     # photo; asking for n_frames would make Pillow scan every frame of a long GIF.
     if draft and isinstance(img, JpegImagePlugin.JpegImageFile):
-        _draft(img, size)
+        _draft(img, size, text_side)
     _exif_transpose(img, name)
     rgb = _to_rgb(img)
+    text_image = _fit_long_side(rgb, text_side) if text_side else None
     rgb = _downscale(rgb, size)
     buf = BytesIO()
     rgb.save(buf, "JPEG", quality=quality)
     meta = PhotoMeta(width=width, height=height, format=fmt, **exif)
-    return Decoded(buf.getvalue(), meta)
+    return Decoded(buf.getvalue(), meta, text_image)
 
 
 def _check_pixels(img: Image.Image, name: str) -> None:
@@ -130,14 +134,26 @@ def _os_error_text(exc: OSError) -> str:
     return f"cannot decode: {text}"
 
 
-def _draft(img: JpegImagePlugin.JpegImageFile, size: int) -> None:
-    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale, keeping the shorter side at least `size`."""
+def _draft(img: JpegImagePlugin.JpegImageFile, size: int, text_side: int | None = None) -> None:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale, keeping the shorter side at least `size` (and the longer
+    at least `text_side`, when text is read from the same decode)."""
     w, h = img.size
-    short = min(w, h)
-    if short <= size * 2:
-        return  # no power-of-two reduction would keep the shorter side >= size
-    scale = size / short
+    scale = size / min(w, h)
+    if text_side:
+        scale = max(scale, text_side / max(w, h))
+    if scale >= 0.5:
+        return  # no power-of-two reduction would keep the sides that large
     img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
+
+
+def _fit_long_side(img: Image.Image, side: int) -> Image.Image:
+    """`img` with its longer side at most `side` (never upscaled): the copy text is read from."""
+    w, h = img.size
+    if max(w, h) <= side:
+        return img
+    scale = side / max(w, h)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR,
+                      reducing_gap=2.0)
 
 
 def _exif_transpose(img: Image.Image, name: str) -> None:

@@ -20,12 +20,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photod.config import StageConfig, WorkersConfig
 from photod.errors import DecodeError
 from photod.ingest.decode import Decoded, content_hash, decode_photo
+from photod.store import signals
 from photod.store.catalog import Catalog
+from photod.store.signals import FoundText
 from photod.store.stage import Stage
+
+if TYPE_CHECKING:
+    from photod.ingest.ocr import TextReader
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +72,21 @@ class _File:
     path: Path
     data: bytes | None = None
     hash: str | None = None
+    text: FoundText | None = None  # what was read in it, when text is read
 
 
 class Ingester:
     """Stages pending photos in batches. Use it from the thread that owns `catalog`."""
 
     def __init__(self, catalog: Catalog, stage: Stage, settings: StageConfig = StageConfig(), *,
-                 workers: int = WorkersConfig.decode):
+                 workers: int = WorkersConfig.decode, reader: TextReader | None = None):
         self.catalog = catalog
         self.stage = stage
         self.settings = settings
         self.workers = max(1, workers)
+        # Text is read from a larger copy made in the same decode as the stage's, so that after staging
+        # nothing needs the drive; photos staged before (or read by another engine) are read by read_text_batch.
+        self.reader = reader
         self._deferred: dict[int, float] = {}  # photo id -> when it may be tried again
         self._hung: dict[int, float] = {}  # root id -> when its files may be read again
 
@@ -106,6 +116,7 @@ class Ingester:
         with self.catalog.transaction():
             for pid, (f, res) in staged.items():
                 self.catalog.mark_staged(pid, res.meta, f.hash or "")
+            signals.store_text(self.catalog, [f.text for f, _res in staged.values() if f.text is not None])
             for f, res in zip(to_decode, results):
                 if isinstance(res, DecodeError):
                     self._fail(f, _reason(res), f.hash)
@@ -115,6 +126,11 @@ class Ingester:
             log.info("ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
                      report.staged, report.failed, report.adopted, report.reused, report.skipped)
         return report
+
+    def close(self) -> None:
+        """Release the text reader's models."""
+        if self.reader is not None:
+            self.reader.close()
 
     def drain(self, stop: threading.Event | None = None, limit: int = 64) -> IngestReport:
         """Ingest batches until nothing is pending (or `stop` is set between batches)."""
@@ -233,6 +249,7 @@ class Ingester:
         with self.catalog.transaction():
             for pid, (f, src, _jpeg) in copies.items():
                 if self.catalog.copy_staged(src, pid):
+                    signals.copy_text(self.catalog, src, pid)  # same bytes, same text
                     f.data = None
                     report.reused += 1
                 else:
@@ -243,13 +260,76 @@ class Ingester:
         return rest
 
     def _decode(self, f: _File) -> Decoded | DecodeError:
+        """Decode one file for the stage, reading its text on the way when a reader is set."""
+        text_side = None
+        if self.reader is not None:
+            from photod.ingest.ocr import OCR_SIDE
+
+            text_side = OCR_SIDE
         try:
-            return decode_photo(f.data or b"", f.row["rel_path"], self.settings.size, self.settings.quality,
-                                self.settings.jpeg_draft)
+            decoded = decode_photo(f.data or b"", f.row["rel_path"], self.settings.size, self.settings.quality,
+                                   self.settings.jpeg_draft, text_side)
         except DecodeError as exc:
             return exc
         finally:
             f.data = None  # free the file's bytes as soon as its JPEG exists
+        if decoded.text_image is not None:
+            f.text = self._read_text(f, decoded)
+        return decoded
+
+    def _read_text(self, f: _File, decoded: Decoded) -> FoundText:
+        """The text in a decoded photo. A failure costs this photo its text (recorded, so it is not tried
+        again with the same engine), never its staging."""
+        from photod.errors import OcrError
+        from photod.ingest.ocr import ENGINE_ID
+
+        assert self.reader is not None and decoded.text_image is not None
+        try:
+            found = self.reader.read(decoded.text_image)
+        except OcrError as exc:
+            log.warning("cannot read text in %s: %s", f.path, exc.message)
+            return FoundText(f.row["id"], ENGINE_ID, error=exc.message)
+        finally:
+            decoded.text_image = None  # the large copy is the biggest thing a decode holds
+        lines = tuple((line.text, round(float(line.score), 3), *line.box) for line in found.lines)
+        return FoundText(f.row["id"], found.engine, lines)
+
+    # ---- text in photos staged before text was read -----------------------------------------------------
+
+    def read_text_batch(self, limit: int = 8) -> int:
+        """Read the text of up to `limit` staged photos that have none from the current engine (photos
+        staged before OCR was installed, or read by another engine), from their files, while their drive is
+        online. Returns how many photos were done. Each batch is stored in one transaction: a kill loses at
+        most the batch in hand, which is read again, and no photo is stored twice."""
+        if self.reader is None:
+            return 0
+        from photod.ingest.ocr import ENGINE_ID
+
+        now = time.monotonic()
+        rows = [r for r in signals.text_pending(self.catalog, ENGINE_ID, limit + len(self._deferred))
+                if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung][:limit]
+        files = [_File(row=r, path=Path(r["root_path"]) / r["rel_path"]) for r in rows]
+        read = self._read_all(files)
+        # A file unreadable for good is recorded as such, so it is not read again at every step.
+        found = [FoundText(f.row["id"], ENGINE_ID, error=err) for f, err in zip(files, read) if err not in (None, "skip")]
+        ready = [f for f, err in zip(files, read) if err is None and self._unchanged(f)]
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-text") as pool:
+            results = list(pool.map(self._decode, ready))
+        found += [f.text or FoundText(f.row["id"], ENGINE_ID, error=_reason(res) if isinstance(res, DecodeError)
+                                      else "not read") for f, res in zip(ready, results)]
+        signals.store_text(self.catalog, found)
+        if found:
+            log.info("text read in %d photos staged before", len(found))
+        return len(found)
+
+    def _unchanged(self, f: _File) -> bool:
+        """Whether a file read again is still the photo that was staged; a changed one is the scanner's to
+        notice (it goes back to `new` and is staged, and read, afresh)."""
+        if f.hash == f.row["content_hash"]:
+            return True
+        f.data = None
+        self._defer(f)
+        return False
 
     def _fail(self, f: _File, reason: str, content_hash_: str | None = None) -> None:
         self.catalog.mark_failed(f.row["id"], reason, content_hash_)

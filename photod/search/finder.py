@@ -8,6 +8,7 @@ installed, never loads them (photod.search.searcher is imported only when a sear
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -41,10 +42,16 @@ class Filters:
     root: str | None = None  # a root's path, label or id, as text (the TUI gives its id)
     folder: str | None = None
     camera: str | None = None
+    place: str | None = None  # a place name's words: 三亚, 海南, Sanya
     online_only: bool = False
 
     def active(self) -> bool:
-        return any((self.after, self.before, self.root, self.folder, self.camera, self.online_only))
+        return any((self.after, self.before, self.root, self.folder, self.camera, self.place, self.online_only))
+
+    def keywords(self) -> dict:
+        """The filters as Searcher.search and Searcher.by_captions take them."""
+        return {"after": self.after, "before": self.before, "root": self.root, "camera": self.camera,
+                "folder": self.folder, "place": self.place}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Query:
     name: str = ""  # filename words that narrow a search by meaning (`photod search --name`)
     filters: Filters = field(default_factory=Filters)
     k: int = 60
+    captions_by_meaning: bool = True  # `[signals] caption_meaning`
 
 
 @dataclass
@@ -127,6 +135,8 @@ def find(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
 
 def find_once(cfg: Config, query: Query) -> Outcome:
     """find() with a catalog and a searcher opened for this one query (`photod search`)."""
+    if not cfg.signals.caption_meaning:
+        query = dataclasses.replace(query, captions_by_meaning=False)
     return find(query, lambda: open_catalog(cfg), lambda: _open_searcher(cfg))
 
 
@@ -147,8 +157,8 @@ def _by_name(query: Query, catalog: OpenCatalog) -> list[dict]:
     with catalog() as cat:
         root_id = cat.find_root(f.root).id if f.root else None
         rows = cat.search_name(words, after=f.after, before=f.before, root_id=root_id, camera=f.camera,
-                               folder=f.folder, limit=_fetch(query))
-    return [Result.from_row(r, None).to_json() for r in rows]
+                               folder=f.folder, place=f.place, limit=_fetch(query))
+    return [Result.from_row(r, None, words).to_json() for r in rows]
 
 
 def _words_first(by_words: list[dict], by_meaning: list[dict]) -> list[dict]:
@@ -163,15 +173,29 @@ def _words_first(by_words: list[dict], by_meaning: list[dict]) -> list[dict]:
 
 
 def _by_meaning(query: Query, searcher: OpenSearcher) -> list[dict] | None:
-    """Results by meaning, or None when no model is installed."""
-    f = query.filters
+    """Results by meaning, or None when no model is installed: photos whose captions mean the text first
+    (the owner's own words, compared by the text tower), then by the look of the photo."""
+    text = query.text.strip() or None
     with searcher() as s:
         if s is None:
             return None
         try:
-            found = s.search(text=query.text.strip() or None, like=query.like, name=query.name or None,
-                             after=f.after, before=f.before, root=f.root, camera=f.camera, folder=f.folder,
-                             k=_fetch(query))
+            found = s.search(text=text, like=query.like, name=query.name or None, k=_fetch(query),
+                             **query.filters.keywords())
+            if text and query.like is None and query.captions_by_meaning:
+                found = _merge(s.by_captions(text, k=_fetch(query), **query.filters.keywords()), found)
         except NoModelError:
             return None
     return [r.to_json() for r in found]
+
+
+def _merge(first: list[Result], then: list[Result]) -> list[Result]:
+    """`first`, then the rest of `then`; a photo in both keeps both reasons and the similarity score."""
+    later = {r.id: r for r in then}
+    merged = []
+    for r in first:
+        also = later.pop(r.id, None)
+        if also is not None:
+            r.score, r.matched = also.score, r.matched + also.matched
+        merged.append(r)
+    return merged + [r for r in then if r.id in later]

@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 class Result:
     """One photo found. `score` is the cosine similarity for text/photo queries, None for name-only ones.
 
-    `matched` says why it was found, one entry per channel: {"channel": "caption", "text": the caption},
-    {"channel": "name"} (its file or folder name), {"channel": "image", "score": the similarity}.
+    `matched` says why it was found, one entry per channel: {"channel": "caption", "text": the caption}
+    (its words matched; with "score" when its meaning did), {"channel": "text", "text": the line read in the
+    photo that matched}, {"channel": "place", "text": where it was taken}, {"channel": "name"} (its file or
+    folder name), {"channel": "image", "score": the similarity}. `place` is where it was taken, whatever
+    found it.
     """
 
     id: int
@@ -34,10 +37,12 @@ class Result:
     height: int | None
     state: str
     online: bool
+    place: str | None = None
     matched: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_row(cls, row: PhotoInfoRow, score: float | None) -> "Result":
+    def from_row(cls, row: PhotoInfoRow, score: float | None, words: str | None = None) -> "Result":
+        """A result from a catalog row; `words` (what was searched) picks the line of its text that matched."""
         camera = " ".join(p for p in (row.get("camera_make"), row.get("camera_model")) if p) or None
         online = bool(row.get("root_online")) and row["state"] != "offline"
         return cls(
@@ -45,24 +50,56 @@ class Result:
             score=None if score is None else round(float(score), 6), filename=row["filename"],
             folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
             taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
-            state=row["state"], online=online, matched=_matched(row, score))
+            state=row["state"], online=online, place=row.get("place_label"), matched=_matched(row, score, words))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints."""
         return asdict(self)
 
 
-def matched_caption(result: dict[str, Any]) -> str | None:
-    """The caption whose words found a result (a `to_json` row), or None when no caption did."""
-    return next((m["text"] for m in result.get("matched", ()) if m["channel"] == "caption"), None)
+def matched_text(result: dict[str, Any]) -> str | None:
+    """The line read in the photo whose words found a result, or None when no text in it did."""
+    return next((m["text"] for m in result.get("matched", ()) if m["channel"] == "text"), None)
 
 
-def _matched(row: PhotoInfoRow, score: float | None) -> list[dict[str, Any]]:
-    """The channels that found the row: its caption and name for a text match, the similarity for a search
-    by meaning."""
+def reasons(result: dict[str, Any]) -> list[str]:
+    """Why a result was found, as a person reads it: 「文字: 三亚湾海鲜」, 「地点: 海南 三亚」, 「标注: 小白」,
+    「文件名」, 「相似度 0.31」, in the order of `matched`. The CLI's result line and the TUI's cards say these."""
+    out = []
+    for m in result.get("matched", ()):
+        if m["channel"] == "caption":
+            out.append(f"标注: {m['text']}" + (f" ({m['score']:.2f})" if m.get("score") is not None else ""))
+        elif m["channel"] == "text":
+            out.append(f"文字: {m['text']}")
+        elif m["channel"] == "place":
+            out.append(f"地点: {m['text']}")
+        elif m["channel"] == "name":
+            out.append("文件名")
+        elif m["channel"] == "image":
+            out.append(f"相似度 {m['score']:.2f}")
+    return out
+
+
+def best_line(text: str, words: str | None) -> str:
+    """The line of a photo's text that holds most of the searched words (spaces ignored, as search does)."""
+    lines = [line for line in text.splitlines() if line.strip()] or [text]
+    if not words:
+        return lines[0]
+    wanted = [w.casefold() for w in words.split() if w]
+    squeeze = lambda t: "".join(t.split()).casefold()  # noqa: E731
+    return max(lines, key=lambda line: sum(w in squeeze(line) for w in wanted))
+
+
+def _matched(row: PhotoInfoRow, score: float | None, words: str | None) -> list[dict[str, Any]]:
+    """The channels that found the row: its words' channels (caption, text in the photo, place, name) for
+    a search by words, the similarity for a search by meaning."""
     found: list[dict[str, Any]] = []
     if row.get("caption_match"):
         found.append({"channel": "caption", "text": row["caption_match"]})
+    if row.get("text_match"):
+        found.append({"channel": "text", "text": best_line(row["text_match"], words)})
+    if row.get("place_match"):
+        found.append({"channel": "place", "text": row["place_match"]})
     if row.get("name_match"):
         found.append({"channel": "name"})
     if score is not None:

@@ -23,6 +23,7 @@ from PIL import Image
 from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.errors import DecodeError, NoModelError, PhotodError
 from photod.model import registry
+from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.results import Result
@@ -47,6 +48,7 @@ class Searcher:
         faiss.omp_set_num_threads(1)
         self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads,
                                index=index)
+        self.captions = CaptionMeanings(self.catalog)
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
@@ -138,17 +140,41 @@ class Searcher:
             vec = vecs[0] if ids.size else None
         return None if vec is None else vec / max(float(np.linalg.norm(vec)), 1e-12)
 
+    def by_captions(self, text: str, k: int = 20, **filters: Any) -> list[Result]:
+        """Photos whose captions mean what `text` says (the text tower's embeddings of both), best first,
+        narrowed by the same filters as `search`."""
+        slot = self._serving()
+        bundle = slot.bundle
+        assert bundle is not None
+        hits = self.captions.similar(slot.text_encoder(), bundle.text_id, bundle.embed_dim,
+                                     self.encode_text(text), k)
+        if not hits:
+            return []
+        rows = {r["id"]: r for r in self.catalog.search_name(None, **self._filters(**filters),
+                                                             ids=[h.photo_id for h in hits], limit=None)}
+        results = []
+        for hit in hits:
+            if hit.photo_id in rows:
+                result = Result.from_row(rows[hit.photo_id], None)
+                result.matched = [{"channel": "caption", "text": hit.caption, "score": hit.score}]
+                results.append(result)
+        return results
+
+    def _filters(self, after: str | None = None, before: str | None = None, root: str | int | None = None,
+                 camera: str | None = None, folder: str | None = None, place: str | None = None) -> dict:
+        return {"after": after, "before": before, "camera": camera, "folder": folder, "place": place,
+                "root_id": self.catalog.find_root(root).id if root is not None else None}
+
     def search(self, text: str | None = None, like: str | int | os.PathLike | None = None,
                name: str | None = None, after: str | None = None, before: str | None = None,
                root: str | int | None = None, camera: str | None = None, folder: str | None = None,
-               k: int = 20) -> list[Result]:
+               place: str | None = None, k: int = 20) -> list[Result]:
         """Photos matching a text and/or example photo (by cosine similarity, best first), narrowed by
         name and filters; with neither text nor photo, the name/filter matches, newest first."""
         if k <= 0:
             return []
         text = text.strip() if isinstance(text, str) else text
-        filters = {"after": after, "before": before, "camera": camera, "folder": folder,
-                   "root_id": self.catalog.find_root(root).id if root is not None else None}
+        filters = self._filters(after, before, root, camera, folder, place)
         if not text and like is None:
             rows = self.catalog.search_name(name, **filters, limit=k)
             return [Result.from_row(r, None) for r in rows]

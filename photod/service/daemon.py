@@ -5,7 +5,8 @@ a queue. The loop alternates between three kinds of work, so a burst of new file
 that notice a drive being unplugged:
   - events from the watcher (files settled, deleted, moved),
   - periodic checks: root presence (offline/online), reconcile scans, purging expired deletions,
-  - batches of work: staging new photos, then encoding staged ones when a model is active.
+  - batches of work: staging new photos (reading their text on the way), then encoding staged ones when a
+    model is active, then, at low priority, the other search channels (photod.service.signals).
 A stop request (SIGTERM/SIGINT) is honoured between batches: the batch in hand is finished and committed.
 """
 
@@ -29,6 +30,7 @@ from photod.roots.watcher import Watcher, WatchEvent
 from photod.service import lock as daemonlock
 from photod.service.heartbeat import Heartbeat
 from photod.service.models import ModelWorker
+from photod.service.signals import SignalWorker, open_text_reader
 from photod.service.systemd import Notifier
 from photod.store.catalog import Catalog, Root, prepare_data_dir
 from photod.store.stage import Stage
@@ -81,8 +83,10 @@ class Daemon:
         self.heartbeat.beat("starting")
         self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
         self.stage = Stage(self.cfg.data_dir)
-        self.ingester = Ingester(self.catalog, self.stage, self.cfg.stage, workers=self.cfg.workers.decode)
+        self.ingester = Ingester(self.catalog, self.stage, self.cfg.stage, workers=self.cfg.workers.decode,
+                                 reader=open_text_reader(self.cfg))
         self.models = ModelWorker(self.cfg, self.catalog, self.stage)
+        self.signals = SignalWorker(self.cfg, self.catalog, self.ingester, self.models.model)
         self.roots = RootKeeper(self.catalog, threads=self.cfg.workers.scan_threads)
         watcher_kwargs = {"settle_seconds": self.cfg.daemon.settle_seconds}
         if self.mounts_path:
@@ -120,7 +124,7 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self.heartbeat.close()
-        for name in ("watcher", "models", "stage", "catalog"):
+        for name in ("watcher", "models", "ingester", "stage", "catalog"):
             part = getattr(self, name, None)
             if part is None:
                 continue
@@ -149,6 +153,8 @@ class Daemon:
         worked = self.ingester.ingest_batch(self.cfg.workers.batch_size * 4).done
         if not worked and not self.stop_event.is_set():
             worked = self.models.step(self.stop_event)
+        if not worked and not self.stop_event.is_set():
+            worked = self.signals.step()  # places, captions' meaning, text in photos staged before
         if not (handled or worked):
             self._wait_for_event(1.0)
 

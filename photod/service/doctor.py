@@ -32,6 +32,7 @@ def run_checks(cfg: Config, mounts_path: str | None = None) -> Iterator[Check]:
     yield from _inotify()
     yield from _roots(cfg, mounts_path)
     yield _model(cfg)
+    yield from _signals(cfg)
 
 
 def _python() -> Check:
@@ -123,3 +124,18 @@ def _model(cfg: Config) -> Check:
         return Check("model", "warn", "none installed: filename search only",
                      "`photod model pull ViT-B-16`, or `photod model import FILE.pt --arch ViT-B-16`")
     return Check("model", "ok", f"{bundle.name} ({bundle.arch}, {bundle.precision})")
+
+
+def _signals(cfg: Config) -> Iterator[Check]:
+    """Whether text in photos and places can be searched here, and why not."""
+    from photod.ingest import ocr, places
+
+    for name, on, module, hint in (
+            ("text in photos", cfg.signals.ocr, ocr, "pip install 'photod[ocr]' (PP-OCR models ship inside "
+             "the package; nothing is downloaded), or set signals.ocr = false"),
+            ("places", cfg.signals.places, places, "reinstall photod: the place data ships with it")):
+        if not on:
+            yield Check(name, "ok", "off in the config ([signals])")
+            continue
+        why = module.unavailable()
+        yield Check(name, "ok" if why is None else "warn", "on" if why is None else why, hint)

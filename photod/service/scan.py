@@ -10,6 +10,7 @@ from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
 from photod.service.models import ModelWorker
 from photod.service.progress import Progress
+from photod.service.signals import SignalWorker, open_text_reader
 from photod.store.catalog import Catalog, open_catalog, prepare_data_dir
 from photod.store.stage import Stage
 
@@ -27,6 +28,7 @@ class ScanSummary:
     moved: int = 0
     encoded: int = 0
     model: str | None = None
+    channels: dict[str, int] = field(default_factory=dict)  # places, captions, text: filled after encoding
 
     def summary(self) -> str:
         lines = [f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
@@ -37,6 +39,9 @@ class ScanSummary:
         else:
             lines.append("no model installed: photos are staged and will be encoded once one is "
                          "(`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+        if any(self.channels.values()):
+            lines.append("then: {places} places named, {captions} captions embedded, text read in {text} photos "
+                         "staged before".format(**{"places": 0, "captions": 0, "text": 0, **self.channels}))
         lines += [f"offline: {path}" for path in self.offline]
         return "\n".join(lines)
 
@@ -46,9 +51,16 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
-        _stage_all(cfg, cat, stage, out)
-        if encode:
-            _encode_all(cfg, cat, stage, out)
+        ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg))
+        worker = ModelWorker(cfg, cat, stage)
+        try:
+            _stage_all(cfg, ingester, out)
+            if encode:
+                _encode_all(worker, out)
+            out.channels = SignalWorker(cfg, cat, ingester, worker.model if encode else None).drain()
+        finally:
+            ingester.close()
+            worker.close()
     return out
 
 
@@ -58,7 +70,11 @@ def reindex(cfg: Config) -> ScanSummary:
     prepare_data_dir(cfg.data_dir)
     out = ScanSummary()
     with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
-        _encode_all(cfg, cat, stage, out)
+        worker = ModelWorker(cfg, cat, stage)
+        try:
+            _encode_all(worker, out)
+        finally:
+            worker.close()
     return out
 
 
@@ -80,9 +96,8 @@ def _scan_roots(cat: Catalog, roots, out: ScanSummary, threads: int) -> None:
         out.deleted += report.deleted
 
 
-def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
-    ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode)
-    bar = Progress("staging", total=cat.counts()["new"])
+def _stage_all(cfg: Config, ingester: Ingester, out: ScanSummary) -> None:
+    bar = Progress("staging", total=ingester.catalog.counts()["new"])
     while True:
         report = ingester.ingest_batch(cfg.workers.batch_size * 4)
         done = report.done  # includes copies reused from the stage, which leave `new` without decoding
@@ -95,18 +110,14 @@ def _stage_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> Non
     bar.close()
 
 
-def _encode_all(cfg: Config, cat: Catalog, stage: Stage, out: ScanSummary) -> None:
-    worker = ModelWorker(cfg, cat, stage)
-    try:
-        worker.refresh()
-        if worker.bundle is None:
-            return
-        out.model = worker.bundle.name
-        bar = Progress("encoding", total=worker.pending())
-        stop = threading.Event()
-        while (n := worker.step(stop)):
-            out.encoded += n
-            bar.advance(n)
-        bar.close()
-    finally:
-        worker.close()
+def _encode_all(worker: ModelWorker, out: ScanSummary) -> None:
+    worker.refresh()
+    if worker.bundle is None:
+        return
+    out.model = worker.bundle.name
+    bar = Progress("encoding", total=worker.pending())
+    stop = threading.Event()
+    while (n := worker.step(stop)):
+        out.encoded += n
+        bar.advance(n)
+    bar.close()

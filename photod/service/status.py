@@ -21,6 +21,7 @@ def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
         "photos": {k: counts[k] for k in ("total", "new", "staged", "indexed", "failed", "offline", "deleted")},
         "roots": roots,
         "model": _model_status(cfg),
+        "signals": _signals_status(cat, cfg),
         "data_dir": str(cfg.data_dir),
         "daemon": heartbeat.read(cfg.data_dir),
     }
@@ -38,6 +39,37 @@ def _model_status(cfg: Config) -> dict[str, Any] | None:
     return {"name": bundle.name, "arch": bundle.arch, "precision": bundle.precision, "image_id": bundle.image_id}
 
 
+def _signals_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
+    """How far the text and place channels are: photos done with the current OCR engine and place data, of
+    those there are; or why a channel is off."""
+    from photod.ingest import ocr, places
+    from photod.store import signals
+
+    out: dict[str, Any] = {}
+    for name, on, module, version, progress in (
+            ("text", cfg.signals.ocr, ocr, getattr(ocr, "ENGINE_ID", ""), signals.text_progress),
+            ("places", cfg.signals.places, places, getattr(places, "DATA_VERSION", ""), signals.places_progress)):
+        why = "off in the config" if not on else module.unavailable()
+        done, total = progress(cat, version)
+        out[name] = {"done": done, "total": total, "version": version, "off": why}
+    out["captions"] = {"total": int(cat.scalar("SELECT count(*) FROM captions")),
+                       "off": None if cfg.signals.caption_meaning else "off in the config"}
+    return out
+
+
+def format_signals(sig: dict[str, Any]) -> list[str]:
+    """The lines `photod status` and the TUI's status screen give the search channels."""
+    lines = []
+    for name, what in (("text", "text in photos"), ("places", "places")):
+        s = sig[name]
+        if s["off"]:
+            lines.append(f"{what}: off ({s['off']})")
+        else:
+            left = s["total"] - s["done"]
+            lines.append(f"{what}: {s['done']} of {s['total']} done" + (f", {left} to go" if left else ""))
+    return lines
+
+
 def format_status(status: dict[str, Any]) -> str:
     p = status["photos"]
     lines = [
@@ -51,6 +83,7 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"model: broken: {model['error']}")
     else:
         lines.append(f"model: {model['name']} ({model['arch']}, {model['precision']})")
+    lines += format_signals(status["signals"])
     lines.append(heartbeat.describe(status["daemon"]))
     lines.append(f"data dir: {status['data_dir']}")
     lines.append("roots:" if status["roots"] else "roots: none (`photod roots add PATH`)")

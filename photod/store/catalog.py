@@ -74,13 +74,18 @@ class PhotoInfoRow(PendingRow):
 
 
 class NameMatchRow(PhotoInfoRow):
-    """A filename or caption search result: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what
-    it is sorted and filtered by; `name_match` (1 or 0) and `caption_match` (the first caption that matched)
-    say why it was found, both None when no text was searched."""
+    """A search result by words: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what it is
+    sorted and filtered by, `place_label` where it was taken (None when unknown). `name_match` (1 or 0),
+    `caption_match` (the first caption that matched), `text_match` (the text read in the photo, when its
+    words matched) and `place_match` (the place, when its names matched) say why it was found, all None
+    when no text was searched."""
 
     taken_or_mtime: str
+    place_label: str | None
     name_match: int | None
     caption_match: str | None
+    text_match: str | None
+    place_match: str | None
 
 
 class FailedRow(TypedDict):
@@ -169,9 +174,16 @@ def split_rel(rel_path: str) -> tuple[str, str]:
     return ("" if folder == "." else folder), p.name
 
 
-# The rows whose text matches an FTS query (one `?`): photos by path, captions by their words.
+# The rows whose text matches an FTS query (one `?`): photos by path, captions by their words, photos by
+# the text read in them and by the names of where they were taken.
 _NAME_HITS = "SELECT rowid FROM photos_fts WHERE photos_fts MATCH ?"
 _CAPTION_HITS = "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ?"
+_TEXT_HITS = "SELECT rowid FROM photo_text_fts WHERE photo_text_fts MATCH ?"
+_PLACE_HITS = "SELECT rowid FROM photo_places_fts WHERE photo_places_fts MATCH ?"
+# Every photo one of those finds: one IN list (UNION ALL, not an OR of several), so SQLite looks the matches
+# up instead of scanning photos. Four `?`, all the same MATCH expression.
+_ANY_HITS = (f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS})"
+             f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}")
 
 class Catalog:
     def __init__(self, db_path: str | os.PathLike, migrate: bool = True):
@@ -387,7 +399,9 @@ class Catalog:
                 "UPDATE photos SET size = ?, mtime_ns = ?, state = 'new', prev_state = NULL, error = NULL,"
                 " content_hash = NULL, staged_at = NULL, indexed_at = NULL, deleted_at = NULL,"
                 " updated_at = ? WHERE id = ?", (size, mtime_ns, now, photo_id))
+            # New pixels: the vectors and the text read in the old ones are gone with them.
             self.conn.execute("DELETE FROM vectors WHERE photo_id = ?", (photo_id,))
+            self.conn.execute("DELETE FROM photo_text WHERE photo_id = ?", (photo_id,))
             return photo_id, True
 
     def mark_deleted(self, photo_ids: Iterable[int]) -> int:
@@ -590,18 +604,23 @@ class Catalog:
 
     def search_name(self, text: str | None = None, *, after: str | None = None, before: str | None = None,
                     root_id: int | None = None, camera: str | None = None, folder: str | None = None,
-                    ids: Iterable[int] | None = None, limit: int | None = 50) -> list[NameMatchRow]:
-        """Filename/folder search with filters. Dates compare against EXIF taken-at, else the file's mtime."""
+                    place: str | None = None, ids: Iterable[int] | None = None,
+                    limit: int | None = 50) -> list[NameMatchRow]:
+        """Search by words, in file and folder names, captions, text in photos and places, with filters.
+        Dates compare against EXIF taken-at, else the file's mtime; `place` keeps photos taken where a
+        place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words."""
         where = ["p.state != 'deleted'"]
         params: list[Any] = []
         match = fts_query(text) if text else None
-        if text and match is None:
+        place_match = fts_query(place) if place else None
+        if (text and match is None) or (place and place_match is None):
             return []
         if match:
-            # One IN list (UNION ALL, not an OR of two), so SQLite looks the matches up instead of scanning photos.
-            where.append(f"p.id IN ({_NAME_HITS} UNION ALL"
-                         f" SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS}))")
-            params += [match, match]
+            where.append(f"p.id IN ({_ANY_HITS})")
+            params += [match] * 4
+        if place_match:
+            where.append(f"p.id IN ({_PLACE_HITS})")
+            params.append(place_match)
         taken = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
         if after:
             where.append(f"{taken} >= ?")
@@ -623,7 +642,8 @@ class Catalog:
             where.append(f"p.id IN ({','.join('?' * len(id_list))})")
             params += id_list
         sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-               f" {taken} AS taken_or_mtime FROM photos p JOIN roots r ON r.id = p.root_id"
+               f" {taken} AS taken_or_mtime, l.label_zh AS place_label FROM photos p JOIN roots r ON r.id = p.root_id"
+               f" LEFT JOIN photo_places l ON l.photo_id = p.id"
                f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -656,14 +676,17 @@ class Catalog:
 
 
 def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:
-    """A name search with why each photo matched: its path (`name_match`), and the first caption that did
-    (`caption_match`). Asked of the page of rows returned only: asked of every match before sorting, it
+    """A search by words with why each photo matched: its path (`name_match`), the first caption that did
+    (`caption_match`), the text read in it (`text_match`) and its place (`place_match`). Asked of the page of rows returned only: asked of every match before sorting, it
     doubled the time of a one-letter query at 100,000 photos."""
-    reasons = "NULL AS name_match, NULL AS caption_match"
+    reasons = "NULL AS name_match, NULL AS caption_match, NULL AS text_match, NULL AS place_match"
     if match:
         reasons = (f"m.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = m.id"
-                   f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match")
-        params = [match, match] + params
+                   f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match,"
+                   f" (SELECT text FROM photo_text WHERE photo_id = m.id AND m.id IN ({_TEXT_HITS})) AS text_match,"
+                   f" (SELECT label_zh FROM photo_places WHERE photo_id = m.id AND m.id IN ({_PLACE_HITS}))"
+                   f" AS place_match")
+        params = [match] * 4 + params
     return f"SELECT m.*, {reasons} FROM ({sql}) m ORDER BY m.taken_or_mtime DESC, m.id", params
 
 def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> None:

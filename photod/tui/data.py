@@ -168,6 +168,14 @@ class Library:
         with self._lock:
             return self.catalog().photo(photo_id)
 
+    def signals(self, photo_id: int) -> tuple[dict | None, dict | None]:
+        """(the text read in a photo, where it was taken): rows of photod.store.signals, None where unknown."""
+        from photod.store import signals
+
+        with self._lock:
+            cat = self.catalog()
+            return signals.text_of(cat, photo_id), signals.place_of(cat, photo_id)
+
     def result(self, photo_id: int) -> dict | None:
         """A photo as a search result dict (what the grid shows)."""
         row = self.photo(photo_id)

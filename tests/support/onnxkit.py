@@ -66,25 +66,35 @@ def image_graph(embed_dim: int, image_size: int, seed: int = 0) -> onnx.ModelPro
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def text_graph(embed_dim: int, vocab_size: int, seed: int = 1) -> onnx.ModelProto:
-    """int64 (n, L) -> unit float32 (n, embed_dim)."""
+def text_graph(embed_dim: int, vocab_size: int, seed: int = 1, masked: bool = False) -> onnx.ModelProto:
+    """int64 (n, L) -> unit float32 (n, embed_dim). `masked` averages the real tokens only, leaving out the
+    padding (id 0), as a real tower's attention mask does: texts sharing characters are then close, and
+    texts sharing none are not."""
     rng = np.random.default_rng(seed)
     table = rng.standard_normal((vocab_size, embed_dim)).astype(np.float32)
-    nodes = [
-        helper.make_node("Gather", ["table", "text"], ["emb"], axis=0),
-        helper.make_node("ReduceMean", ["emb"], ["raw"], axes=[1], keepdims=0),
-        *_normalise_nodes("raw", "text_embedding"),
-    ]
+    if masked:
+        table[0] = 0.0  # padding adds nothing to the sum...
+        pooling = [
+            helper.make_node("Gather", ["table", "text"], ["emb"], axis=0),
+            helper.make_node("ReduceSum", ["emb", "axis1"], ["raw"], keepdims=0),
+        ]  # ...and the normalisation below makes a sum and a mean the same direction
+    else:
+        pooling = [
+            helper.make_node("Gather", ["table", "text"], ["emb"], axis=0),
+            helper.make_node("ReduceMean", ["emb"], ["raw"], axes=[1], keepdims=0),
+        ]
+    nodes = [*pooling, *_normalise_nodes("raw", "text_embedding")]
     graph = helper.make_graph(
         nodes, "tiny_text",
         [helper.make_tensor_value_info("text", TensorProto.INT64, ["batch", "length"])],
         [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["batch", embed_dim])],
-        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([1e-12], np.float32), "eps")])
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([1e-12], np.float32), "eps"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis1")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
 def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context_length: int = 16,
-                name: str = "tiny", seed: int = 0) -> bundles.Bundle:
+                name: str = "tiny", seed: int = 0, text_masked: bool = False) -> bundles.Bundle:
     """A complete bundle folder (manifest, both towers, the real vocab), loaded as a photod Bundle."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +102,7 @@ def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context
     shutil.copyfile(vocab, folder / bundles.VOCAB_FILE)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
     onnx.save(image_graph(embed_dim, image_size, seed), str(folder / bundles.IMAGE_FILE))
-    onnx.save(text_graph(embed_dim, vocab_size, seed + 1), str(folder / bundles.TEXT_FILE))
+    onnx.save(text_graph(embed_dim, vocab_size, seed + 1, text_masked), str(folder / bundles.TEXT_FILE))
     return bundles.write_manifest(
         folder, name=name, arch="tiny-test", vision_config={}, text_config={}, embed_dim=embed_dim,
         image_size=image_size, context_length=context_length, mean=list(CLIP_MEAN), std=list(CLIP_STD),

@@ -14,8 +14,9 @@ from photod.tui.screens.captions import CaptionEditor
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
 
-def describe(row: dict) -> list[tuple[str, str]]:
-    """The facts of a photo as (label, value) lines, in the order a person reads them."""
+def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
+    """The facts of a photo as (label, value) lines, in the order a person reads them; `place` is its
+    photo_places row, when it has one."""
     online = bool(row["root_online"]) and row["state"] != "offline"
     camera = " ".join(x for x in (row.get("camera_make"), row.get("camera_model")) if x)
     size = human_size(row.get("size"))
@@ -32,9 +33,27 @@ def describe(row: dict) -> list[tuple[str, str]]:
         ("Camera", camera or "unknown"),
         ("Lens", row.get("lens") or "unknown"),
         ("GPS", gps or "none"),
+        ("Place", _place_text(place) if gps else "no GPS"),
         ("Size", size),
         ("State", row["state"] + (f": {row['error']}" if row.get("error") else "")),
     ]
+
+
+def _place_text(place: dict | None) -> str:
+    if place is None:
+        return "not looked up yet"
+    if not place.get("label_zh"):
+        return "in no known area (at sea?)"
+    return f"{place['label_zh']} · {place['label_en']}"
+
+
+def text_lines(text_row: dict | None) -> str:
+    """The text read in a photo as the detail screen shows it."""
+    if text_row is None:
+        return "not read yet"
+    if text_row.get("error"):
+        return f"could not be read: {text_row['error']}"
+    return text_row["text"] or "none found"
 
 
 class DetailScreen(Screen[dict | None]):
@@ -52,8 +71,10 @@ class DetailScreen(Screen[dict | None]):
         Binding("minus,w", "mark(False)", "Wrong"),
     ]
 
-    def __init__(self, library: Library, photo_id: int, query: str = "", image_mode: str = "auto") -> None:
+    def __init__(self, library: Library, photo_id: int, query: str = "", image_mode: str = "auto",
+                 found_by: list[str] | None = None) -> None:
         super().__init__()
+        self.found_by = found_by or []  # why the search found it (photod.search.results.reasons)
         self.library = library
         self.photo_id = photo_id
         self.query_text = query
@@ -72,8 +93,13 @@ class DetailScreen(Screen[dict | None]):
                 yield Static("loading…", id="no-preview")
             with VerticalScroll(id="info"):
                 yield Static("", id="facts")
+                if self.found_by:
+                    yield Label("Found by", classes="section")
+                    yield Static("\n".join(self.found_by), id="found-by", markup=False)
                 yield Label("Captions", classes="section")
                 yield Static("", id="caption-list", markup=False)
+                yield Label("Text in photo", classes="section")
+                yield Static("", id="photo-text", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -83,21 +109,22 @@ class DetailScreen(Screen[dict | None]):
         """Read the photo, its captions and its picture again (after a caption edit)."""
         self.app.run_job(self._read, self._show)
 
-    def _read(self) -> tuple[dict | None, list[CaptionGroup], object]:
+    def _read(self) -> tuple[dict | None, list[CaptionGroup], object, tuple]:
         row = self.library.photo(self.photo_id)
         groups = self.library.caption_groups([self.photo_id]) if row else []
         picture = self._picture or (self.library.preview(self.photo_id) if row else None)
-        return row, groups, picture
+        return row, groups, picture, self.library.signals(self.photo_id) if row else (None, None)
 
     def _show(self, loaded: tuple) -> None:
-        row, groups, picture = loaded
+        row, groups, picture, (text_row, place) = loaded
         if row is None:
             self.app.notify(f"photo {self.photo_id} is no longer in the catalog", severity="warning")
             self.app.pop_screen()
             return
         self.row, self.groups, self._picture = row, groups, picture
-        facts = "\n".join(f"[b]{label:<7}[/b] {_escape(value)}" for label, value in describe(row))
+        facts = "\n".join(f"[b]{label:<7}[/b] {_escape(value)}" for label, value in describe(row, place))
         self.query_one("#facts", Static).update(facts)
+        self.query_one("#photo-text", Static).update(text_lines(text_row))
         self.query_one("#caption-list", Static).update(
             "\n".join(f"• {g.text}" for g in groups) or "none yet: press c to add one")
         self._fit_preview()

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, Static
 
 from photod.errors import PhotodError
 from photod.search.finder import Outcome, Query
+from photod.search.results import reasons
 from photod.tui.data import Library
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen
@@ -196,7 +197,7 @@ class SearchScreen(Screen):
 
     def on_result_grid_opened(self, event: ResultGrid.Opened) -> None:
         self.app.push_screen(DetailScreen(self.library, event.result["id"], self._feedback_query(),
-                                          self.image_mode), self._detail_closed)
+                                          self.image_mode, found_by=reasons(event.result)), self._detail_closed)
 
     def _detail_closed(self, more_like: dict | None) -> None:
         # A detail screen hands back its photo when the person asked for more like it there.

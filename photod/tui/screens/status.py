@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from photod.errors import NoModelError
+from photod.service.status import format_signals
 from photod.tui.data import ActivityMeter, Library
 
 
@@ -88,6 +89,7 @@ class StatusScreen(Screen):
             f"{p['failed']} failed · {p['offline']} offline · {p['deleted']} deleted (kept for now)",
             f"daemon  {activity_line(status, self.meter)}",
             f"model   {model_line(status['model'])}",
+            *(f"search  {line}" for line in format_signals(status["signals"])),
             f"data    {status['data_dir']}",
         ]))
         roots = self.query_one("#roots-table", DataTable)

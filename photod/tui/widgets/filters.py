@@ -1,4 +1,4 @@
-"""The filter bar: date range, root, folder, camera and "online only"."""
+"""The filter bar: date range, root, folder, camera, place and "online only"."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class FilterBar(Horizontal):
                      allow_blank=True)
         yield TextField(placeholder="folder", id="f-folder")
         yield TextField(placeholder="camera", id="f-camera")
+        yield TextField(placeholder="place", id="f-place")
         yield Checkbox("online only", id="f-online")
 
     def set_roots(self, roots: list[tuple[str, int]]) -> None:
@@ -70,6 +71,7 @@ class FilterBar(Horizontal):
             root=None if select.is_blank() else str(select.value),
             folder=self.query_one("#f-folder", Input).value.strip() or None,
             camera=self.query_one("#f-camera", Input).value.strip() or None,
+            place=self.query_one("#f-place", Input).value.strip() or None,
             online_only=self.query_one("#f-online", Checkbox).value,
         )
 

@@ -23,7 +23,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from photod.errors import PhotodError
-from photod.search.results import matched_caption
+from photod.search.results import reasons
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ class ResultCard(Vertical):
         meta = result_meta(result)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(name, style="bold")
-        caption = matched_caption(result)
-        quoted = f"「{caption}」" if caption else ""
+        # Why it was found, in the owner's words, the photo's text or its place; the score is in the meta.
+        quoted = "".join(f"「{why}」" for why in reasons(result) if not why.startswith(("相似度", "文件名")))
         if list_mode:
             # Columns line up whatever the script: pad by terminal cells, not characters (CJK is 2 wide).
             text.append(" " * max(2, LIST_NAME_CELLS - cell_len(name)))

@@ -1,0 +1,184 @@
+"""Text in photos: the words on a sign, a menu, a receipt or a screenshot, read in Chinese and English.
+
+The engine is RapidOCR's PP-OCRv6 (small detection and recognition models, Chinese and English in one
+recogniser), which ships its ONNX models inside its wheel and runs them on ONNX Runtime, as photod's image
+model does: nothing is downloaded, ever (the model files are passed by path; naming a model by version or
+language instead would make RapidOCR fetch it). It is the `ocr` extra, since it brings OpenCV (about 80 MB).
+
+Most photos hold no text, so the cost that matters is the cost of finding that out. Detection runs once,
+on a small copy (longer side FIRST_LOOK_SIDE); a photo where it finds no region is done. Each region it
+finds is cut from the large copy (longer side OCR_SIDE) and recognised there, at the resolution small text
+needs. The angle classifier is left out: it turns lines upside down back up, which photos (upright after
+EXIF) almost never need. Measured on the same photos (benchmarks/bench_ocr.py), this is several times
+faster than RapidOCR's default pipeline, which detects at full size, and reads as much.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from photod.errors import OcrError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+# Longer side of the copy text is read from. Text 2 % of a 12-MP photo's height is 24 pixels tall here,
+# which PP-OCR's recogniser (48-pixel lines) reads; small Chinese characters lose strokes much below that.
+OCR_SIDE = 1600
+# Longer side of the one detection. 2 % text is 7 pixels tall here: found in 11 of 12 sample photos, 3 %
+# and more in all (tests/test_ocr.py). At 640 all 2 % text was found too, at 1.8x the time of every photo.
+FIRST_LOOK_SIDE = 480
+FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and cost 25 % more
+FIRST_LOOK_UNCLIP = 2.0      # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
+MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)
+MIN_SCORE = 0.5  # recognition confidence below which a line is noise
+MODELS = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx"}
+ENGINE_ID = f"rapidocr-3.10/ppocrv6-small/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}"
+
+
+def unavailable() -> str | None:
+    """None when text can be read here; else why not, in one sentence."""
+    if importlib.util.find_spec("rapidocr") is None:
+        return "the OCR engine is not installed (pip install 'photod[ocr]')"
+    missing = [name for name in MODELS.values() if not (_model_dir() / name).is_file()]
+    if missing:
+        return f"the OCR models {', '.join(missing)} are missing from rapidocr (reinstall photod[ocr])"
+    return None
+
+
+def _model_dir() -> Path:
+    spec = importlib.util.find_spec("rapidocr")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+@dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the pixels of the image read
+
+
+@dataclass(frozen=True)
+class PhotoText:
+    engine: str
+    lines: tuple[TextLine, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The lines in reading order (top to bottom, left to right), one a line."""
+        return "\n".join(line.text for line in self.lines)
+
+
+class TextReader:
+    """Owns the OCR models' ONNX Runtime sessions: loaded on first use, released by close().
+
+    `read` may be called from several decode threads at once: ONNX Runtime sessions run concurrently, the
+    detector and recogniser keep no per-call state that matters (each call passes its own image), and
+    loading is done once under a lock.
+    """
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self._models: tuple[Any, Any, Any] | None = None  # detector, its first-look post-processing, recogniser
+        self._lock = threading.Lock()
+
+    def read(self, image: Image.Image) -> PhotoText:
+        """The text in an upright RGB image whose longer side is at most OCR_SIDE (larger is scaled down)."""
+        pixels = _bgr(image)
+        if min(pixels.shape[:2]) < 8:
+            return PhotoText(ENGINE_ID)
+        try:
+            detector, regions, recogniser = self._load()
+            boxes = self._find_regions(detector, regions, pixels)
+            if not len(boxes):
+                return PhotoText(ENGINE_ID)
+            return PhotoText(ENGINE_ID, _recognise(recogniser, pixels, boxes))
+        except OcrError:
+            raise
+        except Exception as exc:  # an engine failure on one image is that image's, never the daemon's
+            raise OcrError(f"the OCR engine failed: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._models = None
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        with self._lock:
+            if self._models is None:
+                self._models = _open_models(self.threads)
+            return self._models
+
+    @staticmethod
+    def _find_regions(detector: Any, regions: Any, pixels: np.ndarray) -> np.ndarray:
+        """Text regions found on a small copy, as quadrilaterals in `pixels`' coordinates, in reading order.
+
+        The first look is the only detection: a region it finds is cut from the large copy for the
+        recogniser, so a photo with text costs one small detection plus its lines, and one without text
+        the small detection alone."""
+        from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+        batch = DetPreProcess(FIRST_LOOK_SIDE, "max", detector.mean, detector.std)(pixels)
+        if batch is None:
+            return np.zeros((0, 4, 2), dtype=np.float32)
+        boxes, _scores = regions(detector.session(batch), pixels.shape[:2])
+        if not len(boxes):
+            return np.zeros((0, 4, 2), dtype=np.float32)
+        return detector.sorted_boxes(np.asarray(boxes, dtype=np.float32))[:MAX_LINES]
+
+
+def _recognise(recogniser: Any, pixels: np.ndarray, boxes: np.ndarray) -> tuple[TextLine, ...]:
+    from rapidocr.ch_ppocr_rec.typings import TextRecInput
+    from rapidocr.utils.process_img import get_rotate_crop_image
+
+    crops = [get_rotate_crop_image(pixels, box.copy()) for box in boxes]
+    result = recogniser(TextRecInput(img=crops))
+    lines = []
+    for text, score, box in zip(result.txts or (), result.scores or (), boxes):
+        text = " ".join(str(text).split())
+        if text and score >= MIN_SCORE:
+            lines.append(TextLine(text, float(score), (int(box[:, 0].min()), int(box[:, 1].min()),
+                                                       int(box[:, 0].max()), int(box[:, 1].max()))))
+    return tuple(lines)
+
+
+def _open_models(threads: int) -> tuple[Any, Any, Any]:
+    """RapidOCR's detector and recogniser on photod's thread budget, and the first look's post-processing."""
+    try:
+        from rapidocr import RapidOCR
+        from rapidocr.ch_ppocr_det.utils import DBPostProcess
+    except ImportError as exc:
+        raise OcrError(f"the OCR engine cannot be loaded: {exc}", "pip install 'photod[ocr]'") from None
+    models = _model_dir()
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+    engine = RapidOCR(params={
+        "Global.log_level": "warning",
+        "Det.model_path": str(models / MODELS["det"]),
+        "Rec.model_path": str(models / MODELS["rec"]),
+        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    })
+    regions = DBPostProcess(thresh=0.3, box_thresh=FIRST_LOOK_BOX_THRESH, max_candidates=MAX_LINES,
+                            unclip_ratio=FIRST_LOOK_UNCLIP, use_dilation=True, score_mode="fast")
+    return engine._load_det_model(), regions, engine._load_rec_model()
+
+
+def _bgr(image: Image.Image) -> np.ndarray:
+    """The image as the engine takes it (BGR, uint8), no larger than OCR_SIDE."""
+    from PIL import Image as PILImage
+
+    if max(image.size) > OCR_SIDE:
+        scale = OCR_SIDE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             PILImage.Resampling.BILINEAR)
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])

@@ -1,0 +1,84 @@
+"""Text in photos, read by the real PP-OCR models: phrases rendered onto the real sample photos at several
+sizes are found by a word of theirs, the screenshot by the words on it, and odd images cost nothing but
+their text."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from photod.errors import OcrError
+from photod.ingest import ocr
+from photod.ingest.decode import decode_photo
+from tests.support.rendered_text import PHOTOS, PHRASES, as_large_photo, found, render, sample_photos
+
+pytestmark = pytest.mark.skipif(ocr.unavailable() is not None, reason=str(ocr.unavailable()))
+
+SIZES = (0.02, 0.03, 0.05, 0.08)  # character height as a share of the photo's height
+PHOTO_COUNT = 20
+
+
+@pytest.fixture(scope="module")
+def reader():
+    r = ocr.TextReader(threads=2)
+    yield r
+    r.close()
+
+
+def _staged_copy(img: Image.Image) -> Image.Image:
+    """The copy the stager hands the reader: the photo decoded as staging decodes it, OCR_SIDE long."""
+    from io import BytesIO
+
+    buf = BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return decode_photo(buf.getvalue(), "rendered.jpg", text_side=ocr.OCR_SIDE).text_image
+
+
+def test_rendered_text_is_found_by_its_words_at_every_size(reader, capsys):
+    photos = sample_photos(PHOTO_COUNT)
+    assert len(photos) == PHOTO_COUNT
+    recall = {}
+    for share in SIZES:
+        hits = 0
+        for i, path in enumerate(photos):
+            phrase = PHRASES[i % len(PHRASES)]
+            photo = render(as_large_photo(path), phrase, share, seed=i + int(share * 1000))
+            hits += found(reader.read(_staged_copy(photo)).text, phrase.word)
+        recall[share] = hits / len(photos)
+    with capsys.disabled():
+        print("\nOCR recall by text height (share of a 12-MP photo's height): "
+              + ", ".join(f"{s:.0%}: {r:.2f}" for s, r in recall.items()))
+    assert all(recall[s] >= 0.95 for s in SIZES if s >= 0.03), recall
+    assert recall[0.02] >= 0.8, recall
+
+
+def test_the_screenshot_is_read(reader):
+    with Image.open(PHOTOS / "photoprism-samples" / "Screenshot 2019-05-21 at 10.45.52.png") as img:
+        text = reader.read(img.convert("RGB")).text
+    for word in ("Photos", "Search", "Newest first", "Pineapple", "Camera"):
+        assert found(text, word), word
+
+
+def test_photos_without_text_read_as_little_or_nothing(reader):
+    lines = [len(reader.read(_staged_copy(as_large_photo(p))).lines) for p in sample_photos(PHOTO_COUNT)]
+    assert sum(n == 0 for n in lines) >= 0.8 * len(lines), lines  # a stray mark on a texture may read as a letter
+
+
+@pytest.mark.parametrize("image", [Image.new("RGB", (1, 1)), Image.new("RGB", (1600, 1200)),
+                                   Image.new("RGB", (20000, 40), "white"), Image.new("L", (300, 200), 128)])
+def test_odd_images_give_no_text_or_a_clear_error(reader, image):
+    try:
+        result = reader.read(image)
+    except OcrError as exc:
+        assert exc.message
+        return
+    assert result.engine == ocr.ENGINE_ID and result.lines == ()
+
+
+def test_lines_come_with_boxes_in_the_image_read(reader):
+    photo = render(as_large_photo(sample_photos(1)[0], side=1600), "欢迎光临北京饭店", 0.05, seed=3)
+    result = reader.read(photo)
+    [line] = [line for line in result.lines if found(line.text, "北京饭店")]
+    x0, y0, x1, y1 = line.box
+    assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+    assert 0.5 <= line.score <= 1.0
