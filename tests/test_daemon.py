@@ -194,7 +194,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path, data_dir):
     print(f"kill -9 trials, seed {seed}")
     root = tmp_path / "library"
     make_photos(root, 300, size=(640, 480))
-    config = write_config(tmp_path, [root])
+    config = write_config(tmp_path, [root], ocr=True)  # text is read while staging: it must survive kills too
     log = tmp_path / "daemon.log"
     for trial in range(4):
         proc = start_daemon_process(config, data_dir, log)
@@ -212,6 +212,11 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path, data_dir):
     rows = rows_by_path(data_dir)
     assert len(rows) == 300 and all(r["state"] == "staged" for r in rows.values())
     assert len({r["content_hash"] for r in rows.values()}) == 300
+    with Catalog.in_data_dir(data_dir) as cat:  # every photo read once, in the transaction that staged it
+        read = cat.query("SELECT photo_id, created_at FROM photo_text")
+        staged = {r["id"]: r["staged_at"] for r in cat.query("SELECT id, staged_at FROM photos")}
+    assert sorted(r["photo_id"] for r in read) == sorted(staged)
+    assert all(abs(r["created_at"] - staged[r["photo_id"]]) < 5 for r in read)
 
 
 def check_stage_agrees_with_catalog(data_dir: Path) -> None:

@@ -116,6 +116,38 @@ async def test_a_caption_finds_its_photo_and_the_card_shows_it(app, data_dir, li
         assert "「标注: 小白在窗台上」" in str(card._text.render())
 
 
+async def test_text_in_a_photo_and_its_place_find_it_and_the_detail_shows_both(app, data_dir, library):
+    from photod.store import signals
+    from photod.store.signals import FoundPlace, FoundText
+
+    photo = library["cat_window.jpg"]
+    with Catalog.in_data_dir(data_dir) as cat:
+        cat.conn.execute("UPDATE photos SET gps_lat = 18.3, gps_lon = 109.45 WHERE id = ?", (photo,))
+        signals.store_text(cat, [FoundText(photo, "engine-1", (("三亚湾海鲜大排档", 0.9, 1, 2, 30, 9),))])
+        signals.store_places(cat, [FoundPlace(photo, "v1", 18.3, 109.45, "CN", "海南 三亚 天涯区",
+                                              "Tianya, Sanya, Hainan, China", ("海南", "三亚", "Sanya"))])
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await typed(pilot, "海鲜")
+        assert shown(app) == ["cat_window.jpg"]
+        card = app.screen.query(ResultCard).first()
+        assert "「文字: 三亚湾海鲜大排档」" in str(card._text.render())
+        await pilot.press("enter", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.loaded)
+        assert "文字: 三亚湾海鲜大排档" in str(app.screen.query_one("#found-by").render())
+        assert "三亚湾海鲜大排档" in str(app.screen.query_one("#photo-text").render())
+        facts = str(app.screen.query_one("#facts").render())
+        assert "海南 三亚 天涯区 · Tianya, Sanya, Hainan, China" in facts
+        await pilot.press("escape")
+        app.screen.query_one("#query").value = ""  # every photo, then only those taken in Sanya
+        await settle(pilot)
+        assert len(shown(app)) > 1
+        await pilot.press("f2")
+        app.screen.query_one("#f-place").value = "Sanya"
+        await settle(pilot)
+        await until(pilot, lambda: shown(app) == ["cat_window.jpg"])
+
+
 async def test_chinese_input_finds_a_folder(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

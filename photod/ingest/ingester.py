@@ -11,6 +11,7 @@ photod never writes inside a root: files are only opened for reading, once each.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -275,6 +276,8 @@ class Ingester:
             f.data = None  # free the file's bytes as soon as its JPEG exists
         if decoded.text_image is not None:
             f.text = self._read_text(f, decoded)
+            # The large copy is the biggest thing a decode holds: a batch must not keep them all.
+            decoded = dataclasses.replace(decoded, text_image=None)
         return decoded
 
     def _read_text(self, f: _File, decoded: Decoded) -> FoundText:
@@ -289,8 +292,6 @@ class Ingester:
         except OcrError as exc:
             log.warning("cannot read text in %s: %s", f.path, exc.message)
             return FoundText(f.row["id"], ENGINE_ID, error=exc.message)
-        finally:
-            decoded.text_image = None  # the large copy is the biggest thing a decode holds
         lines = tuple((line.text, round(float(line.score), 3), *line.box) for line in found.lines)
         return FoundText(f.row["id"], found.engine, lines)
 

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from photod.errors import OcrError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and the engine load with the reader: `photod status` imports this module too
+    import numpy as np
     from PIL import Image
 
 log = logging.getLogger(__name__)
@@ -125,6 +124,7 @@ class TextReader:
         The first look is the only detection: a region it finds is cut from the large copy for the
         recogniser, so a photo with text costs one small detection plus its lines, and one without text
         the small detection alone."""
+        import numpy as np
         from rapidocr.ch_ppocr_det.utils import DetPreProcess
 
         batch = DetPreProcess(FIRST_LOOK_SIDE, "max", detector.mean, detector.std)(pixels)
@@ -174,6 +174,7 @@ def _open_models(threads: int) -> tuple[Any, Any, Any]:
 
 def _bgr(image: Image.Image) -> np.ndarray:
     """The image as the engine takes it (BGR, uint8), no larger than OCR_SIDE."""
+    import numpy as np
     from PIL import Image as PILImage
 
     if max(image.size) > OCR_SIDE:

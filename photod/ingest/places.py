@@ -11,14 +11,13 @@ nothing: a photo at sea gets no town it was not taken in. Nothing is fetched: th
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import math
 import struct
 import threading
 from dataclasses import dataclass
 from importlib import resources
-
-import numpy as np
 
 from photod.errors import PlaceError
 
@@ -68,9 +67,7 @@ class Place:
 
 def unavailable() -> str | None:
     """None when places can be named here; else why not."""
-    try:
-        import shapely  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("shapely") is None:
         return "shapely is not installed (reinstall photod)"
     folder = resources.files("photod.ingest") / "placedata"
     missing = [n for n in ("cn_districts.bin.gz", "towns.tsv.gz", "countries.json") if not (folder / n).is_file()]
@@ -123,6 +120,8 @@ class Gazetteer:
         self._tree = STRtree(shapes)
 
     def _load_towns(self) -> None:
+        import numpy as np
+
         folder = resources.files("photod.ingest") / "placedata"
         self._countries = {k: tuple(v) for k, v in json.loads((folder / "countries.json").read_text()).items()}
         rows = [line.rstrip("\n").split("\t") for line in
@@ -150,6 +149,8 @@ class Gazetteer:
         return None
 
     def _near_town(self, lat: float, lon: float) -> Place | None:
+        import numpy as np
+
         la, lo = math.radians(lat), math.radians(lon)
         p = np.array([math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la)], dtype=np.float32)
         km = 2 * EARTH_KM * np.arcsin(np.minimum(1.0, np.linalg.norm(self._xyz - p, axis=1) / 2))

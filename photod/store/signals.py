@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence, TypedDict, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Sequence, TypedDict, cast
 
 from photod.store.catalog import Catalog, PendingRow
-from photod.store.vectors import decode_blobs, encode_blob
+
+if TYPE_CHECKING:  # numpy only where embeddings are handled: `photod status` reads this module too
+    import numpy as np
 
 # Photos whose stage entry exists and whose pixels are worth reading: the states a search can show.
 _READABLE = "p.state IN ('staged', 'indexed')"
@@ -162,6 +162,10 @@ def captions_without_vectors(catalog: Catalog, model_id: str, limit: int = 64) -
 
 def store_caption_vectors(catalog: Catalog, model_id: str, caption_ids: Sequence[int], vecs: np.ndarray) -> int:
     """Store caption embeddings; a caption edited or removed meanwhile is skipped (its vector is stale)."""
+    import numpy as np
+
+    from photod.store.vectors import encode_blob
+
     stored = 0
     with catalog.transaction() as conn:
         for cid, vec in zip(caption_ids, np.asarray(vecs, dtype=np.float32)):
@@ -174,6 +178,8 @@ def store_caption_vectors(catalog: Catalog, model_id: str, caption_ids: Sequence
 
 def caption_vectors(catalog: Catalog, model_id: str, dim: int) -> tuple[list[int], list[int], list[str], np.ndarray]:
     """Every stored caption embedding of a text tower: (caption ids, photo ids, texts, (n, dim) float32)."""
+    from photod.store.vectors import decode_blobs
+
     rows = catalog.conn.execute(
         "SELECT c.id, c.photo_id, c.text, v.vector FROM caption_vectors v JOIN captions c ON c.id = v.caption_id"
         " WHERE v.model_id = ? AND v.dim = ? ORDER BY c.id", (model_id, dim)).fetchall()

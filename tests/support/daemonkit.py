@@ -19,10 +19,13 @@ from photod.store.catalog import Catalog
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def write_config(tmp_path: Path, roots: list[Path], **daemon_keys) -> Path:
+def write_config(tmp_path: Path, roots: list[Path], ocr: bool = False, **daemon_keys) -> Path:
+    """A config.toml for a test daemon. Text in photos is read only with `ocr`: most daemon tests are about
+    files and drives, and reading text in hundreds of synthetic photos would only slow them down."""
     keys = {"settle_seconds": 0.3, "rescan_hours": 0, **daemon_keys}
     lines = ["[daemon]"] + [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
                             for k, v in keys.items()]
+    lines += ["[signals]", f"ocr = {str(ocr).lower()}"]
     for root in roots:
         lines += ["[[roots]]", f'path = "{root}"', "poll_interval = 0.5"]
     path = tmp_path / "config.toml"

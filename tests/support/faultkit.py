@@ -92,8 +92,10 @@ def markdown(figures: dict[str, float]) -> str:
 
 
 def write_config(folder: Path, roots: list[Path], *, poll_interval: float = 0.5, **tables: dict) -> Path:
-    """A config.toml with the given roots and tables ({"daemon": {...}, "workers": {...}})."""
-    tables = {"daemon": {"settle_seconds": 0.3, "rescan_hours": 0}, **tables}
+    """A config.toml with the given roots and tables ({"daemon": {...}, "workers": {...}}). Text in photos
+    is not read unless a `signals` table asks for it: the fault runs are about files, drives and kills, and
+    tests/test_ocr.py and the signal tests read text."""
+    tables = {"daemon": {"settle_seconds": 0.3, "rescan_hours": 0}, "signals": {"ocr": False}, **tables}
     lines: list[str] = []
     for name, keys in tables.items():
         lines.append(f"[{name}]")
