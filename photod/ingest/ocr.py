@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 # Longer side of the copy text is read from. Text 2 % of a 12-MP photo's height is 24 pixels tall here,
 # which PP-OCR's recogniser (48-pixel lines) reads; small Chinese characters lose strokes much below that.
 OCR_SIDE = 1600
-# Longer side of the one detection. 2 % text is 7 pixels tall here: found in 11 of 12 sample photos, 3 %
-# and more in all (tests/test_ocr.py). At 640 all 2 % text was found too, at 1.8x the time of every photo.
-FIRST_LOOK_SIDE = 480
+# Longer side of the one detection. Measured on the benchmark's mix (benchmarks/bench_ocr.py, 40 12-MP
+# photos, 12 with text at 2-8 % of their height): 480 pixels read 9 of the 12 in 227 ms a photo, 560 read
+# 10 (as many as RapidOCR's default pipeline at 2,221 ms) in 281 ms, 640 read 10 in 322 ms.
+FIRST_LOOK_SIDE = 560
 FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and cost 25 % more
 FIRST_LOOK_UNCLIP = 2.0      # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
 MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)

@@ -28,6 +28,7 @@ from photod.roots.presence import RootKeeper
 from photod.roots.scanner import fail_bad_names, printable_rel
 from photod.roots.watcher import Watcher, WatchEvent
 from photod.service import lock as daemonlock
+from photod.service.heap import keep_heap_small
 from photod.service.heartbeat import Heartbeat
 from photod.service.models import ModelWorker
 from photod.service.signals import SignalWorker, open_text_reader
@@ -74,6 +75,7 @@ class Daemon:
     # ---- life cycle --------------------------------------------------------------------------------
 
     def run(self) -> int:
+        keep_heap_small()  # before the first photo is decoded: see photod.service.heap
         prepare_data_dir(self.cfg.data_dir)
         with daemonlock.held(self.cfg.data_dir):  # before anything is written: a refused daemon changes nothing
             return self._run_locked()

@@ -9,6 +9,7 @@ from photod.config import Config
 from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
 from photod.service.models import ModelWorker
+from photod.service.heap import keep_heap_small
 from photod.service.progress import Progress
 from photod.service.signals import SignalWorker, open_text_reader
 from photod.store.catalog import Catalog, open_catalog, prepare_data_dir
@@ -47,6 +48,7 @@ class ScanSummary:
 
 
 def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
+    keep_heap_small()
     out = ScanSummary()
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
