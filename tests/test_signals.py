@@ -79,7 +79,7 @@ def test_cli_says_why_in_words_and_json(catalog, data_dir, tmp_path, capsys):
     assert "「文字: 三亚湾海鲜」「地点: 海南 三亚 天涯区」" in out
     assert main(["search", "--place", "Sanya", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
-    assert row["id"] == ids[0] and row["place"] == "海南 三亚 天涯区"
+    assert row["id"] == ids[0] and row["place"] == "海南 三亚 天涯区" and row["text"] == "三亚湾海鲜"
 
 
 def test_a_changed_file_loses_its_text_and_a_purged_photo_everything(catalog, data_dir, tmp_path):

@@ -20,8 +20,8 @@ class Result:
     `matched` says why it was found, one entry per channel: {"channel": "caption", "text": the caption}
     (its words matched; with "score" when its meaning did), {"channel": "text", "text": the line read in the
     photo that matched}, {"channel": "place", "text": where it was taken}, {"channel": "name"} (its file or
-    folder name), {"channel": "image", "score": the similarity}. `place` is where it was taken, whatever
-    found it.
+    folder name), {"channel": "image", "score": the similarity}. `place` is where it was taken and `text`
+    the text read in it (lines joined by newlines), whatever found it; None where not known.
     """
 
     id: int
@@ -38,6 +38,7 @@ class Result:
     state: str
     online: bool
     place: str | None = None
+    text: str | None = None
     matched: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -50,7 +51,8 @@ class Result:
             score=None if score is None else round(float(score), 6), filename=row["filename"],
             folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
             taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
-            state=row["state"], online=online, place=row.get("place_label"), matched=_matched(row, score, words))
+            state=row["state"], online=online, place=row.get("place_label"), text=row.get("photo_text") or None,
+            matched=_matched(row, score, words))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints."""

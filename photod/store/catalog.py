@@ -75,13 +75,15 @@ class PhotoInfoRow(PendingRow):
 
 class NameMatchRow(PhotoInfoRow):
     """A search result by words: `taken_or_mtime` (EXIF taken-at, else the file's mtime) is what it is
-    sorted and filtered by, `place_label` where it was taken (None when unknown). `name_match` (1 or 0),
+    sorted and filtered by, `place_label` where it was taken and `photo_text` the text read in it (None when
+    unknown). `name_match` (1 or 0),
     `caption_match` (the first caption that matched), `text_match` (the text read in the photo, when its
     words matched) and `place_match` (the place, when its names matched) say why it was found, all None
     when no text was searched."""
 
     taken_or_mtime: str
     place_label: str | None
+    photo_text: str | None
     name_match: int | None
     caption_match: str | None
     text_match: str | None
@@ -642,8 +644,9 @@ class Catalog:
             where.append(f"p.id IN ({','.join('?' * len(id_list))})")
             params += id_list
         sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-               f" {taken} AS taken_or_mtime, l.label_zh AS place_label FROM photos p JOIN roots r ON r.id = p.root_id"
-               f" LEFT JOIN photo_places l ON l.photo_id = p.id"
+               f" {taken} AS taken_or_mtime, l.label_zh AS place_label, t.text AS photo_text"
+               f" FROM photos p JOIN roots r ON r.id = p.root_id"
+               f" LEFT JOIN photo_places l ON l.photo_id = p.id LEFT JOIN photo_text t ON t.photo_id = p.id"
                f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
