@@ -82,3 +82,13 @@ def test_lines_come_with_boxes_in_the_image_read(reader):
     x0, y0, x1, y1 = line.box
     assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
     assert 0.5 <= line.score <= 1.0
+
+
+def test_idle_models_are_let_go_and_come_back_on_the_next_read():
+    reader = ocr.TextReader(threads=1)
+    assert not reader.release_if_idle(0)  # nothing loaded yet
+    photo = render(as_large_photo(sample_photos(1)[0], side=1600), "禁止吸烟", 0.06, seed=1)
+    first = reader.read(photo)
+    assert not reader.release_if_idle(3600) and reader._models is not None  # used just now: kept
+    assert reader.release_if_idle(0) and reader._models is None
+    assert reader.read(photo) == first  # loaded again, same result

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,7 @@ class TextReader:
         self.threads = threads
         self._models: tuple[Any, Any, Any] | None = None  # detector, its first-look post-processing, recogniser
         self._lock = threading.Lock()
+        self._used = 0.0  # time.monotonic() of the last read
 
     def read(self, image: Image.Image) -> PhotoText:
         """The text in an upright RGB image whose longer side is at most OCR_SIDE (larger is scaled down)."""
@@ -112,8 +114,19 @@ class TextReader:
         with self._lock:
             self._models = None
 
+    def release_if_idle(self, seconds: float) -> bool:
+        """Let go of the models when nothing was read for `seconds` (the next read loads them again, in about
+        a second): the daemon spends long stretches only encoding, and they hold about 100 MB."""
+        with self._lock:
+            if self._models is None or time.monotonic() - self._used < seconds:
+                return False
+            self._models = None
+        log.debug("OCR models released after %.0f s unused", seconds)
+        return True
+
     def _load(self) -> tuple[Any, Any, Any]:
         with self._lock:
+            self._used = time.monotonic()
             if self._models is None:
                 self._models = _open_models(self.threads)
             return self._models

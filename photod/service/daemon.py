@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 PRESENCE_INTERVAL = 5.0  # seconds between root presence checks: how fast an unplugged drive is noticed
 PURGE_INTERVAL = 3600.0
 DISK_FULL_RETRY = 10.0  # seconds between attempts while the data dir's disk is full
+READER_IDLE = 60.0  # seconds without a photo to read text in before the OCR models are let go
 
 
 def _summary(c: dict[str, int]) -> str:
@@ -157,6 +158,8 @@ class Daemon:
             worked = self.models.step(self.stop_event)
         if not worked and not self.stop_event.is_set():
             worked = self.signals.step()  # places, captions' meaning, text in photos staged before
+        if self.ingester.reader is not None:
+            self.ingester.reader.release_if_idle(READER_IDLE)
         if not (handled or worked):
             self._wait_for_event(1.0)
 
