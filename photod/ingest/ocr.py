@@ -42,6 +42,7 @@ FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and
 FIRST_LOOK_UNCLIP = 2.0      # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
 MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)
 MIN_SCORE = 0.5  # recognition confidence below which a line is noise
+REC_HEIGHT = 48  # the recogniser's input height (PP-OCR's rec_img_shape)
 MODELS = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx"}
 ENGINE_ID = f"rapidocr-3.10/ppocrv6-small/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}"
 
@@ -154,7 +155,7 @@ def _recognise(recogniser: Any, pixels: np.ndarray, boxes: np.ndarray) -> tuple[
     from rapidocr.ch_ppocr_rec.typings import TextRecInput
     from rapidocr.utils.process_img import get_rotate_crop_image
 
-    crops = [get_rotate_crop_image(pixels, box.copy()) for box in boxes]
+    crops = [_fit_for_recognition(get_rotate_crop_image(pixels, box.copy())) for box in boxes]
     result = recogniser(TextRecInput(img=crops))
     lines = []
     for text, score, box in zip(result.txts or (), result.scores or (), boxes):
@@ -163,6 +164,19 @@ def _recognise(recogniser: Any, pixels: np.ndarray, boxes: np.ndarray) -> tuple[
             lines.append(TextLine(text, float(score), (int(box[:, 0].min()), int(box[:, 1].min()),
                                                        int(box[:, 0].max()), int(box[:, 1].max()))))
     return tuple(lines)
+
+
+def _fit_for_recognition(crop: np.ndarray) -> np.ndarray:
+    """A line taller than twice the recogniser's input height, shrunk by area averaging first: the
+    recogniser's own resize interpolates, and on a large sign's 200-pixel line that drops strokes (鲜 read
+    as 鮮, 出口 missed)."""
+    import cv2
+
+    height, width = crop.shape[:2]
+    if height <= 2 * REC_HEIGHT:
+        return crop
+    scale = 2 * REC_HEIGHT / height
+    return cv2.resize(crop, (max(1, round(width * scale)), 2 * REC_HEIGHT), interpolation=cv2.INTER_AREA)
 
 
 def _open_models(threads: int) -> tuple[Any, Any, Any]:
