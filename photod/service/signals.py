@@ -9,6 +9,7 @@ not installed (the OCR extra) it says so once and stays off; search then simply 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from photod.config import Config
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 PLACES_CHUNK = 500   # lookups are microseconds each: a chunk is one transaction, not a long step
 CAPTIONS_CHUNK = 32  # captions per text tower call
 TEXT_CHUNK = 8       # photos read again from their drive per step: a few seconds on a small board
+# After a step that found nothing to do, the daemon's idle loop asks again only this much later: each look
+# is a query over the catalog, which at 100,000 photos is not free on a small board once a second.
+IDLE_RECHECK = 10.0
 
 
 def open_text_reader(cfg: Config) -> TextReader | None:
@@ -65,9 +69,17 @@ class SignalWorker:
         self.ingester = ingester
         self.model = model
         self.gazetteer = open_gazetteer(cfg)
+        self._idle_until = 0.0
 
     def step(self) -> int:
-        return self.place_batch() or self.caption_batch() or self.ingester.read_text_batch(TEXT_CHUNK)
+        """One batch of whichever channel has work, places first; 0 when none has (then the next IDLE_RECHECK
+        seconds' steps return 0 without looking)."""
+        if time.monotonic() < self._idle_until:
+            return 0
+        done = self.place_batch() or self.caption_batch() or self.ingester.read_text_batch(TEXT_CHUNK)
+        if not done:
+            self._idle_until = time.monotonic() + IDLE_RECHECK
+        return done
 
     def drain(self) -> dict[str, int]:
         """Everything there is to do now (`photod scan`): how many places, captions and photos' text were done."""
