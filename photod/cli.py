@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def command(name: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_exclusions_kept(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "cmd", None):
         parser.print_help()
         return 2
@@ -90,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = roots.add_parser("remove", help="stop watching a folder (its photos are kept for the grace period)")
     s.add_argument("root", help="path, label or id")
 
-    s = sub.add_parser("search", help="search by Chinese text, by example photo, or by filename")
-    s.add_argument("query", nargs="?", help='what the photo shows, e.g. "海边的日落"')
+    s = sub.add_parser("search", help="search by Chinese text, by example photo, or by filename",
+                       description="The query language: 2019年夏天 三亚 海边 -人, \"三亚湾\" 菜单, cat + 2:dog -grass, "
+                       "like:PHOTO. Put English exclusions after -- (photod search -- cat -grass) or quote the query.")
+    s.add_argument("query", nargs="*", help='what the photo shows, e.g. 海边的日落 (words: one query)')
     s.add_argument("--name", help="filename/folder text")
     s.add_argument("--like", metavar="PATH|ID", help="photos like this file or photo id")
     s.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD)")
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--folder", help="only this folder (relative to its root) and below")
     s.add_argument("--place", help="taken where a place name holds this (三亚, 海南, Sanya, Japan)")
     s.add_argument("-k", "--limit", type=int, default=20, help="number of results (default 20)")
+    s.add_argument("--all", action="store_true", help="also the weaker matches the per-query cutoff hides")
     s.add_argument("--json", action="store_true")
 
     add_model_parsers(sub)
@@ -253,19 +257,40 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
 
     filters = Filters(after=args.after, before=args.before, root=args.root, camera=args.camera,
                       folder=args.folder, place=args.place)
-    outcome = find_once(cfg, Query(text=args.query or "", like=args.like, name=args.name or "",
-                                   filters=filters, k=args.limit))
+    outcome = find_once(cfg, Query(text=" ".join(args.query), like=args.like, name=args.name or "",
+                                   filters=filters, k=args.limit, show_all=args.all))
     if outcome.fallback:
         print(f"photod: {outcome.fallback.message}; showing caption and filename matches instead.\n"
               f"  hint: {outcome.fallback.hint}", file=sys.stderr)
+    for note in (outcome.parsed.notes if outcome.parsed else ()):
+        print(f"photod: {note}", file=sys.stderr)
+    # What the query was understood as, and what was hidden, on stderr: --json's stdout stays the results.
+    if outcome.understood:
+        print("understood: " + "".join(f"「{u}」" for u in outcome.understood), file=sys.stderr)
     if args.json:
         print(json.dumps(outcome.results, ensure_ascii=False, indent=2))
-        return 0
-    if not outcome.results:
-        print("no photos found")
-    for r in outcome.results:
-        print(_result_line(r))
+    else:
+        if not outcome.results:
+            print("no photos found")
+        for r in outcome.results:
+            print(_result_line(r))
+    if outcome.hidden:
+        print(f"{outcome.hidden} weaker match{'es' if outcome.hidden != 1 else ''} hidden; --all shows them",
+              file=sys.stderr)
     return 0
+
+
+def _exclusions_kept(argv: list[str]) -> list[str]:
+    """`photod search 海边 -人`: after `search`, a word like -人 or -"三亚" is an exclusion, not an option. It is
+    passed on with a minus sign (U+2212) that argparse does not take for an option and the query parser reads
+    as `-`. (-grass reads as options, as in any command: quote the query or put it after --.)"""
+    if "search" not in argv:
+        return argv
+    from photod.search.query import MINUS_SIGN
+
+    at = argv.index("search")
+    return argv[:at + 1] + [MINUS_SIGN + a[1:] if re.match(r"-([^-A-Za-z0-9]|\d+(\.\d+)?:)", a) else a
+                            for a in argv[at + 1:]]
 
 
 def _result_line(r: dict[str, Any]) -> str:
@@ -275,6 +300,8 @@ def _result_line(r: dict[str, Any]) -> str:
     from photod.search.results import reasons
 
     why = [f"「{reason}」" for reason in reasons(r) if not reason.startswith("相似度")]  # the score leads the line
+    if r.get("below_cutoff"):
+        why.append("「较弱」")
     return f"{score}{r['path']}  {date}{offline}" + (f"  {''.join(why)}" if why else "")
 
 

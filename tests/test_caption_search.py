@@ -19,8 +19,8 @@ from photod.store.stage import Stage
 from tests.support.onnxkit import add_photos, install_active, stage_pictures
 
 
-def _find(data_dir, text: str, k: int = 20) -> list[dict]:
-    return find_once(Config(data_dir=data_dir), Query(text=text, k=k)).results
+def _find(data_dir, text: str, k: int = 20, show_all: bool = False) -> list[dict]:
+    return find_once(Config(data_dir=data_dir), Query(text=text, k=k, show_all=show_all)).results
 
 
 def test_a_caption_finds_its_photo_without_a_model(catalog, data_dir, tmp_path):
@@ -84,12 +84,17 @@ def test_a_caption_match_comes_before_photos_found_by_meaning(catalog, data_dir,
         index = VectorIndex(data_dir, bundle.image_id)
         Indexer(catalog, stage, bundle, index, WorkersConfig(batch_size=16, encode_threads=1)).run_once()
     labels.add_captions(catalog, [ids[17]], "小白在沙发上")
-    found = _find(data_dir, "小白", k=10)
+    found = _find(data_dir, "小白", k=10, show_all=True)
     assert found[0]["id"] == ids[17]
     reasons = [m["channel"] for m in found[0]["matched"]]
     assert reasons[0] == "caption" and reasons[-1] == "image"  # also similar: both reasons, the caption first
     assert all([m["channel"] for m in r["matched"]] == ["image"] for r in found[1:])
     assert len(found) == 10 and len({r["id"] for r in found}) == 10
+    # Without --all, photos that merely resemble the query as much as any other photo does are hidden; the
+    # one holding the word is not.
+    outcome = find_once(Config(data_dir=data_dir), Query(text="小白", k=10))
+    assert [r["id"] for r in outcome.results][0] == ids[17]
+    assert len(outcome.results) + outcome.hidden == 10
 
 
 def test_cli_output_names_the_matching_caption(catalog, data_dir, tmp_path, capsys):

@@ -48,15 +48,15 @@ def test_photo_dropped_into_a_watched_folder_is_found_by_like(tmp_path, data_dir
         dropped.parent.mkdir()
         shutil.copy(samples / "jpg" / "Canon_40D.jpg", dropped)
         wait_for(lambda: counts(data_dir)["indexed"] == 13, what="the dropped photo to be encoded")
-    rows = search_json(capsys, config, "--like", str(dropped), "-k", "5")
+    rows = search_json(capsys, config, "--like", str(dropped), "-k", "5", "--all")
     assert rows[0]["path"] == str(dropped) and rows[0]["score"] > 0.999
     assert rows[1]["score"] < rows[0]["score"]
     by_id = search_json(capsys, config, "--like", str(rows[0]["id"]), "-k", "3")
     assert by_id[0]["id"] == rows[0]["id"]
-    text = search_json(capsys, config, "海边的日落", "-k", "13")
+    text = search_json(capsys, config, "海边的日落", "-k", "13", "--all")
     assert len(text) == 13 and all(-1.0 <= r["score"] <= 1.0 for r in text)
     assert [r["score"] for r in text] == sorted((r["score"] for r in text), reverse=True)
-    filtered = search_json(capsys, config, "海边的日落", "--folder", "new")
+    filtered = search_json(capsys, config, "海边的日落", "--folder", "new", "--all")
     assert [r["path"] for r in filtered] == [str(dropped)]
 
 
@@ -85,7 +85,7 @@ def test_model_list_use_and_offline_results(tmp_path, data_dir, small_checkpoint
     assert [(m["name"], m["active"]) for m in json.loads(capsys.readouterr().out)] == [("a", True)]
     root.rename(tmp_path / "unplugged")
     assert main(["--config", str(config), "scan"]) == 0
-    rows = search_json(capsys, config, "红色", "-k", "5")
+    rows = search_json(capsys, config, "红色", "-k", "5", "--all")
     assert len(rows) == 5 and all(r["online"] is False for r in rows)
 
 

@@ -166,5 +166,5 @@ def test_search_puts_caption_meaning_between_words_and_looks(catalog, data_dir, 
     second = found[1]["matched"][0]
     assert found[1]["id"] == ids[5] and second["channel"] == "caption" and second["score"] > 0.5
     assert [m["channel"] for m in found[1]["matched"]] == ["caption", "image"]
-    off = find_once(Config(data_dir=data_dir), Query(text="我家白猫", k=12, captions_by_meaning=False)).results
+    off = find_once(Config(data_dir=data_dir), Query(text="我家白猫", k=12, captions_by_meaning=False, show_all=True)).results
     assert [m["channel"] for m in off[1]["matched"]] == ["image"]

@@ -1,9 +1,13 @@
-"""Queries as the CLI and the TUI ask them, and the one rule for running them: photos whose captions or
-names hold the words first, then by meaning when a model is installed (by words alone when none is, or when
-only names were asked for).
+"""Queries as the CLI and the TUI ask them, and the one way they are run.
 
-Kept free of FAISS and the model runtime: a filename search, or a search by meaning with no model
-installed, never loads them (photod.search.searcher is imported only when a searcher is opened).
+A query's text is parsed (photod.search.query: dates, places, exclusions, weights, exact phrases); each
+channel then ranks what it finds — the words (in names, captions, text in photos and places), captions by
+meaning, and the look (CLIP) — and photod.search.fusion fuses the rankings into one list and decides, per
+query, where the look's matches end: weaker matches are hidden, and counted, unless `show_all`. A photo that
+holds the words is never hidden; a photo that stands out for an excluded term, or holds it, is dropped.
+
+Kept free of FAISS and the model runtime: a search by words, or a search by meaning with no model installed,
+never loads them (photod.search.searcher is imported only when a searcher is opened).
 """
 
 from __future__ import annotations
@@ -18,14 +22,22 @@ from typing import TYPE_CHECKING, Callable
 
 from photod.config import Config
 from photod.errors import NoModelError
-from photod.search.results import Result
+from photod.search import fusion
+from photod.search.query import ParsedQuery, Term, parse
+from photod.search.results import Result, merge_reasons
+from photod.store import signals
 from photod.store.catalog import Catalog, open_catalog
 
 if TYPE_CHECKING:
-    from photod.search.searcher import Searcher
+    from photod.search.searcher import MeaningHits, Searcher
 
 # Over-fetch when results are filtered after the query (online only), so a page still fills.
 ONLINE_OVERFETCH = 4
+# Each channel ranks this many times k (at least CHANNEL_MIN): fusion needs the photos each channel ranks a
+# little lower, since one that is second in two channels may beat one that is first in only one.
+CHANNEL_DEPTH = 3
+CHANNEL_MIN = 100
+PLACE_NAMES_TTL = 30.0  # seconds a process trusts the library's place names it read (one query over places)
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
@@ -48,10 +60,14 @@ class Filters:
     def active(self) -> bool:
         return any((self.after, self.before, self.root, self.folder, self.camera, self.place, self.online_only))
 
-    def keywords(self) -> dict:
-        """The filters as Searcher.search and Searcher.by_captions take them."""
+    def keywords(self, parsed: ParsedQuery | None = None) -> dict:
+        """The filters as Searcher.search and Searcher.by_captions take them, with the dates a parsed
+        query names."""
+        dates = parsed.dates if parsed else None
         return {"after": self.after, "before": self.before, "root": self.root, "camera": self.camera,
-                "folder": self.folder, "place": self.place}
+                "folder": self.folder, "place": self.place,
+                "dates": dates.sql_ranges() if dates and not dates.yearly else None,
+                "yearly": dates.sql_yearly() if dates else None}
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,8 @@ class Query:
     filters: Filters = field(default_factory=Filters)
     k: int = 60
     captions_by_meaning: bool = True  # `[signals] caption_meaning`
+    show_all: bool = False  # the weaker matches the cutoff hides, too (`photod search --all`, the TUI's `a`)
+    today: dt.date | None = None  # what 去年 and last month count from (None: today)
 
 
 @dataclass
@@ -76,14 +94,23 @@ class Outcome:
     mode: str  # "meaning", "like", "names" or "recent"
     elapsed: float
     fallback: NoModelError | None = None  # why a search by meaning was done by filename instead
+    parsed: ParsedQuery | None = None
+    hidden: int = 0  # weaker matches the cutoff hid from this page (shown with Query.show_all)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage
+
+    @property
+    def understood(self) -> list[str]:
+        """What the query was understood to ask, as shown back (「日期 2019-06-01 … 2019-08-31」, 「排除 人」)."""
+        return self.parsed.understood() if self.parsed else []
 
     @property
     def note(self) -> str | None:
         """What to tell the person about how the search was done, if anything."""
-        if self.fallback is None:
-            return None
-        return ("No model installed, so this searches captions and file names. To search by meaning, "
-                + self.fallback.hint)
+        notes = list(self.parsed.notes) if self.parsed else []
+        if self.fallback is not None:
+            notes.append("No model installed, so this searches captions, text in photos, places and file "
+                         "names. To search by meaning, " + self.fallback.hint)
+        return "\n".join(notes) or None
 
 
 def parse_date(text: str) -> str | None:
@@ -105,32 +132,195 @@ def parse_date(text: str) -> str | None:
 
 
 def find(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
-    """Run a query: captions and names that hold its words, then by meaning when a model is installed.
+    """Run a query: parsed, searched in every channel, fused, cut off (see the module's docstring).
 
     `catalog()` and `searcher()` open what the search reads, for as long as it reads it: the CLI opens
     them for one query, the TUI lends its resident ones under their locks. A searcher may be None where
     semantic search is not available. An example photo with no model is a NoModelError: there is no
-    filename search to fall back on.
+    search by words to fall back on.
     """
     started = time.perf_counter()
-    fallback = None
-    if query.like is not None:
-        results, mode = _by_meaning(query, searcher), "like"
-        if results is None:
-            raise NoModelError()
-    elif query.text.strip() and not query.names_only:
-        by_meaning, mode = _by_meaning(query, searcher), "meaning"
-        results = _by_name(query, catalog)
-        if by_meaning is None:
-            fallback, mode = NoModelError(), "names"
-        else:
-            results = _words_first(results, by_meaning)
-    else:
+    if query.names_only or (not query.text.strip() and query.like is None):
         results = _by_name(query, catalog)
         mode = "names" if query.text.strip() or query.name else "recent"
-    if query.filters.online_only:
-        results = [r for r in results if r["online"]]
-    return Outcome(query, results[:query.k], mode, time.perf_counter() - started, fallback)
+        return _finish(Outcome(query, results, mode, 0.0), started)
+    outcome = _search(query, catalog, searcher)
+    return _finish(outcome, started)
+
+
+def _finish(outcome: Outcome, started: float) -> Outcome:
+    if outcome.query.filters.online_only:
+        outcome.results = [r for r in outcome.results if r["online"]]
+    outcome.results = outcome.results[:outcome.query.k]
+    outcome.elapsed = time.perf_counter() - started
+    return outcome
+
+
+def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
+    stages: dict[str, float] = {}
+    clock = _Clock(stages)
+    with catalog() as cat:
+        parsed = parse(query.text, today=query.today or dt.date.today(), places=_known_places(cat))
+        if query.like is not None:
+            parsed = dataclasses.replace(parsed, terms=parsed.terms + (Term(str(query.like), like=str(query.like)),))
+        clock.lap("parse")
+        filters = query.filters.keywords(parsed)
+        if not parsed.searches_anything() and not parsed.exclusions:
+            results = _by_name(dataclasses.replace(query, text=""), catalog, filters)
+            return Outcome(query, results, "recent", 0.0, parsed=parsed, stages=stages)
+        words = _WordHits.find(cat, parsed, filters, _depth(query))
+        clock.lap("words")
+    look, fallback = _by_look(query, parsed, filters, searcher, words.required, clock)
+    if look is None and query.like is not None:
+        raise NoModelError()
+    pool = _fused(words, look, clock)
+    mode = "like" if query.like is not None and not query.text.strip() else ("meaning" if look else "names")
+    results, hidden = _page(pool, words, look, query)
+    clock.lap("fuse")
+    return Outcome(query, results, mode, 0.0, fallback, parsed, hidden, stages)
+
+
+class _Clock:
+    def __init__(self, stages: dict[str, float]):
+        self.stages, self.at = stages, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + now - self.at
+        self.at = now
+
+
+def _depth(query: Query) -> int:
+    return max(CHANNEL_MIN, CHANNEL_DEPTH * _fetch(query))
+
+
+@dataclass
+class _WordHits:
+    """The words channel: photos holding the query's words in names, captions, text or places, those
+    holding more of them first; what its exclusions drop; what its quoted phrases require (None: nothing)."""
+
+    results: dict[int, Result] = field(default_factory=dict)
+    ranking: list[int] = field(default_factory=list)
+    excluded: set[int] = field(default_factory=set)
+    required: set[int] | None = None
+
+    @classmethod
+    def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "_WordHits":
+        hits = cls()
+        for phrase in parsed.phrases:
+            found = cat.word_hits(phrase, exact=True)
+            hits.required = found if hits.required is None else hits.required & found
+        for term in parsed.exclusions:
+            if term.like is None:
+                hits.excluded |= cat.word_hits(term.text, exact=term.exact)
+        matched: dict[int, int] = {}
+        for word, exact in [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]:
+            for row in cat.search_name(word, exact=exact, **_catalog_filters(cat, filters), limit=depth,
+                                       ids=sorted(hits.required) if hits.required is not None else None):
+                if row["id"] in hits.excluded:
+                    continue
+                found = Result.from_row(row, None, word)
+                if row["id"] in hits.results:
+                    merge_reasons(hits.results[row["id"]], found)
+                else:
+                    hits.results[row["id"]] = found
+                matched[row["id"]] = matched.get(row["id"], 0) + 1
+        # More of the words first; among equals, the order the catalog gave (newest first).
+        hits.ranking = sorted(hits.results, key=lambda pid: -matched[pid])
+        return hits
+
+
+def _catalog_filters(cat: Catalog, filters: dict) -> dict:
+    out = {key: value for key, value in filters.items() if key != "root"}
+    out["root_id"] = cat.find_root(filters["root"]).id if filters.get("root") else None
+    return out
+
+
+def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher,
+             required: set[int] | None, clock: _Clock) -> tuple["_Look | None", NoModelError | None]:
+    """The look (CLIP) and the captions' meaning; None (and why) when no model is installed."""
+    terms = parsed.meaning_terms
+    if not terms and not parsed.exclusions:
+        return _Look(), None
+    with searcher() as s:
+        if s is None:
+            return None, NoModelError()
+        try:
+            look = _Look(s.by_meaning(terms, parsed.exclusions, _depth(query), allowed=required, **filters))
+            clock.lap("look")
+            if parsed.meaning_text and query.captions_by_meaning and query.like is None:
+                look.captions = s.by_captions(parsed.meaning_text, k=_depth(query), **filters)
+                clock.lap("captions")
+        except NoModelError as exc:
+            return None, exc
+    if required is not None:
+        look.captions = [r for r in look.captions if r.id in required]
+    return look, None
+
+
+@dataclass
+class _Look:
+    hits: "MeaningHits | None" = None
+    captions: list[Result] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[Result]:
+        return self.hits.results if self.hits else []
+
+    @property
+    def excluded(self) -> set[int]:
+        return self.hits.excluded if self.hits else set()
+
+    def matches(self, result: Result) -> bool:
+        return self.hits is not None and self.hits.matches(result)
+
+
+def _fused(words: _WordHits, look: _Look | None, clock: _Clock) -> dict[int, Result]:
+    """Every photo any channel found, once, with every reason, in fused order."""
+    look = look or _Look()
+    dropped = words.excluded | look.excluded
+    pool: dict[int, Result] = {}
+    for result in [*look.results, *(words.results[i] for i in words.ranking), *look.captions]:
+        if result.id in dropped:
+            continue
+        if result.id in pool:
+            merge_reasons(pool[result.id], result)
+        else:
+            pool[result.id] = dataclasses.replace(result, matched=list(result.matched))
+    fused = fusion.fuse([words.ranking, [r.id for r in look.captions], [r.id for r in look.results]])
+    for pid, result in pool.items():
+        result.fused = round(fused.get(pid, 0.0), 6)
+    return dict(sorted(pool.items(), key=lambda item: -item[1].fused))
+
+
+def _page(pool: dict[int, Result], words: _WordHits, look: _Look | None, query: Query) -> tuple[list[dict], int]:
+    """The page shown, and how many of what `show_all` would show on it are hidden: a photo holding the words,
+    or captioned with their meaning, always shows; one found by its look only when it stands out."""
+    look = look or _Look()
+    by_caption = {r.id for r in look.captions}
+    page, hidden = [], 0
+    for result in pool.values():
+        if len(page) >= _fetch(query):
+            break
+        match = result.id in words.results or result.id in by_caption or look.matches(result)
+        if not match:
+            hidden += 1
+        if match or query.show_all:
+            page.append({**result.to_json(), **({} if match else {"below_cutoff": True})})
+    return page, (0 if query.show_all else min(hidden, max(0, _fetch(query) - len(page))))
+
+
+def _known_places(cat: Catalog) -> set[str]:
+    """The library's place names, read at most every PLACE_NAMES_TTL seconds per catalog."""
+    key = str(cat.path)
+    now = time.monotonic()
+    cached = _PLACE_NAMES.get(key)
+    if cached is None or now - cached[0] > PLACE_NAMES_TTL:
+        cached = _PLACE_NAMES[key] = (now, signals.place_names(cat))
+    return cached[1]
+
+
+_PLACE_NAMES: dict[str, tuple[float, set[str]]] = {}
 
 
 def find_once(cfg: Config, query: Query) -> Outcome:
@@ -150,52 +340,10 @@ def _fetch(query: Query) -> int:
     return query.k * (ONLINE_OVERFETCH if query.filters.online_only else 1)
 
 
-def _by_name(query: Query, catalog: OpenCatalog) -> list[dict]:
+def _by_name(query: Query, catalog: OpenCatalog, filters: dict | None = None) -> list[dict]:
     """Caption, filename and folder matches of the name words and the text, newest first."""
-    f = query.filters
+    f = filters or query.filters.keywords()
     words = " ".join(w for w in (query.name, query.text.strip()) if w) or None
     with catalog() as cat:
-        root_id = cat.find_root(f.root).id if f.root else None
-        rows = cat.search_name(words, after=f.after, before=f.before, root_id=root_id, camera=f.camera,
-                               folder=f.folder, place=f.place, limit=_fetch(query))
+        rows = cat.search_name(words, **_catalog_filters(cat, f), limit=_fetch(query))
     return [Result.from_row(r, None, words).to_json() for r in rows]
-
-
-def _words_first(by_words: list[dict], by_meaning: list[dict]) -> list[dict]:
-    """Photos whose caption or name has the words the person typed, then the rest by similarity: a match of
-    their own words is the surest sign of what they meant. A photo found both ways keeps both reasons."""
-    similar = {r["id"]: r for r in by_meaning}
-    merged = []
-    for r in by_words:
-        also = similar.pop(r["id"], None)
-        merged.append(r if also is None else {**also, "matched": r["matched"] + also["matched"]})
-    return merged + [r for r in by_meaning if r["id"] in similar]
-
-
-def _by_meaning(query: Query, searcher: OpenSearcher) -> list[dict] | None:
-    """Results by meaning, or None when no model is installed: photos whose captions mean the text first
-    (the owner's own words, compared by the text tower), then by the look of the photo."""
-    text = query.text.strip() or None
-    with searcher() as s:
-        if s is None:
-            return None
-        try:
-            found = s.search(text=text, like=query.like, name=query.name or None, k=_fetch(query),
-                             **query.filters.keywords())
-            if text and query.like is None and query.captions_by_meaning:
-                found = _merge(s.by_captions(text, k=_fetch(query), **query.filters.keywords()), found)
-        except NoModelError:
-            return None
-    return [r.to_json() for r in found]
-
-
-def _merge(first: list[Result], then: list[Result]) -> list[Result]:
-    """`first`, then the rest of `then`; a photo in both keeps both reasons and the similarity score."""
-    later = {r.id: r for r in then}
-    merged = []
-    for r in first:
-        also = later.pop(r.id, None)
-        if also is not None:
-            r.score, r.matched = also.score, r.matched + also.matched
-        merged.append(r)
-    return merged + [r for r in then if r.id in later]

@@ -476,6 +476,22 @@ class VectorIndex:
                 return None
             return self._vectors_of(np.array([photo_id], dtype=np.int64))[0]
 
+    def vectors(self, photo_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those of the photos the index holds, in the order asked."""
+        ids = np.asarray(list(photo_ids), dtype=np.int64)
+        with self._lock:
+            ids = ids[self._has(ids)]
+            return ids, self._vectors_of(ids)
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to n held vectors picked at random (the same ones for the same index and seed): what a query's
+        scores over the library look like, without scoring the whole library."""
+        with self._lock:
+            ids = np.flatnonzero(self._present).astype(np.int64)
+            if ids.size > n:
+                ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+            return self._vectors_of(ids)
+
     def _vectors_of(self, ids: np.ndarray) -> np.ndarray:
         if ids.size == 0:
             return np.zeros((0, self.dim or 0), dtype=np.float32)

@@ -40,6 +40,7 @@ class Result:
     place: str | None = None
     text: str | None = None
     matched: list[dict[str, Any]] = field(default_factory=list)
+    fused: float | None = None  # the fused rank score that ordered the results (photod.search.fusion)
 
     @classmethod
     def from_row(cls, row: PhotoInfoRow, score: float | None, words: str | None = None) -> "Result":
@@ -57,6 +58,17 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints."""
         return asdict(self)
+
+
+def merge_reasons(into: Result, other: Result) -> None:
+    """One photo found twice (by two words, or two channels): one result with both reasons and the
+    similarity, where either had it."""
+    seen = {(m["channel"], m.get("text")) for m in into.matched}
+    into.matched += [m for m in other.matched if (m["channel"], m.get("text")) not in seen]
+    if into.score is None and other.score is not None:
+        into.score = other.score
+    # The similarity last: it is the weakest reason, and the CLI leads with it anyway.
+    into.matched.sort(key=lambda m: m["channel"] == "image")
 
 
 def matched_text(result: dict[str, Any]) -> str | None:

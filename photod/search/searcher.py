@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
@@ -23,9 +24,11 @@ from PIL import Image
 from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.errors import DecodeError, NoModelError, PhotodError
 from photod.model import registry
+from photod.search import fusion
 from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
+from photod.search.query import Term
 from photod.search.results import Result
 from photod.store import vectors
 from photod.store.catalog import Catalog
@@ -33,6 +36,20 @@ from photod.store.catalog import Catalog
 FULL_SYNC_SECONDS = 30.0   # how often a long-lived searcher reconciles deletions with the catalog
 OVERFETCH = 8              # first try: this many times k nearest, then keep those passing the filters
 SUBSET_LIMIT = 50_000      # else filters matching at most this many photos restrict the vector search itself
+SAMPLE_SIZE = 2048         # vectors a query's scores over the library are estimated from (the cutoff)
+
+
+@dataclass
+class MeaningHits:
+    """Photos by their look, for what a query asks (best first, excluded photos taken out), with the
+    similarity this query needs for a match (photod.search.fusion.standout)."""
+
+    results: list[Result] = field(default_factory=list)
+    cutoff: float = float("-inf")
+    excluded: set[int] = field(default_factory=set)  # stand out for an excluded term: dropped everywhere
+
+    def matches(self, result: Result) -> bool:
+        return result.score is not None and result.score >= self.cutoff
 
 
 class Searcher:
@@ -52,6 +69,7 @@ class Searcher:
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
+        self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
 
     @classmethod
     def from_config(cls, config: Config) -> "Searcher":
@@ -160,26 +178,81 @@ class Searcher:
                 results.append(result)
         return results
 
+    def by_meaning(self, terms: Sequence[Term], exclusions: Sequence[Term] = (), k: int = 60, *,
+                   allowed: set[int] | None = None, **filters: Any) -> MeaningHits:
+        """Photos whose look matches the terms (their embeddings, weighted, as one query), narrowed by the
+        filters and to `allowed` when given. An excluded term drops the photos that stand out for it and
+        lowers the rest by how much closer to it they are than the library's bulk."""
+        if not terms:
+            return MeaningHits()
+        query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
+        results = self._nearest(query, k, None, self._filters(**filters), allowed)
+        sample = self._library_sample()
+        hits = MeaningHits(results, fusion.standout(sample @ query))
+        if exclusions and results:
+            order = {r.id: float(r.score or 0.0) for r in results}
+            ids, vecs = self.index().vectors(order)
+            for term in exclusions:
+                vec = self._term_vector(term)
+                threshold, floor = fusion.standout(sample @ vec), fusion.bulk(sample @ vec)
+                for photo_id, score in zip(ids.tolist(), (vecs @ vec).tolist()):
+                    if score >= threshold:
+                        hits.excluded.add(photo_id)
+                    order[photo_id] -= term.weight * max(0.0, score - floor)
+            hits.results = sorted((r for r in results if r.id not in hits.excluded), key=lambda r: -order[r.id])
+        return hits
+
+    def _term_vector(self, term: Term) -> np.ndarray:
+        return self.encode_like(term.like) if term.like is not None else self.encode_text(term.text)
+
+    def _library_sample(self) -> np.ndarray:
+        """A fixed random sample of the library's vectors (unit length), kept until the library has grown
+        or shrunk by a tenth."""
+        index = self.index()
+        size = len(index)
+        if self._sample is not None:
+            cached, was, vecs = self._sample
+            if cached is index and (was == size or (was > SAMPLE_SIZE and abs(size - was) < was / 10)):
+                return vecs
+        vecs = index.sample(SAMPLE_SIZE)
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        self._sample = (index, size, vecs.astype(np.float32))
+        return self._sample[2]
+
     def _filters(self, after: str | None = None, before: str | None = None, root: str | int | None = None,
-                 camera: str | None = None, folder: str | None = None, place: str | None = None) -> dict:
+                 camera: str | None = None, folder: str | None = None, place: str | None = None,
+                 dates: Sequence[tuple[str, str]] | None = None, yearly: tuple[str, str] | None = None) -> dict:
         return {"after": after, "before": before, "camera": camera, "folder": folder, "place": place,
+                "dates": dates, "yearly": yearly,
                 "root_id": self.catalog.find_root(root).id if root is not None else None}
 
     def search(self, text: str | None = None, like: str | int | os.PathLike | None = None,
                name: str | None = None, after: str | None = None, before: str | None = None,
                root: str | int | None = None, camera: str | None = None, folder: str | None = None,
-               place: str | None = None, k: int = 20) -> list[Result]:
+               place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
+               yearly: tuple[str, str] | None = None, k: int = 20) -> list[Result]:
         """Photos matching a text and/or example photo (by cosine similarity, best first), narrowed by
         name and filters; with neither text nor photo, the name/filter matches, newest first."""
         if k <= 0:
             return []
         text = text.strip() if isinstance(text, str) else text
-        filters = self._filters(after, before, root, camera, folder, place)
+        filters = self._filters(after, before, root, camera, folder, place, dates, yearly)
         if not text and like is None:
             rows = self.catalog.search_name(name, **filters, limit=k)
             return [Result.from_row(r, None) for r in rows]
-        query = self._query_vector(text, like)
+        return self._nearest(self._query_vector(text, like), k, name, filters)
+
+    def _nearest(self, query: np.ndarray, k: int, name: str | None, filters: dict,
+                 allowed: set[int] | None = None) -> list[Result]:
+        if k <= 0:
+            return []
         index = self.index()
+        if allowed is not None:  # few photos (those holding a quoted phrase): search only them
+            rows = {r["id"]: r for r in self.catalog.search_name(name, **filters, ids=sorted(allowed), limit=None)}
+            if not rows:
+                return []
+            scores, ids = index.search(query, k, allowed_ids=list(rows))
+            return self._join(scores[0], ids[0], rows)[:k]
         if name or any(v is not None for v in filters.values()):
             return self._filtered(index, query, k, name, filters)
         return self._ranked(index, query, k)
@@ -235,6 +308,11 @@ class Searcher:
             found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
             rows = {r["id"]: r for r in found}
         return [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows]
+
+
+def _unit(vec: np.ndarray) -> np.ndarray:
+    vec = np.asarray(vec, dtype=np.float32)
+    return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
 def _as_id(value: Any) -> int | None:

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Literal, TypedDict, cast, get_args
+from typing import Any, Iterable, Iterator, Literal, Sequence, TypedDict, cast, get_args
 
 from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
@@ -606,14 +606,18 @@ class Catalog:
 
     def search_name(self, text: str | None = None, *, after: str | None = None, before: str | None = None,
                     root_id: int | None = None, camera: str | None = None, folder: str | None = None,
-                    place: str | None = None, ids: Iterable[int] | None = None,
-                    limit: int | None = 50) -> list[NameMatchRow]:
+                    place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
+                    yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None,
+                    exact: bool = False, limit: int | None = 50) -> list[NameMatchRow]:
         """Search by words, in file and folder names, captions, text in photos and places, with filters.
-        Dates compare against EXIF taken-at, else the file's mtime; `place` keeps photos taken where a
-        place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words."""
+        Dates compare against EXIF taken-at, else the file's mtime: `after`/`before` bound them, `dates` are
+        [first, after last) ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of
+        every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
+        place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
+        as one phrase (a quoted "三亚湾")."""
         where = ["p.state != 'deleted'"]
         params: list[Any] = []
-        match = fts_query(text) if text else None
+        match = fts_query(text, exact=exact) if text else None
         place_match = fts_query(place) if place else None
         if (text and match is None) or (place and place_match is None):
             return []
@@ -630,6 +634,13 @@ class Catalog:
         if before:
             where.append(f"{taken} < ?")
             params.append(before)
+        if dates is not None:
+            where.append("(" + (" OR ".join([f"({taken} >= ? AND {taken} < ?)"] * len(dates)) or "0") + ")")
+            params += [bound for span in dates for bound in span]
+        if yearly:
+            day = f"substr({taken}, 6, 5)"
+            where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
+            params += list(yearly)
         if root_id is not None:
             where.append("p.root_id = ?")
             params.append(root_id)
@@ -651,6 +662,14 @@ class Catalog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
+
+    def word_hits(self, text: str, exact: bool = False) -> set[int]:
+        """The photos whose names, captions, text or place hold the words (or, `exact`, the phrase): what
+        an exclusion drops and a quoted phrase requires."""
+        match = fts_query(text, exact=exact)
+        if match is None:
+            return set()
+        return {r[0] for r in self.conn.execute(_ANY_HITS, [match] * 4)}
 
     # ---- captions ----------------------------------------------------------------------------------
 

@@ -136,6 +136,13 @@ def store_places(catalog: Catalog, found: Iterable[FoundPlace]) -> None:
               "\n".join(f.names), now) for f in found])
 
 
+def place_names(catalog: Catalog) -> set[str]:
+    """Every place name (Chinese and English, every level, case-folded) the library has photos of: the
+    words a query can name a place with."""
+    rows = catalog.conn.execute("SELECT DISTINCT names FROM photo_places WHERE names != ''").fetchall()
+    return {name.casefold() for (names,) in rows for name in names.split("\n") if name}
+
+
 def place_of(catalog: Catalog, photo_id: int) -> PlaceRow | None:
     rows = catalog.query("SELECT * FROM photo_places WHERE photo_id = ?", (photo_id,))
     return cast(PlaceRow, rows[0]) if rows else None

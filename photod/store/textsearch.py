@@ -28,12 +28,16 @@ def _spaced(text: str) -> str:
     return " ".join(text.split())
 
 
-def fts_query(user_text: str) -> str | None:
+def fts_query(user_text: str, exact: bool = False) -> str | None:
     """Turn what a person typed into an FTS5 MATCH expression; None when nothing searchable is left.
 
     Every word must match (AND). A latin word matches as a prefix (`wed` finds `wedding`), a CJK run
     matches as a phrase of its characters. Quotes keep FTS5 operators in filenames from being read as syntax.
+    `exact`: the words as one phrase, the last one whole (a quoted "三亚湾" or "red car" in a query).
     """
+    if exact:
+        tokens = _spaced(user_text).split()
+        return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"' if tokens else None
     terms = []
     for word in _SEPARATORS.sub(" ", user_text).split():
         tokens = _spaced(word).split()
