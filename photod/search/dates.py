@@ -279,8 +279,9 @@ def _holiday_name(raw: str) -> str:
 
 _FIXED_HOLIDAYS = {"国庆": ((10, 1), (10, 7)), "元旦": ((1, 1), (1, 1)), "圣诞": ((12, 24), (12, 26)),
                    "情人节": ((2, 14), (2, 14)), "劳动节": ((5, 1), (5, 5))}
-_LUNAR_HOLIDAYS = {"春节": ((1, 1), -1, 7), "除夕": ((1, 1), -1, 0), "中秋": ((8, 15), 0, 0),
-                   "元宵": ((1, 15), 0, 0)}  # lunar (month, day), days before, days after
+# Lunar (month, day), and the first and last day as days from it: 春节 is 除夕 (the eve) to 初七.
+_LUNAR_HOLIDAYS = {"春节": ((1, 1), -1, 6), "除夕": ((1, 1), -1, -1), "中秋": ((8, 15), 0, 0),
+                   "元宵": ((1, 15), 0, 0)}
 
 
 def _holiday(text: str, name: str, year: int | None, today: dt.date) -> DateSpan:
@@ -295,12 +296,12 @@ def _holiday(text: str, name: str, year: int | None, today: dt.date) -> DateSpan
 
 
 def _lunar(name: str, year: int) -> tuple[dt.date, dt.date]:
-    (month, day), before, after = _LUNAR_HOLIDAYS[name]
+    (month, day), first, last = _LUNAR_HOLIDAYS[name]
     try:
         centre = LunarDate(year, month, day).to_solar_date()
     except ValueError:
         raise DateError(f"「{name}」 of {year} is outside the lunar calendar photod knows (1900-2099)") from None
-    return centre + before * ONE_DAY, centre + after * ONE_DAY
+    return centre + first * ONE_DAY, centre + last * ONE_DAY
 
 
 def _decade(text: str, raw: str) -> DateSpan | None:
