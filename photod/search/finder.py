@@ -170,7 +170,7 @@ def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outco
             return Outcome(query, results, "recent", 0.0, parsed=parsed, stages=stages)
         words = _WordHits.find(cat, parsed, filters, _depth(query))
         clock.lap("words")
-    look, fallback = _by_look(query, parsed, filters, searcher, words.required, clock)
+    look, fallback = _by_look(query, parsed, filters, searcher, words, clock)
     if look is None and query.like is not None:
         raise NoModelError()
     pool = _fused(words, look, clock)
@@ -203,6 +203,7 @@ class _WordHits:
     ranking: list[int] = field(default_factory=list)
     excluded: set[int] = field(default_factory=set)
     required: set[int] | None = None
+    found_words: set[str] = field(default_factory=set)  # the words some photo holds as text
 
     @classmethod
     def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "_WordHits":
@@ -225,6 +226,7 @@ class _WordHits:
                 else:
                     hits.results[row["id"]] = found
                 matched[row["id"]] = matched.get(row["id"], 0) + 1
+                hits.found_words.add(word)
         # More of the words first; among equals, the order the catalog gave (newest first).
         hits.ranking = sorted(hits.results, key=lambda pid: -matched[pid])
         return hits
@@ -236,9 +238,14 @@ def _catalog_filters(cat: Catalog, filters: dict) -> dict:
     return out
 
 
-def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher,
-             required: set[int] | None, clock: _Clock) -> tuple["_Look | None", NoModelError | None]:
-    """The look (CLIP) and the captions' meaning; None (and why) when no model is installed."""
+def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: "_WordHits",
+             clock: _Clock) -> tuple["_Look | None", NoModelError | None]:
+    """The look (CLIP) and the captions' meaning; None (and why) when no model is installed.
+
+    Words the library holds as text (a caption's 小白, a sign's 海鲜) may name what is captioned or written
+    rather than what is seen, so when a term mixes them with other words the look is asked twice: for the
+    whole term and for the term without them (小白 蓝色: also 蓝色). Both rankings take part in the fusion
+    (summing the two embeddings instead was measured worse: the sum can point at neither)."""
     terms = parsed.meaning_terms
     if not terms and not parsed.exclusions:
         return _Look(), None
@@ -246,33 +253,56 @@ def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSea
         if s is None:
             return None, NoModelError()
         try:
-            look = _Look(s.by_meaning(terms, parsed.exclusions, _depth(query), allowed=required, **filters))
+            look = _Look([s.by_meaning(terms, parsed.exclusions, _depth(query), allowed=words.required,
+                                       **filters)])
+            seen = _without_words(terms, words.found_words)
+            if seen:
+                look.hits.append(s.by_meaning(seen, parsed.exclusions, _depth(query), allowed=words.required,
+                                              **filters))
             clock.lap("look")
             if parsed.meaning_text and query.captions_by_meaning and query.like is None:
                 look.captions = s.by_captions(parsed.meaning_text, k=_depth(query), **filters)
                 clock.lap("captions")
         except NoModelError as exc:
             return None, exc
-    if required is not None:
-        look.captions = [r for r in look.captions if r.id in required]
+    if words.required is not None:
+        look.captions = [r for r in look.captions if r.id in words.required]
     return look, None
+
+
+def _without_words(terms: list[Term], found: set[str]) -> list[Term]:
+    """The terms with the words found in the text channels taken out, when that changes some term and leaves
+    it something; [] otherwise."""
+    out, changed = [], False
+    for term in terms:
+        kept = [w for w in term.text.split() if w not in found] if term.like is None else []
+        if term.like is None and kept and len(kept) < len(term.text.split()):
+            out.append(dataclasses.replace(term, text=" ".join(kept)))
+            changed = True
+        else:
+            out.append(term)
+    return out if changed else []
 
 
 @dataclass
 class _Look:
-    hits: "MeaningHits | None" = None
+    hits: list["MeaningHits"] = field(default_factory=list)
     captions: list[Result] = field(default_factory=list)
 
     @property
+    def rankings(self) -> list[list[Result]]:
+        return [h.results for h in self.hits]
+
+    @property
     def results(self) -> list[Result]:
-        return self.hits.results if self.hits else []
+        return [r for h in self.hits for r in h.results]
 
     @property
     def excluded(self) -> set[int]:
-        return self.hits.excluded if self.hits else set()
+        return set().union(*(h.excluded for h in self.hits))
 
     def matches(self, result: Result) -> bool:
-        return self.hits is not None and self.hits.matches(result)
+        return any(h.matches(result) for h in self.hits)
 
 
 def _fused(words: _WordHits, look: _Look | None, clock: _Clock) -> dict[int, Result]:
@@ -287,7 +317,8 @@ def _fused(words: _WordHits, look: _Look | None, clock: _Clock) -> dict[int, Res
             merge_reasons(pool[result.id], result)
         else:
             pool[result.id] = dataclasses.replace(result, matched=list(result.matched))
-    fused = fusion.fuse([words.ranking, [r.id for r in look.captions], [r.id for r in look.results]])
+    fused = fusion.fuse([words.ranking, [r.id for r in look.captions], *([r.id for r in ranking]
+                                                                          for ranking in look.rankings)])
     for pid, result in pool.items():
         result.fused = round(fused.get(pid, 0.0), 6)
     return dict(sorted(pool.items(), key=lambda item: -item[1].fused))

@@ -11,13 +11,18 @@ al., 2009), where it was found to be insensitive.
 
 **The cutoff is per query.** A fixed similarity threshold does not carry across queries (海边 scores photos
 higher than 小白 does, on every photo), so each query's similarities are compared with its own similarities over
-the library (a fixed random sample of it): a photo is a match when it stands out of that distribution by
-STANDOUT robust standard deviations (median + STANDOUT × 1.4826 × median absolute deviation; the median and MAD
-describe the bulk of unrelated photos even when a fair share of the library matches, where a mean and
-standard deviation would be dragged up by the matches themselves). A photo halfway from the bulk to a
-perfect match (cosine 1) is a match whatever the spread says: in a small library the spread is measured on a
-handful of photos and can put the bar above anything reachable, and a near-duplicate of an example photo is
-always what was asked for.
+the library (a fixed random sample of it):
+- *a group of its own*: normal components (one to MAX_GROUPS, as many as the Bayesian information criterion
+  asks for) are fitted to the scores by EM; when the highest group lies STANDOUT pooled standard deviations
+  (Ashman's D) above the next one, the matches are that group, and the bar is where a photo becomes likelier
+  to belong to it than to the next. Photos of a library fall into groups (beaches, cats, documents), and the
+  one the query is about sits on top, however many photos it holds.
+- else, *stands out of the bulk*: STANDOUT standard deviations above the unrelated photos, whose location and
+  spread are read off the lower quantiles (10th and 25th percentile), which the matches do not reach even when
+  they are many; a median and MAD would be dragged up by them. This is the case of a query whose matches
+  form a tail rather than a group of their own.
+In a small library (fewer than SMALL_SAMPLE photos) a photo halfway from the bulk to a perfect match (cosine 1)
+is also a match: groups and spreads measured on a handful of photos can put the bar above anything reachable.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ import numpy as np
 RANK_OFFSET = 60
 STANDOUT = 3.0
 HALFWAY = 0.5
+SMALL_SAMPLE = 64  # below this many scores (a small library), the halfway rule also holds
+MAX_GROUPS = 4
+HISTOGRAM_BINS = 64
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
 
@@ -42,13 +50,72 @@ def fuse(rankings: Iterable[Sequence[Hashable]], offset: int = RANK_OFFSET) -> d
 
 
 def standout(scores: np.ndarray, z: float = STANDOUT) -> float:
-    """The score a photo needs to stand out of `scores` (this query's scores over a sample of the library)."""
+    """The score a photo needs to be a match, given `scores` (this query's scores over a sample of the
+    library). See the module's docstring."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return float("-inf")
-    median = float(np.median(scores))
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(scores - median)))
-    return min(median + z * max(spread, 1e-6), median + HALFWAY * (1.0 - median))
+    location, spread = _bulk(scores)
+    bar = _top_group(scores, z)
+    if bar is None:
+        bar = location + z * spread
+    if scores.size < SMALL_SAMPLE:
+        bar = min(bar, location + HALFWAY * (1.0 - location))
+    return bar
+
+
+def _bulk(scores: np.ndarray) -> tuple[float, float]:
+    """Location and standard deviation of the unrelated photos, from the 10th and 25th percentiles (where a
+    normal distribution has them at -1.2816 and -0.6745 standard deviations)."""
+    q10, q25 = np.percentile(scores, [10, 25])
+    spread = max(float(q25 - q10) / (1.2816 - 0.6745), 1e-6)
+    return float(q25) + 0.6745 * spread, spread
+
+
+def _top_group(scores: np.ndarray, z: float) -> float | None:
+    """Where the highest of the fitted groups begins (see the module's docstring), or None when it does not
+    stand apart from the next."""
+    if scores.size < 8 or float(scores.max() - scores.min()) < 1e-9:
+        return None
+    counts, edges = np.histogram(scores, bins=HISTOGRAM_BINS)
+    x, n = (edges[:-1] + edges[1:]) / 2, counts.astype(np.float64)
+    floor = float(edges[1] - edges[0]) / 2
+    fits = [_fit(x, n, groups, floor) for groups in range(1, MAX_GROUPS + 1)]
+    weights, means, sds = min(fits, key=lambda fit: fit[3])[:3]
+    if len(means) < 2:
+        return None
+    order = np.argsort(means)
+    top, below = order[-1], order[-2]
+    apart = np.sqrt(2) * (means[top] - means[below]) / np.sqrt(sds[top] ** 2 + sds[below] ** 2)
+    if apart < z or weights[top] > 0.6:
+        return None
+    grid = np.linspace(means[below], means[top], 200)
+    upper = weights[top] * np.exp(-0.5 * ((grid - means[top]) / sds[top]) ** 2) / sds[top]
+    lower = weights[below] * np.exp(-0.5 * ((grid - means[below]) / sds[below]) ** 2) / sds[below]
+    wins = np.flatnonzero(upper > lower)
+    return float(grid[wins[0]]) if wins.size else None
+
+
+def _fit(x: np.ndarray, n: np.ndarray, groups: int, floor: float, steps: int = 30):
+    """EM for `groups` normal components over histogram bins `x` holding `n` scores each:
+    (weights, means, standard deviations, BIC)."""
+    total = n.sum()
+    cumulative = np.cumsum(n) / total
+    means = np.array([x[min(np.searchsorted(cumulative, (g + 0.5) / groups), x.size - 1)] for g in range(groups)])
+    spread = np.sqrt((n * (x - (n * x).sum() / total) ** 2).sum() / total)
+    sds = np.full(groups, max(spread / groups, floor))
+    weights = np.full(groups, 1.0 / groups)
+    for _ in range(steps):
+        dens = weights * np.exp(-0.5 * ((x[:, None] - means) / sds) ** 2) / (sds * np.sqrt(2 * np.pi))
+        likely = np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
+        resp = n[:, None] * dens / likely
+        mass = np.maximum(resp.sum(axis=0), 1e-9)
+        weights = mass / total
+        means = (resp * x[:, None]).sum(axis=0) / mass
+        sds = np.maximum(np.sqrt((resp * (x[:, None] - means) ** 2).sum(axis=0) / mass), floor)
+    dens = weights * np.exp(-0.5 * ((x[:, None] - means) / sds) ** 2) / (sds * np.sqrt(2 * np.pi))
+    loglik = float((n * np.log(np.maximum(dens.sum(axis=1), 1e-300))).sum())
+    return weights, means, sds, -2 * loglik + (3 * groups - 1) * np.log(total)
 
 
 def bulk(scores: np.ndarray) -> float:

@@ -5,8 +5,8 @@ Kept apart from photod.search.searcher so that showing filename results never lo
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Result:
         camera = " ".join(p for p in (row.get("camera_make"), row.get("camera_model")) if p) or None
         online = bool(row.get("root_online")) and row["state"] != "offline"
         return cls(
-            id=row["id"], path=str(Path(row["root_path"]) / row["rel_path"]),
+            id=row["id"], path=os.path.join(row["root_path"], row["rel_path"]),  # Path() cost 20 % of a query
             score=None if score is None else round(float(score), 6), filename=row["filename"],
             folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
             taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),

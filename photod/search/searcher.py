@@ -248,11 +248,11 @@ class Searcher:
             return []
         index = self.index()
         if allowed is not None:  # few photos (those holding a quoted phrase): search only them
-            rows = {r["id"]: r for r in self.catalog.search_name(name, **filters, ids=sorted(allowed), limit=None)}
-            if not rows:
+            matching = self.catalog.matching_ids(name, **filters, ids=sorted(allowed))
+            if not matching:
                 return []
-            scores, ids = index.search(query, k, allowed_ids=list(rows))
-            return self._join(scores[0], ids[0], rows)[:k]
+            scores, ids = index.search(query, k, allowed_ids=matching)
+            return self._join(scores[0], ids[0], None)[:k]
         if name or any(v is not None for v in filters.values()):
             return self._filtered(index, query, k, name, filters)
         return self._ranked(index, query, k)
@@ -285,13 +285,12 @@ class Searcher:
         if len(results) >= k or ids.shape[1] < fetch:
             return results[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
-        matching = self.catalog.search_name(name, **filters, limit=SUBSET_LIMIT + 1)
+        matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            rows = {r["id"]: r for r in matching}
-            if not rows:
+            if not matching:
                 return []
-            scores, ids = index.search(query, k, allowed_ids=list(rows))
-            return self._join(scores[0], ids[0], rows)[:k]
+            scores, ids = index.search(query, k, allowed_ids=matching)
+            return self._join(scores[0], ids[0], None)[:k]
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)

@@ -186,6 +186,8 @@ _PLACE_HITS = "SELECT rowid FROM photo_places_fts WHERE photo_places_fts MATCH ?
 # up instead of scanning photos. Four `?`, all the same MATCH expression.
 _ANY_HITS = (f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS})"
              f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}")
+# When a photo was taken, for date filters and the newest-first order: EXIF's time, else the file's.
+_TAKEN = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
 
 class Catalog:
     def __init__(self, db_path: str | os.PathLike, migrate: bool = True):
@@ -615,45 +617,12 @@ class Catalog:
         every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
         place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
         as one phrase (a quoted "三亚湾")."""
-        where = ["p.state != 'deleted'"]
-        params: list[Any] = []
-        match = fts_query(text, exact=exact) if text else None
-        place_match = fts_query(place) if place else None
-        if (text and match is None) or (place and place_match is None):
+        found = _where(text, exact, after=after, before=before, root_id=root_id, camera=camera, folder=folder,
+                       place=place, dates=dates, yearly=yearly, ids=ids)
+        if found is None:
             return []
-        if match:
-            where.append(f"p.id IN ({_ANY_HITS})")
-            params += [match] * 4
-        if place_match:
-            where.append(f"p.id IN ({_PLACE_HITS})")
-            params.append(place_match)
-        taken = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
-        if after:
-            where.append(f"{taken} >= ?")
-            params.append(after)
-        if before:
-            where.append(f"{taken} < ?")
-            params.append(before)
-        if dates is not None:
-            where.append("(" + (" OR ".join([f"({taken} >= ? AND {taken} < ?)"] * len(dates)) or "0") + ")")
-            params += [bound for span in dates for bound in span]
-        if yearly:
-            day = f"substr({taken}, 6, 5)"
-            where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
-            params += list(yearly)
-        if root_id is not None:
-            where.append("p.root_id = ?")
-            params.append(root_id)
-        if camera:
-            where.append("(p.camera_model LIKE ? OR p.camera_make LIKE ?)")
-            params += [f"%{camera}%", f"%{camera}%"]
-        if folder:
-            where.append("(p.folder = ? OR p.folder LIKE ? ESCAPE '\\')")
-            params += [folder.strip("/"), _like_prefix(folder.strip("/")) + "/%"]
-        if ids is not None:
-            id_list = list(ids)
-            where.append(f"p.id IN ({','.join('?' * len(id_list))})")
-            params += id_list
+        where, params, match = found
+        taken = _TAKEN
         sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
                f" {taken} AS taken_or_mtime, l.label_zh AS place_label, t.text AS photo_text"
                f" FROM photos p JOIN roots r ON r.id = p.root_id"
@@ -662,6 +631,19 @@ class Catalog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
+
+    def matching_ids(self, text: str | None = None, *, exact: bool = False, limit: int | None = None,
+                     **filters: Any) -> list[int]:
+        """The ids search_name would return (same words and filters), unordered: what a vector search is
+        narrowed to, without building rows for photos it will not show."""
+        found = _where(text, exact, **filters)
+        if found is None:
+            return []
+        where, params, _match = found
+        sql = f"SELECT p.id FROM photos p WHERE {' AND '.join(where)}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [r[0] for r in self.conn.execute(sql, params)]
 
     def word_hits(self, text: str, exact: bool = False) -> set[int]:
         """The photos whose names, captions, text or place hold the words (or, `exact`, the phrase): what
@@ -695,6 +677,55 @@ class Catalog:
     def remove_caption(self, caption_id: int) -> None:
         with self.transaction():
             self.conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,))
+
+
+def _where(text: str | None, exact: bool = False, *, after: str | None = None, before: str | None = None,
+           root_id: int | None = None, camera: str | None = None, folder: str | None = None,
+           place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
+           yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None,
+           ) -> tuple[list[str], list[Any], str | None] | None:
+    """The WHERE clauses and parameters of a search by words and filters (see Catalog.search_name), and the
+    words' MATCH expression; None when the words hold nothing searchable."""
+    where = ["p.state != 'deleted'"]
+    params: list[Any] = []
+    match = fts_query(text, exact=exact) if text else None
+    place_match = fts_query(place) if place else None
+    if (text and match is None) or (place and place_match is None):
+        return None
+    if match:
+        where.append(f"p.id IN ({_ANY_HITS})")
+        params += [match] * 4
+    if place_match:
+        where.append(f"p.id IN ({_PLACE_HITS})")
+        params.append(place_match)
+    taken = _TAKEN
+    if after:
+        where.append(f"{taken} >= ?")
+        params.append(after)
+    if before:
+        where.append(f"{taken} < ?")
+        params.append(before)
+    if dates is not None:
+        where.append("(" + (" OR ".join([f"({taken} >= ? AND {taken} < ?)"] * len(dates)) or "0") + ")")
+        params += [bound for span in dates for bound in span]
+    if yearly:
+        day = f"substr({taken}, 6, 5)"
+        where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
+        params += list(yearly)
+    if root_id is not None:
+        where.append("p.root_id = ?")
+        params.append(root_id)
+    if camera:
+        where.append("(p.camera_model LIKE ? OR p.camera_make LIKE ?)")
+        params += [f"%{camera}%", f"%{camera}%"]
+    if folder:
+        where.append("(p.folder = ? OR p.folder LIKE ? ESCAPE '\\')")
+        params += [folder.strip("/"), _like_prefix(folder.strip("/")) + "/%"]
+    if ids is not None:
+        id_list = list(ids)
+        where.append(f"p.id IN ({','.join('?' * len(id_list))})")
+        params += id_list
+    return where, params, match
 
 
 def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:

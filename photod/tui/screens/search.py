@@ -50,6 +50,7 @@ class SearchScreen(Screen):
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("c", "captions", "Caption"),
         Binding("m", "more_like", "More like"),
+        Binding("a", "toggle_all", "All matches"),
         Binding("plus,r", "mark(True)", "Right"),
         Binding("minus,w", "mark(False)", "Wrong"),
         Binding("o", "open_viewer", "View", show=False),
@@ -57,7 +58,8 @@ class SearchScreen(Screen):
         Binding("u", "unselect", "Unselect", show=False),
     ]
     # These keys act on results; while a text field has focus they are part of what is typed ("/" too).
-    _RESULT_ACTIONS = {"captions", "more_like", "mark", "open_viewer", "copy_path", "unselect", "type_query"}
+    _RESULT_ACTIONS = {"captions", "more_like", "mark", "open_viewer", "copy_path", "unselect", "type_query",
+                       "toggle_all"}
 
     def __init__(self, library: Library, image_mode: str = "auto") -> None:
         super().__init__()
@@ -72,7 +74,7 @@ class SearchScreen(Screen):
         self._note_text: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield TextField(placeholder="describe a photo (海边的日落), or part of a filename", id="query")
+        yield TextField(placeholder="describe a photo: 海边的日落, 2019年夏天 三亚 -人, \"三亚湾\", or a filename", id="query")
         yield FilterBar(id="filters", classes="-hidden")
         yield Static("", id="note", markup=False)
         yield ResultGrid(self.library.thumbnail, self.image_mode, id="results")
@@ -145,6 +147,12 @@ class SearchScreen(Screen):
             words[1] = f"like {self._like_name}"
         if outcome.query.filters.active():
             words.append("filtered")
+        if outcome.understood:
+            words.append("".join(f"「{u}」" for u in outcome.understood))
+        if outcome.hidden:
+            words.append(f"{outcome.hidden} weaker hidden (a: show)")
+        elif outcome.query.show_all:
+            words.append("all matches (a: hide weaker)")
         grid = self.query_one(ResultGrid)
         if grid.selected:
             words.append(f"{len(grid.selected)} selected")
@@ -240,6 +248,11 @@ class SearchScreen(Screen):
         self.query_state = replace(self.query_state, names_only=not self.query_state.names_only)
         self.app.notify("searching filenames only" if self.query_state.names_only
                         else "searching by meaning (when a model is installed)")
+        self.schedule_search(immediate=True)
+
+    def action_toggle_all(self) -> None:
+        """Show the weaker matches the per-query cutoff hides, or hide them again."""
+        self.query_state = replace(self.query_state, show_all=not self.query_state.show_all)
         self.schedule_search(immediate=True)
 
     def action_toggle_list(self) -> None:
