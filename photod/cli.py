@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="search by Chinese text, by example photo, or by filename",
                        description="The query language: 2019年夏天 三亚 海边 -人, \"三亚湾\" 菜单, cat + 2:dog -grass, "
-                       "like:PHOTO. Put English exclusions after -- (photod search -- cat -grass) or quote the query.")
+                       "like:PHOTO. After `search`, -word is an exclusion (a word starting with -k: after --).")
     s.add_argument("query", nargs="*", help='what the photo shows, e.g. 海边的日落 (words: one query)')
     s.add_argument("--name", help="filename/folder text")
     s.add_argument("--like", metavar="PATH|ID", help="photos like this file or photo id")
@@ -281,16 +281,30 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _exclusions_kept(argv: list[str]) -> list[str]:
-    """`photod search 海边 -人`: after `search`, a word like -人 or -"三亚" is an exclusion, not an option. It is
-    passed on with a minus sign (U+2212) that argparse does not take for an option and the query parser reads
-    as `-`. (-grass reads as options, as in any command: quote the query or put it after --.)"""
+    """`photod search 海边 -人 -grass`: after `search`, a word like -人 is an exclusion, not an option. It is
+    passed on with a minus sign (U+2212), which argparse does not take for an option and the query parser reads
+    as `-`. Options stay options: those with two dashes, -h, and -k with or without its number (-k5); a word
+    starting with -k (-kite) is written `-- -kite` or quoted."""
     if "search" not in argv:
         return argv
     from photod.search.query import MINUS_SIGN
 
     at = argv.index("search")
-    return argv[:at + 1] + [MINUS_SIGN + a[1:] if re.match(r"-([^-A-Za-z0-9]|\d+(\.\d+)?:)", a) else a
-                            for a in argv[at + 1:]]
+    rest = argv[at + 1:]
+    if "--" in rest:  # after --, argparse takes everything as words already
+        cut = rest.index("--")
+        return argv[:at + 1] + [_as_word(a, MINUS_SIGN) for a in rest[:cut]] + rest[cut:]
+    return argv[:at + 1] + [_as_word(a, MINUS_SIGN) for a in rest]
+
+
+def _as_word(arg: str, minus: str) -> str:
+    if not arg.startswith("-") or arg == "-":
+        return arg
+    if set(arg) == {"-"}:
+        return minus + arg[1:]
+    if arg.startswith("--") or arg == "-h" or re.fullmatch(r"-k\d*", arg):
+        return arg
+    return minus + arg[1:]
 
 
 def _result_line(r: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
 from photod.store import signals
 from photod.store.catalog import Catalog, open_catalog
+from photod.store.textsearch import fts_any
 
 if TYPE_CHECKING:
     from photod.search.searcher import MeaningHits, Searcher
@@ -173,9 +174,12 @@ def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outco
     look, fallback = _by_look(query, parsed, filters, searcher, words, clock)
     if look is None and query.like is not None:
         raise NoModelError()
-    pool = _fused(words, look, clock)
-    mode = "like" if query.like is not None and not query.text.strip() else ("meaning" if look else "names")
-    results, hidden = _page(pool, words, look, query)
+    look = look or _Look()
+    order = _fused(words, look)
+    shown, hidden = _page(order, words, look, query)
+    with catalog() as cat:
+        results = _results(cat, shown, words, look)
+    mode = "like" if query.like is not None and not query.text.strip() else ("meaning" if look.hits else "names")
     clock.lap("fuse")
     return Outcome(query, results, mode, 0.0, fallback, parsed, hidden, stages)
 
@@ -199,14 +203,17 @@ class _WordHits:
     """The words channel: photos holding the query's words in names, captions, text or places, those
     holding more of them first; what its exclusions drop; what its quoted phrases require (None: nothing)."""
 
-    results: dict[int, Result] = field(default_factory=dict)
     ranking: list[int] = field(default_factory=list)
     excluded: set[int] = field(default_factory=set)
     required: set[int] | None = None
     found_words: set[str] = field(default_factory=set)  # the words some photo holds as text
+    match: str | None = None  # one FTS expression for all the words: why each photo on the page matched
+    said: str = ""
 
     @classmethod
     def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "_WordHits":
+        """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
+        the filters listed once; rows are read later, for the photos on the page only."""
         hits = cls()
         for phrase in parsed.phrases:
             found = cat.word_hits(phrase, exact=True)
@@ -214,21 +221,26 @@ class _WordHits:
         for term in parsed.exclusions:
             if term.like is None:
                 hits.excluded |= cat.word_hits(term.text, exact=term.exact)
-        matched: dict[int, int] = {}
-        for word, exact in [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]:
-            for row in cat.search_name(word, exact=exact, **_catalog_filters(cat, filters), limit=depth,
-                                       ids=sorted(hits.required) if hits.required is not None else None):
-                if row["id"] in hits.excluded:
-                    continue
-                found = Result.from_row(row, None, word)
-                if row["id"] in hits.results:
-                    merge_reasons(hits.results[row["id"]], found)
-                else:
-                    hits.results[row["id"]] = found
-                matched[row["id"]] = matched.get(row["id"], 0) + 1
+        wanted = [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]
+        if not wanted:
+            return hits
+        where = _catalog_filters(cat, filters)
+        # Filters are listed once (an unfiltered query lists only the deleted photos, which are few).
+        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
+        if hits.required is not None:
+            allowed = hits.required if allowed is None else allowed & hits.required
+        gone = hits.excluded | (cat.deleted_ids() if allowed is None else set())
+        matched: dict[int, int] = {}  # photo -> how many of the words it holds
+        for word, exact in wanted:
+            found = cat.word_hits(word, exact=exact)
+            found = (found if allowed is None else found & allowed) - gone
+            if found:
                 hits.found_words.add(word)
-        # More of the words first; among equals, the order the catalog gave (newest first).
-        hits.ranking = sorted(hits.results, key=lambda pid: -matched[pid])
+            for i in found:
+                matched[i] = matched.get(i, 0) + 1
+        # More of the words first; among equals, the later cataloged first.
+        hits.ranking = sorted(matched, key=lambda pid: (-matched[pid], -pid))[:depth]
+        hits.match, hits.said = fts_any(wanted), " ".join(w for w, _ in wanted)
         return hits
 
 
@@ -253,9 +265,11 @@ def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSea
         if s is None:
             return None, NoModelError()
         try:
+            seen = _without_words(terms, words.found_words)
+            s.encode_texts([t.text for t in (*terms, *seen, *parsed.exclusions) if t.like is None]
+                           + ([parsed.meaning_text] if parsed.meaning_text else []))  # one text-model call
             look = _Look([s.by_meaning(terms, parsed.exclusions, _depth(query), allowed=words.required,
                                        **filters)])
-            seen = _without_words(terms, words.found_words)
             if seen:
                 look.hits.append(s.by_meaning(seen, parsed.exclusions, _depth(query), allowed=words.required,
                                               **filters))
@@ -305,40 +319,56 @@ class _Look:
         return any(h.matches(result) for h in self.hits)
 
 
-def _fused(words: _WordHits, look: _Look | None, clock: _Clock) -> dict[int, Result]:
-    """Every photo any channel found, once, with every reason, in fused order."""
-    look = look or _Look()
+def _fused(words: _WordHits, look: _Look) -> list[tuple[int, float]]:
+    """Every photo any channel found, once, best first, with its fused score; excluded photos dropped."""
     dropped = words.excluded | look.excluded
-    pool: dict[int, Result] = {}
-    for result in [*look.results, *(words.results[i] for i in words.ranking), *look.captions]:
-        if result.id in dropped:
-            continue
-        if result.id in pool:
-            merge_reasons(pool[result.id], result)
-        else:
-            pool[result.id] = dataclasses.replace(result, matched=list(result.matched))
-    fused = fusion.fuse([words.ranking, [r.id for r in look.captions], *([r.id for r in ranking]
-                                                                          for ranking in look.rankings)])
-    for pid, result in pool.items():
-        result.fused = round(fused.get(pid, 0.0), 6)
-    return dict(sorted(pool.items(), key=lambda item: -item[1].fused))
+    fused = fusion.fuse([words.ranking, [r.id for r in look.captions],
+                         *([r.id for r in ranking] for ranking in look.rankings)])
+    return sorted(((pid, score) for pid, score in fused.items() if pid not in dropped), key=lambda item: -item[1])
 
 
-def _page(pool: dict[int, Result], words: _WordHits, look: _Look | None, query: Query) -> tuple[list[dict], int]:
-    """The page shown, and how many of what `show_all` would show on it are hidden: a photo holding the words,
-    or captioned with their meaning, always shows; one found by its look only when it stands out."""
-    look = look or _Look()
-    by_caption = {r.id for r in look.captions}
+def _page(order: list[tuple[int, float]], words: _WordHits, look: _Look,
+          query: Query) -> tuple[list[tuple[int, float, bool]], int]:
+    """The page shown, as (photo, fused score, a match?), and how many of what `show_all` would show on it are
+    hidden: a photo holding the words, or captioned with their meaning, always shows; one found by its look
+    only when it stands out."""
+    held = set(words.ranking) | {r.id for r in look.captions}
+    by_look = {r.id: r for r in look.results}
     page, hidden = [], 0
-    for result in pool.values():
+    for pid, score in order:
         if len(page) >= _fetch(query):
             break
-        match = result.id in words.results or result.id in by_caption or look.matches(result)
+        match = pid in held or (pid in by_look and look.matches(by_look[pid]))
         if not match:
             hidden += 1
         if match or query.show_all:
-            page.append({**result.to_json(), **({} if match else {"below_cutoff": True})})
+            page.append((pid, score, match))
     return page, (0 if query.show_all else min(hidden, max(0, _fetch(query) - len(page))))
+
+
+def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: _WordHits, look: _Look) -> list[dict]:
+    """The page's results, each with every reason any channel had; the words' reasons are read here, for
+    these photos only (one query)."""
+    found: dict[int, Result] = {}
+    for result in [*look.results, *look.captions]:
+        if result.id in found:
+            merge_reasons(found[result.id], result)
+        else:
+            found[result.id] = dataclasses.replace(result, matched=list(result.matched))
+    ranked = set(words.ranking)
+    held = [pid for pid, _, _ in page if pid in ranked]
+    if held and words.match:
+        for row in cat.search_name(match=words.match, ids=held, limit=None):
+            result = Result.from_row(row, None, words.said)
+            if row["id"] in found:
+                merge_reasons(result, found[row["id"]])
+            found[row["id"]] = result
+    out = []
+    for pid, score, match in page:
+        if pid in found:
+            found[pid].fused = round(score, 6)
+            out.append({**found[pid].to_json(), **({} if match else {"below_cutoff": True})})
+    return out
 
 
 def _known_places(cat: Catalog) -> set[str]:

@@ -35,7 +35,7 @@ RANK_OFFSET = 60
 STANDOUT = 3.0
 HALFWAY = 0.5
 SMALL_SAMPLE = 64  # below this many scores (a small library), the halfway rule also holds
-MAX_GROUPS = 4
+MAX_GROUPS = 3
 HISTOGRAM_BINS = 64
 MAD_TO_SIGMA = 1.4826  # the MAD of a normal distribution times this is its standard deviation
 
@@ -96,7 +96,7 @@ def _top_group(scores: np.ndarray, z: float) -> float | None:
     return float(grid[wins[0]]) if wins.size else None
 
 
-def _fit(x: np.ndarray, n: np.ndarray, groups: int, floor: float, steps: int = 30):
+def _fit(x: np.ndarray, n: np.ndarray, groups: int, floor: float, steps: int = 20):
     """EM for `groups` normal components over histogram bins `x` holding `n` scores each:
     (weights, means, standard deviations, BIC)."""
     total = n.sum()

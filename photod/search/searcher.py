@@ -37,6 +37,7 @@ FULL_SYNC_SECONDS = 30.0   # how often a long-lived searcher reconciles deletion
 OVERFETCH = 8              # first try: this many times k nearest, then keep those passing the filters
 SUBSET_LIMIT = 50_000      # else filters matching at most this many photos restrict the vector search itself
 SAMPLE_SIZE = 2048         # vectors a query's scores over the library are estimated from (the cutoff)
+TEXTS_REMEMBERED = 256     # text embeddings kept between queries
 
 
 @dataclass
@@ -70,6 +71,9 @@ class Searcher:
         self._data_version: int | None = None
         self._full_sync_at = 0.0
         self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
+        self._texts_of = ""  # the text tower the remembered embeddings and cutoffs are of
+        self._texts: dict[str, np.ndarray] = {}
+        self._bars: dict[str, tuple[float, float]] = {}  # excluded text -> (cutoff, bulk), for this sample
 
     @classmethod
     def from_config(cls, config: Config) -> "Searcher":
@@ -121,8 +125,23 @@ class Searcher:
     # ---- queries -----------------------------------------------------------------------------------
 
     def encode_text(self, text: str) -> np.ndarray:
-        """The unit embedding of a text query."""
-        return self._serving().text_encoder().encode([text])[0]
+        """The unit embedding of a text query (remembered: the TUI asks for the same words at every key)."""
+        return self.encode_texts([text])[0]
+
+    def encode_texts(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Unit embeddings of texts; the ones not remembered are embedded in one batch (a query's words,
+        its exclusions and the words without those held as text: one text-model call instead of three)."""
+        slot = self._serving()
+        key = slot.bundle.text_id if slot.bundle is not None else ""
+        if self._texts_of != key:
+            self._texts_of, self._texts, self._bars = key, {}, {}
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if missing:
+            for text, vec in zip(missing, slot.text_encoder().encode(missing)):
+                self._texts[text] = np.ascontiguousarray(vec, dtype=np.float32)
+            while len(self._texts) > TEXTS_REMEMBERED:
+                self._texts.pop(next(iter(self._texts)))
+        return [self._texts[t] for t in texts]
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
@@ -185,6 +204,7 @@ class Searcher:
         lowers the rest by how much closer to it they are than the library's bulk."""
         if not terms:
             return MeaningHits()
+        self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
         results = self._nearest(query, k, None, self._filters(**filters), allowed)
         sample = self._library_sample()
@@ -194,13 +214,24 @@ class Searcher:
             ids, vecs = self.index().vectors(order)
             for term in exclusions:
                 vec = self._term_vector(term)
-                threshold, floor = fusion.standout(sample @ vec), fusion.bulk(sample @ vec)
+                threshold, floor = self._bar(term, vec, sample)
                 for photo_id, score in zip(ids.tolist(), (vecs @ vec).tolist()):
                     if score >= threshold:
                         hits.excluded.add(photo_id)
                     order[photo_id] -= term.weight * max(0.0, score - floor)
             hits.results = sorted((r for r in results if r.id not in hits.excluded), key=lambda r: -order[r.id])
         return hits
+
+    def _bar(self, term: Term, vec: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+        """(cutoff, bulk) of an excluded term's scores over the sample, remembered for a text term: the TUI
+        asks for `-人` again at every key typed after it."""
+        key = term.text
+        if term.like is not None or key not in self._bars:
+            scores = sample @ vec
+            self._bars[key] = (fusion.standout(scores), fusion.bulk(scores))
+            while len(self._bars) > TEXTS_REMEMBERED:
+                self._bars.pop(next(iter(self._bars)))
+        return self._bars[key]
 
     def _term_vector(self, term: Term) -> np.ndarray:
         return self.encode_like(term.like) if term.like is not None else self.encode_text(term.text)
@@ -216,6 +247,7 @@ class Searcher:
                 return vecs
         vecs = index.sample(SAMPLE_SIZE)
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        self._bars = {}
         self._sample = (index, size, vecs.astype(np.float32))
         return self._sample[2]
 
@@ -248,11 +280,7 @@ class Searcher:
             return []
         index = self.index()
         if allowed is not None:  # few photos (those holding a quoted phrase): search only them
-            matching = self.catalog.matching_ids(name, **filters, ids=sorted(allowed))
-            if not matching:
-                return []
-            scores, ids = index.search(query, k, allowed_ids=matching)
-            return self._join(scores[0], ids[0], None)[:k]
+            return self._within(index, query, k, self.catalog.matching_ids(name, **filters, ids=sorted(allowed)))
         if name or any(v is not None for v in filters.values()):
             return self._filtered(index, query, k, name, filters)
         return self._ranked(index, query, k)
@@ -278,6 +306,10 @@ class Searcher:
 
     def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, name: str | None,
                   filters: dict) -> list[Result]:
+        if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
+            matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
+            if len(matching) <= SUBSET_LIMIT:
+                return self._within(index, query, k, matching)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
@@ -287,16 +319,20 @@ class Searcher:
         # Selective filters: search only the photos that pass them, when they are few enough to list.
         matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            if not matching:
-                return []
-            scores, ids = index.search(query, k, allowed_ids=matching)
-            return self._join(scores[0], ids[0], None)[:k]
+            return self._within(index, query, k, matching)
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
             results = self._join(scores[0], ids[0], None, name=name, filters=filters)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
+
+    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: list[int]) -> list[Result]:
+        """The nearest k among the photos listed (those that pass the filters)."""
+        if not matching:
+            return []
+        scores, ids = index.search(query, k, allowed_ids=matching)
+        return self._join(scores[0], ids[0], None)[:k]
 
     def _join(self, scores: np.ndarray, ids: np.ndarray, rows: dict | None, name: str | None = None,
               filters: dict | None = None) -> list[Result]:

@@ -610,15 +610,16 @@ class Catalog:
                     root_id: int | None = None, camera: str | None = None, folder: str | None = None,
                     place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
                     yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None,
-                    exact: bool = False, limit: int | None = 50) -> list[NameMatchRow]:
+                    exact: bool = False, match: str | None = None, limit: int | None = 50) -> list[NameMatchRow]:
         """Search by words, in file and folder names, captions, text in photos and places, with filters.
         Dates compare against EXIF taken-at, else the file's mtime: `after`/`before` bound them, `dates` are
         [first, after last) ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of
         every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
         place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
-        as one phrase (a quoted "三亚湾")."""
+        as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression instead of `text` (photod.store.textsearch
+        makes them)."""
         found = _where(text, exact, after=after, before=before, root_id=root_id, camera=camera, folder=folder,
-                       place=place, dates=dates, yearly=yearly, ids=ids)
+                       place=place, dates=dates, yearly=yearly, ids=ids, match=match)
         if found is None:
             return []
         where, params, match = found
@@ -633,25 +634,44 @@ class Catalog:
         return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
 
     def matching_ids(self, text: str | None = None, *, exact: bool = False, limit: int | None = None,
-                     **filters: Any) -> list[int]:
-        """The ids search_name would return (same words and filters), unordered: what a vector search is
-        narrowed to, without building rows for photos it will not show."""
+                     newest_first: bool = False, **filters: Any) -> list[int]:
+        """The ids search_name would return (same words and filters), unordered unless `newest_first`: what
+        a vector search is narrowed to, and a channel's ranking, without building rows for photos not shown."""
         found = _where(text, exact, **filters)
         if found is None:
             return []
         where, params, _match = found
         sql = f"SELECT p.id FROM photos p WHERE {' AND '.join(where)}"
+        if newest_first:
+            sql += f" ORDER BY {_TAKEN} DESC, p.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [r[0] for r in self.conn.execute(sql, params)]
 
+    def deleted_ids(self) -> set[int]:
+        """Photos deleted but kept for the grace period (the full-text tables still hold them)."""
+        return {r[0] for r in self.conn.execute("SELECT id FROM photos WHERE state = 'deleted'")}
+
     def word_hits(self, text: str, exact: bool = False) -> set[int]:
-        """The photos whose names, captions, text or place hold the words (or, `exact`, the phrase): what
-        an exclusion drops and a quoted phrase requires."""
+        """The photos whose names, captions, text or place hold the words (or, `exact`, these very
+        characters): what an exclusion drops and a quoted phrase requires."""
         match = fts_query(text, exact=exact)
         if match is None:
             return set()
-        return {r[0] for r in self.conn.execute(_ANY_HITS, [match] * 4)}
+        found = {r[0] for r in self.conn.execute(_ANY_HITS, [match] * 4)}
+        return self._holding(found, text) if exact else found
+
+    def _holding(self, ids: set[int], phrase: str) -> set[int]:
+        """Those of the photos whose texts hold `phrase` as it is written (case aside): the full-text match
+        of its characters also matches them across a space or a line break (三亚 湾仔 for "三亚湾")."""
+        wanted = phrase.casefold()
+        rows = self.conn.execute(
+            "SELECT id, rel_path FROM photos WHERE id IN (SELECT value FROM json_each(?))"
+            " UNION ALL SELECT photo_id, text FROM captions WHERE photo_id IN (SELECT value FROM json_each(?))"
+            " UNION ALL SELECT photo_id, text FROM photo_text WHERE photo_id IN (SELECT value FROM json_each(?))"
+            " UNION ALL SELECT photo_id, names FROM photo_places WHERE photo_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(ids))] * 4)
+        return {pid for pid, text in rows if wanted in (text or "").casefold()}
 
     # ---- captions ----------------------------------------------------------------------------------
 
@@ -682,13 +702,13 @@ class Catalog:
 def _where(text: str | None, exact: bool = False, *, after: str | None = None, before: str | None = None,
            root_id: int | None = None, camera: str | None = None, folder: str | None = None,
            place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
-           yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None,
+           yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None, match: str | None = None,
            ) -> tuple[list[str], list[Any], str | None] | None:
     """The WHERE clauses and parameters of a search by words and filters (see Catalog.search_name), and the
     words' MATCH expression; None when the words hold nothing searchable."""
     where = ["p.state != 'deleted'"]
     params: list[Any] = []
-    match = fts_query(text, exact=exact) if text else None
+    match = match or (fts_query(text, exact=exact) if text else None)
     place_match = fts_query(place) if place else None
     if (text and match is None) or (place and place_match is None):
         return None
@@ -699,15 +719,14 @@ def _where(text: str | None, exact: bool = False, *, after: str | None = None, b
         where.append(f"p.id IN ({_PLACE_HITS})")
         params.append(place_match)
     taken = _TAKEN
-    if after:
-        where.append(f"{taken} >= ?")
-        params.append(after)
-    if before:
-        where.append(f"{taken} < ?")
-        params.append(before)
+    if after or before:
+        sql, bounds = _taken_within([(after, before)])
+        where.append(sql)
+        params += bounds
     if dates is not None:
-        where.append("(" + (" OR ".join([f"({taken} >= ? AND {taken} < ?)"] * len(dates)) or "0") + ")")
-        params += [bound for span in dates for bound in span]
+        sql, bounds = _taken_within(dates)
+        where.append(sql)
+        params += bounds
     if yearly:
         day = f"substr({taken}, 6, 5)"
         where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
@@ -726,6 +745,21 @@ def _where(text: str | None, exact: bool = False, *, after: str | None = None, b
         where.append(f"p.id IN ({','.join('?' * len(id_list))})")
         params += id_list
     return where, params, match
+
+
+def _taken_within(spans: Sequence[tuple[str | None, str | None]]) -> tuple[str, list[Any]]:
+    """Photos taken in any of the [first, before) spans (an open end: None), looked up through the index
+    on taken_at, and among photos without one by their file's time: a scan of the COALESCE of both took
+    25 ms at 100,000 photos."""
+    if not spans:
+        return "0", []
+    parts, params = [], []
+    for first, before in spans:
+        for column, known in (("taken_at", "taken_at IS NOT NULL"), (_TAKEN.replace("p.", ""), "taken_at IS NULL")):
+            bounds = [f"{column} >= ?"] * (first is not None) + [f"{column} < ?"] * (before is not None)
+            parts.append(f"SELECT id FROM photos WHERE {known} AND {' AND '.join(bounds) or '1'}")
+            params += [b for b in (first, before) if b is not None]
+    return f"p.id IN ({' UNION ALL '.join(parts)})", params
 
 
 def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:

@@ -47,3 +47,9 @@ def fts_query(user_text: str, exact: bool = False) -> str | None:
         prefix = "*" if not _CJK.match(tokens[-1]) else ""
         terms.append(f'"{phrase}"{prefix}')
     return " AND ".join(terms) if terms else None
+
+
+def fts_any(items: list[tuple[str, bool]]) -> str | None:
+    """One MATCH expression for photos holding any of the (text, exact) items; None when none is searchable."""
+    parts = [q for q in (fts_query(text, exact=exact) for text, exact in items) if q]
+    return " OR ".join(f"({q})" for q in parts) or None

@@ -1,0 +1,100 @@
+"""The query language end to end, on a real catalog (and a tiny real model): dates, exact phrases, words held
+as text excluded, the CLI's handling of `-词`, and bad input that never ends in a traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from photod.cli import main
+from photod.config import Config, WorkersConfig
+from photod.labels import captions as labels
+from photod.search.finder import Query, find_once
+from photod.search.index import VectorIndex
+from photod.search.indexer import Indexer
+from photod.store import signals
+from photod.store.stage import Stage
+from tests.support.onnxkit import add_photos, install_active, stage_pictures
+
+TODAY = dt.date(2026, 12, 3)
+
+
+def _ids(data_dir, text: str, **kw) -> list[int]:
+    return [r["id"] for r in find_once(Config(data_dir=data_dir), Query(text=text, today=TODAY, **kw)).results]
+
+
+@pytest.fixture
+def library(catalog, data_dir, tmp_path):
+    """Six photos: two from the summer of 2019, one from 春节 2020, a menu, a sign, a caption."""
+    ids = []
+    for taken in ("2019-07-14T10:00:00", "2019-08-30T18:00:00", "2020-01-26T12:00:00", "2021-03-01T09:00:00",
+                  "2025-06-01T09:00:00", "2026-11-15T09:00:00"):
+        ids += add_photos(catalog, tmp_path / f"lib{len(ids)}", 1, taken_at=taken)
+    signals.store_text(catalog, [signals.FoundText(ids[0], "e", (("三亚湾海鲜 菜单", 0.9, 0, 0, 9, 9),)),
+                                 signals.FoundText(ids[3], "e", (("三亚 湾仔 码头", 0.9, 0, 0, 9, 9),))])
+    labels.add_captions(catalog, [ids[1]], "小白在海边")
+    labels.add_captions(catalog, [ids[2]], "小白和全家福")
+    return ids
+
+
+def test_date_words_filter_and_are_shown_back(library, data_dir):
+    ids = library
+    outcome = find_once(Config(data_dir=data_dir), Query(text="2019年夏天 小白", today=TODAY))
+    assert [r["id"] for r in outcome.results] == [ids[1]]
+    assert outcome.understood == ["日期 2019-06-01 … 2019-08-31"]
+    assert _ids(data_dir, "2020年春节 小白") == [ids[2]]  # 2020-01-26 is 初二
+    assert _ids(data_dir, "春节 小白") == [ids[2]]        # any year's Spring Festival
+    assert _ids(data_dir, "去年") == [ids[4]] and _ids(data_dir, "上个月") == [ids[5]]
+    assert set(_ids(data_dir, "2019")) == {ids[0], ids[1]}
+
+
+def test_an_exact_phrase_is_required_and_words_across_channels_combine(library, data_dir):
+    ids = library
+    assert _ids(data_dir, '"三亚湾"') == [ids[0]]     # not 三亚 湾仔, whose characters are apart
+    assert set(_ids(data_dir, "三亚 湾")) == {ids[0], ids[3]}
+    assert _ids(data_dir, '"三亚湾" 菜单') == [ids[0]]
+
+
+def test_an_excluded_word_drops_the_photos_that_hold_it(library, data_dir):
+    ids = library
+    assert set(_ids(data_dir, "小白")) == {ids[1], ids[2]}
+    assert _ids(data_dir, "小白 -全家福") == [ids[1]]
+    assert _ids(data_dir, '小白 -"海边"') == [ids[2]]
+
+
+def test_the_cli_reads_an_exclusion_and_says_what_it_understood(library, data_dir, capsys):
+    ids = library
+    assert main(["search", "小白", "-全家福", "2019年", "--json"]) == 0
+    out = capsys.readouterr()
+    assert [r["id"] for r in json.loads(out.out)] == [ids[1]]
+    assert "「日期 2019-01-01 … 2019-12-31」" in out.err and "「排除 全家福」" in out.err
+    assert main(["search", "--", "小白", "-全家福"]) == 0  # after --, as English exclusions are written
+    assert "img_" in capsys.readouterr().out
+
+
+def test_the_cutoff_hides_weak_looks_and_all_shows_them(catalog, data_dir, tmp_path, capsys):
+    """A random tiny model: nothing stands out, so nothing is shown by its look; --all shows the ranking."""
+    bundle = install_active(data_dir, tmp_path / "bundle")
+    ids = add_photos(catalog, tmp_path / "lib", 80)
+    with Stage(data_dir) as stage:
+        stage_pictures(stage, ids)
+        Indexer(catalog, stage, bundle, VectorIndex(data_dir, bundle.image_id),
+                WorkersConfig(batch_size=16, encode_threads=1)).run_once()
+    outcome = find_once(Config(data_dir=data_dir), Query(text="海边的日落", k=10))
+    assert len(outcome.results) + outcome.hidden == 10 and outcome.hidden >= 8
+    every = find_once(Config(data_dir=data_dir), Query(text="海边的日落", k=10, show_all=True)).results
+    assert len(every) == 10 and sum(r.get("below_cutoff", False) for r in every) == outcome.hidden
+    assert main(["search", "海边的日落", "-k", "10"]) == 0
+    assert f"{outcome.hidden} weaker match" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000, "!!!", "-", "+", "---", '"unbalanced', '""', "😀🐱", "猫 🐱 cat ネコ 고양이",
+                                  "2019年2月30日 海边", "like:", "-like:/nowhere.jpg 猫", "\x00", "2:", "0:猫 -0:狗",
+                                  "((()))", "*", "NEAR(a b)", "a OR b", "^海边", '"三亚" -"三亚"'])
+def test_bad_queries_never_fail(library, data_dir, capsys, text):
+    outcome = find_once(Config(data_dir=data_dir), Query(text=text, today=TODAY))
+    assert isinstance(outcome.results, list)
+    assert main(["search", text]) == 0
+    assert "Traceback" not in capsys.readouterr().err
