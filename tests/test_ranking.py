@@ -176,7 +176,7 @@ def test_fusion_beats_the_best_single_channel(world):
         fused.append(_recall_at_10(world.find(query), wanted))
         words.append(_recall_at_10(world.find(query, show_all=True, model=False), wanted))
         look.append(_recall_at_10(world.find(look_words, show_all=True), wanted))
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    mean = lambda xs: sum(xs) / len(xs)
     print(f"\nmean recall@10 over {len(TWO_CHANNELS)} two-channel queries: fused {mean(fused):.2f}, "
           f"words alone {mean(words):.2f}, look alone {mean(look):.2f}")
     assert mean(fused) > max(mean(words), mean(look)) + 0.1

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Callable
 from photod.config import Config
 from photod.errors import NoModelError
 from photod.search import fusion
+from photod.search.channels import Look, WordHits, caption_channel, catalog_filters, look_channel
 from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
 from photod.store import signals
 from photod.store.catalog import Catalog, open_catalog
-from photod.store.textsearch import fts_any
 
 if TYPE_CHECKING:
-    from photod.search.searcher import MeaningHits, Searcher
+    from photod.search.searcher import Searcher
 
 # Over-fetch when results are filtered after the query (online only), so a page still fills.
 ONLINE_OVERFETCH = 4
@@ -166,15 +166,13 @@ def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outco
             parsed = dataclasses.replace(parsed, terms=parsed.terms + (Term(str(query.like), like=str(query.like)),))
         clock.lap("parse")
         filters = query.filters.keywords(parsed)
-        if not parsed.searches_anything() and not parsed.exclusions:
-            results = _by_name(dataclasses.replace(query, text=""), catalog, filters)
-            return Outcome(query, results, "recent", 0.0, parsed=parsed, stages=stages)
-        words = _WordHits.find(cat, parsed, filters, _depth(query))
+        words = WordHits.find(cat, parsed, filters, _depth(query)) if parsed.searches_anything() else None
         clock.lap("words")
+    if words is None and not parsed.exclusions:  # only dates (or nothing searchable): newest first
+        results = _by_name(dataclasses.replace(query, text=""), catalog, filters)
+        return Outcome(query, results, "recent", 0.0, parsed=parsed, stages=stages)
+    words = words or WordHits()
     look, fallback = _by_look(query, parsed, filters, searcher, words, clock)
-    if look is None and query.like is not None:
-        raise NoModelError()
-    look = look or _Look()
     order = _fused(words, look)
     shown, hidden = _page(order, words, look, query)
     with catalog() as cat:
@@ -198,128 +196,29 @@ def _depth(query: Query) -> int:
     return max(CHANNEL_MIN, CHANNEL_DEPTH * _fetch(query))
 
 
-@dataclass
-class _WordHits:
-    """The words channel: photos holding the query's words in names, captions, text or places, those
-    holding more of them first; what its exclusions drop; what its quoted phrases require (None: nothing)."""
-
-    ranking: list[int] = field(default_factory=list)
-    excluded: set[int] = field(default_factory=set)
-    required: set[int] | None = None
-    found_words: set[str] = field(default_factory=set)  # the words some photo holds as text
-    match: str | None = None  # one FTS expression for all the words: why each photo on the page matched
-    said: str = ""
-
-    @classmethod
-    def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "_WordHits":
-        """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
-        the filters listed once; rows are read later, for the photos on the page only."""
-        hits = cls()
-        for phrase in parsed.phrases:
-            found = cat.word_hits(phrase, exact=True)
-            hits.required = found if hits.required is None else hits.required & found
-        for term in parsed.exclusions:
-            if term.like is None:
-                hits.excluded |= cat.word_hits(term.text, exact=term.exact)
-        wanted = [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]
-        if not wanted:
-            return hits
-        where = _catalog_filters(cat, filters)
-        # Filters are listed once (an unfiltered query lists only the deleted photos, which are few).
-        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
-        if hits.required is not None:
-            allowed = hits.required if allowed is None else allowed & hits.required
-        gone = hits.excluded | (cat.deleted_ids() if allowed is None else set())
-        matched: dict[int, int] = {}  # photo -> how many of the words it holds
-        for word, exact in wanted:
-            found = cat.word_hits(word, exact=exact)
-            found = (found if allowed is None else found & allowed) - gone
-            if found:
-                hits.found_words.add(word)
-            for i in found:
-                matched[i] = matched.get(i, 0) + 1
-        # More of the words first; among equals, the later cataloged first.
-        hits.ranking = sorted(matched, key=lambda pid: (-matched[pid], -pid))[:depth]
-        hits.match, hits.said = fts_any(wanted), " ".join(w for w, _ in wanted)
-        return hits
-
-
-def _catalog_filters(cat: Catalog, filters: dict) -> dict:
-    out = {key: value for key, value in filters.items() if key != "root"}
-    out["root_id"] = cat.find_root(filters["root"]).id if filters.get("root") else None
-    return out
-
-
-def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: "_WordHits",
-             clock: _Clock) -> tuple["_Look | None", NoModelError | None]:
-    """The look (CLIP) and the captions' meaning; None (and why) when no model is installed.
-
-    Words the library holds as text (a caption's 小白, a sign's 海鲜) may name what is captioned or written
-    rather than what is seen, so when a term mixes them with other words the look is asked twice: for the
-    whole term and for the term without them (小白 蓝色: also 蓝色). Both rankings take part in the fusion
-    (summing the two embeddings instead was measured worse: the sum can point at neither)."""
-    terms = parsed.meaning_terms
-    if not terms and not parsed.exclusions:
-        return _Look(), None
+def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: WordHits,
+             clock: _Clock) -> tuple[Look, NoModelError | None]:
+    """The look and the captions' meaning, with the searcher lent for them; an empty Look (and why) when no
+    model is installed. An example photo with no model is a NoModelError."""
     with searcher() as s:
         if s is None:
-            return None, NoModelError()
-        try:
-            seen = _without_words(terms, words.found_words)
-            s.encode_texts([t.text for t in (*terms, *seen, *parsed.exclusions) if t.like is None]
-                           + ([parsed.meaning_text] if parsed.meaning_text else []))  # one text-model call
-            look = _Look([s.by_meaning(terms, parsed.exclusions, _depth(query), allowed=words.required,
-                                       **filters)])
-            if seen:
-                look.hits.append(s.by_meaning(seen, parsed.exclusions, _depth(query), allowed=words.required,
-                                              **filters))
-            clock.lap("look")
-            if parsed.meaning_text and query.captions_by_meaning and query.like is None:
-                look.captions = s.by_captions(parsed.meaning_text, k=_depth(query), **filters)
-                clock.lap("captions")
-        except NoModelError as exc:
-            return None, exc
-    if words.required is not None:
-        look.captions = [r for r in look.captions if r.id in words.required]
-    return look, None
-
-
-def _without_words(terms: list[Term], found: set[str]) -> list[Term]:
-    """The terms with the words found in the text channels taken out, when that changes some term and leaves
-    it something; [] otherwise."""
-    out, changed = [], False
-    for term in terms:
-        kept = [w for w in term.text.split() if w not in found] if term.like is None else []
-        if term.like is None and kept and len(kept) < len(term.text.split()):
-            out.append(dataclasses.replace(term, text=" ".join(kept)))
-            changed = True
+            fallback: NoModelError | None = NoModelError()
         else:
-            out.append(term)
-    return out if changed else []
+            try:
+                look = look_channel(s, parsed, filters, words, _depth(query))
+                clock.lap("look")
+                if parsed.meaning_text and query.captions_by_meaning and query.like is None:
+                    look.captions = caption_channel(s, parsed, filters, words, _depth(query))
+                    clock.lap("captions")
+                return look, None
+            except NoModelError as exc:
+                fallback = exc
+    if query.like is not None:
+        raise fallback
+    return Look(), fallback
 
 
-@dataclass
-class _Look:
-    hits: list["MeaningHits"] = field(default_factory=list)
-    captions: list[Result] = field(default_factory=list)
-
-    @property
-    def rankings(self) -> list[list[Result]]:
-        return [h.results for h in self.hits]
-
-    @property
-    def results(self) -> list[Result]:
-        return [r for h in self.hits for r in h.results]
-
-    @property
-    def excluded(self) -> set[int]:
-        return set().union(*(h.excluded for h in self.hits))
-
-    def matches(self, result: Result) -> bool:
-        return any(h.matches(result) for h in self.hits)
-
-
-def _fused(words: _WordHits, look: _Look) -> list[tuple[int, float]]:
+def _fused(words: WordHits, look: Look) -> list[tuple[int, float]]:
     """Every photo any channel found, once, best first, with its fused score; excluded photos dropped."""
     dropped = words.excluded | look.excluded
     fused = fusion.fuse([words.ranking, [r.id for r in look.captions],
@@ -327,7 +226,7 @@ def _fused(words: _WordHits, look: _Look) -> list[tuple[int, float]]:
     return sorted(((pid, score) for pid, score in fused.items() if pid not in dropped), key=lambda item: -item[1])
 
 
-def _page(order: list[tuple[int, float]], words: _WordHits, look: _Look,
+def _page(order: list[tuple[int, float]], words: WordHits, look: Look,
           query: Query) -> tuple[list[tuple[int, float, bool]], int]:
     """The page shown, as (photo, fused score, a match?), and how many of what `show_all` would show on it are
     hidden: a photo holding the words, or captioned with their meaning, always shows; one found by its look
@@ -346,7 +245,7 @@ def _page(order: list[tuple[int, float]], words: _WordHits, look: _Look,
     return page, (0 if query.show_all else min(hidden, max(0, _fetch(query) - len(page))))
 
 
-def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: _WordHits, look: _Look) -> list[dict]:
+def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits, look: Look) -> list[dict]:
     """The page's results, each with every reason any channel had; the words' reasons are read here, for
     these photos only (one query)."""
     found: dict[int, Result] = {}
@@ -406,5 +305,5 @@ def _by_name(query: Query, catalog: OpenCatalog, filters: dict | None = None) ->
     f = filters or query.filters.keywords()
     words = " ".join(w for w in (query.name, query.text.strip()) if w) or None
     with catalog() as cat:
-        rows = cat.search_name(words, **_catalog_filters(cat, f), limit=_fetch(query))
+        rows = cat.search_name(words, **catalog_filters(cat, f), limit=_fetch(query))
     return [Result.from_row(r, None, words).to_json() for r in rows]

@@ -1,0 +1,139 @@
+"""The channels a query is searched in, each giving its own ranking for photod.search.fusion to fuse:
+
+- the words: photos whose names, captions, text in the photo or place hold the query's words (the full-text
+  tables, photod.store.textsearch), more of the words first;
+- the look: photos whose image embedding matches the query's (CLIP, through photod.search.searcher), with
+  the query's own cutoff;
+- captions by meaning: photos whose captions mean what the words say.
+
+Exclusions and exact phrases act here too: a word channel's exclusion drops photos that hold the word, the
+look's drops photos that stand out for it; a quoted phrase narrows every channel to the photos holding it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from photod.search.query import ParsedQuery, Term
+from photod.search.results import Result
+from photod.store.catalog import Catalog
+from photod.store.textsearch import fts_any
+
+if TYPE_CHECKING:
+    from photod.search.searcher import MeaningHits, Searcher
+
+
+@dataclass
+class WordHits:
+    """The words channel: photos holding the query's words in names, captions, text or places, those
+    holding more of them first; what its exclusions drop; what its quoted phrases require (None: nothing)."""
+
+    ranking: list[int] = field(default_factory=list)
+    excluded: set[int] = field(default_factory=set)
+    required: set[int] | None = None
+    found_words: set[str] = field(default_factory=set)  # the words some photo holds as text
+    match: str | None = None  # one FTS expression for all the words: why each photo on the page matched
+    said: str = ""
+
+    @classmethod
+    def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "WordHits":
+        """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
+        the filters listed once; rows are read later, for the photos on the page only."""
+        hits = cls()
+        for phrase in parsed.phrases:
+            found = cat.word_hits(phrase, exact=True)
+            hits.required = found if hits.required is None else hits.required & found
+        for term in parsed.exclusions:
+            if term.like is None:
+                hits.excluded |= cat.word_hits(term.text, exact=term.exact)
+        wanted = [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]
+        if not wanted:
+            return hits
+        where = catalog_filters(cat, filters)
+        # Filters are listed once (an unfiltered query lists only the deleted photos, which are few).
+        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
+        if hits.required is not None:
+            allowed = hits.required if allowed is None else allowed & hits.required
+        gone = hits.excluded | (cat.deleted_ids() if allowed is None else set())
+        matched: dict[int, int] = {}  # photo -> how many of the words it holds
+        for word, exact in wanted:
+            found = cat.word_hits(word, exact=exact)
+            found = (found if allowed is None else found & allowed) - gone
+            if found:
+                hits.found_words.add(word)
+            for i in found:
+                matched[i] = matched.get(i, 0) + 1
+        # More of the words first; among equals, the later cataloged first.
+        hits.ranking = sorted(matched, key=lambda pid: (-matched[pid], -pid))[:depth]
+        hits.match, hits.said = fts_any(wanted), " ".join(w for w, _ in wanted)
+        return hits
+
+
+def catalog_filters(cat: Catalog, filters: dict) -> dict:
+    out = {key: value for key, value in filters.items() if key != "root"}
+    out["root_id"] = cat.find_root(filters["root"]).id if filters.get("root") else None
+    return out
+
+
+def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> Look:
+    """The look (CLIP): photos whose look matches the terms, with the query's cutoff.
+
+    Words the library holds as text (a caption's 小白, a sign's 海鲜) may name what is captioned or written
+    rather than what is seen, so when a term mixes them with other words the look is asked twice: for the
+    whole term and for the term without them (小白 蓝色: also 蓝色). Both rankings take part in the fusion
+    (summing the two embeddings instead was measured worse: the sum can point at neither)."""
+    terms = parsed.meaning_terms
+    if not terms:
+        return Look()
+    seen = _without_words(terms, words.found_words)
+    s.encode_texts([t.text for t in (*terms, *seen, *parsed.exclusions) if t.like is None]
+                   + ([parsed.meaning_text] if parsed.meaning_text else []))  # one text-model call
+    look = Look([s.by_meaning(terms, parsed.exclusions, depth, allowed=words.required, **filters)])
+    if seen:
+        look.hits.append(s.by_meaning(seen, parsed.exclusions, depth, allowed=words.required, **filters))
+    return look
+
+
+def caption_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> list[Result]:
+    """Photos whose captions mean what the query's words say (photod.search.captionmeaning)."""
+    found = s.by_captions(parsed.meaning_text, k=depth, **filters)
+    return found if words.required is None else [r for r in found if r.id in words.required]
+
+
+def _without_words(terms: list[Term], found: set[str]) -> list[Term]:
+    """The terms with the words found in the text channels taken out, when that changes some term and leaves
+    it something; [] otherwise."""
+    out, changed = [], False
+    for term in terms:
+        kept = [w for w in term.text.split() if w not in found] if term.like is None else []
+        if term.like is None and kept and len(kept) < len(term.text.split()):
+            out.append(dataclasses.replace(term, text=" ".join(kept)))
+            changed = True
+        else:
+            out.append(term)
+    return out if changed else []
+
+
+@dataclass
+class Look:
+    """The look's rankings (one, or two: see look_channel) and the captions found by meaning."""
+
+    hits: list[MeaningHits] = field(default_factory=list)
+    captions: list[Result] = field(default_factory=list)
+
+    @property
+    def rankings(self) -> list[list[Result]]:
+        return [h.results for h in self.hits]
+
+    @property
+    def results(self) -> list[Result]:
+        return [r for h in self.hits for r in h.results]
+
+    @property
+    def excluded(self) -> set[int]:
+        return set().union(*(h.excluded for h in self.hits))
+
+    def matches(self, result: Result) -> bool:
+        return any(h.matches(result) for h in self.hits)
