@@ -92,3 +92,13 @@ def test_idle_models_are_let_go_and_come_back_on_the_next_read():
     assert not reader.release_if_idle(3600) and reader._models is not None  # used just now: kept
     assert reader.release_if_idle(0) and reader._models is None
     assert reader.read(photo) == first  # loaded again, same result
+
+
+def test_a_read_past_its_deadline_is_stopped_and_costs_only_the_text():
+    """ONNX Runtime's terminate flag ends the run: the photo gets a clear error, the reader keeps working."""
+    reader = ocr.TextReader(threads=1, deadline=0.02)
+    photo = render(as_large_photo(sample_photos(1)[0], side=1600), "禁止吸烟 出口 停车场 欢迎光临", 0.05, seed=2)
+    with pytest.raises(OcrError, match="longer than 0.02 s|deadline"):
+        reader.read(photo)
+    reader.deadline = ocr.DEADLINE_SECONDS
+    assert any(found(line.text, "禁止吸烟") for line in reader.read(photo).lines)

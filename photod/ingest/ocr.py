@@ -41,6 +41,9 @@ FIRST_LOOK_SIDE = 560
 FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and cost 25 % more
 FIRST_LOOK_UNCLIP = 2.0      # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
 MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)
+# Seconds one photo's text may take before its reading is stopped (ONNX Runtime's terminate flag): a photo
+# takes well under a second here; a run that does not end costs that photo its text, not the daemon a worker.
+DEADLINE_SECONDS = 30.0
 MIN_SCORE = 0.5  # recognition confidence below which a line is noise
 REC_HEIGHT = 48  # the recogniser's input height (PP-OCR's rec_img_shape)
 MODELS = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx"}
@@ -89,8 +92,9 @@ class TextReader:
     loading is done once under a lock.
     """
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, deadline: float = DEADLINE_SECONDS):
         self.threads = threads
+        self.deadline = deadline
         self._models: tuple[Any, Any, Any] | None = None  # detector, its first-look post-processing, recogniser
         self._lock = threading.Lock()
         self._used = 0.0  # time.monotonic() of the last read
@@ -100,6 +104,7 @@ class TextReader:
         pixels = _bgr(image)
         if min(pixels.shape[:2]) < 8:
             return PhotoText(ENGINE_ID)
+        _DEADLINE.at = time.monotonic() + self.deadline
         try:
             detector, regions, recogniser = self._load()
             boxes = self._find_regions(detector, regions, pixels)
@@ -109,7 +114,11 @@ class TextReader:
         except OcrError:
             raise
         except Exception as exc:  # an engine failure on one image is that image's, never the daemon's
+            if time.monotonic() >= _DEADLINE.at:
+                raise OcrError(f"reading the text took longer than {self.deadline:g} s and was stopped") from None
             raise OcrError(f"the OCR engine failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            _DEADLINE.at = None
 
     def close(self) -> None:
         with self._lock:
@@ -197,7 +206,45 @@ def _open_models(threads: int) -> tuple[Any, Any, Any]:
     })
     regions = DBPostProcess(thresh=0.3, box_thresh=FIRST_LOOK_BOX_THRESH, max_candidates=MAX_LINES,
                             unclip_ratio=FIRST_LOOK_UNCLIP, use_dilation=True, score_mode="fast")
-    return engine._load_det_model(), regions, engine._load_rec_model()
+    detector, recogniser = engine._load_det_model(), engine._load_rec_model()
+    for model in (detector, recogniser):
+        model.session.session = _Stoppable(model.session.session)
+    return detector, regions, recogniser
+
+
+class _Deadline(threading.local):
+    at: float | None = None  # time.monotonic() by which this thread's read must end; None: no read running
+
+
+_DEADLINE = _Deadline()
+
+
+class _Stoppable:
+    """An ONNX Runtime session whose runs stop at the reading thread's deadline: a timer sets the run's
+    terminate flag, and ONNX Runtime ends the run with an error at its next check (between operators)."""
+
+    def __init__(self, session: Any):
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def run(self, output_names: Any, feeds: Any, run_options: Any = None) -> Any:
+        import onnxruntime as ort
+
+        left = None if _DEADLINE.at is None else _DEADLINE.at - time.monotonic()
+        if left is not None and left <= 0:
+            raise OcrError("the deadline for reading this photo's text has passed")
+        options = run_options or ort.RunOptions()
+        timer = None if left is None else threading.Timer(left, setattr, (options, "terminate", True))
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            return self._session.run(output_names, feeds, options)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 def _bgr(image: Image.Image) -> np.ndarray:
