@@ -6,7 +6,7 @@ Kept apart from photod.search.searcher so that showing filename results never lo
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -56,8 +56,11 @@ class Result:
             matched=_matched(row, score, words))
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON row `photod search --json` prints."""
-        return asdict(self)
+        """The JSON row `photod search --json` prints. (Not dataclasses.asdict, which deep-copies every value
+        recursively: 15 ms of a 60-result query.)"""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["matched"] = [dict(m) for m in self.matched]
+        return row
 
 
 def merge_reasons(into: Result, other: Result) -> None:
