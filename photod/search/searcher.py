@@ -26,7 +26,7 @@ from photod.model import registry
 from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
-from photod.search.results import Result
+from photod.search.results import Result, collapse_frames
 from photod.store import vectors
 from photod.store.catalog import Catalog
 
@@ -234,7 +234,8 @@ class Searcher:
         if not rows:
             found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
             rows = {r["id"]: r for r in found}
-        return [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows]
+        return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
+                                if int(i) in rows], self.catalog)
 
 
 def _as_id(value: Any) -> int | None:

@@ -9,7 +9,7 @@ from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from photod.tui.data import CaptionGroup, Library, full_path, human_size
+from photod.tui.data import CaptionGroup, Library, full_path, human_size, shown_full_path
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
@@ -27,7 +27,7 @@ def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
         gps = f"{row['gps_lat']:.5f}, {row['gps_lon']:.5f}"
     return [
         ("File", row["filename"]),
-        ("Path", str(full_path(row))),
+        ("Path", shown_full_path(row)),
         ("Root", f"{row['root_label'] or row['root_path']} ({'online' if online else 'OFFLINE'})"),
         ("Taken", (row.get("taken_at") or "unknown").replace("T", " ")),
         ("Camera", camera or "unknown"),

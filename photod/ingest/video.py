@@ -1,0 +1,184 @@
+"""Videos through FFmpeg's libraries (PyAV): what is cataloged (duration, resolution, creation time) and the
+moments that are staged and searched like photos.
+
+Moments are taken where the picture changes. The video is looked at every `probe_seconds` (fewer times for a
+long one: at most `max_probes` in all), each time at the first keyframe in that stretch: photod seeks to the
+keyframe before the moment and decodes keyframes only (FFmpeg skips the frames between them unread), so the
+cost follows the number of looks, not the video's length or frame rate. A look whose small
+grey thumbnail differs from the last moment kept by more than `change` (mean absolute difference, 0-1) is a
+new moment. The first frame is always one; when more than `max_frames` qualify, the first and those that
+changed most are kept, in time order. Frames are scaled down by FFmpeg (swscale) before they reach Python,
+so an 8K video costs little more memory than a photo.
+
+Bad input (empty, truncated, audio only, a corrupt stream) raises DecodeError with a reason. The caller runs
+the decode against a deadline (`deadline_seconds`): the loop here stops looking when it is reached and
+keeps what it has, and a call that hangs inside FFmpeg is abandoned by photod.ingest.ingester.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+from PIL import Image
+
+from photod.config import StageConfig, VideoConfig
+from photod.errors import DecodeError
+from photod.ingest.decode import Decoded, from_image
+from photod.store.catalog import PhotoMeta
+
+log = logging.getLogger(__name__)
+
+_THUMB = 32  # side of the grey thumbnail moments are compared by
+
+
+@dataclass(frozen=True)
+class Moment:
+    time: float        # seconds from the start
+    staged: Decoded    # the frame as the stage keeps it
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    meta: PhotoMeta
+    moments: list[Moment]   # never empty; the first is the video's own stage entry (its poster)
+    looked: int             # how many moments were looked at
+    cut_short: bool         # the deadline ended the looking early
+
+
+def decode_video(path: str, name: str, settings: VideoConfig = VideoConfig(), size: int = StageConfig.size,
+                 quality: int = StageConfig.quality) -> DecodedVideo:
+    """Catalog data and sampled moments of the video at `path` (shown as `name` in errors)."""
+    import av
+
+    deadline = time.monotonic() + settings.deadline_seconds
+    try:
+        with av.open(path, options={"probesize": "8000000"}) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{name}: no video stream (an audio-only file?)", "nothing in it to see")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.codec_context.skip_frame = "NONKEY"
+            duration = _duration(container, stream)
+            meta = _meta(container, stream, duration)
+            looks = _probe_times(duration, settings)
+            moments, looked, cut = _sample(container, stream, looks, settings, size, quality, deadline)
+    except DecodeError:
+        raise
+    except av.FFmpegError as exc:
+        raise DecodeError(f"{name}: not a video FFmpeg can read ({exc})",
+                          "the file may be incomplete (still copying) or damaged") from None
+    except MemoryError:
+        raise DecodeError(f"{name}: not enough memory to decode the video", "lower workers.decode") from None
+    if not moments:
+        raise DecodeError(f"{name}: no frame of the video could be decoded", "the video stream is damaged")
+    first = moments[0].staged.meta
+    meta = PhotoMeta(**{**meta.__dict__, "width": meta.width or first.width, "height": meta.height or first.height})
+    return DecodedVideo(meta, moments, looked, cut)
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _meta(container, stream, duration: float | None) -> PhotoMeta:
+    ctx = stream.codec_context
+    width, height = ctx.width or None, ctx.height or None
+    return PhotoMeta(width=width, height=height, format=f"video {ctx.name.upper()}", kind="video",
+                     taken_at=_created(container.metadata | stream.metadata), duration=duration)
+
+
+def _created(tags: dict) -> str | None:
+    """When it was recorded, as the catalog stores taken_at (local time as the camera saw it): Apple's own
+    tag holds the local time with its offset; the generic creation_time is UTC."""
+    apple = tags.get("com.apple.quicktime.creationdate")
+    for value, local in ((apple, True), (tags.get("creation_time"), False)):
+        if not value:
+            continue
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if not local and when.tzinfo is not None:
+            when = when.astimezone(timezone.utc)
+        if when.year < 1971:
+            continue  # a zeroed field: QuickTime's epoch is 1904
+        return when.replace(tzinfo=None).isoformat(timespec="seconds")
+    return None
+
+
+def _probe_times(duration: float | None, settings: VideoConfig) -> list[float]:
+    if not duration or duration <= 0:
+        return [0.0]
+    step = max(settings.probe_seconds, duration / settings.max_probes)
+    n = max(1, min(settings.max_probes, int(duration / step) + 1))
+    return [min(i * step, max(0.0, duration - 0.05)) for i in range(n)]
+
+
+def _sample(container, stream, looks: list[float], settings: VideoConfig, size: int, quality: int,
+            deadline: float) -> tuple[list[Moment], int, bool]:
+    kept: list[tuple[float, float, Image.Image]] = []  # (time, how much it changed, frame)
+    last_thumb: np.ndarray | None = None
+    last_pts = None
+    looked = 0
+    for i, t in enumerate(looks):
+        if time.monotonic() > deadline:
+            log.warning("video %s: stopped looking at %.0f s of %.0f s (decode deadline); %d moments kept",
+                        container.name, t, looks[-1], len(kept))
+            return _moments(kept, settings, size, quality), looked, True
+        frame = _frame_at(container, stream, t, looks[i + 1] if i + 1 < len(looks) else float("inf"))
+        looked += 1
+        if frame is None or frame.pts == last_pts:
+            continue
+        last_pts = frame.pts
+        img = _upright(frame, size)
+        thumb = np.asarray(img.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BILINEAR), np.float32) / 255
+        change = 1.0 if last_thumb is None else float(np.abs(thumb - last_thumb).mean())
+        if last_thumb is None or change >= settings.change:
+            when = float(frame.time) if frame.time is not None else t
+            kept.append((when, change, img))
+            last_thumb = thumb
+    return _moments(kept, settings, size, quality), looked, False
+
+
+def _frame_at(container, stream, t: float, until: float):
+    """The first keyframe from `t` seconds on and before `until`, decoded; None when there is none."""
+    import av
+
+    try:
+        if t > 0:
+            container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            when = float(frame.time) if frame.time is not None else t
+            if when >= until:
+                return None
+            if when >= t - 1e-3 or t == 0:
+                return frame
+    except (av.FFmpegError, EOFError) as exc:
+        log.debug("video %s: no frame at %.1f s (%s)", container.name, t, exc)
+    return None
+
+
+def _upright(frame, size: int) -> Image.Image:
+    """The frame as RGB, scaled by FFmpeg so its shorter side is about `size`, turned as the video is shown."""
+    w, h = frame.width, frame.height
+    scale = min(1.0, size / max(1, min(w, h)))
+    img = frame.to_image(width=max(2, round(w * scale)), height=max(2, round(h * scale)))
+    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+    # The display matrix turns counter-clockwise by `rotation` degrees; PIL's rotate() turns the same way.
+    return img.rotate(rotation, expand=True) if rotation else img
+
+
+def _moments(kept: list[tuple[float, float, Image.Image]], settings: VideoConfig, size: int,
+             quality: int) -> list[Moment]:
+    if len(kept) > settings.max_frames:
+        best = sorted(kept[1:], key=lambda k: -k[1])[:settings.max_frames - 1]
+        kept = [kept[0]] + sorted(best, key=lambda k: k[0])
+    return [Moment(round(t, 3), from_image(img, "frame", size, quality)) for t, _c, img in kept]
