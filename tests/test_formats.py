@@ -30,6 +30,7 @@ from photod.search.results import video_label
 from photod.search.searcher import Searcher
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
+from photod.tui.screens.detail import describe
 from tests.support import mediakit
 from tests.support.onnxkit import install_active
 
@@ -172,6 +173,11 @@ def test_raw_and_jpeg_pairs_live_photos_and_edits_are_linked(catalog, stage, tmp
     assert shown() == ["IMG_0001.JPG", "IMG_0002.HEIC", "IMG_4120.JPG", "IMG_E4120.JPG"]
     c = catalog.counts()
     assert (c["photos"], c["videos"]) == (5, 1)
+    # The detail view lists both files of each.
+    facts = lambda rel: dict(describe({**catalog.photo(ids[rel]), "links": catalog.links_of([ids[rel]])}))  # noqa: E731
+    assert facts("IMG_0001.JPG")["RAW"] == "IMG_0001.DNG" and facts("IMG_0001.DNG")["JPEG"] == "IMG_0001.JPG"
+    assert facts("IMG_0002.HEIC")["Motion"] == "IMG_0002.MOV" and facts("IMG_0002.MOV")["Video"].startswith("00:01")
+    assert facts("IMG_4120.JPG")["Edited"] == "IMG_E4120.JPG" and facts("IMG_E4120.JPG")["Original"] == "IMG_4120.JPG"
     # Removing either file of the pair keeps the photo; removing both deletes it.
     (lib / "IMG_0001.JPG").unlink()
     reconcile(catalog, catalog.root(found["IMG_0001.DNG"]["root_id"]), present=lambda: True)

@@ -54,6 +54,7 @@ class Result:
     name_encoding: str | None = None
     shown: str | None = None  # with name_encoding: the path decoded and marked, as shown_path gives it
     video_id: int | None = None  # a frame's video, until collapse_frames turns it into that video
+    frame_id: int | None = None  # a video's matching moment, whose staged picture shows it
 
     @classmethod
     def from_row(cls, row: PhotoInfoRow, score: float | None, words: str | None = None) -> "Result":
@@ -93,9 +94,9 @@ def collapse_frames(results: list[Result], catalog: "Catalog") -> list[Result]:
         if r.kind == "frame":
             if vid not in videos:
                 continue
-            time_ = r.video_time
+            time_, frame = r.video_time, r.id
             r = Result.from_row(videos[vid], r.score)
-            r.video_time = time_
+            r.video_time, r.frame_id = time_, frame
         seen.add(vid)
         out.append(r)
     return out

@@ -165,9 +165,14 @@ class Library:
     # -- photos
 
     def photo(self, photo_id: int) -> dict | None:
-        """The catalog row of a photo with its root, or None if it is gone."""
+        """The catalog row of a photo with its root, or None if it is gone; `links` lists the files that
+        belong with it (its RAW, a Live Photo's motion, an original or edited copy)."""
         with self._lock:
-            return self.catalog().photo(photo_id)
+            cat = self.catalog()
+            row = cat.photo(photo_id)
+            if row is not None:
+                row = {**row, "links": cat.links_of([photo_id])}
+            return row
 
     def signals(self, photo_id: int) -> tuple[dict | None, dict | None]:
         """(the text read in a photo, where it was taken): rows of photod.store.signals, None where unknown."""
