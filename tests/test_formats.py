@@ -346,3 +346,16 @@ def test_every_shared_sample_ends_indexed_or_failed_with_a_reason(catalog, data_
     videos = [r for r in got.values() if r["kind"] == "video"]
     assert len(videos) == 5 and all(r["duration"] and r["width"] for r in videos)
     assert catalog.counts()["videos"] == 5
+
+
+@needs_samples
+def test_a_video_shot_upright_is_staged_and_cataloged_upright():
+    # The iPhone's HEVC clip is stored 1280x720 with a display matrix turning it a quarter.
+    v = decode_video(str(PRISM / "quicktime-hvc1.mov"), "quicktime-hvc1.mov")
+    assert (v.meta.width, v.meta.height) == (720, 1280) and v.meta.format == "video HEVC"
+    assert v.meta.taken_at == "2023-09-22T18:34:05"
+    staged = Image.open(BytesIO(v.moments[0].staged.jpeg))
+    assert staged.size == (384, 683)
+    # The lamp's white base is at the bottom of the picture as shown, not at a side.
+    img = np.asarray(staged.convert("L"), np.float32)
+    assert img[500:600, 150:330].mean() > img[:, :60].mean()

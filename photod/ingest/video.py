@@ -3,10 +3,11 @@ moments that are staged and searched like photos.
 
 Moments are taken where the picture changes. The video is looked at every `probe_seconds` (fewer times for a
 long one: at most `max_probes` in all), each time at the first keyframe in that stretch: photod seeks to the
-keyframe before the moment and decodes keyframes only (FFmpeg skips the frames between them unread), so the
-cost follows the number of looks, not the video's length or frame rate. A look whose small
-grey thumbnail differs from the last moment kept by more than `change` (mean absolute difference, 0-1) is a
-new moment. The first frame is always one; when more than `max_frames` qualify, the first and those that
+keyframe before the moment, reads packets up to the next keyframe and decodes that one alone (the frames
+between keyframes are never decoded), so the cost follows the number of looks, not the video's length or
+frame rate. A look whose small
+colour thumbnail differs from the last moment kept by more than `change` (mean absolute difference, 0-1) is
+a new moment. The first frame is always one; when more than `max_frames` qualify, the first and those that
 changed most are kept, in time order. Frames are scaled down by FFmpeg (swscale) before they reach Python,
 so an 8K video costs little more memory than a photo.
 
@@ -32,7 +33,7 @@ from photod.store.catalog import PhotoMeta
 
 log = logging.getLogger(__name__)
 
-_THUMB = 32  # side of the grey thumbnail moments are compared by
+_THUMB = 16  # side of the small colour thumbnail moments are compared by (grey would miss a red-to-green cut)
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,7 @@ def decode_video(path: str, name: str, settings: VideoConfig = VideoConfig(), si
             if not container.streams.video:
                 raise DecodeError(f"{name}: no video stream (an audio-only file?)", "nothing in it to see")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.skip_frame = "NONKEY"
+            stream.thread_type = "SLICE"  # frame threads would hold each lone keyframe back
             duration = _duration(container, stream)
             meta = _meta(container, stream, duration)
             looks = _probe_times(duration, settings)
@@ -76,7 +76,10 @@ def decode_video(path: str, name: str, settings: VideoConfig = VideoConfig(), si
     if not moments:
         raise DecodeError(f"{name}: no frame of the video could be decoded", "the video stream is damaged")
     first = moments[0].staged.meta
-    meta = PhotoMeta(**{**meta.__dict__, "width": meta.width or first.width, "height": meta.height or first.height})
+    width, height = meta.width or first.width, meta.height or first.height
+    if (width > height) != (first.width > first.height):  # shown turned (a phone held upright): as shown
+        width, height = height, width
+    meta = PhotoMeta(**{**meta.__dict__, "width": width, "height": height})
     return DecodedVideo(meta, moments, looked, cut)
 
 
@@ -126,43 +129,55 @@ def _sample(container, stream, looks: list[float], settings: VideoConfig, size: 
             deadline: float) -> tuple[list[Moment], int, bool]:
     kept: list[tuple[float, float, Image.Image]] = []  # (time, how much it changed, frame)
     last_thumb: np.ndarray | None = None
-    last_pts = None
+    last_time = None
     looked = 0
     for i, t in enumerate(looks):
         if time.monotonic() > deadline:
             log.warning("video %s: stopped looking at %.0f s of %.0f s (decode deadline); %d moments kept",
                         container.name, t, looks[-1], len(kept))
             return _moments(kept, settings, size, quality), looked, True
-        frame = _frame_at(container, stream, t, looks[i + 1] if i + 1 < len(looks) else float("inf"))
+        found = _frame_at(container, stream, t, looks[i + 1] if i + 1 < len(looks) else float("inf"))
         looked += 1
-        if frame is None or frame.pts == last_pts:
+        if found is None or found[0] == last_time:
             continue
-        last_pts = frame.pts
+        when, frame = found
+        last_time = when
         img = _upright(frame, size)
-        thumb = np.asarray(img.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BILINEAR), np.float32) / 255
+        thumb = np.asarray(img.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR), np.float32) / 255
         change = 1.0 if last_thumb is None else float(np.abs(thumb - last_thumb).mean())
         if last_thumb is None or change >= settings.change:
-            when = float(frame.time) if frame.time is not None else t
             kept.append((when, change, img))
             last_thumb = thumb
     return _moments(kept, settings, size, quality), looked, False
 
 
 def _frame_at(container, stream, t: float, until: float):
-    """The first keyframe from `t` seconds on and before `until`, decoded; None when there is none."""
+    """(time, frame) of the first keyframe from `t` seconds on and before `until`, decoded on its own; None
+    when there is none.
+
+    Only that packet is given to the decoder, then drained: a decoder that reorders frames (B-frames) would
+    otherwise hold a keyframe back until two more had arrived, and the frames between keyframes are never
+    decoded at all."""
     import av
 
+    ctx = stream.codec_context
     try:
         if t > 0:
             container.seek(int(t / stream.time_base), stream=stream, backward=True, any_frame=False)
-        for frame in container.decode(stream):
-            when = float(frame.time) if frame.time is not None else t
+        for packet in container.demux(stream):
+            if packet.pts is None or not packet.is_keyframe:
+                continue
+            when = float(packet.pts * packet.time_base)
             if when >= until:
                 return None
-            if when >= t - 1e-3 or t == 0:
-                return frame
+            if when < t - 1e-3 and t > 0:
+                continue
+            frames = ctx.decode(packet) or ctx.decode(None)
+            ctx.flush_buffers()
+            return (when, frames[0]) if frames else None
     except (av.FFmpegError, EOFError) as exc:
         log.debug("video %s: no frame at %.1f s (%s)", container.name, t, exc)
+        ctx.flush_buffers()
     return None
 
 
