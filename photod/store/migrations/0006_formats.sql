@@ -51,3 +51,28 @@ BEGIN
         updated_at = NEW.updated_at
         WHERE parent_id = NEW.id AND kind = 'frame' AND state = 'deleted';
 END;
+
+-- Frames are not files: their folder ('/frames/<video id>') is no folder a scan lists, so it must not get a
+-- scan_folders row (a scan would take it for a folder that vanished and delete the frames). The two
+-- triggers of 0003 that add folders are made again, the same but for frames.
+DROP TRIGGER scan_folders_on_insert;
+CREATE TRIGGER scan_folders_on_insert AFTER INSERT ON photos WHEN NEW.kind != 'frame'
+BEGIN
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = NEW.root_id AND folder = NEW.folder AND signature IS NOT NULL;
+    INSERT INTO scan_folders (root_id, folder)
+        SELECT NEW.root_id, NEW.folder
+        WHERE NOT EXISTS (SELECT 1 FROM scan_folders WHERE root_id = NEW.root_id AND folder = NEW.folder);
+END;
+
+DROP TRIGGER scan_folders_on_arrival;
+CREATE TRIGGER scan_folders_on_arrival AFTER UPDATE OF root_id, folder, state ON photos
+WHEN NEW.kind != 'frame' AND (OLD.root_id IS NOT NEW.root_id OR OLD.folder IS NOT NEW.folder
+    OR (OLD.state = 'deleted' AND NEW.state != 'deleted'))
+BEGIN
+    UPDATE scan_folders SET signature = NULL
+        WHERE root_id = NEW.root_id AND folder = NEW.folder AND signature IS NOT NULL;
+    INSERT INTO scan_folders (root_id, folder)
+        SELECT NEW.root_id, NEW.folder
+        WHERE NOT EXISTS (SELECT 1 FROM scan_folders WHERE root_id = NEW.root_id AND folder = NEW.folder);
+END;
