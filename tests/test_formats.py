@@ -356,7 +356,8 @@ def test_a_video_shot_upright_is_staged_and_cataloged_upright():
     # The iPhone's HEVC clip is stored 1280x720 with a display matrix turning it a quarter.
     v = decode_video(str(PRISM / "quicktime-hvc1.mov"), "quicktime-hvc1.mov")
     assert (v.meta.width, v.meta.height) == (720, 1280) and v.meta.format == "video HEVC"
-    assert v.meta.taken_at == "2023-09-22T18:34:05"
+    assert v.meta.taken_at == "2023-09-22T18:34:05"  # Apple's local time, not the UTC creation_time
+    assert (v.meta.gps_lat, v.meta.gps_lon) == (52.4597, 13.322) and v.meta.camera_model == "iPad mini"
     staged = Image.open(BytesIO(v.moments[0].staged.jpeg))
     assert staged.size == (384, 683)
     # The lamp's white base is at the bottom of the picture as shown, not at a side.

@@ -70,7 +70,7 @@ def relink(catalog: Catalog, folders: Iterable[tuple[int, str]]) -> int:
         for root_id, folder in set(folders):
             rows = catalog.query("SELECT id, filename FROM photos WHERE root_id = ? AND folder = ?"
                                  " AND kind != 'frame' AND state != 'deleted'", (root_id, folder))
-            ids = [r["id"] for r in rows]
-            catalog.replace_links(ids, links_in((r["id"], r["filename"]) for r in rows))
-            n += len(catalog.links_of(ids))
+            links = links_in((r["id"], r["filename"]) for r in rows)
+            catalog.replace_links([r["id"] for r in rows], links)
+            n += len(links)
     return n

@@ -19,6 +19,7 @@ keeps what it has, and a call that hangs inside FFmpeg is abandoned by photod.in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,8 +95,25 @@ def _duration(container, stream) -> float | None:
 def _meta(container, stream, duration: float | None) -> PhotoMeta:
     ctx = stream.codec_context
     width, height = ctx.width or None, ctx.height or None
+    tags = container.metadata | stream.metadata
+    lat, lon = _location(tags)
     return PhotoMeta(width=width, height=height, format=f"video {ctx.name.upper()}", kind="video",
-                     taken_at=_created(container.metadata | stream.metadata), duration=duration)
+                     taken_at=_created(tags), duration=duration, gps_lat=lat, gps_lon=lon,
+                     camera_make=tags.get("com.apple.quicktime.make") or tags.get("make"),
+                     camera_model=tags.get("com.apple.quicktime.model") or tags.get("model"))
+
+
+# ISO 6709 as phones write it: +52.4597+013.3220+051.178/ (latitude, longitude, optional altitude)
+_ISO6709 = re.compile(r"^([+-]\d+(?:\.\d+)?)([+-]\d+(?:\.\d+)?)")
+
+
+def _location(tags: dict) -> tuple[float | None, float | None]:
+    """Where it was recorded (Apple's and Android's ISO 6709 tag), so the place is named as for photos."""
+    m = _ISO6709.match(tags.get("com.apple.quicktime.location.ISO6709") or tags.get("location") or "")
+    if not m:
+        return None, None
+    lat, lon = float(m[1]), float(m[2])
+    return (lat, lon) if -90 <= lat <= 90 and -180 <= lon <= 180 else (None, None)
 
 
 def _created(tags: dict) -> str | None:
