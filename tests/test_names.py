@@ -133,3 +133,18 @@ def test_other_encodings_and_undecodable_bytes_are_cataloged_too(tmp_path, data_
     with Catalog.in_data_dir(data_dir) as cat:
         (r,) = cat.query("SELECT * FROM photos")
         assert r["state"] == "staged" and r["rel_bytes"] == raw
+
+
+def test_a_video_and_a_raw_with_gbk_names_are_staged(tmp_path, data_dir):
+    prism = Path(__file__).resolve().parent.parent.parent / "shared" / "photos" / "photoprism-samples"
+    if not prism.is_dir():
+        pytest.skip(f"samples not found at {prism}")
+    root = tmp_path / "r"
+    put(root, "地球.mov".encode("gbk"), (prism / "earth.mov").read_bytes())
+    put(root, "相机.dng".encode("gbk"), (prism / "canon_eos_6d.dng").read_bytes())
+    config = write_config(tmp_path, [root])
+    assert main(["--config", str(config), "scan"]) == 0
+    with Catalog.in_data_dir(data_dir) as cat:
+        got = {r["rel_bytes"]: r for r in cat.query("SELECT * FROM photos WHERE kind != 'frame'")}
+    assert got["地球.mov".encode("gbk")]["state"] == "staged" and got["地球.mov".encode("gbk")]["kind"] == "video"
+    assert got["相机.dng".encode("gbk")]["state"] == "staged" and got["相机.dng".encode("gbk")]["format"] == "RAW DNG"
