@@ -363,3 +363,21 @@ def test_a_video_shot_upright_is_staged_and_cataloged_upright():
     # The lamp's white base is at the bottom of the picture as shown, not at a side.
     img = np.asarray(staged.convert("L"), np.float32)
     assert img[500:600, 150:330].mean() > img[:, :60].mean()
+
+
+def test_a_large_video_is_known_by_samples_and_a_move_keeps_its_id(catalog, stage, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_mod, "VIDEO_FULL_HASH", 5_000)  # so that a small test clip counts as large
+    monkeypatch.setattr(ingest_mod, "VIDEO_SAMPLE", 1_000)
+    lib = tmp_path / "lib"
+    mediakit.write_video(lib / "trip.mp4", [(RED, 2.0), (BLUE, 2.0)])
+    assert (lib / "trip.mp4").stat().st_size > 5_000
+    found = scan_and_stage(catalog, stage, lib)
+    before = found["trip.mp4"]
+    assert before["state"] == "staged" and before["content_hash"].startswith("sampled:")
+    (lib / "2024").mkdir()
+    (lib / "trip.mp4").rename(lib / "2024" / "trip.mp4")
+    reconcile(catalog, catalog.root(before["root_id"]), present=lambda: True)
+    report = Ingester(catalog, stage).drain()
+    after = rows(catalog)
+    assert report.adopted == 1 and after["2024/trip.mp4"]["id"] == before["id"]
+    assert after["2024/trip.mp4"]["state"] == "staged"

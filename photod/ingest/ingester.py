@@ -51,8 +51,12 @@ RETRY_AFTER_SECONDS = 300.0
 READ_DEADLINE = 60.0
 HUNG_RETRY = RETRY_AFTER_SECONDS
 HEAD_BYTES = 4096  # what a file's kind is sniffed from (photod.ingest.sniff)
-HASH_CHUNK = 1 << 20
-VIDEO_GRACE = 15.0  # seconds past the video deadline before a decode that has not returned is abandoned  # a video is hashed as it is read, never held whole in memory
+HASH_CHUNK = 1 << 20  # a video is hashed as it is read, never held whole in memory
+# A video larger than this is recognised (moved, copied) by its size and three samples of it instead of every
+# byte: hashing 4 GB over a NAS would take minutes, past READ_DEADLINE, and look like a share that hangs.
+VIDEO_FULL_HASH = 64 << 20
+VIDEO_SAMPLE = 4 << 20
+VIDEO_GRACE = 15.0  # seconds past the video deadline before a decode that has not returned is abandoned
 
 
 @dataclass
@@ -433,13 +437,25 @@ def _read_regular(path: Path, name: str) -> tuple[bytes | None, str, str]:
             if kind != "video":
                 data = head + fh.read()
                 return data, content_hash(data), kind
-            h = hashlib.blake2b(head, digest_size=32)
-            while chunk := fh.read(HASH_CHUNK):
-                h.update(chunk)
-            return None, h.hexdigest(), kind
+            return None, _video_hash(fh, head, os.fstat(fh.fileno()).st_size), kind
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _video_hash(fh, head: bytes, size: int) -> str:
+    """A video's content hash: blake2b of every byte up to VIDEO_FULL_HASH, else of its size and its first,
+    middle and last VIDEO_SAMPLE bytes (prefixed, so it never equals a whole-file hash)."""
+    h = hashlib.blake2b(head, digest_size=32)
+    if size <= VIDEO_FULL_HASH:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+        return h.hexdigest()
+    h.update(size.to_bytes(8, "little"))
+    for start in (len(head), size // 2, size - VIDEO_SAMPLE):
+        fh.seek(start)
+        h.update(fh.read(VIDEO_SAMPLE))
+    return "sampled:" + h.hexdigest()
 
 
 def _frame_meta(video: DecodedVideo) -> PhotoMeta:

@@ -12,7 +12,8 @@ from typing import Iterator
 
 from photod.config import Config
 
-DAEMON_DEPS = ("numpy", "PIL", "pillow_heif", "lmdb", "faiss", "onnxruntime", "watchdog", "textual")
+DAEMON_DEPS = ("numpy", "PIL", "pillow_heif", "pillow_jxl", "rawpy", "av", "lmdb", "faiss", "onnxruntime", "watchdog",
+               "textual")
 FINETUNE_DEPS = ("torch", "cn_clip", "onnx")
 
 
