@@ -149,6 +149,15 @@ def raw_mod_thumb_jpeg():
     return rawpy.ThumbFormat.JPEG
 
 
+def test_sidecars_are_never_photos_whatever_the_globs(tmp_path):
+    from photod.roots.matcher import Matcher
+
+    everything = Matcher([], [])
+    assert everything.file_ok("IMG_1.JPG") and everything.file_ok("notes.txt")
+    assert not everything.file_ok("IMG_1.xmp") and not everything.file_ok("IMG_4120.AAE")
+    assert Matcher(["*"], []).dir_ok("edits.xmp")  # a folder of that name is still walked
+
+
 @needs_samples
 def test_raw_and_jpeg_pairs_live_photos_and_edits_are_linked(catalog, stage, tmp_path):
     lib = tmp_path / "lib"
