@@ -323,6 +323,14 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
     assert top["id"] == found["holiday.mp4"]["id"] and top["video_time"] == pytest.approx(3.0)
     assert top["path"].endswith("holiday.mp4") and top["duration"] == pytest.approx(9.0, abs=0.2)
     assert video_label(top) == "「00:03」 / 00:09"
+    # The CLI's line and the TUI's card say it; the card shows the moment that matched.
+    from photod.cli import _result_line
+    from photod.tui.widgets.results import picture_id, result_meta
+
+    assert "holiday.mp4  「00:03」 / 00:09" in _result_line(top)
+    assert "「00:03」 / 00:09" in result_meta(top)
+    frame = picture_id(top)
+    assert frame in catalog.frame_ids(top["id"]) and catalog.photo(frame)["frame_time"] == pytest.approx(3.0)
     assert {r.id for r in results} <= set(v["id"] for v in found.values())  # no frame ids leak out
 
 
