@@ -398,3 +398,20 @@ def test_a_large_video_is_known_by_samples_and_a_move_keeps_its_id(catalog, stag
     after = rows(catalog)
     assert report.adopted == 1 and after["2024/trip.mp4"]["id"] == before["id"]
     assert after["2024/trip.mp4"]["state"] == "staged"
+
+
+def test_a_kill_between_a_videos_frame_rows_and_its_stage_entries_leaves_nothing_behind(catalog, stage, tmp_path):
+    lib = tmp_path / "lib"
+    mediakit.write_video(lib / "scenes.mp4", [(RED, 2.0), (BLUE, 2.0)])
+    root = catalog.add_root(photod.config.make_root(lib))
+    catalog.set_root_online(root.id)
+    reconcile(catalog, catalog.root(root.id), present=lambda: True)
+    vid = rows(catalog)["scenes.mp4"]["id"]
+    catalog.add_frames(vid, [0.7, 1.4])  # the rows of a staging that was killed right after
+    assert catalog.pending("new", 10) and all(r["kind"] != "frame" for r in catalog.pending("new", 10))
+    ingest_mod.check_stage_consistency(catalog, stage)
+    Ingester(catalog, stage, video=VideoConfig(probe_seconds=0.5)).drain()
+    frames = catalog.frame_ids(vid)
+    assert [catalog.photo(f)["frame_time"] for f in frames] == [2.0]  # the sampled moment, not the killed ones
+    assert catalog.scalar("SELECT count(*) FROM photos WHERE kind = 'frame'") == 1
+    assert catalog.staged_ids() == set(stage.keys()) == {vid, *frames}
