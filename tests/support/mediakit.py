@@ -1,9 +1,8 @@
-"""Real media files written with FFmpeg (PyAV) and Pillow for the format tests and benchmarks: videos whose
-scenes are known, audio-only files, and non-UTF-8 names on disk."""
+"""Real media files written with FFmpeg (PyAV) for the format tests and benchmarks: videos whose scenes are
+known, and audio-only files."""
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
@@ -12,8 +11,7 @@ import numpy as np
 
 
 def write_video(path: Path, scenes: Sequence[tuple[tuple[int, int, int], float]], *, fps: int = 10,
-                size: tuple[int, int] = (160, 120), gop: int = 10, codec: str = "mpeg4",
-                rotate: int | None = None) -> Path:
+                size: tuple[int, int] = (160, 120), gop: int = 10, codec: str = "mpeg4") -> Path:
     """A video of solid-colour scenes ((r, g, b), seconds) with a little moving texture, a keyframe every
     `gop` frames. Returns `path`."""
     import av
@@ -26,8 +24,6 @@ def write_video(path: Path, scenes: Sequence[tuple[tuple[int, int, int], float]]
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.gop_size = gop
-        if rotate is not None:
-            stream.metadata["rotate"] = str(rotate)
         n = 0
         for color, seconds in scenes:
             for i in range(round(seconds * fps)):
@@ -62,11 +58,3 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
-
-
-def write_bytes_named(folder: Path, raw_name: bytes, data: bytes) -> str:
-    """Write `data` under a file name given as raw bytes (GBK, Shift_JIS...); returns its fs-form name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(os.path.join(os.fsencode(folder), raw_name), "wb") as f:
-        f.write(data)
-    return os.fsdecode(raw_name)
