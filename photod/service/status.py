@@ -74,7 +74,7 @@ def format_signals(sig: dict[str, Any]) -> list[str]:
 def format_status(status: dict[str, Any]) -> str:
     p = status["photos"]
     lines = [
-        f"files: {p['total']}: {p['photos']} photos, {p['videos']} videos ({p['indexed']} indexed, "
+        f"files: {p['total']} ({p['photos']} photos, {p['videos']} videos; {p['indexed']} indexed, "
         f"{p['staged']} staged, {p['new']} to stage, {p['failed']} failed, {p['offline']} offline; "
         f"{p['deleted']} deleted, in grace period)",
     ]
