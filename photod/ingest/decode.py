@@ -34,8 +34,8 @@ except ImportError as _exc:  # the daemon still stages every other format
 
 try:
     import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow on import
-except ImportError as _exc:
-    log.warning("pillow-jxl-plugin is not importable (%s): JPEG XL photos will fail; reinstall photod", _exc)
+except ImportError:  # the `jxl` extra; without it a .jxl file fails with Pillow's "not an image" reason
+    pass
 
 # The formats a camera, phone or scanner writes. Pillow can open more (EPS, for one, runs Ghostscript), but a
 # file in a photo folder claiming to be something exotic is not worth that risk.
