@@ -145,7 +145,9 @@ def _probe_times(duration: float | None, settings: VideoConfig) -> list[float]:
 
 def _sample(container, stream, looks: list[float], settings: VideoConfig, size: int, quality: int,
             deadline: float) -> tuple[list[Moment], int, bool]:
-    kept: list[tuple[float, float, Image.Image]] = []  # (time, how much it changed, frame)
+    # (time, how much it changed, staged): at most max_frames at any time, so memory stays that of a few
+    # small JPEGs however long the video and however often it changes.
+    kept: list[tuple[float, float, Decoded]] = []
     last_thumb: np.ndarray | None = None
     last_time = None
     looked = 0
@@ -153,7 +155,7 @@ def _sample(container, stream, looks: list[float], settings: VideoConfig, size: 
         if time.monotonic() > deadline:
             log.warning("video %s: stopped looking at %.0f s of %.0f s (decode deadline); %d moments kept",
                         container.name, t, looks[-1], len(kept))
-            return _moments(kept, settings, size, quality), looked, True
+            return _moments(kept), looked, True
         found = _frame_at(container, stream, t, looks[i + 1] if i + 1 < len(looks) else float("inf"))
         looked += 1
         if found is None or found[0] == last_time:
@@ -164,9 +166,11 @@ def _sample(container, stream, looks: list[float], settings: VideoConfig, size: 
         thumb = np.asarray(img.resize((_THUMB, _THUMB), Image.Resampling.BILINEAR), np.float32) / 255
         change = 1.0 if last_thumb is None else float(np.abs(thumb - last_thumb).mean())
         if last_thumb is None or change >= settings.change:
-            kept.append((when, change, img))
+            kept.append((when, change, from_image(img, "frame", size, quality)))
             last_thumb = thumb
-    return _moments(kept, settings, size, quality), looked, False
+            if len(kept) > settings.max_frames:  # beyond the bound: the least change goes (never the first)
+                kept.pop(min(range(1, len(kept)), key=lambda k: kept[k][1]))
+    return _moments(kept), looked, False
 
 
 def _frame_at(container, stream, t: float, until: float):
@@ -209,9 +213,5 @@ def _upright(frame, size: int) -> Image.Image:
     return img.rotate(rotation, expand=True) if rotation else img
 
 
-def _moments(kept: list[tuple[float, float, Image.Image]], settings: VideoConfig, size: int,
-             quality: int) -> list[Moment]:
-    if len(kept) > settings.max_frames:
-        best = sorted(kept[1:], key=lambda k: -k[1])[:settings.max_frames - 1]
-        kept = [kept[0]] + sorted(best, key=lambda k: k[0])
-    return [Moment(round(t, 3), from_image(img, "frame", size, quality)) for t, _c, img in kept]
+def _moments(kept: list[tuple[float, float, Decoded]]) -> list[Moment]:
+    return [Moment(round(t, 3), staged) for t, _change, staged in kept]
