@@ -416,3 +416,16 @@ def test_a_kill_between_a_videos_frame_rows_and_its_stage_entries_leaves_nothing
     assert [catalog.photo(f)["frame_time"] for f in frames] == [2.0]  # the sampled moment, not the killed ones
     assert catalog.scalar("SELECT count(*) FROM photos WHERE kind = 'frame'") == 1
     assert catalog.staged_ids() == set(stage.keys()) == {vid, *frames}
+
+
+def test_a_batch_takes_at_most_one_video_per_decode_worker(catalog, stage, tmp_path):
+    lib = tmp_path / "lib"
+    for i in range(5):
+        mediakit.write_video(lib / f"clip_{i}.mp4", [((40 * i, 90, 200), 0.5)])
+    Image.new("RGB", (64, 48), GREEN).save(lib / "photo.jpg")
+    root = catalog.add_root(photod.config.make_root(lib))
+    catalog.set_root_online(root.id)
+    reconcile(catalog, catalog.root(root.id), present=lambda: True)
+    ingester = Ingester(catalog, stage, workers=2)
+    assert ingester.ingest_batch(64).staged == 3  # two videos and the photo; three videos wait
+    assert ingester.drain().staged == 3 and catalog.counts()["new"] == 0

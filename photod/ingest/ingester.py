@@ -29,7 +29,7 @@ from photod.errors import DecodeError
 from photod.ingest import groups
 from photod.ingest.decode import Decoded, content_hash, decode_photo
 from photod.ingest.raw import decode_raw
-from photod.ingest.sniff import sniff
+from photod.ingest.sniff import VIDEO_EXTENSIONS, extension, sniff
 from photod.ingest.video import DecodedVideo, decode_video
 from photod.store import signals
 from photod.store.catalog import Catalog, PhotoMeta
@@ -176,7 +176,19 @@ class Ingester:
         self._hung = {root: t for root, t in self._hung.items() if t > now}
         rows = self.catalog.pending("new", limit + len(self._deferred))
         rows = [r for r in rows if r["id"] not in self._deferred and r["root_id"] not in self._hung][:limit]
-        return [_File(row=r, path=file_path(r)) for r in rows]
+        return [_File(row=r, path=file_path(r)) for r in self._few_videos(rows)]
+
+    def _few_videos(self, rows: list) -> list:
+        """At most one video per decode worker in a batch (the rest wait for the next): a video may take up to
+        its deadline, and a batch must end well within the service's watchdog (photod.service.systemd)."""
+        out, videos = [], 0
+        for r in rows:
+            if extension(r["filename"]) in VIDEO_EXTENSIONS:
+                if videos >= self.workers:
+                    continue
+                videos += 1
+            out.append(r)
+        return out
 
     def _read_all(self, files: list[_File]) -> list[str | None]:
         """Read `files`, `workers` at a time, each on a daemon thread with a deadline.
