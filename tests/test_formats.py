@@ -429,3 +429,11 @@ def test_a_batch_takes_at_most_one_video_per_decode_worker(catalog, stage, tmp_p
     ingester = Ingester(catalog, stage, workers=2)
     assert ingester.ingest_batch(64).staged == 3  # two videos and the photo; three videos wait
     assert ingester.drain().staged == 3 and catalog.counts()["new"] == 0
+
+
+def test_videos_off_means_a_failed_row_that_says_so(catalog, stage, tmp_path):
+    lib = tmp_path / "lib"
+    mediakit.write_video(lib / "clip.mp4", [(RED, 0.5)])
+    found = scan_and_stage(catalog, stage, lib, video=VideoConfig(enabled=False))
+    row = found["clip.mp4"]
+    assert row["state"] == "failed" and row["kind"] == "video" and "enabled = false" in row["error"]
