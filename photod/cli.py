@@ -311,12 +311,13 @@ def _result_line(r: dict[str, Any]) -> str:
     score = f"{r['score']:.3f}  " if r.get("score") is not None else ""
     date = (r.get("taken_at") or "")[:10]
     offline = "  [offline]" if not r.get("online", True) else ""
-    from photod.search.results import reasons
+    from photod.search.results import reasons, shown_path, video_label
 
     why = [f"「{reason}」" for reason in reasons(r) if not reason.startswith("相似度")]  # the score leads the line
     if r.get("below_cutoff"):
         why.append("「较弱」")
-    return f"{score}{r['path']}  {date}{offline}" + (f"  {''.join(why)}" if why else "")
+    video = f"  {video_label(r)}" if r.get("kind") == "video" else ""
+    return f"{score}{shown_path(r)}{video}  {date}{offline}" + (f"  {''.join(why)}" if why else "")
 
 
 # ---- models ------------------------------------------------------------------------------------------

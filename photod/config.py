@@ -41,8 +41,13 @@ DEFAULT_EXCLUDE = [
 ]
 
 DEFAULT_INCLUDE = [
-    "*.jpg", "*.jpeg", "*.jpe", "*.png", "*.webp", "*.heic", "*.heif", "*.hif",
+    "*.jpg", "*.jpeg", "*.jpe", "*.png", "*.webp", "*.heic", "*.heif", "*.hif", "*.avif", "*.jxl",
     "*.tif", "*.tiff", "*.bmp", "*.gif",
+    # camera RAW (LibRaw)
+    "*.dng", "*.cr2", "*.cr3", "*.crw", "*.nef", "*.nrw", "*.arw", "*.srf", "*.sr2", "*.raf", "*.orf", "*.rw2",
+    "*.pef", "*.srw", "*.x3f", "*.3fr", "*.iiq", "*.erf", "*.mef", "*.mos", "*.mrw", "*.dcr", "*.kdc",
+    # video (FFmpeg)
+    "*.mp4", "*.mov", "*.m4v", "*.3gp", "*.3g2", "*.mkv", "*.avi", "*.webm", "*.mts", "*.m2ts",
 ]
 
 
@@ -72,6 +77,18 @@ class StageConfig:
     size: int = setting(384, low=64, high=4096)  # shorter side in pixels: enough for 336-pixel models
     quality: int = setting(90, low=30, high=100)
     jpeg_draft: bool = setting(True)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """[video]: which moments of a video are staged and searched (photod.ingest.video)."""
+
+    enabled: bool = setting(True)
+    max_frames: int = setting(12, low=1, high=200)        # per video, the first frame included
+    probe_seconds: float = setting(2.0, low=0.2, high=600)  # looked at most this often for a change
+    max_probes: int = setting(240, low=1, high=5000)      # moments looked at in all, however long the video
+    change: float = setting(0.08, low=0.0, high=1.0)      # how different (0-1) a moment must be to be kept
+    deadline_seconds: float = setting(120.0, low=5, high=3600)  # a decode still running then is abandoned
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,7 @@ class Config:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     roots: tuple[RootConfig, ...] = ()
     source: Path | None = None
 
@@ -171,7 +189,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
     where = f" in {source}" if source else ""
-    _check_keys(raw, {"daemon", "stage", "workers", "index", "signals", "roots"}, "", where)
+    _check_keys(raw, {"daemon", "stage", "workers", "index", "signals", "video", "roots"}, "", where)
     daemon = _table(raw, "daemon", where)
     return Config(
         daemon=_section(DaemonConfig, daemon, "daemon", where, also=("data_dir",)),
@@ -179,6 +197,7 @@ def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
         workers=_section(WorkersConfig, _table(raw, "workers", where), "workers", where),
         index=_section(IndexConfig, _table(raw, "index", where), "index", where),
         signals=_section(SignalsConfig, _table(raw, "signals", where), "signals", where),
+        video=_section(VideoConfig, _table(raw, "video", where), "video", where),
         data_dir=_data_dir(daemon, source, where),
         roots=_parse_roots(raw, source, where),
         source=source,

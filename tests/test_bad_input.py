@@ -82,11 +82,10 @@ def test_bad_input_corpus_fails_alone_with_clear_messages_in_bounded_memory(tmp_
                 problems.append(f"{rel}: catalogued ({row['state']}) but is not a regular photo file")
             continue
         if rel.encode("utf-8", "surrogateescape") != rel.encode("utf-8", "replace"):
-            # Not valid UTF-8: SQLite holds the name with its bad bytes escaped, as a failed row.
-            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            row = rows.get(shown)
-            if row is None or row["state"] != "failed" or "not valid UTF-8" not in (row["error"] or ""):
-                problems.append(f"{rel!r}: no failed row naming its file name ({row and row['state']})")
+            # Not valid UTF-8: the row's key has the bad bytes escaped, and it holds the exact bytes.
+            row = rows.get(rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+            if row is None or row["state"] != "indexed" or row["rel_bytes"] != os.fsencode(rel):
+                problems.append(f"{rel!r}: not indexed under its exact name ({row and row['state']})")
             continue
         if row is None:
             problems.append(f"{rel}: not catalogued")

@@ -38,7 +38,7 @@ def test_status_json_has_the_documented_shape(library, capsys):
     config, root = library
     status = run_json(capsys, "--config", str(config), "status", "--json")
     assert status["photos"] == {"total": 6, "new": 0, "staged": 5, "indexed": 0, "failed": 1, "offline": 0,
-                                "deleted": 0}
+                                "deleted": 0, "photos": 6, "videos": 0}
     (r,) = status["roots"]
     assert r["path"] == str(root) and r["online"] is True and r["photos"] == 6
     assert set(r) >= {"path", "online", "watch_mode", "photos"}

@@ -183,8 +183,10 @@ def test_the_migration_lists_the_folders_of_an_existing_catalog(data_dir, monkey
     monkeypatch.setattr(schema, "available_migrations", lambda: everything[:2])
     with Catalog.in_data_dir(data_dir) as old:
         r = old.add_root(make_root(tree))
-        old.upsert_file(r.id, "a/b/c.jpg", 1, 1)
-        old.upsert_file(r.id, "top.jpg", 1, 1)
+        for rel, folder in (("a/b/c.jpg", "a/b"), ("top.jpg", "")):  # as the code of that schema wrote them
+            old.conn.execute("INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns,"
+                             " created_at, updated_at) VALUES (?, ?, ?, ?, 1, 1, 0, 0)",
+                             (r.id, rel, rel.rsplit("/", 1)[-1], folder))
         with pytest.raises(sqlite3.OperationalError):
             old.query("SELECT * FROM scan_folders")
     monkeypatch.setattr(schema, "available_migrations", lambda: everything)

@@ -438,10 +438,10 @@ def test_a_hung_share_does_not_stall_other_roots(catalog, stage, tmp_path, monke
     wake = threading.Event()
     real_read = ingest_mod._read_regular
 
-    def read(path):
+    def read(path, name):
         if path.parent == nas:
             wake.wait()  # the share does not answer
-        return real_read(path)
+        return real_read(path, name)
 
     monkeypatch.setattr(ingest_mod, "_read_regular", read)
     monkeypatch.setattr(ingest_mod, "READ_DEADLINE", 0.3)

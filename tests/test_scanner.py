@@ -109,7 +109,7 @@ def test_names_that_are_not_utf8_are_kept_and_logged_once(tmp_path, caplog):
     for raw in (b"caf\xe9.jpg", b"na\xefve.jpg"):
         with open(os.path.join(os.fsencode(tmp_path), raw), "wb") as f:
             f.write(b"x")
-    with caplog.at_level(logging.WARNING, logger="photod.roots.scanner"):
+    with caplog.at_level(logging.INFO, logger="photod.roots.scanner"):
         w = walk(tmp_path, ["*.jpg"], [])
         found = [e.rel_path for e in w]
     assert len(found) == 3 and len(w.bad_names) == 2
@@ -241,7 +241,7 @@ def test_many_unreadable_folders_are_summarised(tmp_path, monkeypatch, caplog):
         return real(path)
 
     monkeypatch.setattr(scanner.os, "scandir", scandir)
-    with caplog.at_level(logging.WARNING, logger="photod.roots.scanner"):
+    with caplog.at_level(logging.INFO, logger="photod.roots.scanner"):
         w = walk(tmp_path, ["*.jpg"], [])
         assert list(w) == []
     assert len(w.failed) == 8
@@ -275,24 +275,29 @@ def test_offline_photos_come_back_with_their_state(catalog, root, tree):
     assert set(states(catalog, root.id).values()) == {"staged"}
 
 
-def test_non_utf8_names_get_a_failed_row_that_says_to_rename_them(catalog, tmp_path):
+def test_non_utf8_names_are_cataloged_with_their_exact_bytes(catalog, tmp_path):
     base = tmp_path / "r"
     touch(base / "ok.jpg")
     with open(os.path.join(os.fsencode(base), b"caf\xe9.jpg"), "wb") as f:
         f.write(b"x")
-    bad_folder = os.path.join(os.fsencode(base), b"\xc0\xaf folder")
+    bad_folder = os.path.join(os.fsencode(base), "三亚".encode("gbk"))
     os.mkdir(bad_folder)
     with open(os.path.join(bad_folder, b"inside.jpg"), "wb") as f:
         f.write(b"x")
     r = catalog.add_root(make_root(base))
     report = reconcile(catalog, r, present=lambda: True)
-    assert (report.seen, report.new, report.errors) == (3, 3, 2)
-    assert states(catalog, r.id) == {"ok.jpg": "new", "caf\\xe9.jpg": "failed",
-                                     "\\xc0\\xaf folder/inside.jpg": "failed"}
-    errors = [row["error"] for row in catalog.failed()]
-    assert all("not valid UTF-8" in e and "rename" in e for e in errors) and len(errors) == 2
+    assert (report.seen, report.new, report.errors) == (3, 3, 0)
+    assert states(catalog, r.id) == {"ok.jpg": "new", "caf\\xe9.jpg": "new",
+                                     "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "new"}
+    raw = {row["rel_path"]: row["rel_bytes"] for row in catalog.query("SELECT rel_path, rel_bytes FROM photos")}
+    assert raw == {"ok.jpg": None, "caf\\xe9.jpg": b"caf\xe9.jpg",
+                   "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "三亚".encode("gbk") + b"/inside.jpg"}
+    assert not catalog.failed()
     again = reconcile(catalog, r, present=lambda: True)  # stable: the same rows, nothing new or deleted
     assert (again.new, again.deleted, again.unchanged) == (0, 0, 3)
+    os.unlink(os.path.join(bad_folder, b"inside.jpg"))
+    gone = reconcile(catalog, r, present=lambda: True)  # a deletion is seen by the exact name too
+    assert (gone.deleted, gone.unchanged) == (1, 2)
 
 
 def test_writes_are_batched(catalog, tmp_path, monkeypatch):

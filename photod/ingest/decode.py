@@ -32,9 +32,14 @@ try:
 except ImportError as _exc:  # the daemon still stages every other format
     log.warning("pillow-heif is not importable (%s): HEIC/HEIF photos will fail; reinstall photod", _exc)
 
+try:
+    import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow on import
+except ImportError:  # the `jxl` extra; without it a .jxl file fails with Pillow's "not an image" reason
+    pass
+
 # The formats a camera, phone or scanner writes. Pillow can open more (EPS, for one, runs Ghostscript), but a
 # file in a photo folder claiming to be something exotic is not worth that risk.
-PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "HEIF", "AVIF")
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "TIFF", "BMP", "DIB", "GIF", "HEIF", "AVIF", "JXL")
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
@@ -101,13 +106,22 @@ def _decode(img: Image.Image, name: str, size: int, quality: int, draft: bool, t
     if draft and isinstance(img, JpegImagePlugin.JpegImageFile):
         _draft(img, size, text_side)
     _exif_transpose(img, name)
+    staged = from_image(img, name, size, quality, text_side)
+    meta = PhotoMeta(width=width, height=height, format=fmt, **exif)
+    return Decoded(staged.jpeg, meta, staged.text_image)
+
+
+def from_image(img: Image.Image, name: str, size: int = StageConfig.size, quality: int = StageConfig.quality,
+               text_side: int | None = None) -> Decoded:
+    """The stage's JPEG (and text copy) of an image that is already upright, whatever produced it (a still,
+    a RAW's preview or demosaic, a video frame); its meta holds only the size."""
+    _check_pixels(img, name)
     rgb = _to_rgb(img)
     text_image = _fit_long_side(rgb, text_side) if text_side else None
     rgb = _downscale(rgb, size)
     buf = BytesIO()
     rgb.save(buf, "JPEG", quality=quality)
-    meta = PhotoMeta(width=width, height=height, format=fmt, **exif)
-    return Decoded(buf.getvalue(), meta, text_image)
+    return Decoded(buf.getvalue(), PhotoMeta(width=img.width, height=img.height), text_image)
 
 
 def _check_pixels(img: Image.Image, name: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -23,11 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photod.config import StageConfig, WorkersConfig
+from photod.config import StageConfig, VideoConfig, WorkersConfig
 from photod.errors import DecodeError
+from photod.ingest import groups
 from photod.ingest.decode import Decoded, content_hash, decode_photo
+from photod.ingest.raw import decode_raw
+from photod.ingest.sniff import VIDEO_EXTENSIONS, extension, sniff
+from photod.ingest.video import DecodedVideo, decode_video
 from photod.store import signals
-from photod.store.catalog import Catalog
+from photod.store.catalog import Catalog, PhotoMeta
+from photod.store.names import file_path
 from photod.store.signals import FoundText
 from photod.store.stage import Stage
 
@@ -44,6 +50,13 @@ RETRY_AFTER_SECONDS = 300.0
 # Wi-Fi takes seconds, not a minute.
 READ_DEADLINE = 60.0
 HUNG_RETRY = RETRY_AFTER_SECONDS
+HEAD_BYTES = 4096  # what a file's kind is sniffed from (photod.ingest.sniff)
+HASH_CHUNK = 1 << 20  # a video is hashed as it is read, never held whole in memory
+# A video larger than this is recognised (moved, copied) by its size and three samples of it instead of every
+# byte: hashing 4 GB over a NAS would take minutes, past READ_DEADLINE, and look like a share that hangs.
+VIDEO_FULL_HASH = 64 << 20
+VIDEO_SAMPLE = 4 << 20
+VIDEO_GRACE = 15.0  # seconds past the video deadline before a decode that has not returned is abandoned
 
 
 @dataclass
@@ -55,11 +68,12 @@ class IngestReport:
     adopted: int = 0
     skipped: int = 0  # unreadable for now (vanished, I/O error): left `new` for a later try
     reused: int = 0   # copies of a photo already staged: its JPEG and vectors copied, nothing decoded
+    frames: int = 0   # moments of videos staged besides each video's first
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
         return IngestReport(self.staged + other.staged, self.failed + other.failed,
                             self.adopted + other.adopted, self.skipped + other.skipped,
-                            self.reused + other.reused)
+                            self.reused + other.reused, self.frames + other.frames)
 
     @property
     def done(self) -> int:
@@ -71,8 +85,9 @@ class IngestReport:
 class _File:
     row: dict
     path: Path
-    data: bytes | None = None
+    data: bytes | None = None  # None for a video, which FFmpeg reads from its path
     hash: str | None = None
+    kind: str = "image"  # sniffed from the content: image, raw or video
     text: FoundText | None = None  # what was read in it, when text is read
 
 
@@ -80,10 +95,12 @@ class Ingester:
     """Stages pending photos in batches. Use it from the thread that owns `catalog`."""
 
     def __init__(self, catalog: Catalog, stage: Stage, settings: StageConfig = StageConfig(), *,
-                 workers: int = WorkersConfig.decode, reader: TextReader | None = None):
+                 workers: int = WorkersConfig.decode, reader: TextReader | None = None,
+                 video: VideoConfig = VideoConfig()):
         self.catalog = catalog
         self.stage = stage
         self.settings = settings
+        self.video = video
         self.workers = max(1, workers)
         # Text is read from a larger copy made in the same decode as the stage's, so that after staging
         # nothing needs the drive; photos staged before (or read by another engine) are read by read_text_batch.
@@ -111,17 +128,25 @@ class Ingester:
             to_decode = self._adopt_moved(to_decode, report)
             to_decode = self._reuse_copies(to_decode, report)
             results = list(pool.map(self._decode, to_decode))
-        staged = {f.row["id"]: (f, res) for f, res in zip(to_decode, results) if isinstance(res, Decoded)}
+        staged = {f.row["id"]: (f, res) for f, res in zip(to_decode, results)
+                  if isinstance(res, (Decoded, DecodedVideo))}
+        entries = {pid: res.jpeg if isinstance(res, Decoded) else res.moments[0].staged.jpeg
+                   for pid, (_f, res) in staged.items()}
+        frames = self._frame_rows(staged, entries)
         # Stage first (synced), catalog second: see the module docstring.
-        self.stage.put_many({pid: res.jpeg for pid, (_f, res) in staged.items()})
+        self.stage.put_many(entries)
         with self.catalog.transaction():
             for pid, (f, res) in staged.items():
                 self.catalog.mark_staged(pid, res.meta, f.hash or "")
+                if pid in frames:
+                    self.catalog.mark_frames_staged(frames[pid], _frame_meta(res))
             signals.store_text(self.catalog, [f.text for f, _res in staged.values() if f.text is not None])
             for f, res in zip(to_decode, results):
                 if isinstance(res, DecodeError):
                     self._fail(f, _reason(res), f.hash)
         report.staged += len(staged)
+        report.frames += sum(len(ids) for ids in frames.values())
+        groups.relink(self.catalog, [(f.row["root_id"], f.row["folder"]) for f, _res in staged.values()])
         report.failed += sum(isinstance(res, DecodeError) for res in results)
         if report.done or report.skipped:
             log.info("ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
@@ -151,7 +176,19 @@ class Ingester:
         self._hung = {root: t for root, t in self._hung.items() if t > now}
         rows = self.catalog.pending("new", limit + len(self._deferred))
         rows = [r for r in rows if r["id"] not in self._deferred and r["root_id"] not in self._hung][:limit]
-        return [_File(row=r, path=Path(r["root_path"]) / r["rel_path"]) for r in rows]
+        return [_File(row=r, path=file_path(r)) for r in self._few_videos(rows)]
+
+    def _few_videos(self, rows: list) -> list:
+        """At most one video per decode worker in a batch (the rest wait for the next): a video may take up to
+        its deadline, and a batch must end well within the service's watchdog (photod.service.systemd)."""
+        out, videos = [], 0
+        for r in rows:
+            if extension(r["filename"]) in VIDEO_EXTENSIONS:
+                if videos >= self.workers:
+                    continue
+                videos += 1
+            out.append(r)
+        return out
 
     def _read_all(self, files: list[_File]) -> list[str | None]:
         """Read `files`, `workers` at a time, each on a daemon thread with a deadline.
@@ -187,7 +224,7 @@ class Ingester:
     def _read(self, f: _File) -> str | None:
         """Read and hash one file. Returns None when read, "skip" to try later, else a failure reason."""
         try:
-            f.data = _read_regular(f.path)
+            f.data, f.hash, f.kind = _read_regular(f.path, f.row["rel_path"])
         except _NotRegular as exc:
             return f"{f.row['rel_path']}: {exc.strerror}, not a photo file; photod reads only regular files"
         except (FileNotFoundError, NotADirectoryError):
@@ -205,7 +242,8 @@ class Ingester:
             log.warning("cannot read %s (%s); will try again later", f.path, exc)
             self._defer(f)
             return "skip"
-        f.hash = content_hash(f.data)
+        if f.kind == "video" and not self.video.enabled:
+            return f"{f.row['rel_path']}: a video, and videos are off ([video] enabled = false in the config)"
         return None
 
     def _adopt_moved(self, files: list[_File], report: IngestReport) -> list[_File]:
@@ -236,6 +274,9 @@ class Ingester:
         rest: list[_File] = []
         copies: dict[int, tuple[_File, int, bytes]] = {}
         for f in files:
+            if f.kind == "video":  # a copy needs its own frames, not just the first: decoded afresh
+                rest.append(f)
+                continue
             src = self.catalog.staged_match(f.hash, exclude_id=f.row["id"]) if f.hash else None
             jpeg = self.stage.get_jpeg(src) if src is not None else None
             if jpeg is None:
@@ -260,16 +301,22 @@ class Ingester:
                      "their stage entries and vectors were copied, nothing decoded", report.reused)
         return rest
 
-    def _decode(self, f: _File) -> Decoded | DecodeError:
-        """Decode one file for the stage, reading its text on the way when a reader is set."""
+    def _decode(self, f: _File) -> Decoded | DecodedVideo | DecodeError:
+        """Decode one file for the stage, as what its content is, reading its text on the way when a reader
+        is set (stills only)."""
+        if f.kind == "video":
+            return self._decode_video(f)
         text_side = None
         if self.reader is not None:
             from photod.ingest.ocr import OCR_SIDE
 
             text_side = OCR_SIDE
+        name, size, quality = f.row["rel_path"], self.settings.size, self.settings.quality
         try:
-            decoded = decode_photo(f.data or b"", f.row["rel_path"], self.settings.size, self.settings.quality,
-                                   self.settings.jpeg_draft, text_side)
+            if f.kind == "raw":
+                decoded = decode_raw(f.data or b"", name, size, quality, text_side)
+            else:
+                decoded = decode_photo(f.data or b"", name, size, quality, self.settings.jpeg_draft, text_side)
         except DecodeError as exc:
             return exc
         finally:
@@ -279,6 +326,43 @@ class Ingester:
             # The large copy is the biggest thing a decode holds: a batch must not keep them all.
             decoded = dataclasses.replace(decoded, text_image=None)
         return decoded
+
+    def _decode_video(self, f: _File) -> DecodedVideo | DecodeError:
+        """Sample a video's moments on a thread of its own, against the deadline: the decode stops looking
+        by itself when the deadline passes, and one that hangs inside FFmpeg (a stream that makes it spin, a
+        share that stops answering) is abandoned a little later, its thread left to finish on its own."""
+        out: list[DecodedVideo | DecodeError] = []
+
+        def run() -> None:
+            try:
+                out.append(decode_video(os.fspath(f.path), f.row["rel_path"], self.video, self.settings.size,
+                                        self.settings.quality))
+            except DecodeError as exc:
+                out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - a decoder bug is this video's failure, not the daemon's
+                log.debug("decoding %s failed", f.path, exc_info=True)
+                out.append(DecodeError(f"{f.row['rel_path']}: cannot decode the video ({type(exc).__name__}: {exc})"))
+
+        thread = threading.Thread(target=run, name="photod-video", daemon=True)
+        thread.start()
+        thread.join(self.video.deadline_seconds + VIDEO_GRACE)
+        if thread.is_alive() or not out:
+            return DecodeError(f"{f.row['rel_path']}: decoding the video took more than "
+                               f"{self.video.deadline_seconds:.0f} s and was abandoned",
+                               "raise [video] deadline_seconds for very long or very large videos")
+        return out[0]
+
+    def _frame_rows(self, staged: dict, entries: dict[int, bytes]) -> dict[int, list[int]]:
+        """Rows (still `new`) for the moments of each video staged besides its first, their JPEGs added to
+        `entries`: {video id: frame ids}. They become `staged` with the video, in one transaction; a kill
+        before that leaves rows the video's next staging replaces."""
+        frames: dict[int, list[int]] = {}
+        for pid, (_f, res) in staged.items():
+            if isinstance(res, DecodedVideo):
+                ids = self.catalog.add_frames(pid, [m.time for m in res.moments[1:]])
+                entries.update(zip(ids, (m.staged.jpeg for m in res.moments[1:])))
+                frames[pid] = ids
+        return frames
 
     def _read_text(self, f: _File, decoded: Decoded) -> FoundText:
         """The text in a decoded photo. A failure costs this photo its text (recorded, so it is not tried
@@ -309,7 +393,7 @@ class Ingester:
         now = time.monotonic()
         rows = [r for r in signals.text_pending(self.catalog, ENGINE_ID, limit + len(self._deferred))
                 if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung][:limit]
-        files = [_File(row=r, path=Path(r["root_path"]) / r["rel_path"]) for r in rows]
+        files = [_File(row=r, path=file_path(r)) for r in rows]
         read = self._read_all(files)
         # A file unreadable for good is recorded as such, so it is not read again at every step.
         found = [FoundText(f.row["id"], ENGINE_ID, error=err) for f, err in zip(files, read) if err not in (None, "skip")]
@@ -333,7 +417,7 @@ class Ingester:
         return False
 
     def _fail(self, f: _File, reason: str, content_hash_: str | None = None) -> None:
-        self.catalog.mark_failed(f.row["id"], reason, content_hash_)
+        self.catalog.mark_failed(f.row["id"], reason, content_hash_, kind="video" if f.kind == "video" else None)
         # The reason already names the file (relative to its root); say which root.
         log.warning("cannot stage a photo in %s: %s", f.row["root_path"], reason)
 
@@ -345,9 +429,11 @@ class _NotRegular(OSError):
     """The path is a FIFO, a device or a socket now (it was a regular file when it was catalogued)."""
 
 
-def _read_regular(path: Path) -> bytes:
-    """A regular file's bytes. Opened non-blocking and checked with fstat before reading: a path that became
-    a FIFO would block the read forever, and a character device such as /dev/zero would never end."""
+def _read_regular(path: Path, name: str) -> tuple[bytes | None, str, str]:
+    """(bytes, content hash, kind) of a regular file; a video's bytes are hashed as they are read and not
+    kept (None): FFmpeg reads it from its path, seeking. Opened non-blocking and checked with fstat before
+    reading: a path that became a FIFO would block the read forever, and a character device such as
+    /dev/zero would never end."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     try:
         mode = os.fstat(fd).st_mode
@@ -358,10 +444,35 @@ def _read_regular(path: Path) -> bytes:
             raise _NotRegular(errno.EINVAL, f"is {kind}")
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
-            return fh.read()
+            head = fh.read(HEAD_BYTES)
+            kind = sniff(head, name)
+            if kind != "video":
+                data = head + fh.read()
+                return data, content_hash(data), kind
+            return None, _video_hash(fh, head, os.fstat(fh.fileno()).st_size), kind
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _video_hash(fh, head: bytes, size: int) -> str:
+    """A video's content hash: blake2b of every byte up to VIDEO_FULL_HASH, else of its size and its first,
+    middle and last VIDEO_SAMPLE bytes (prefixed, so it never equals a whole-file hash)."""
+    h = hashlib.blake2b(head, digest_size=32)
+    if size <= VIDEO_FULL_HASH:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+        return h.hexdigest()
+    h.update(size.to_bytes(8, "little"))
+    for start in (len(head), size // 2, size - VIDEO_SAMPLE):
+        fh.seek(start)
+        h.update(fh.read(VIDEO_SAMPLE))
+    return "sampled:" + h.hexdigest()
+
+
+def _frame_meta(video: DecodedVideo) -> PhotoMeta:
+    first = video.moments[0].staged.meta
+    return PhotoMeta(width=first.width, height=first.height, format="video frame", taken_at=video.meta.taken_at)
 
 
 def _reason(exc: DecodeError) -> str:

@@ -116,7 +116,7 @@ def import_labels(catalog: Catalog, path: str | os.PathLike, fmt: str | None = N
 def import_folder_labels(catalog: Catalog, root: str | int | None = None) -> ImportReport:
     """Folder names as weak captions (source 'folder'): each photo gets its folder's last name, e.g.
     2019三亚婚礼/IMG_1.jpg -> '2019三亚婚礼'. Photos at a root's top level get none. Idempotent."""
-    sql = "SELECT id, folder FROM photos WHERE state != 'deleted' AND folder != ''"
+    sql = "SELECT id, folder FROM photos WHERE state != 'deleted' AND folder != '' AND kind != 'frame'"
     params: list = []
     if root is not None:
         sql += " AND root_id = ?"

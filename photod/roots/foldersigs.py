@@ -23,6 +23,8 @@ import hashlib
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
+from photod.roots.matcher import SIDECARS
+
 if TYPE_CHECKING:
     from photod.roots.listing import Folder
     from photod.store.catalog import Catalog
@@ -41,8 +43,10 @@ class Known:
 
 
 def matcher_key(include: Sequence[str], exclude: Sequence[str]) -> bytes:
-    """Mixed into every signature: changing a root's globs changes which files a listing holds."""
-    return ("\0".join(include) + "\1" + "\0".join(exclude)).encode("utf-8", "surrogateescape")
+    """Mixed into every signature: changing a root's globs (or the files no globs include) changes which
+    files a listing holds."""
+    globs = "\0".join(include) + "\1" + "\0".join(exclude) + "\2" + "\0".join(SIDECARS)
+    return globs.encode("utf-8", "surrogateescape")
 
 
 def signature(key: bytes, folder: "Folder") -> bytes:

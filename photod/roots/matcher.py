@@ -25,12 +25,17 @@ def _glob_source(patterns: Sequence[str]) -> str | None:
     return "|".join(f"(?:{p})" for p in parts) if parts else None
 
 
+# Lightroom/darktable XMP and Apple's edit instructions: they describe the photo beside them.
+SIDECARS = ("*.xmp", "*.aae")
+
+
 class Matcher:
     """Decides which names a root holds photos under.
 
     Include globs are matched against file names; exclude globs against every folder name and file
     name on the way. Both ignore case: "$Recycle.Bin", "@eaDir" and "IMG_0001.JPG" are written in
-    whatever case the system that made them liked. An empty include list includes every file.
+    whatever case the system that made them liked. An empty include list includes every file. Sidecars
+    (SIDECARS: metadata beside a photo, never a picture) are never included, whatever the globs say.
     """
 
     def __init__(self, include: Sequence[str], exclude: Sequence[str]):
@@ -38,8 +43,8 @@ class Matcher:
         self.exclude = tuple(exclude)
         inc, exc = _glob_source(self.include), _glob_source(self.exclude)
         self._dir_match = re.compile(exc, re.IGNORECASE).match if exc else None
-        self._file_match = re.compile((f"(?!{exc})" if exc else "") + f"(?:{inc or '.*'})",
-                                      re.IGNORECASE | re.DOTALL).match
+        not_file = _glob_source(self.exclude + SIDECARS)
+        self._file_match = re.compile(f"(?!{not_file})(?:{inc or '.*'})", re.IGNORECASE | re.DOTALL).match
 
     def dir_ok(self, name: str) -> bool:
         """Whether a folder with this name is walked."""

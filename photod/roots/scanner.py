@@ -21,11 +21,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 
 from photod.roots import foldersigs
 from photod.roots.listing import Folder, list_tree
 from photod.roots.matcher import Matcher
+from photod.store.names import is_utf8, key as name_key
 
 if TYPE_CHECKING:
     from photod.store.catalog import Catalog, Root
@@ -48,38 +49,9 @@ class FileEntry(NamedTuple):
 
 # ---- the walk --------------------------------------------------------------------------------------
 
-def _utf8_ok(name: str) -> bool:
-    if name.isascii():
-        return True
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _names_ok(folder: str, names: list[str]) -> bool:
+def _names_ok(folder: str, names_: list[str]) -> bool:
     """Whether a folder's path and every one of its file names are valid UTF-8."""
-    return _utf8_ok(folder) and all(map(_utf8_ok, names))
-
-
-def printable_rel(rel: str) -> str:
-    """A path whose bytes are not valid UTF-8, made storable: the bad bytes written as \\xNN. SQLite holds
-    only UTF-8 text, and a person reading `photod failed` needs to see which file it is."""
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def fail_bad_names(catalog: "Catalog", root_id: int, rels: Iterable[str]) -> int:
-    """Give files whose names are not valid UTF-8 a `failed` row that says what to do (photod cannot open
-    them by a stored name). Rows already failed stay as they are. Returns the rows marked now."""
-    n = 0
-    for rel in {printable_rel(r) for r in rels}:
-        row = catalog.query("SELECT id, state FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel))
-        if row and row[0]["state"] == "new":
-            catalog.mark_failed(row[0]["id"], f"{rel}: the file name is not valid UTF-8; rename the file "
-                                              "(for example with convmv) so photod can read it")
-            n += 1
-    return n
+    return is_utf8(folder) and all(map(is_utf8, names_))
 
 
 class Walk:
@@ -88,7 +60,7 @@ class Walk:
     The listing itself (photod.roots.listing) runs once, on first use. After it, `failed` holds the
     root-relative paths of folders (and the odd file) that raised an error: their contents are unknown,
     so nothing under them may be called deleted. `bad_names` holds paths whose names are not valid UTF-8
-    (surrogate-escaped); they are still reported.
+    (fs form, surrogate-escaped): cataloged like the others, under the key photod.store.names gives them.
     """
 
     def __init__(self, root_path: Path | str, matcher: Matcher, threads: int | None = None):
@@ -142,7 +114,7 @@ class Walk:
         out = [make((prefix + n, s, m)) for n, s, m in zip(names, sizes, mtimes) if match(n) is not None]
         if out and not _names_ok(folder.rel, names):
             for entry in out:
-                if not _utf8_ok(entry.rel_path):  # the file's name or a folder's on the way
+                if not is_utf8(entry.rel_path):  # the file's name or a folder's on the way
                     self._bad_name(entry.rel_path)
         return out
 
@@ -168,8 +140,9 @@ class Walk:
         if rel in self._bad_set:
             return
         if not self.bad_names:
-            log.warning("%s has file names that are not valid UTF-8 (first: %r); rename them so photod "
-                        "can catalog them", self.root_path, rel.encode("utf-8", "surrogateescape"))
+            log.info("%s has file names that are not valid UTF-8 (first: %r); they are shown decoded as "
+                     "GB18030, Big5, Shift_JIS or EUC-KR where one reads them", self.root_path,
+                     rel.encode("utf-8", "surrogateescape"))
         self.bad_names.append(rel)
         self._bad_set.add(rel)
 
@@ -234,7 +207,7 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
 
     failed = set(walker.failed)
     report.failed_paths = sorted(failed)
-    report.errors = len(failed) + len(walker.bad_names)
+    report.errors = len(failed)
     report.root_present = _still_present(present, root)
     report.complete = walker.complete and report.root_present
     if not report.root_present:
@@ -248,7 +221,6 @@ def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
     if gone:
         report.deleted = catalog.mark_deleted(gone)
     _write_upserts(catalog, root.id, upserts)
-    fail_bad_names(catalog, root.id, walker.bad_names)
     foldersigs.remember(catalog, root.id, listed, plan.vanished)
     catalog.update_root(root.id, last_scan_at=time.time())
     report.seconds = time.monotonic() - t0
@@ -275,7 +247,7 @@ def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
     sign = foldersigs.signature
     changed: list[tuple[Folder, bytes | None]] = []
     for folder in folders:
-        k = known.pop(folder.rel, None)
+        k = known.pop(name_key(folder.rel), None)
         if folder.error is not None or folder.file_errors:
             changed.append((folder, None))  # never vouched for: part of it could not be read
             continue
@@ -294,7 +266,7 @@ def _compare(catalog: "Catalog", root_id: int, walker: Walk, plan: _Plan, report
              on_progress: Callable[[int], None] | None) -> tuple[dict[str, tuple], list[FileEntry], dict]:
     """Compare the planned folders with their catalog rows. Returns (known files not seen, files to
     upsert, {folder: (signature, photo files)} for foldersigs.remember)."""
-    folders = [printable_rel(f.rel) for f, _ in plan.changed] + plan.vanished
+    folders = [name_key(f.rel) for f, _ in plan.changed] + plan.vanished
     known = foldersigs.rows_in(catalog, root_id, folders)
     pop = known.pop
     upserts: list[FileEntry] = []
@@ -308,9 +280,9 @@ def _compare(catalog: "Catalog", root_id: int, walker: Walk, plan: _Plan, report
             listed[folder.rel] = (sig, [(e[0][cut:], e[1], e[2]) for e in batch])
         report.seen += len(batch)
         for entry in batch:
-            if bad and entry[0] in bad:  # SQLite text must be UTF-8: stored escaped, and failed
-                entry = tuple.__new__(FileEntry, (printable_rel(entry[0]), entry[1], entry[2]))
-            k = pop(entry[0], None)
+            # A name that is not UTF-8 has an escaped key in the catalog; the entry keeps its fs form,
+            # which the upsert stores exactly.
+            k = pop(name_key(entry[0]) if bad and entry[0] in bad else entry[0], None)
             if k is None:
                 report.new += 1
                 upserts.append(entry)

@@ -52,11 +52,11 @@ class WordHits:
         if not wanted:
             return hits
         where = catalog_filters(cat, filters)
-        # Filters are listed once (an unfiltered query lists only the deleted photos, which are few).
+        # Filters are listed once (an unfiltered query lists only the rows words never show, which are few).
         allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
         if hits.required is not None:
             allowed = hits.required if allowed is None else allowed & hits.required
-        gone = hits.excluded | (cat.deleted_ids() if allowed is None else set())
+        gone = hits.excluded | (cat.unsearchable_ids() if allowed is None else set())
         matched: dict[int, int] = {}  # photo -> how many of the words it holds
         for word, exact in wanted:
             found = cat.word_hits(word, exact=exact)

@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from photod.store import names
+
 if TYPE_CHECKING:
-    from photod.store.catalog import PhotoInfoRow
+    from photod.store.catalog import Catalog, PhotoInfoRow
 
 
 @dataclass
@@ -22,6 +24,12 @@ class Result:
     photo that matched}, {"channel": "place", "text": where it was taken}, {"channel": "name"} (its file or
     folder name), {"channel": "image", "score": the similarity}. `place` is where it was taken and `text`
     the text read in it (lines joined by newlines), whatever found it; None where not known.
+
+    A video is one result, at its best-matching moment: `kind` "video", `video_time` the moment's time in
+    seconds (its first frame's for a match by words), `duration` its length. `path` is the file's path with
+    any byte of its name that is not UTF-8 written \\xNN; then `filename` and `folder` are the name decoded
+    in `name_encoding` (gb18030, big5, shift_jis or euc_kr), None for every UTF-8 name, and `shown` the
+    whole path so decoded and marked.
     """
 
     id: int
@@ -41,19 +49,31 @@ class Result:
     text: str | None = None
     matched: list[dict[str, Any]] = field(default_factory=list)
     fused: float | None = None  # the fused rank score that ordered the results (photod.search.fusion)
+    kind: str = "photo"
+    video_time: float | None = None
+    duration: float | None = None
+    name_encoding: str | None = None
+    shown: str | None = None  # with name_encoding: the path decoded and marked, as shown_path gives it
+    video_id: int | None = None  # a frame's video, until collapse_frames turns it into that video
+    frame_id: int | None = None  # a video's matching moment, whose staged picture shows it
 
     @classmethod
     def from_row(cls, row: PhotoInfoRow, score: float | None, words: str | None = None) -> "Result":
         """A result from a catalog row; `words` (what was searched) picks the line of its text that matched."""
         camera = " ".join(p for p in (row.get("camera_make"), row.get("camera_model")) if p) or None
         online = bool(row.get("root_online")) and row["state"] != "offline"
+        filename, folder, encoding = _decoded_names(row)
+        kind = row.get("kind") or "photo"
         return cls(
             id=row["id"], path=os.path.join(row["root_path"], row["rel_path"]),  # Path() cost 20 % of a query
-            score=None if score is None else round(float(score), 6), filename=row["filename"],
-            folder=row["folder"], root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
+            score=None if score is None else round(float(score), 6), filename=filename,
+            folder=folder, root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
             taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
             state=row["state"], online=online, place=row.get("place_label"), text=row.get("photo_text") or None,
-            matched=_matched(row, score, words))
+            matched=_matched(row, score, words), kind=kind, duration=row.get("duration"),
+            video_time=row.get("frame_time") if kind == "frame" else 0.0 if kind == "video" else None,
+            name_encoding=encoding, video_id=row.get("parent_id") if kind == "frame" else None,
+            shown=os.path.join(row["root_path"], names.shown(row["rel_path"], row["rel_bytes"])) if encoding else None)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints. (Not dataclasses.asdict, which deep-copies every value
@@ -72,6 +92,61 @@ def merge_reasons(into: Result, other: Result) -> None:
         into.score = other.score
     # The similarity last: it is the weakest reason, and the CLI leads with it anyway.
     into.matched.sort(key=lambda m: m["channel"] == "image")
+
+
+def collapse_frames(results: list[Result], catalog: "Catalog") -> list[Result]:
+    """Results in rank order with each video once, at its best-ranked moment: a matching frame becomes its
+    video (path, name, duration) carrying the frame's time and score. Frames of a video the catalog no
+    longer shows are dropped. Photos are untouched."""
+    wanted = {r.video_id for r in results if r.kind == "frame"}
+    videos = {row["id"]: row for row in catalog.search_name(ids=sorted(wanted), limit=None)} if wanted else {}
+    out: list[Result] = []
+    seen: set[int] = set()
+    for r in results:
+        vid = r.video_id if r.kind == "frame" else r.id
+        if vid in seen:
+            continue
+        if r.kind == "frame":
+            if vid not in videos:
+                continue
+            time_, frame = r.video_time, r.id
+            r = Result.from_row(videos[vid], r.score)
+            r.video_time, r.frame_id = time_, frame
+        seen.add(vid)
+        out.append(r)
+    return out
+
+
+def clock(seconds: float) -> str:
+    """A time in a video as people read it: 「01:23」, 「1:02:03」 past an hour."""
+    s = int(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m:02d}:{s % 60:02d}"
+
+
+def video_label(result: dict[str, Any]) -> str | None:
+    """「01:23」 / 02:41 for a video result (the moment, then the length), None for a photo."""
+    if result.get("kind") != "video":
+        return None
+    at = f"「{clock(result.get('video_time') or 0.0)}」"
+    return at + (f" / {clock(result['duration'])}" if result.get("duration") else "")
+
+
+def shown_path(result: dict[str, Any]) -> str:
+    """A result's path as a person reads it: a name that is not UTF-8 decoded and marked with its encoding
+    (/mnt/old/三亚/海边.jpg [GB18030]); else `path` itself."""
+    return result.get("shown") or result["path"]
+
+
+def _decoded_names(row: "PhotoInfoRow") -> tuple[str, str, str | None]:
+    """(filename, folder, encoding): a name that is not UTF-8 decoded where a legacy encoding reads it."""
+    raw = row.get("rel_bytes")
+    found = names.decoded(raw) if raw else None
+    if found is None:
+        return row["filename"], row["folder"], None
+    text, encoding = found
+    folder, _, filename = text.rpartition("/")
+    return filename, folder, encoding
 
 
 def matched_text(result: dict[str, Any]) -> str | None:

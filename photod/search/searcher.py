@@ -29,7 +29,7 @@ from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
-from photod.search.results import Result
+from photod.search.results import Result, collapse_frames
 from photod.store import vectors
 from photod.store.catalog import Catalog
 
@@ -342,7 +342,8 @@ class Searcher:
         if not rows:
             found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
             rows = {r["id"]: r for r in found}
-        return [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows]
+        return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
+                                if int(i) in rows], self.catalog)
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from photod.config import Config
 from photod.errors import DiskFullError, RootError
 from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
-from photod.roots.scanner import fail_bad_names, printable_rel
 from photod.roots.watcher import Watcher, WatchEvent
 from photod.service import lock as daemonlock
 from photod.service.heap import keep_heap_small
@@ -87,6 +86,7 @@ class Daemon:
         self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
         self.stage = Stage(self.cfg.data_dir)
         self.ingester = Ingester(self.catalog, self.stage, self.cfg.stage, workers=self.cfg.workers.decode,
+                                 video=self.cfg.video,
                                  reader=open_text_reader(self.cfg))
         self.models = ModelWorker(self.cfg, self.catalog, self.stage)
         self.signals = SignalWorker(self.cfg, self.catalog, self.ingester, self.models.model)
@@ -286,10 +286,7 @@ class Daemon:
             st = os.stat(root.path / event.rel_path)
         except OSError:
             return  # gone again before it settled; a later event or scan will tell
-        rel = printable_rel(event.rel_path)
-        self.catalog.upsert_file(root.id, rel, st.st_size, st.st_mtime_ns)
-        if rel != event.rel_path:
-            fail_bad_names(self.catalog, root.id, [event.rel_path])
+        self.catalog.upsert_file(root.id, event.rel_path, st.st_size, st.st_mtime_ns)
 
     def _gone_for_real(self, root: Root, rel_path: str) -> bool:
         """A delete event counts only if the root is still present and the path really is gone."""

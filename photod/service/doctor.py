@@ -12,7 +12,7 @@ from typing import Iterator
 
 from photod.config import Config
 
-DAEMON_DEPS = ("numpy", "PIL", "pillow_heif", "lmdb", "faiss", "onnxruntime", "watchdog", "textual")
+DAEMON_DEPS = ("numpy", "PIL", "pillow_heif", "rawpy", "av", "lmdb", "faiss", "onnxruntime", "watchdog", "textual")
 FINETUNE_DEPS = ("torch", "cn_clip", "onnx")
 
 
@@ -47,6 +47,9 @@ def _dependencies() -> Iterator[Check]:
             yield Check(f"import {name}", "ok", getattr(mod, "__version__", "present"))
         except Exception as exc:  # noqa: BLE001 - a broken install can raise anything at import
             yield Check(f"import {name}", "fail", str(exc), "reinstall photod: pip install --force-reinstall photod")
+    jxl = importlib.util.find_spec("pillow_jxl") is not None
+    yield Check("jxl extra", "ok" if jxl else "warn", "JPEG XL photos are read" if jxl else
+                "not installed: JPEG XL photos fail", "pip install 'photod[jxl]' (pillow-jxl-plugin, GPL-3.0)")
     missing = [n for n in FINETUNE_DEPS if importlib.util.find_spec(n) is None]
     yield Check("finetune extra", "ok" if not missing else "warn",
                 "installed" if not missing else f"missing {', '.join(missing)} (only needed for model import "

@@ -53,7 +53,8 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
-        ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg))
+        ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg),
+                            video=cfg.video)
         worker = ModelWorker(cfg, cat, stage)
         try:
             _stage_all(cfg, ingester, out)

@@ -18,7 +18,8 @@ def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
         "source": r.source, "last_scan_at": r.last_scan_at,
     } for r in cat.active_roots()]
     return {
-        "photos": {k: counts[k] for k in ("total", "new", "staged", "indexed", "failed", "offline", "deleted")},
+        "photos": {k: counts[k] for k in ("total", "new", "staged", "indexed", "failed", "offline", "deleted",
+                                          "photos", "videos")},
         "roots": roots,
         "model": _model_status(cfg),
         "signals": _signals_status(cat, cfg),
@@ -73,8 +74,9 @@ def format_signals(sig: dict[str, Any]) -> list[str]:
 def format_status(status: dict[str, Any]) -> str:
     p = status["photos"]
     lines = [
-        f"photos: {p['total']} ({p['indexed']} indexed, {p['staged']} staged, {p['new']} to stage, "
-        f"{p['failed']} failed, {p['offline']} offline; {p['deleted']} deleted, in grace period)",
+        f"files: {p['total']} ({p['photos']} photos, {p['videos']} videos; {p['indexed']} indexed, "
+        f"{p['staged']} staged, {p['new']} to stage, {p['failed']} failed, {p['offline']} offline; "
+        f"{p['deleted']} deleted, in grace period)",
     ]
     model = status["model"]
     if model is None:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Literal, Sequence, TypedDict, cast, 
 
 from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
-from photod.store import schema
+from photod.store import names, schema
 from photod.store.textsearch import fts_query, search_text
 
 State = Literal["new", "staged", "indexed", "failed", "offline", "deleted"]
@@ -58,6 +58,11 @@ class PhotoRow(TypedDict):
     deleted_at: float | None
     created_at: float
     updated_at: float
+    rel_bytes: bytes | None   # the path's exact bytes when it is not UTF-8 (photod.store.names)
+    kind: str                 # photo, video or frame
+    parent_id: int | None     # a frame's video
+    frame_time: float | None  # a frame's time in its video, seconds
+    duration: float | None    # a video's length, seconds
 
 
 class PendingRow(PhotoRow):
@@ -148,6 +153,8 @@ class PhotoMeta:
     orientation: int | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
+    kind: str = "photo"             # what the content is, sniffed: photo or video
+    duration: float | None = None   # a video's length, seconds
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -188,6 +195,11 @@ _ANY_HITS = (f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN 
              f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}")
 # When a photo was taken, for date filters and the newest-first order: EXIF's time, else the file's.
 _TAKEN = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
+
+# Files shown through another (photod.ingest.groups): a RAW with its JPEG, a Live Photo's motion with its still.
+_ATTACHED = ("SELECT l.other_id FROM photo_links l JOIN photos o ON o.id = l.photo_id"
+             " WHERE l.kind IN ('raw', 'motion') AND o.state NOT IN ('deleted', 'failed')")
+
 
 class Catalog:
     def __init__(self, db_path: str | os.PathLike, migrate: bool = True):
@@ -368,15 +380,18 @@ class Catalog:
     # ---- files as the scanner and watcher see them -------------------------------------------------
 
     def file_id(self, root_id: int, rel_path: str) -> int | None:
-        return self.scalar("SELECT id FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel_path))
+        """The row of a file, by its path in fs form (as listings and watcher events give it)."""
+        return self.scalar("SELECT id FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, names.key(rel_path)))
 
     def upsert_file(self, root_id: int, rel_path: str, size: int, mtime_ns: int) -> tuple[int, bool]:
         """Record a file seen on disk. Returns (photo id, needs_ingest).
 
         A new path gets a `new` row. A known path whose size or mtime changed goes back to `new` (its old
         vectors are dropped: they describe pixels that are gone). An unchanged path is left alone.
+        `rel_path` is in fs form: a name that is not UTF-8 is stored as photod.store.names says.
         """
         now = time.time()
+        rel_path, raw = names.storable(rel_path)
         folder, filename = split_rel(rel_path)
         with self.transaction():
             row = self.conn.execute(
@@ -384,11 +399,11 @@ class Catalog:
                 (root_id, rel_path)).fetchone()
             if row is None:
                 cur = self.conn.execute(
-                    "INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns, state,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?)",
-                    (root_id, rel_path, filename, folder, size, mtime_ns, now, now))
+                    "INSERT INTO photos (root_id, rel_path, rel_bytes, filename, folder, size, mtime_ns, state,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
+                    (root_id, rel_path, raw, filename, folder, size, mtime_ns, now, now))
                 photo_id = cur.lastrowid
-                self._index_text(photo_id, rel_path)
+                self._index_text(photo_id, rel_path, raw)
                 return photo_id, True
             photo_id, old_size, old_mtime, state = row
             if (old_size, old_mtime) == (size, mtime_ns):
@@ -403,9 +418,11 @@ class Catalog:
                 "UPDATE photos SET size = ?, mtime_ns = ?, state = 'new', prev_state = NULL, error = NULL,"
                 " content_hash = NULL, staged_at = NULL, indexed_at = NULL, deleted_at = NULL,"
                 " updated_at = ? WHERE id = ?", (size, mtime_ns, now, photo_id))
-            # New pixels: the vectors and the text read in the old ones are gone with them.
+            # New pixels: the vectors and the text read in the old ones are gone with them, and so are a
+            # video's frames (their stage entries are orphans, removed by the next consistency check).
             self.conn.execute("DELETE FROM vectors WHERE photo_id = ?", (photo_id,))
             self.conn.execute("DELETE FROM photo_text WHERE photo_id = ?", (photo_id,))
+            self.drop_frames(photo_id)
             return photo_id, True
 
     def mark_deleted(self, photo_ids: Iterable[int]) -> int:
@@ -469,64 +486,69 @@ class Catalog:
         """A moved file: the old photo (id, captions, vectors, stage entry) takes the new row's path, and
         the new row, which has nothing yet, disappears."""
         with self.transaction():
-            new = self.conn.execute("SELECT root_id, rel_path, size, mtime_ns FROM photos WHERE id = ?",
-                                    (new_id,)).fetchone()
+            new = self.conn.execute("SELECT root_id, rel_path, rel_bytes, size, mtime_ns FROM photos"
+                                    " WHERE id = ?", (new_id,)).fetchone()
             if new is None:
                 raise CatalogError(f"photo {new_id} vanished while being matched to {old_id}")
             self._drop_row(new_id)
-            self.move_photo(old_id, new["root_id"], new["rel_path"], new["size"], new["mtime_ns"])
+            self.move_photo(old_id, new["root_id"], names.fs_rel(new["rel_path"], new["rel_bytes"]), new["size"],
+                            new["mtime_ns"])
 
     def move_photo(self, photo_id: int, root_id: int, rel_path: str, size: int | None = None,
                    mtime_ns: int | None = None) -> None:
-        """Give a photo a new path; its id, captions, vectors and stage entry are untouched."""
+        """Give a photo a new path (fs form); its id, captions, vectors and stage entry are untouched."""
+        rel_path, raw = names.storable(rel_path)
         folder, filename = split_rel(rel_path)
         with self.transaction():
-            clash = self.file_id(root_id, rel_path)
+            clash = self.scalar("SELECT id FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel_path))
             if clash is not None and clash != photo_id:
                 self._drop_row(clash)  # a stale row for the destination path (replaced file)
             self.conn.execute(
-                "UPDATE photos SET root_id = ?, rel_path = ?, folder = ?, filename = ?,"
+                "UPDATE photos SET root_id = ?, rel_path = ?, rel_bytes = ?, folder = ?, filename = ?,"
                 " size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns),"
                 " state = CASE WHEN state IN ('deleted', 'offline') THEN COALESCE(prev_state, 'new')"
                 "  ELSE state END,"
                 " prev_state = CASE WHEN state IN ('deleted', 'offline') THEN NULL ELSE prev_state END,"
                 " deleted_at = NULL, updated_at = ? WHERE id = ?",
-                (root_id, rel_path, folder, filename, size, mtime_ns, time.time(), photo_id))
-            self._index_text(photo_id, rel_path)
+                (root_id, rel_path, raw, folder, filename, size, mtime_ns, time.time(), photo_id))
+            self._index_text(photo_id, rel_path, raw)
 
     def ids_under(self, root_id: int, folder: str) -> list[int]:
         """The photos, not deleted, anywhere under a root-relative folder."""
         return [r[0] for r in self.conn.execute(
             "SELECT id FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ? AND state != 'deleted'",
-            (root_id, *_subtree(folder)))]
+            (root_id, *_subtree(names.key(folder))))]
 
     def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
-        """A folder renamed inside a root: every photo under it keeps its id; only paths change."""
+        """A folder renamed inside a root (both prefixes in fs form): every photo under it keeps its id; only
+        paths change."""
         old_prefix, new_prefix = old_prefix.rstrip("/"), new_prefix.rstrip("/")
-        rows = self.query("SELECT id, rel_path FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ?",
-                          (root_id, *_subtree(old_prefix)))
+        rows = self.query("SELECT id, rel_path, rel_bytes FROM photos WHERE root_id = ? AND rel_path >= ?"
+                          " AND rel_path < ?", (root_id, *_subtree(names.key(old_prefix))))
         with self.transaction():
             for r in rows:
-                self.move_photo(r["id"], root_id, new_prefix + r["rel_path"][len(old_prefix):])
+                old = names.fs_rel(r["rel_path"], r["rel_bytes"])
+                self.move_photo(r["id"], root_id, new_prefix + old[len(old_prefix):])
         return len(rows)
 
     def _drop_row(self, photo_id: int) -> None:
         # Only ever used on rows that own nothing: no captions, vectors or stage entry are lost here.
         self.conn.execute("DELETE FROM photos_fts WHERE rowid = ?", (photo_id,))
         self.conn.execute("DELETE FROM vectors WHERE photo_id = ?", (photo_id,))
+        self.conn.execute("DELETE FROM photo_links WHERE photo_id = ? OR other_id = ?", (photo_id, photo_id))
         self.conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
 
-    def _index_text(self, photo_id: int, rel_path: str) -> None:
+    def _index_text(self, photo_id: int, rel_path: str, rel_bytes: bytes | None = None) -> None:
         self.conn.execute("DELETE FROM photos_fts WHERE rowid = ?", (photo_id,))
         self.conn.execute("INSERT INTO photos_fts (rowid, search_text) VALUES (?, ?)",
-                          (photo_id, search_text(rel_path)))
+                          (photo_id, search_text(names.searchable(rel_path, rel_bytes))))
 
     # ---- staging results ---------------------------------------------------------------------------
 
     def pending(self, state: State = "new", limit: int = 64, root_id: int | None = None) -> list[PendingRow]:
         """Photos waiting for the next step, in online roots, oldest first."""
         sql = ("SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
-               " WHERE p.state = ? AND r.online = 1")
+               " WHERE p.state = ? AND r.online = 1 AND (p.kind != 'frame' OR p.state != 'new')")
         params: list[Any] = [state]
         if root_id is not None:
             sql += " AND p.root_id = ?"
@@ -543,11 +565,85 @@ class Catalog:
                 " staged_at = :now, updated_at = :now WHERE id = :id",
                 {**fields, "hash": content_hash, "now": now, "id": photo_id})
 
-    def mark_failed(self, photo_id: int, error: str, content_hash: str | None = None) -> None:
+    def mark_failed(self, photo_id: int, error: str, content_hash: str | None = None,
+                    kind: str | None = None) -> None:
+        """A file that cannot be staged; `kind` when its content says what it is (a video that failed is
+        still counted as a video)."""
         with self.transaction():
             self.conn.execute(
                 "UPDATE photos SET state = 'failed', error = ?, content_hash = COALESCE(?, content_hash),"
-                " staged_at = NULL, updated_at = ? WHERE id = ?", (error, content_hash, time.time(), photo_id))
+                " kind = COALESCE(?, kind), staged_at = NULL, updated_at = ? WHERE id = ?",
+                (error, content_hash, kind, time.time(), photo_id))
+
+    # ---- video frames ----------------------------------------------------------------------------
+
+    def add_frames(self, video_id: int, times: list[float]) -> list[int]:
+        """New rows (state `new`, no stage entry yet) for a video's sampled frames, replacing any it had;
+        their ids key the frames' stage entries, which the caller writes before `mark_frames_staged`."""
+        now = time.time()
+        with self.transaction():
+            self.drop_frames(video_id)
+            root_id = self.scalar("SELECT root_id FROM photos WHERE id = ?", (video_id,))
+            ids = []
+            for t in times:
+                ms = round(t * 1000)
+                cur = self.conn.execute(
+                    "INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns, kind, parent_id,"
+                    " frame_time, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, 'frame', ?, ?, 'new',"
+                    " ?, ?)", (root_id, f"/frames/{video_id}/{ms}", str(ms), f"/frames/{video_id}", video_id,
+                               t, now, now))
+                ids.append(cur.lastrowid)
+        return ids
+
+    def mark_frames_staged(self, frame_ids: Iterable[int], meta: PhotoMeta) -> None:
+        """Frames whose stage entries are written: they are encoded like photos from now on."""
+        now = time.time()
+        with self.transaction():
+            for fid in frame_ids:
+                self.conn.execute(
+                    "UPDATE photos SET state = 'staged', width = ?, height = ?, format = ?, taken_at = ?,"
+                    " staged_at = ?, updated_at = ? WHERE id = ? AND kind = 'frame'",
+                    (meta.width, meta.height, meta.format, meta.taken_at, now, now, fid))
+
+    def frame_ids(self, video_id: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM photos WHERE parent_id = ? AND kind = 'frame' ORDER BY frame_time", (video_id,))]
+
+    def drop_frames(self, video_id: int) -> int:
+        """Forget a video's frames (its content changed). Their stage entries become orphans, which
+        photod.ingest.ingester.check_stage_consistency removes."""
+        with self.transaction():
+            ids = self.frame_ids(video_id)
+            for fid in ids:
+                self.conn.execute("DELETE FROM photo_text WHERE photo_id = ?", (fid,))
+                self._drop_row(fid)
+        return len(ids)
+
+    # ---- files that belong together (photod.ingest.groups) ----------------------------------------
+
+    def replace_links(self, photo_ids: list[int], links: Iterable[tuple[int, int, str]]) -> None:
+        """The links touching `photo_ids` become exactly `links` ((shown id, attached id, kind))."""
+        with self.transaction():
+            for chunk in _chunks(photo_ids, 400):
+                marks = ",".join("?" * len(chunk))
+                self.conn.execute(f"DELETE FROM photo_links WHERE photo_id IN ({marks}) OR other_id IN ({marks})",
+                                  (*chunk, *chunk))
+            self.conn.executemany("INSERT OR IGNORE INTO photo_links (photo_id, other_id, kind) VALUES (?, ?, ?)",
+                                  list(links))
+
+    def links_of(self, photo_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Every link touching these photos, with both files' paths: photo_id/other_id, kind, and for each
+        side its rel_path, rel_bytes and state (shown_* and other_*)."""
+        ids = list(photo_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self.query(
+            "SELECT l.photo_id, l.other_id, l.kind, a.rel_path AS shown_rel_path, a.rel_bytes AS shown_rel_bytes,"
+            " a.state AS shown_state, b.rel_path AS other_rel_path, b.rel_bytes AS other_rel_bytes,"
+            " b.state AS other_state FROM photo_links l JOIN photos a ON a.id = l.photo_id"
+            f" JOIN photos b ON b.id = l.other_id WHERE l.photo_id IN ({marks}) OR l.other_id IN ({marks})"
+            " ORDER BY l.kind, l.photo_id, l.other_id", (*ids, *ids))
 
     def staged_ids(self) -> set[int]:
         """Photos whose row claims a stage entry (staged or indexed, including while offline/deleted)."""
@@ -578,6 +674,7 @@ class Catalog:
             for pid in photo_ids:
                 self.conn.execute("DELETE FROM captions WHERE photo_id = ?", (pid,))
                 self.conn.execute("DELETE FROM feedback WHERE photo_id = ?", (pid,))
+                self.drop_frames(pid)  # a video's (purged with it: they follow it to deleted)
                 self._drop_row(pid)
                 n += 1
         return n
@@ -591,15 +688,21 @@ class Catalog:
         return cast(PhotoInfoRow, rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
+        """Files by state (a video's frames are not files, so not counted), with `total` (not deleted),
+        `photos` and `videos` (not deleted)."""
         counts: dict[str, int] = {s: 0 for s in STATES}
-        for state, n in self.conn.execute("SELECT state, count(*) FROM photos GROUP BY state"):
-            counts[state] = n
+        counts["photos"] = counts["videos"] = 0
+        for state, kind, n in self.conn.execute(
+                "SELECT state, kind, count(*) FROM photos WHERE kind != 'frame' GROUP BY state, kind"):
+            counts[state] += n
+            if state != "deleted":
+                counts["videos" if kind == "video" else "photos"] += n
         counts["total"] = sum(counts[s] for s in STATES if s != "deleted")
         return counts
 
     def root_counts(self) -> dict[int, int]:
         return {r[0]: r[1] for r in self.conn.execute(
-            "SELECT root_id, count(*) FROM photos WHERE state != 'deleted' GROUP BY root_id")}
+            "SELECT root_id, count(*) FROM photos WHERE state != 'deleted' AND kind != 'frame' GROUP BY root_id")}
 
     def failed(self) -> list[FailedRow]:
         return cast("list[FailedRow]", self.query(
@@ -617,10 +720,12 @@ class Catalog:
         every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
         place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
         as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression instead of `text` (photod.store.textsearch
-        makes them)."""
+        makes them). A video's frames are found by their look only (by id, from the index), never by words; a
+        RAW or a Live Photo's motion is shown through the file it belongs to, while that one is there."""
         found = _where(text, exact, after=after, before=before, root_id=root_id, camera=camera, folder=folder,
                        place=place, dates=dates, yearly=yearly, ids=ids, match=match)
         if found is None:
+            return []
             return []
         where, params, match = found
         taken = _TAKEN
@@ -648,9 +753,11 @@ class Catalog:
             sql += f" LIMIT {int(limit)}"
         return [r[0] for r in self.conn.execute(sql, params)]
 
-    def deleted_ids(self) -> set[int]:
-        """Photos deleted but kept for the grace period (the full-text tables still hold them)."""
-        return {r[0] for r in self.conn.execute("SELECT id FROM photos WHERE state = 'deleted'")}
+    def unsearchable_ids(self) -> set[int]:
+        """Rows the full-text tables may hold that a search by words never shows: photos deleted but kept
+        for the grace period, video frames, and RAW files and Live Photo motions shown through their pair."""
+        return {r[0] for r in self.conn.execute(
+            f"SELECT id FROM photos WHERE state = 'deleted' OR kind = 'frame' UNION SELECT * FROM ({_ATTACHED})")}
 
     def word_hits(self, text: str, exact: bool = False) -> set[int]:
         """The photos whose names, captions, text or place hold the words (or, `exact`, these very
@@ -706,7 +813,9 @@ def _where(text: str | None, exact: bool = False, *, after: str | None = None, b
            ) -> tuple[list[str], list[Any], str | None] | None:
     """The WHERE clauses and parameters of a search by words and filters (see Catalog.search_name), and the
     words' MATCH expression; None when the words hold nothing searchable."""
-    where = ["p.state != 'deleted'"]
+    where = ["p.state != 'deleted'", f"p.id NOT IN ({_ATTACHED})"]
+    if ids is None:
+        where.append("p.kind != 'frame'")
     params: list[Any] = []
     match = match or (fts_query(text, exact=exact) if text else None)
     place_match = fts_query(place) if place else None

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # numpy only where embeddings are handled: `photod status` re
     import numpy as np
 
 # Photos whose stage entry exists and whose pixels are worth reading: the states a search can show.
-_READABLE = "p.state IN ('staged', 'indexed')"
+_READABLE = "p.state IN ('staged', 'indexed') AND p.kind = 'photo'"  # videos' text is not read (yet)
 
 
 class TextRow(TypedDict):

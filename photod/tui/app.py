@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from photod.config import Config
 from photod.errors import PhotodError
+from photod.store.names import shell_quoted
 from photod.tui.data import Library, open_with_system
 from photod.tui.widgets.images import IMAGE_MODES
 
@@ -105,15 +106,19 @@ class PhotodApp(App):
 
     # ---- actions shared by screens
 
-    def open_path(self, path: str) -> None:
-        """Open a photo or folder with the system viewer; problems become notifications."""
-        self.run_job(lambda: open_with_system(Path(path)), lambda _: self.notify(f"opening {path}",
-                                                                                   markup=False))
+    def open_path(self, path: str, at: float | None = None) -> None:
+        """Open a photo or folder with the system viewer (a video at `at` seconds where the player can);
+        problems become notifications."""
+        shown = shell_quoted(path)
+        self.run_job(lambda: open_with_system(Path(path), at), lambda _: self.notify(f"opening {shown}",
+                                                                                       markup=False))
 
     def copy_path(self, path: str) -> None:
         # OSC 52: the terminal puts it on the clipboard of the machine the person sits at, even over SSH.
-        self.copy_to_clipboard(path)
-        self.notify(f"copied {path}", markup=False)
+        # A clipboard holds text: a name that is not UTF-8 is copied as a shell word that means its bytes.
+        text = shell_quoted(path)
+        self.copy_to_clipboard(text)
+        self.notify(f"copied {text}", markup=False)
 
     def action_help(self, via: str = "") -> None:
         from photod.tui.screens.help import HelpScreen

@@ -29,6 +29,7 @@ from photod.search.finder import Outcome, Query, find
 from photod.search.results import Result
 from photod.service.status import collect_status
 from photod.store.catalog import Catalog, open_catalog
+from photod.store.names import file_path, shell_quoted, shown
 from photod.store.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -164,9 +165,14 @@ class Library:
     # -- photos
 
     def photo(self, photo_id: int) -> dict | None:
-        """The catalog row of a photo with its root, or None if it is gone."""
+        """The catalog row of a photo with its root, or None if it is gone; `links` lists the files that
+        belong with it (its RAW, a Live Photo's motion, an original or edited copy)."""
         with self._lock:
-            return self.catalog().photo(photo_id)
+            cat = self.catalog()
+            row = cat.photo(photo_id)
+            if row is not None:
+                row = {**row, "links": cat.links_of([photo_id])}
+            return row
 
     def signals(self, photo_id: int) -> tuple[dict | None, dict | None]:
         """(the text read in a photo, where it was taken): rows of photod.store.signals, None where unknown."""
@@ -278,8 +284,13 @@ class Library:
 
 
 def full_path(row: dict) -> Path:
-    """The original file of a catalog row."""
-    return Path(row["root_path"]) / row["rel_path"]
+    """The original file of a catalog row, by its exact bytes when its name is not UTF-8."""
+    return file_path(row)
+
+
+def shown_full_path(row: dict) -> str:
+    """The original file's path as a person reads it (a non-UTF-8 name decoded and marked)."""
+    return str(Path(row["root_path"]) / shown(row["rel_path"], row.get("rel_bytes")))
 
 
 def human_size(n: int | None) -> str:
@@ -302,18 +313,28 @@ def opener() -> str | None:
     return shutil.which(name)
 
 
-def open_with_system(path: Path) -> None:
-    """Open a file or folder with the system viewer, detached; PhotodError when that cannot work."""
+# Players that start a video at a given second, and how they are told to.
+_SEEKING_PLAYERS = (("mpv", "--start={:.2f}"), ("vlc", "--start-time={:.2f}"), ("ffplay", "-ss {:.2f}"))
+
+
+def open_with_system(path: Path, at: float | None = None) -> None:
+    """Open a file or folder with the system viewer, detached; a video at `at` seconds with a player that
+    can start there (mpv, VLC, ffplay), else from its start. PhotodError when that cannot work."""
+    import shutil
     import subprocess
 
+    shown_ = shell_quoted(os.fspath(path))
     if not path.exists():
-        raise PhotodError(f"{path} is not there", "its drive or share may be offline; plug it in or mount it")
-    cmd = opener()
+        raise PhotodError(f"{shown_} is not there", "its drive or share may be offline; plug it in or mount it")
+    player = next(((shutil.which(name), flag) for name, flag in _SEEKING_PLAYERS if shutil.which(name)),
+                  None) if at else None
+    cmd = player[0] if player else opener()
     if cmd is None:
-        raise PhotodError(f"no system viewer to open {path} (xdg-open is not installed)",
+        raise PhotodError(f"no system viewer to open {shown_} (xdg-open is not installed)",
                           "copy the path (y) and open it yourself, or install xdg-utils")
+    args = [cmd, *player[1].format(at).split(), os.fspath(path)] if player else [cmd, os.fspath(path)]
     try:
-        subprocess.Popen([cmd, os.fspath(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError as exc:
-        raise PhotodError(f"could not run {cmd} for {path}: {exc}") from None
+        raise PhotodError(f"could not run {cmd} for {shown_}: {exc}") from None

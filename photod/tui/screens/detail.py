@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,7 +11,9 @@ from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from photod.tui.data import CaptionGroup, Library, full_path, human_size
+from photod.search.results import clock
+from photod.store.names import shown
+from photod.tui.data import CaptionGroup, Library, full_path, human_size, shown_full_path
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
@@ -25,9 +29,9 @@ def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
     gps = ""
     if row.get("gps_lat") is not None and row.get("gps_lon") is not None:
         gps = f"{row['gps_lat']:.5f}, {row['gps_lon']:.5f}"
-    return [
-        ("File", row["filename"]),
-        ("Path", str(full_path(row))),
+    facts = [
+        ("File", Path(shown_full_path(row)).name),
+        ("Path", shown_full_path(row)),
         ("Root", f"{row['root_label'] or row['root_path']} ({'online' if online else 'OFFLINE'})"),
         ("Taken", (row.get("taken_at") or "unknown").replace("T", " ")),
         ("Camera", camera or "unknown"),
@@ -37,6 +41,26 @@ def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
         ("Size", size),
         ("State", row["state"] + (f": {row['error']}" if row.get("error") else "")),
     ]
+    if row.get("kind") == "video":
+        facts.insert(2, ("Video", f"{clock(row['duration'] or 0)} long, {row.get('format') or 'video'}"))
+    facts[2:2] = [(label, text) for label, text in map(lambda link: _link_text(row["id"], link),
+                                                          row.get("links") or ())]
+    return facts
+
+
+# (kind, whether this photo is the one shown) -> how the other file is named in the facts
+_LINK_LABELS = {("raw", True): "RAW", ("raw", False): "JPEG", ("motion", True): "Motion",
+                ("motion", False): "Still", ("edited", True): "Edited", ("edited", False): "Original"}
+
+
+def _link_text(photo_id: int, link: dict) -> tuple[str, str]:
+    """A file that belongs with this photo, as a fact line: ("RAW", "IMG_0001.DNG (deleted)")."""
+    mine = link["photo_id"] == photo_id  # this photo is the one shown; the other is attached to it
+    side = "other" if mine else "shown"
+    label = _LINK_LABELS[(link["kind"], mine)]
+    name = shown(link[f"{side}_rel_path"], link[f"{side}_rel_bytes"])
+    state = link[f"{side}_state"]
+    return label, name + (f" ({state})" if state in ("deleted", "failed", "offline") else "")
 
 
 def _place_text(place: dict | None) -> str:

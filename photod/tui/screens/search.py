@@ -20,7 +20,7 @@ from textual.widgets import Footer, Input, Static
 from photod.errors import PhotodError
 from photod.search.finder import Outcome, Query
 from photod.search.results import reasons
-from photod.tui.data import Library
+from photod.tui.data import Library, full_path
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.widgets.filters import FilterBar
@@ -297,12 +297,17 @@ class SearchScreen(Screen):
     def action_open_viewer(self) -> None:
         current = self.query_one(ResultGrid).current
         if current is not None:
-            self.app.open_path(current["path"])
+            self.app.open_path(self._file_of(current), current.get("video_time"))
 
     def action_copy_path(self) -> None:
         current = self.query_one(ResultGrid).current
         if current is not None:
-            self.app.copy_path(current["path"])
+            self.app.copy_path(self._file_of(current))
+
+    def _file_of(self, result: dict) -> str:
+        """The result's file by its exact bytes (`path` has the bytes of a name that is not UTF-8 escaped)."""
+        row = self.library.photo(result["id"])
+        return str(full_path(row)) if row is not None else result["path"]
 
     def action_unselect(self) -> None:
         self.query_one(ResultGrid).clear_selection()

@@ -85,7 +85,8 @@ class StatusScreen(Screen):
         self.meter.feed(status["photos"], time.monotonic())
         p = status["photos"]
         self.query_one("#status-summary", Static).update("\n".join([
-            f"photos  {p['total']} · {p['indexed']} indexed · {p['staged']} staged · {p['new']} new · "
+            f"files   {p['total']} ({p['photos']} photos, {p['videos']} videos) · {p['indexed']} indexed · "
+            f"{p['staged']} staged · {p['new']} new · "
             f"{p['failed']} failed · {p['offline']} offline · {p['deleted']} deleted (kept for now)",
             f"daemon  {activity_line(status, self.meter)}",
             f"model   {model_line(status['model'])}",

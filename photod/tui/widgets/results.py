@@ -23,7 +23,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from photod.errors import PhotodError
-from photod.search.results import reasons
+from photod.search.results import reasons, video_label
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,19 @@ THUMB_BOX = (20, 6)  # cells the thumbnail may take in a card
 Loader = Callable[[int], "PILImage.Image | None"]
 
 
+def picture_id(result: dict) -> int:
+    """Whose staged picture a card shows: a video's at the moment that matched, else the photo's own."""
+    return result.get("frame_id") or result["id"]
+
+
 def result_meta(result: dict) -> str:
-    """The second line of a card: date, score, and whether the original can be opened now."""
+    """The second line of a card: date, score, a video's moment and length, and whether the original can
+    be opened now."""
     parts = []
     taken = result.get("taken_at")
     parts.append(str(taken)[:10] if taken else "no date")
+    if result.get("kind") == "video":
+        parts.append(video_label(result) or "")
     if result.get("score") is not None:
         parts.append(f"{result['score']:.2f}")
     if not result.get("online", True):
@@ -194,7 +202,7 @@ class ResultGrid(Widget, can_focus=True):
         # Visible cards first, then the rest, so scrolling finds pictures ready.
         visible = self.results[self.top:self.top + len(self._cards)]
         order = visible + self.results[:self.top] + self.results[self.top + len(self._cards):]
-        missing = [r["id"] for r in order if r["id"] not in self._pictures and r.get("state") != "failed"]
+        missing = [picture_id(r) for r in order if picture_id(r) not in self._pictures and r.get("state") != "failed"]
         if self.loader is not None and missing and image_class(self.image_mode) is not None:
             self._load_pictures(self.generation, missing)
 
@@ -207,7 +215,7 @@ class ResultGrid(Widget, can_focus=True):
             if index < len(self.results):
                 result = self.results[index]
                 card.show(result, result["id"] in self.selected, list_mode)
-                card.set_picture(self._pictures.get(result["id"]))
+                card.set_picture(self._pictures.get(picture_id(result)))
                 card.set_class(False, "-empty")
             else:
                 # Hidden, not removed: the window keeps its layout, so nothing reflows.
@@ -236,7 +244,7 @@ class ResultGrid(Widget, can_focus=True):
             self._pictures.clear()
         self._pictures[photo_id] = picture
         for card in self._cards:
-            if card.result is not None and card.result["id"] == photo_id:
+            if card.result is not None and picture_id(card.result) == photo_id:
                 card.set_picture(picture)
 
     @property
