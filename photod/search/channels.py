@@ -33,6 +33,7 @@ class WordHits:
     ranking: list[int] = field(default_factory=list)
     excluded: set[int] = field(default_factory=set)
     required: set[int] | None = None
+    allowed: set[int] | None = None  # the photos the filters and phrases leave (None: all), for every channel
     found_words: set[str] = field(default_factory=set)  # the words some photo holds as text
     match: str | None = None  # one FTS expression for all the words: why each photo on the page matched
     said: str = ""
@@ -48,15 +49,18 @@ class WordHits:
         for term in parsed.exclusions:
             if term.like is None:
                 hits.excluded |= cat.word_hits(term.text, exact=term.exact)
+        # The filters are listed once, here, for every channel (an unfiltered query lists only the rows words
+        # never show, which are few).
+        where = catalog_filters(cat, filters)
+        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
+        unsearchable = cat.unsearchable_ids() if allowed is None else set()
+        if hits.required is not None:
+            allowed = hits.required - unsearchable if allowed is None else allowed & hits.required
+        hits.allowed = allowed
         wanted = [(w, False) for w in parsed.words] + [(p, True) for p in parsed.phrases]
         if not wanted:
             return hits
-        where = catalog_filters(cat, filters)
-        # Filters are listed once (an unfiltered query lists only the rows words never show, which are few).
-        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
-        if hits.required is not None:
-            allowed = hits.required if allowed is None else allowed & hits.required
-        gone = hits.excluded | (cat.unsearchable_ids() if allowed is None else set())
+        gone = hits.excluded | (unsearchable if allowed is None else set())
         matched: dict[int, int] = {}  # photo -> how many of the words it holds
         for word, exact in wanted:
             found = cat.word_hits(word, exact=exact)
@@ -90,9 +94,9 @@ def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHit
     seen = _without_words(terms, words.found_words)
     s.encode_texts([t.text for t in (*terms, *seen, *parsed.exclusions) if t.like is None]
                    + ([parsed.meaning_text] if parsed.meaning_text else []))  # one text-model call
-    look = Look([s.by_meaning(terms, parsed.exclusions, depth, allowed=words.required, **filters)])
+    look = Look([s.by_meaning(terms, parsed.exclusions, depth, allowed=words.allowed, **filters)])
     if seen:
-        look.hits.append(s.by_meaning(seen, parsed.exclusions, depth, allowed=words.required, **filters))
+        look.hits.append(s.by_meaning(seen, parsed.exclusions, depth, allowed=words.allowed, **filters))
     return look
 
 

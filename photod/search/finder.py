@@ -37,7 +37,7 @@ ONLINE_OVERFETCH = 4
 # Each channel ranks this many times k (at least CHANNEL_MIN): fusion needs the photos each channel ranks a
 # little lower, since one that is second in two channels may beat one that is first in only one.
 CHANNEL_DEPTH = 3
-CHANNEL_MIN = 100
+CHANNEL_MIN = 50
 PLACE_NAMES_TTL = 30.0  # seconds a process trusts the library's place names it read (one query over places)
 
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")

@@ -200,7 +200,8 @@ class Searcher:
     def by_meaning(self, terms: Sequence[Term], exclusions: Sequence[Term] = (), k: int = 60, *,
                    allowed: set[int] | None = None, **filters: Any) -> MeaningHits:
         """Photos whose look matches the terms (their embeddings, weighted, as one query), narrowed by the
-        filters and to `allowed` when given. An excluded term drops the photos that stand out for it and
+        filters, or, when `allowed` is given, among exactly those photos (the caller has applied the filters
+        to them: photod.search.channels lists them once for every channel). An excluded term drops the photos that stand out for it and
         lowers the rest by how much closer to it they are than the library's bulk."""
         if not terms:
             return MeaningHits()
@@ -279,8 +280,10 @@ class Searcher:
         if k <= 0:
             return []
         index = self.index()
-        if allowed is not None:  # few photos (those holding a quoted phrase): search only them
-            return self._within(index, query, k, self.catalog.matching_ids(name, **filters, ids=sorted(allowed)))
+        if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
+            return self._within(index, query, k, sorted(allowed))
+        if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
+            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters) if r.id in allowed][:k]
         if name or any(v is not None for v in filters.values()):
             return self._filtered(index, query, k, name, filters)
         return self._ranked(index, query, k)
