@@ -60,7 +60,7 @@ def default_pipeline(threads: int):
     models = ocr._model_dir()
     return RapidOCR(params={
         "Global.log_level": "error",
-        "Det.model_path": str(models / ocr.MODELS["det"]),
+        "Det.model_path": str(models / ocr.MODELS["det_fp32"]),
         "Rec.model_path": str(models / ocr.MODELS["rec"]),
         "Cls.model_path": str(models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
