@@ -38,7 +38,7 @@ def test_a_probe_that_segfaults_fails_alone_and_the_rest_still_run(crashing_modu
     for name in ("crash_by_kill", "crash_by_null_read"):
         assert not results[name]["ok"]
         assert results[name]["detail"] == "the probe crashed with signal 11 (SIGSEGV)"
-        assert "/proc/cpuinfo" in results[name]["hint"] and name in results[name]["hint"]
+        assert "ARM /proc/cpuinfo" in results[name]["hint"] and name in results[name]["hint"]
     # each crash cost only its own probe: a new child ran the ones after it
     assert results["numpy"]["ok"] and results["lmdb"]["ok"] and results["walker"]["ok"]
 
@@ -122,4 +122,16 @@ def test_the_cpu_and_its_instruction_sets_are_read_from_cpuinfo(tmp_path, text, 
     path.write_text(text)
     cpu = read_cpu(path)
     assert (cpu.model, cpu.features(), cpu.lacking()) == (model, has, lacks)
-    assert cpu.int8_kind().startswith("int8 dot-product") == dot
+    assert cpu.int8_kind().startswith("int8 kernels can use") == dot
+
+
+def test_a_damaged_model_fails_its_timing_and_the_doctor_goes_on(tmp_path, data_dir, capsys):
+    bundle = tiny_bundle(tmp_path / "tiny")
+    registry.install_bundle(bundle.path, data_dir, bundle.name)
+    installed = registry.use_bundle(data_dir, bundle.name)
+    installed.image_path.write_bytes(b"not an onnx graph")
+    config = write_config(tmp_path, [tmp_path])
+    assert main(["--config", str(config), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] encoder speed: timing the image encoder exited with status 1: " in out
+    assert "import the model again" in out and "[ok  ] places: on" in out

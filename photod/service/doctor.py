@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import site
 import sqlite3
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def _python() -> Check:
 
 def _cpu() -> Check:
     cpu = read_cpu()
-    have = ", ".join(FEATURES[f] for f in cpu.features()) or "none of those photod's kernels use"
+    have = ", ".join(FEATURES[f] for f in cpu.features()) or "only its base vector instructions"
     lacks = ", ".join(FEATURES[f] for f in cpu.lacking())
     return Check("cpu", "ok", f"{cpu.model}, {cpu.cores} cores; has {have}" + (f"; lacks {lacks}" if lacks else "")
                  + f": {cpu.int8_kind()}")
@@ -107,18 +108,25 @@ def probe(names: Sequence[str], timeout: float = PROBE_TIMEOUT) -> dict[str, dic
                 started = record["start"]
             elif record.get("name") in left:
                 results[record["name"]] = record
-        if death is not None:
-            culprits = [started] if started is not None and started not in results else left
+        unfinished = [n for n in left if n not in results]
+        if unfinished:
+            # the one it had started when it died; all of them if it died before starting any (or exited
+            # without a word, which would otherwise loop forever)
+            culprits = [started] if started in unfinished else unfinished
+            why = death or "ended without reporting"
             for name in culprits:
-                results[name] = {"ok": False, "detail": f"the probe {death}", "hint": _death_hint(name, death)}
+                results[name] = {"ok": False, "detail": f"the probe {why}", "hint": _death_hint(name, why)}
         left = [n for n in left if n not in results]
     return {n: results[n] for n in names}
 
 
 def _run_child(args: Sequence[str], timeout: float) -> tuple[list[dict], str | None]:
     """The JSON records a child printed, and how it died (None when it exited 0)."""
+    env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    if package_parent not in (*site.getsitepackages(), site.getusersitepackages()):
+        # photod run from a checkout: the child imports the same photod (a site dir is on its path anyway)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
     try:
         done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env)
         out, code, err = done.stdout, done.returncode, done.stderr
@@ -150,14 +158,13 @@ def _signal_name(number: int) -> str:
 
 def _death_hint(name: str, death: str) -> str:
     package = PIP_NAMES.get(name, name)
+    reinstall = f"reinstall it: pip install --force-reinstall {package}"
     if "SIGILL" in death:
-        return (f"{package} uses an instruction this CPU lacks: install a build made for this CPU "
-                f"(pip install --force-reinstall {package})")
+        return f"{package} uses an instruction this CPU lacks: install a build made for this CPU; {reinstall}"
     if "SIGSEGV" in death or "SIGBUS" in death:
-        return (f"{package}'s native code crashed while loading. Under an emulator (qemu-user), give it an ARM "
-                f"/proc/cpuinfo (see scripts/arm64-check.sh); otherwise reinstall it: "
-                f"pip install --force-reinstall {package}")
-    return f"run `python -c 'import {name}'` to see why; reinstall it: pip install --force-reinstall {package}"
+        return (f"{package}'s native code crashed while loading. Under an emulator (qemu-user), bind-mount an "
+                f"ARM /proc/cpuinfo over the host's x86 one; otherwise {reinstall}")
+    return reinstall
 
 
 def _data_dir(cfg: Config) -> Iterator[Check]:
@@ -259,13 +266,16 @@ def _encoder_rate(cfg: Config, bundle) -> Check:
     records, death = _run_child(["-m", "photod.service.probe", "--rate", str(bundle.path), str(threads), str(batch),
                                  str(RATE_SECONDS)], RATE_TIMEOUT)
     if death is not None or not records:
+        crashed = death is not None and "signal" in death
         return Check("encoder speed", "fail", f"timing the image encoder {death or 'printed nothing'}",
-                     _death_hint("onnxruntime", death or ""))
+                     _death_hint("onnxruntime", death) if crashed else
+                     f"the bundle {bundle.path} may be damaged: import the model again (`photod model import`)")
     r = records[-1]
-    per_10k = 10_000 / r["rate"] / 3600
+    minutes = 10_000 / r["rate"] / 60
+    per_10k = f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"
     return Check("encoder speed", "ok",
                  f"{r['rate']:.1f} images/s ({r['images']} images at batch {r['batch']}, {threads} threads; "
-                 f"loaded in {r['load_s']:.1f} s): about {per_10k:.1f} h of encoding per 10,000 photos")
+                 f"loaded in {r['load_s']:.1f} s): about {per_10k} of encoding per 10,000 photos")
 
 
 def _signals(cfg: Config) -> Iterator[Check]:
