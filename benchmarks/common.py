@@ -35,10 +35,10 @@ SEED = 20240601
 def cpu_summary() -> str:
     """The CPU model and the instruction sets that decide int8 and fp32 speed, printed with every figure:
     machines differ (AVX2 without VNNI here, AVX-512 VNNI or AMX elsewhere, dot-product on ARM)."""
-    from photod.service.cpu import FEATURES, read_cpu
+    from photod.service.cpu import read_cpu
 
     cpu = read_cpu()
-    have = cpu.features() or ["none of " + "/".join(FEATURES)]
+    have = cpu.features() or ["none of " + "/".join(cpu.lacking())]
     return f"{cpu.model}; {cpu.cores} cores; {' '.join(have)}"
 
 

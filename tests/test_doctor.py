@@ -135,3 +135,17 @@ def test_a_damaged_model_fails_its_timing_and_the_doctor_goes_on(tmp_path, data_
     out = capsys.readouterr().out
     assert "[FAIL] encoder speed: timing the image encoder exited with status 1: " in out
     assert "import the model again" in out and "[ok  ] places: on" in out
+
+
+def test_an_x86_cpuinfo_on_an_arm_machine_is_named_as_an_emulator_s(tmp_path, monkeypatch):
+    """qemu-user shows an arm64 guest the host's /proc/cpuinfo; onnxruntime crashes on it."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO_X86)
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    cpu = read_cpu(path)
+    assert cpu.foreign and cpu.arm and cpu.features() == []
+    monkeypatch.setattr("photod.service.doctor.read_cpu", lambda: cpu)
+    check = doctor._cpu()
+    assert check.level == "warn" and "emulator" in check.detail and "ARM /proc/cpuinfo" in check.hint
+    path.write_text(CPUINFO_A76)
+    assert not read_cpu(path).foreign

@@ -34,10 +34,12 @@ class Cpu:
     cores: int
     flags: frozenset[str]
     arm: bool
+    # an ARM machine whose /proc/cpuinfo is in x86 form: qemu-user shows the guest the host's
+    foreign: bool = False
 
     def features(self) -> list[str]:
-        """The flags that matter here which this CPU has, in FEATURES order."""
-        return [f for f in FEATURES if f in self.flags]
+        """The flags that matter on this CPU's architecture which it has, in FEATURES order."""
+        return [f for f in (ARM_FLAGS if self.arm else X86_FLAGS) if f in self.flags]
 
     def lacking(self) -> list[str]:
         """The flags that matter on this CPU's architecture which it lacks."""
@@ -47,12 +49,12 @@ class Cpu:
         """What ONNX Runtime's int8 kernels can use here, in words."""
         dots = [FEATURES[f] for f in INT8_DOT if f in self.flags]
         if dots:
-            return f"int8 dot-product instructions ({', '.join(dots)})"
+            return f"int8 kernels can use {', '.join(dots)}"
         return "no int8 dot-product instructions (int8 still beats fp32, by less)"
 
 
 def read_cpu(path: str | os.PathLike = "/proc/cpuinfo") -> Cpu:
-    model, part, flags = "", "", set()
+    model, part, flags, x86_form = "", "", set(), False
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
@@ -66,8 +68,9 @@ def read_cpu(path: str | os.PathLike = "/proc/cpuinfo") -> Cpu:
             part = value.lower()
         elif key in ("flags", "features"):
             flags |= set(value.split())
+            x86_form = x86_form or key == "flags"
     machine = platform.machine()
-    arm = machine.startswith(("aarch64", "arm")) or bool(part)
+    arm_machine = machine.startswith(("aarch64", "arm"))
     if not model:
         model = ARM_PARTS.get(part, f"{machine} CPU part {part}" if part else machine or "unknown CPU")
-    return Cpu(model, os.cpu_count() or 1, frozenset(flags), arm)
+    return Cpu(model, os.cpu_count() or 1, frozenset(flags), arm_machine or bool(part), arm_machine and x86_form)

@@ -62,6 +62,10 @@ def _python() -> Check:
 
 def _cpu() -> Check:
     cpu = read_cpu()
+    if cpu.foreign:
+        return Check("cpu", "warn", f"/proc/cpuinfo describes an x86 CPU ({cpu.model}) on this ARM machine: an "
+                     "emulator (qemu-user) showing the host's", "onnxruntime crashes on it: bind-mount an ARM "
+                     "/proc/cpuinfo over it (scripts/arm64-check.sh in photod's repository does)")
     have = ", ".join(FEATURES[f] for f in cpu.features()) or "only its base vector instructions"
     lacks = ", ".join(FEATURES[f] for f in cpu.lacking())
     return Check("cpu", "ok", f"{cpu.model}, {cpu.cores} cores; has {have}" + (f"; lacks {lacks}" if lacks else "")
