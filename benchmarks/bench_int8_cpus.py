@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,11 @@ def encode(bundle_dir: Path, pixels_path: Path, out: Path, threads: int) -> None
     bundle = Bundle.load(bundle_dir)
     encoder = ImageEncoder(bundle, threads=threads)
     pixels = np.load(pixels_path)
-    vectors = np.concatenate([encoder.encode_array(pixels[i:i + 1]) for i in range(len(pixels))])
+    vectors, t0 = [], time.perf_counter()
+    for i in range(len(pixels)):
+        vectors.append(encoder.encode_array(pixels[i:i + 1]))
+        print(f"  {i + 1}/{len(pixels)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    vectors = np.concatenate(vectors)
     np.save(out, vectors)
     Path(f"{out}.json").write_text(json.dumps({"cpu": cpu_summary(), "bundle": bundle.name}) + "\n")
     print(f"{bundle.name} on {cpu_summary()}: {len(vectors)} vectors -> {out}")

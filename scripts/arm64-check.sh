@@ -12,7 +12,7 @@
 # the small bundle (.arm64/bundle, made here with torch: the arm64 venv has no torch, as on a Pi) are kept
 # and reused; delete .arm64 to start over. Environment: PHOTOD_X86_PYTHON (a Python with photod's finetune
 # extra, default .venv/bin/python), ARM64_CPUS (default "cortex-a72 cortex-a76"), ARM64_PHOTOS (default
-# ../shared/photos/exif-samples), DEBIAN_MIRROR.
+# ../shared/photos/exif-samples), INT8_PHOTOS (photos the int8 comparison encodes, default 24), DEBIAN_MIRROR.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -215,7 +215,7 @@ int8() { # [BUNDLE]
     local out=$WORK/int8/$(basename "$bundle")
     mkdir -p "$out"
     (cd "$REPO" && PYTHONPATH=$REPO nice -n 10 "$X86_PY" $bench prepare --bundle "$bundle" --photos "$PHOTOS" \
-        --out "$out/pixels.npy" && PYTHONPATH=$REPO nice -n 10 "$X86_PY" $bench encode --bundle "$bundle" \
+        --count "${INT8_PHOTOS:-24}" --out "$out/pixels.npy" && PYTHONPATH=$REPO nice -n 10 "$X86_PY" $bench encode --bundle "$bundle" \
         --pixels "$out/pixels.npy" --out "$out/x86.npy")
     files+=("$out/x86.npy")
     bind "$out" /opt/int8-out
