@@ -93,13 +93,15 @@ cpuinfo() { # QEMU_CPU
     case $1 in
         cortex-a72) part=0xd08 variant=0x0 revision=3 features="fp asimd evtstrm crc32 cpuid" ;;
         cortex-a76) part=0xd0b variant=0x4 revision=1
-            features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp" ;;
+            features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop"
+            features+=" asimddp" ;;
         *) die "no /proc/cpuinfo known for QEMU_CPU=$1 (add one to cpuinfo() in $0)" ;;
     esac
     local i
     for ((i = 0; i < $(nproc); i++)); do
         printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\n' "$i" "$features"
-        printf 'CPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' "$variant" "$part" "$revision"
+        printf 'CPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$variant" "$part" "$revision"
     done
 }
 
@@ -142,8 +144,10 @@ install_photod() {
          pip install -q /opt/photod-src' \
         >"$WORK/pip.log" 2>&1 || die "pip install: see $WORK/pip.log"
     echo "$sum" >"$src.sha256"
-    say "install: pip install of the working tree in $((SECONDS - t0)) s;" \
-        "$(in_chroot cortex-a72 python3 -c 'import importlib.util as u; print("torch absent" if u.find_spec("torch") is None else "TORCH PRESENT")')"
+    local torch
+    torch=$(in_chroot cortex-a72 python3 -c \
+        'import importlib.util as u; print("torch absent" if u.find_spec("torch") is None else "TORCH PRESENT")')
+    say "install: pip install of the working tree in $((SECONDS - t0)) s; $torch"
 }
 
 small_bundle() {
@@ -163,15 +167,19 @@ check_cpu() { # QEMU_CPU
     name=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$WORK/bundle/manifest.json")
     rm -rf "${ROOTFS:?}$DATA/$cpu" && mkdir -p -m 700 "$ROOTFS$DATA/$cpu" "$ROOTFS$DATA/$cpu/models"
     cp -r "$WORK/bundle" "$ROOTFS$DATA/$cpu/models/$name"
-    printf '[signals]\nocr = false\n\n[[roots]]\npath = "/photos"\nlabel = "samples"\n' >"$ROOTFS/etc/photod-check.toml"
+    printf '[signals]\nocr = false\n\n[[roots]]\npath = "/photos"\nlabel = "samples"\n' \
+        >"$ROOTFS/etc/photod-check.toml"
     local photod=(in_chroot "$cpu" photod --config /etc/photod-check.toml)
-    "${photod[@]}" model use "$name" >"$WORK/$cpu-model.txt" 2>&1 || die "$cpu: photod model use $name: $(tail -1 "$WORK/$cpu-model.txt")"
+    "${photod[@]}" model use "$name" >"$WORK/$cpu-model.txt" 2>&1 ||
+        die "$cpu: photod model use $name: $(tail -1 "$WORK/$cpu-model.txt")"
 
     t0=$SECONDS
-    "${photod[@]}" doctor >"$WORK/$cpu-doctor.txt" 2>&1 || die "$cpu: photod doctor failed: $(grep FAIL "$WORK/$cpu-doctor.txt" | head -3)"
+    "${photod[@]}" doctor >"$WORK/$cpu-doctor.txt" 2>&1 ||
+        die "$cpu: photod doctor failed: $(grep FAIL "$WORK/$cpu-doctor.txt" | head -3)"
     local speed dot
     speed=$(sed -n 's/^\[ok  \] encoder speed: \([0-9.]* images\/s\).*/\1/p' "$WORK/$cpu-doctor.txt")
-    grep -q "lacks .*dot-product" "$WORK/$cpu-doctor.txt" && dot="without dot-product" || dot="with dot-product"
+    dot="without dot-product"
+    if grep -q "^\[ok  \] cpu: .*; has [^;]*dot-product" "$WORK/$cpu-doctor.txt"; then dot="with dot-product"; fi
     say "$cpu: doctor ok in $((SECONDS - t0)) s (cpu $dot; small bundle ${speed:-not timed})"
 
     t0=$SECONDS
@@ -185,10 +193,11 @@ print(p["indexed"], p["failed"], p["total"])')
     say "$cpu: scan of $total files in $((SECONDS - t0)) s: $indexed indexed, $failed failed"
 
     t0=$SECONDS
-    out=$("${photod[@]}" search "海边的日落" -k 5 --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+    local count='import json, sys; print(len(json.load(sys.stdin)))'
+    out=$("${photod[@]}" search "海边的日落" -k 5 --json | python3 -c "$count")
     [ "$out" -gt 0 ] || die "$cpu: the search found nothing"
     local named
-    named=$("${photod[@]}" search --name Canon --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+    named=$("${photod[@]}" search --name Canon --json | python3 -c "$count")
     say "$cpu: search 海边的日落 gave $out results, --name Canon $named, in $((SECONDS - t0)) s"
 }
 
@@ -201,7 +210,7 @@ check() {
     for cpu in $CPUS; do
         with_cpu "$cpu" check_cpu "$cpu"
     done
-    say "passed: $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+    say "passed: $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 }
 
 int8() { # [BUNDLE]
@@ -214,9 +223,10 @@ int8() { # [BUNDLE]
     bind "$bundle" /opt/int8-bundle ro
     local out=$WORK/int8/$(basename "$bundle")
     mkdir -p "$out"
-    (cd "$REPO" && PYTHONPATH=$REPO nice -n 10 "$X86_PY" $bench prepare --bundle "$bundle" --photos "$PHOTOS" \
-        --count "${INT8_PHOTOS:-24}" --out "$out/pixels.npy" && PYTHONPATH=$REPO nice -n 10 "$X86_PY" $bench encode --bundle "$bundle" \
-        --pixels "$out/pixels.npy" --out "$out/x86.npy")
+    (cd "$REPO" && export PYTHONPATH=$REPO &&
+        nice -n 10 "$X86_PY" $bench prepare --bundle "$bundle" --photos "$PHOTOS" --count "${INT8_PHOTOS:-24}" \
+            --out "$out/pixels.npy" &&
+        nice -n 10 "$X86_PY" $bench encode --bundle "$bundle" --pixels "$out/pixels.npy" --out "$out/x86.npy")
     files+=("$out/x86.npy")
     bind "$out" /opt/int8-out
     for cpu in $CPUS; do
