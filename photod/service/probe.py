@@ -6,7 +6,8 @@ diagnoses, so it runs these probes in a child (`python -m photod.service.probe N
 per probe: {"start": NAME} before it, then {"name": NAME, "ok": ..., "detail": ...}. A child that dies
 leaves the name it had started, which the doctor reports with the signal, then starts a new child for the rest.
 
-`python -m photod.service.probe --rate BUNDLE_DIR` times the bundle's image encoder on a few images instead.
+`python -m photod.service.probe --rate BUNDLE_DIR THREADS BATCH SECONDS` times the bundle's image encoder
+instead, printing one JSON line (load_s, images, seconds, rate, batch).
 """
 
 from __future__ import annotations
@@ -93,10 +94,9 @@ def _shapely() -> str:
 
 
 def _watchdog() -> str:
-    import watchdog
-    from watchdog.observers import Observer
+    from watchdog.observers import Observer  # picks inotify, or polling where it is missing
 
-    return f"{getattr(watchdog, '__version__', 'present')}, {Observer.__name__}"
+    return f"{_version('watchdog')}, {Observer.__name__}"
 
 
 def _textual() -> str:
@@ -106,9 +106,18 @@ def _textual() -> str:
 
 
 def _rapidocr() -> str:
-    import rapidocr  # brings OpenCV and onnxruntime
+    import rapidocr  # noqa: F401 - brings OpenCV and onnxruntime
 
-    return getattr(rapidocr, "__version__", "present")
+    return _version("rapidocr")
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "present"
 
 
 def _walker() -> str:
