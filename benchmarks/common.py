@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,22 +34,11 @@ SEED = 20240601
 def cpu_summary() -> str:
     """The CPU model and the instruction sets that decide int8 and fp32 speed, printed with every figure:
     machines differ (AVX2 without VNNI here, AVX-512 VNNI or AMX elsewhere, dot-product on ARM)."""
-    import platform
+    from photod.service.cpu import read_cpu
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("model name", "hardware", "cpu part") and model in ("", platform.machine()):
-                model = value.strip()
-            elif key in ("flags", "features"):
-                flags |= set(value.split())
-    except OSError:
-        pass
-    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "sve", "i8mm"]
-    have = [f for f in wanted if f in flags] or ["none of " + "/".join(wanted)]
-    return f"{model}; {os.cpu_count()} cores; {' '.join(have)}"
+    cpu = read_cpu()
+    have = cpu.features() or ["none of " + "/".join(cpu.lacking())]
+    return f"{cpu.model}; {cpu.cores} cores; {' '.join(have)}"
 
 
 def clip_model(arch: str, seed: int = SEED):
