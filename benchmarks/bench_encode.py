@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from photod.config import IndexConfig, StageConfig, WorkersConfig  # noqa: E402
 from photod.model.bundle import Bundle  # noqa: E402
-from photod.model.encoder import ImageEncoder, TextEncoder  # noqa: E402
+from photod.model.encoder import ImageEncoder, TextEncoder, normalise, open_session, runs_rowwise  # noqa: E402
 
 QUALITY = REPO / ".bench" / "quality"
 
@@ -140,6 +140,14 @@ def _rate(run, pixels: np.ndarray, bs: int, rounds: int) -> float:
     return best
 
 
+def batched(graph: Path, threads: int):
+    """A graph run as one batch per call on one `threads`-thread session (how photod ran int8 towers before
+    their vectors were made independent of the batch)."""
+    session = open_session(graph, threads)
+    name = session.get_inputs()[0].name
+    return lambda batch: normalise(session.run(None, {name: batch})[0])
+
+
 def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2, rounds: int = 2,
                  extra: dict[str, Path] | None = None) -> list[dict]:
     """Images/s of photod int8 and fp32 ONNX and of cn_clip's PyTorch fp32 for one arch, batch size by batch
@@ -155,8 +163,11 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
     for precision in ("int8", "fp32"):
         bundle = ensure_bundle(arch, precision, (model, vision, text))
         engines[f"photod {precision}"] = ImageEncoder(bundle, threads=threads).encode_array
+        if runs_rowwise(precision):  # what batch-independent vectors cost: the same graph run batched
+            engines[f"photod {precision} batched"] = batched(bundle.image_path, threads)
     for label, folder in (extra or {}).items():
-        engines[label] = ImageEncoder(Bundle.load(folder), threads=threads).encode_array
+        engines[label] = (batched(Bundle.load(folder).image_path, threads) if label.endswith(" batched")
+                          else ImageEncoder(Bundle.load(folder), threads=threads).encode_array)
     size = int(vision["image_resolution"])
     pixels = pixels_for(size)
 
@@ -280,13 +291,72 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     return rows
 
 
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def load_child(folder: Path, batched_run: bool, batch: int, threads: int) -> dict:
+    """In a fresh process: the image tower's load time and the process's memory after loading it and after
+    encoding one batch of `batch` pictures (the daemon's way, or `batched_run` as one batch per call)."""
+    from benchmarks.common import pictures
+
+    bundle = Bundle.load(folder)
+    from photod.model.preprocess import preprocess_batch
+
+    pixels = preprocess_batch(pictures(batch), bundle.image_size, bundle.mean, bundle.std)
+    before = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    run = batched(bundle.image_path, threads) if batched_run else ImageEncoder(bundle, threads=threads).encode_array
+    load_s = time.perf_counter() - t0
+    loaded = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    run(pixels)
+    first_s = time.perf_counter() - t0
+    data = bundle.image_path.with_name(bundle.image_path.name + ".data")
+    return {"bundle": str(folder), "batched": batched_run, "batch": batch,
+            "image_onnx_mb": round((bundle.image_path.stat().st_size + (data.stat().st_size if data.exists() else 0))
+                                   / 1e6, 1),
+            "load_s": round(load_s, 3), "first_batch_s": round(first_s, 2),
+            "rss_before_mb": round(before / 1024, 1), "rss_loaded_mb": round(loaded / 1024, 1),
+            "rss_after_batch_mb": round(_status_kb("VmRSS") / 1024, 1), "peak_mb": round(_status_kb("VmHWM") / 1024, 1)}
+
+
+def load_report(specs: list[str], batch: int, threads: int, repeat: int) -> list[dict]:
+    """load_child for each 'LABEL=DIR' (a LABEL ending in ' batched' runs one batch per call), each in its
+    own process, `repeat` times (the fastest load kept)."""
+    import subprocess
+
+    rows = []
+    for spec in specs:
+        label, _, folder = spec.rpartition("=")
+        label = label or folder
+        runs = []
+        for _ in range(repeat):
+            cmd = [sys.executable, __file__, "load-child", folder, "--batch", str(batch), "--threads", str(threads)]
+            cmd += ["--batched"] if label.endswith(" batched") else []
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+        best = min(runs, key=lambda r: r["load_s"])
+        best["label"] = label
+        best["peak_mb"] = max(r["peak_mb"] for r in runs)
+        rows.append(best)
+        print(f"{label:<28} {best['image_onnx_mb']:7.1f} MB on disk  load {best['load_s']:.3f} s  RSS loaded"
+              f" {best['rss_loaded_mb']:.0f} MB (from {best['rss_before_mb']:.0f})  peak after a batch of {batch}:"
+              f" {best['peak_mb']:.0f} MB", flush=True)
+    return rows
+
+
 def markdown(report: dict) -> str:
     """The figures as markdown tables."""
     out = []
     rows = report.get("throughput")
     if rows:
         engines = list(dict.fromkeys(r["engine"] for r in rows))
-        out += [f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch):",
+        out += [f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch;"
+                f" {report.get('cpu', 'CPU not recorded')}; load {report['load_before'][0]:.1f}):",
                 "", "| arch | batch | " + " | ".join(engines) + " |", "|---|---:|" + "---:|" * len(engines)]
         for arch in dict.fromkeys(r["arch"] for r in rows):
             for bs in dict.fromkeys(r["batch"] for r in rows):
@@ -312,10 +382,11 @@ def markdown(report: dict) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> dict:
-    from benchmarks.common import ensure_bundle, pictures
+    from benchmarks.common import cpu_summary, ensure_bundle, pictures
 
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "threads": args.threads,
-              "load_before": os.getloadavg()}
+              "cpu": cpu_summary(), "load_before": os.getloadavg()}
+    print(f"CPU: {report['cpu']}; load {report['load_before']}", flush=True)
     images = pictures(args.images)
     cache: dict[int, np.ndarray] = {}
 
@@ -373,6 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     qv.add_argument("--threads", type=int, default=2)
     qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning"]),
                     help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning")
+    ld = sub.add_parser("load", help="image tower size on disk, load time and memory, each bundle in its own process")
+    ld.add_argument("bundles", nargs="+", metavar="LABEL=DIR",
+                    help="a bundle folder with a label; a label ending in ' batched' runs one batch per call")
+    ld.add_argument("--batch", type=int, default=16)
+    ld.add_argument("--threads", type=int, default=2)
+    ld.add_argument("--repeat", type=int, default=3)
+    child = sub.add_parser("load-child")
+    child.add_argument("bundle", type=Path)
+    child.add_argument("--batch", type=int, default=16)
+    child.add_argument("--threads", type=int, default=2)
+    child.add_argument("--batched", action="store_true")
     one = sub.add_parser("bundle", help="one bundle folder alone")
     one.add_argument("bundle", type=Path)
     one.add_argument("--batch-sizes", default="1,8,32")
@@ -388,6 +470,20 @@ def main(argv: list[str] | None = None) -> int:
         print("| variant | batch | images/s | min cosine to fp32 |\n|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['variant']} | {r['batch']} | {r['images_per_s']:.2f} | {r['min_cosine_vs_fp32']:.5f} |")
+        return 0
+    if args.mode == "load-child":
+        print(json.dumps(load_child(args.bundle, args.batched, args.batch, args.threads)))
+        return 0
+    if args.mode == "load":
+        from benchmarks.common import cpu_summary
+
+        print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
+        rows = load_report(args.bundles, args.batch, args.threads, args.repeat)
+        print("| bundle | image.onnx (MB) | load (s) | RSS after load (MB) | peak after a batch (MB) |\n"
+              "|---|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['label']} | {r['image_onnx_mb']:.1f} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} |"
+                  f" {r['peak_mb']:.0f} |")
         return 0
     if args.mode == "compare":
         report = run_compare(args)

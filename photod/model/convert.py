@@ -106,7 +106,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str) -> None:
     quiet = _QuietQuantizer()
     logging.getLogger().addFilter(quiet)
     try:
-        with tempfile.TemporaryDirectory(prefix=".quantize-", dir=out_path.parent) as tmp:
+        with tempfile.TemporaryDirectory(prefix=".quantize-", dir=fp32_path.parent) as tmp:
             source = fp32_path
             if moved:
                 source = Path(tmp) / fp32_path.name
