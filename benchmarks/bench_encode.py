@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -226,11 +227,12 @@ def quality(n: int, batch: int = 32, threads: int = 2, arch: str = "ViT-B-16") -
 
 
 QUANT_VARIANTS = {
-    # name: quantize_dynamic keyword arguments (photod's export uses "per-channel, reduce_range")
+    # name: photod.model.convert.quantize_int8 keyword arguments (photod's export: "per-channel, reduce_range")
     "per-channel, reduce_range": {"per_channel": True, "reduce_range": True},
     "per-channel": {"per_channel": True, "reduce_range": False},
     "per-tensor, reduce_range": {"per_channel": False, "reduce_range": True},
     "per-tensor": {"per_channel": False, "reduce_range": False},
+    "per-channel, reduce_range, u8 weights": {"per_channel": True, "reduce_range": True, "signed_weights": False},
 }
 
 
@@ -239,10 +241,9 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     """Images/s and cosine to fp32 of the image tower under several int8 dynamic-quantization settings and
     ONNX Runtime session settings, from the cached fp32 bundle's graph (what to change if int8 is slow)."""
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.common import ensure_bundle, pictures
-    from photod.model.encoder import normalise
+    from photod.model.convert import quantize_int8
     from photod.model.preprocess import preprocess_batch
 
     fp32 = ensure_bundle(arch, "fp32")
@@ -250,7 +251,12 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     folder = REPO / ".bench" / "quant" / arch.lower()
     folder.mkdir(parents=True, exist_ok=True)
 
-    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True):
+    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True,
+                rowwise: bool = False):
+        if rowwise:  # photod's way for int8 (photod.model.encoder): one photo per single-thread call
+            one, pool = open_session(path, 1), ThreadPoolExecutor(threads)
+            return lambda batch: np.concatenate(list(pool.map(lambda row: one.run(None, {"image": row[None]})[0],
+                                                              batch)))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -265,12 +271,11 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     reference = normalise(session(fp32.image_path)(pixels))
     graphs = {"fp32": (fp32.image_path, {})}
     for name in variants:
-        if name in ("fp32", "ENABLE_BASIC", "no spinning"):
+        if name in ("fp32", "ENABLE_BASIC", "no spinning", "one photo per call"):
             continue
         path = folder / (name.replace(", ", "-").replace(" ", "_") + ".onnx")
         if not path.exists():
-            quantize_dynamic(str(fp32.image_path), str(path), op_types_to_quantize=["MatMul", "Gemm"],
-                             weight_type=QuantType.QInt8, **QUANT_VARIANTS[name])
+            quantize_int8(fp32.image_path, path, "image", **QUANT_VARIANTS[name])
         graphs[name] = (path, {})
     base_int8 = graphs.get("per-channel, reduce_range", (None,))[0]
     if base_int8 is not None:
@@ -279,6 +284,8 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
                 base_int8, {"level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC})
         if "no spinning" in variants:
             graphs["per-channel, reduce_range, no spinning"] = (base_int8, {"spin": False})
+        if "one photo per call" in variants:
+            graphs["per-channel, reduce_range, one photo per call"] = (base_int8, {"rowwise": True})
     rows = []
     runs = {name: session(path, **kw) for name, (path, kw) in graphs.items()}
     for name, run in runs.items():
@@ -442,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     qv.add_argument("--images", type=int, default=16)
     qv.add_argument("--rounds", type=int, default=2)
     qv.add_argument("--threads", type=int, default=2)
-    qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning"]),
-                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning")
+    qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning",
+                                                    "one photo per call"]),
+                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per call")
     ld = sub.add_parser("load", help="image tower size on disk, load time and memory, each bundle in its own process")
     ld.add_argument("bundles", nargs="+", metavar="LABEL=DIR",
                     help="a bundle folder with a label; a label ending in ' batched' runs one batch per call")

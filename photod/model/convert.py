@@ -85,7 +85,8 @@ class _QuietQuantizer(logging.Filter):
         return "quantization" not in record.pathname or "onnxruntime" not in record.pathname
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, tower: str) -> None:
+def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: bool = True,
+                  reduce_range: bool = True, signed_weights: bool = True) -> None:
     """Write the int8 form of the fp32 graph at `fp32_path` (one file: int8 towers stay far below 2 GB).
 
     Dynamic quantization: int8 weights, activations quantized at run time, so no calibration set is needed.
@@ -96,7 +97,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str) -> None:
     quantization costs a ResNet's convs accuracy, so RN50 keeps its conv quality (and speed).
     per_channel + reduce_range: 7-bit weights cannot saturate the u8*s8 pair sums of AVX2 CPUs without
     VNNI; on the small models per-channel without reduce_range fell to 0.991 min cosine, with it 0.9997+.
-    A fused ViT graph's Attention nodes become QAttention: the QKV projection in int8 as well."""
+    A fused ViT graph's Attention nodes become QAttention: the QKV projection in int8 as well.
+    The keyword arguments are there for benchmarks/bench_encode.py quant, which measures the alternatives."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(fp32_path))
@@ -112,8 +114,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str) -> None:
                 source = Path(tmp) / fp32_path.name
                 save(model, source, external=_file_bytes(fp32_path) > EXTERNAL_BYTES)
             del model
-            quantize_dynamic(str(source), str(out_path), op_types_to_quantize=ops, per_channel=True,
-                             reduce_range=True, weight_type=QuantType.QInt8, use_external_data_format=False)
+            quantize_dynamic(str(source), str(out_path), op_types_to_quantize=ops, per_channel=per_channel,
+                             reduce_range=reduce_range,
+                             weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
+                             use_external_data_format=False)
     finally:
         logging.getLogger().removeFilter(quiet)
     quantized = onnx.load(str(out_path))
