@@ -236,6 +236,32 @@ QUANT_VARIANTS = {
 }
 
 
+def static_qdq(fp32_graph: Path, out: Path, pixels: np.ndarray) -> None:
+    """ONNX Runtime's static quantization (QDQ, u8 activations with scales calibrated by min/max on `pixels`,
+    per-channel s8 weights): fixed activation scales would make vectors batch-independent without running
+    one photo per call. The fused Attention op has no QDQ form, so attention stays fp32."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from photod.model.convert import constants_to_initializers
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter(pixels)
+
+        def get_next(self):
+            row = next(self.rows, None)
+            return None if row is None else {"image": row[None]}
+
+    model = onnx.load(str(fp32_graph))
+    constants_to_initializers(model)
+    staged = out.with_name("static-source.onnx")
+    onnx.save(model, str(staged))
+    quantize_static(str(staged), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    staged.unlink()
+
+
 def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: int, rounds: int,
                    variants: list[str]) -> list[dict]:
     """Images/s and cosine to fp32 of the image tower under several int8 dynamic-quantization settings and
@@ -271,12 +297,17 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     reference = normalise(session(fp32.image_path)(pixels))
     graphs = {"fp32": (fp32.image_path, {})}
     for name in variants:
-        if name in ("fp32", "ENABLE_BASIC", "no spinning", "one photo per call"):
+        if name in ("fp32", "ENABLE_BASIC", "no spinning", "one photo per call", "static QDQ"):
             continue
         path = folder / (name.replace(", ", "-").replace(" ", "_") + ".onnx")
         if not path.exists():
             quantize_int8(fp32.image_path, path, "image", **QUANT_VARIANTS[name])
         graphs[name] = (path, {})
+    if "static QDQ" in variants:
+        path = folder / "static-qdq.onnx"
+        if not path.exists():
+            static_qdq(fp32.image_path, path, pixels)
+        graphs[f"static QDQ, per-channel, calibrated on {len(pixels)} pictures"] = (path, {})
     base_int8 = graphs.get("per-channel, reduce_range", (None,))[0]
     if base_int8 is not None:
         if "ENABLE_BASIC" in variants:
@@ -450,8 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     qv.add_argument("--rounds", type=int, default=2)
     qv.add_argument("--threads", type=int, default=2)
     qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning",
-                                                    "one photo per call"]),
-                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per call")
+                                                    "one photo per call", "static QDQ"]),
+                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per "
+                         "call, static QDQ")
     ld = sub.add_parser("load", help="image tower size on disk, load time and memory, each bundle in its own process")
     ld.add_argument("bundles", nargs="+", metavar="LABEL=DIR",
                     help="a bundle folder with a label; a label ending in ' batched' runs one batch per call")
