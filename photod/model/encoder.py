@@ -61,6 +61,10 @@ def open_session(path: str | os.PathLike, threads: int = 2,
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: the daemon shares its cores with the decode workers,
+    # and on a busy 2-core VNNI box a batched int8 ViT-B-16 ran 8.45 images/s without spinning against
+    # 5.90 with it (benchmarks/bench_encode.py quant, interleaved). Single-thread sessions have no pool.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=choose_providers(providers))
     except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, NoSuchFile, Fail, ...)
