@@ -180,7 +180,10 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
     engines["PyTorch fp32"] = pytorch
     rows = []
     for bs in batch_sizes:
-        rates = {name: _rate(run, pixels, bs, rounds) for name, run in engines.items()}
+        rates = dict.fromkeys(engines, 0.0)
+        for _ in range(rounds):  # engines interleaved pass by pass: a burst of load elsewhere hits all alike
+            for name, run in engines.items():
+                rates[name] = max(rates[name], _rate(run, pixels, bs, 1))
         base = rates["PyTorch fp32"]
         for name, rate in rates.items():
             rows.append({"arch": arch, "engine": name, "batch": bs, "images_per_s": round(rate, 2),
