@@ -34,7 +34,13 @@ sys.path.insert(0, str(REPO))
 
 from photod.config import IndexConfig, StageConfig, WorkersConfig  # noqa: E402
 from photod.model.bundle import Bundle  # noqa: E402
-from photod.model.encoder import ImageEncoder, TextEncoder, normalise, open_session, runs_rowwise  # noqa: E402
+from photod.model.encoder import (  # noqa: E402
+    ImageEncoder,
+    TextEncoder,
+    normalise,
+    open_session,
+    runs_rowwise,
+)
 
 QUALITY = REPO / ".bench" / "quality"
 
@@ -244,7 +250,12 @@ def static_qdq(fp32_graph: Path, out: Path, pixels: np.ndarray) -> None:
     per-channel s8 weights): fixed activation scales would make vectors batch-independent without running
     one photo per call. The fused Attention op has no QDQ form, so attention stays fp32."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from photod.model.convert import constants_to_initializers
 
@@ -366,15 +377,15 @@ def gemm(threads: list[int], rounds: int = 5) -> list[dict]:
             opts.intra_op_num_threads = t
             sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
             sess.run(None, {"x": x})
-            best = min(_timed(lambda: sess.run(None, {"x": x})) for _ in range(rounds))
+            best = min(_timed(sess.run, None, {"x": x}) for _ in range(rounds))
             rows.append({"kernel": name, "threads": t, "gmac_per_s": round(m * k * n / best / 1e9, 1)})
             print(f"{name:<28} {t} threads: {rows[-1]['gmac_per_s']:6.1f} GMAC/s", flush=True)
     return rows
 
 
-def _timed(fn) -> float:
+def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
 
 

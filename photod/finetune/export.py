@@ -40,8 +40,7 @@ from photod.errors import ModelError
 from photod.finetune.checkpoint import load_model
 from photod.finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod.model import bundle as bundles
-from photod.model import convert
-from photod.model import registry
+from photod.model import convert, registry
 from photod.model.encoder import runs_rowwise, trim_tokens
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
