@@ -11,9 +11,10 @@ fp16 graphs compute every row on its own. int8 graphs quantize their activations
 scale per tensor, that is over the whole batch, so a photo's int8 vector moved with its batch-mates (cosine
 0.9998 between the same photo alone and in a batch of 16). Int8 towers therefore run one row per call, on
 `threads` rows at a time, each call on one ONNX Runtime thread: per-photo scales, bit-identical vectors
-whatever the batch, and measured at 0.92-1.3x the speed of the batched run on the 2-core VNNI CPU of the
-README (benchmarks/bench_encode.py rowwise), since two single-thread calls keep both cores busier than one
-two-thread call over a batch.
+whatever the batch, and faster than the batched run on the 2-core VNNI CPU of the README (ViT-B-16: 17.9
+against 14.0 images/s at batch 16, benchmarks/bench_encode.py compare), since two single-thread calls keep
+both cores busier than one two-thread call that synchronises at every op. A single photo (a query by
+example) is then one single-thread call.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class _Tower:
         return self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._run_rows([batch]) if not self.rowwise else self._run_rows([row[None] for row in batch])
+        return self._run_rows([row[None] for row in batch] if self.rowwise else [batch])
 
     def _run_rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """The embeddings of `parts` (batches, or single rows in rowwise mode) stacked in order."""
