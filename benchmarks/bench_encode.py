@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,13 @@ sys.path.insert(0, str(REPO))
 
 from photod.config import IndexConfig, StageConfig, WorkersConfig  # noqa: E402
 from photod.model.bundle import Bundle  # noqa: E402
-from photod.model.encoder import ImageEncoder, TextEncoder  # noqa: E402
+from photod.model.encoder import (  # noqa: E402
+    ImageEncoder,
+    TextEncoder,
+    normalise,
+    open_session,
+    runs_rowwise,
+)
 
 QUALITY = REPO / ".bench" / "quality"
 
@@ -140,6 +147,14 @@ def _rate(run, pixels: np.ndarray, bs: int, rounds: int) -> float:
     return best
 
 
+def batched(graph: Path, threads: int):
+    """A graph run as one batch per call on one `threads`-thread session (how photod ran int8 towers before
+    their vectors were made independent of the batch)."""
+    session = open_session(graph, threads)
+    name = session.get_inputs()[0].name
+    return lambda batch: normalise(session.run(None, {name: batch})[0])
+
+
 def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2, rounds: int = 2,
                  extra: dict[str, Path] | None = None) -> list[dict]:
     """Images/s of photod int8 and fp32 ONNX and of cn_clip's PyTorch fp32 for one arch, batch size by batch
@@ -155,8 +170,11 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
     for precision in ("int8", "fp32"):
         bundle = ensure_bundle(arch, precision, (model, vision, text))
         engines[f"photod {precision}"] = ImageEncoder(bundle, threads=threads).encode_array
+        if runs_rowwise(precision):  # what batch-independent vectors cost: the same graph run batched
+            engines[f"photod {precision} batched"] = batched(bundle.image_path, threads)
     for label, folder in (extra or {}).items():
-        engines[label] = ImageEncoder(Bundle.load(folder), threads=threads).encode_array
+        engines[label] = (batched(Bundle.load(folder).image_path, threads) if label.endswith(" batched")
+                          else ImageEncoder(Bundle.load(folder), threads=threads).encode_array)
     size = int(vision["image_resolution"])
     pixels = pixels_for(size)
 
@@ -168,7 +186,10 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
     engines["PyTorch fp32"] = pytorch
     rows = []
     for bs in batch_sizes:
-        rates = {name: _rate(run, pixels, bs, rounds) for name, run in engines.items()}
+        rates = dict.fromkeys(engines, 0.0)
+        for _ in range(rounds):  # engines interleaved pass by pass: a burst of load elsewhere hits all alike
+            for name, run in engines.items():
+                rates[name] = max(rates[name], _rate(run, pixels, bs, 1))
         base = rates["PyTorch fp32"]
         for name, rate in rates.items():
             rows.append({"arch": arch, "engine": name, "batch": bs, "images_per_s": round(rate, 2),
@@ -215,12 +236,44 @@ def quality(n: int, batch: int = 32, threads: int = 2, arch: str = "ViT-B-16") -
 
 
 QUANT_VARIANTS = {
-    # name: quantize_dynamic keyword arguments (photod's export uses "per-channel, reduce_range")
+    # name: photod.model.convert.quantize_int8 keyword arguments (photod's export: "per-channel, reduce_range")
     "per-channel, reduce_range": {"per_channel": True, "reduce_range": True},
     "per-channel": {"per_channel": True, "reduce_range": False},
     "per-tensor, reduce_range": {"per_channel": False, "reduce_range": True},
     "per-tensor": {"per_channel": False, "reduce_range": False},
+    "per-channel, reduce_range, u8 weights": {"per_channel": True, "reduce_range": True, "signed_weights": False},
 }
+
+
+def static_qdq(fp32_graph: Path, out: Path, pixels: np.ndarray) -> None:
+    """ONNX Runtime's static quantization (QDQ, u8 activations with scales calibrated by min/max on `pixels`,
+    per-channel s8 weights): fixed activation scales would make vectors batch-independent without running
+    one photo per call. The fused Attention op has no QDQ form, so attention stays fp32."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    from photod.model.convert import constants_to_initializers
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter(pixels)
+
+        def get_next(self):
+            row = next(self.rows, None)
+            return None if row is None else {"image": row[None]}
+
+    model = onnx.load(str(fp32_graph))
+    constants_to_initializers(model)
+    staged = out.with_name("static-source.onnx")
+    onnx.save(model, str(staged))
+    quantize_static(str(staged), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    staged.unlink()
 
 
 def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: int, rounds: int,
@@ -228,10 +281,9 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     """Images/s and cosine to fp32 of the image tower under several int8 dynamic-quantization settings and
     ONNX Runtime session settings, from the cached fp32 bundle's graph (what to change if int8 is slow)."""
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.common import ensure_bundle, pictures
-    from photod.model.encoder import normalise
+    from photod.model.convert import quantize_int8
     from photod.model.preprocess import preprocess_batch
 
     fp32 = ensure_bundle(arch, "fp32")
@@ -239,7 +291,12 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     folder = REPO / ".bench" / "quant" / arch.lower()
     folder.mkdir(parents=True, exist_ok=True)
 
-    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True):
+    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True,
+                rowwise: bool = False):
+        if rowwise:  # photod's way for int8 (photod.model.encoder): one photo per single-thread call
+            one, pool = open_session(path, 1), ThreadPoolExecutor(threads)
+            return lambda batch: np.concatenate(list(pool.map(lambda row: one.run(None, {"image": row[None]})[0],
+                                                              batch)))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -254,13 +311,17 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     reference = normalise(session(fp32.image_path)(pixels))
     graphs = {"fp32": (fp32.image_path, {})}
     for name in variants:
-        if name in ("fp32", "ENABLE_BASIC", "no spinning"):
+        if name in ("fp32", "ENABLE_BASIC", "no spinning", "one photo per call", "static QDQ"):
             continue
         path = folder / (name.replace(", ", "-").replace(" ", "_") + ".onnx")
         if not path.exists():
-            quantize_dynamic(str(fp32.image_path), str(path), op_types_to_quantize=["MatMul", "Gemm"],
-                             weight_type=QuantType.QInt8, **QUANT_VARIANTS[name])
+            quantize_int8(fp32.image_path, path, "image", **QUANT_VARIANTS[name])
         graphs[name] = (path, {})
+    if "static QDQ" in variants:
+        path = folder / "static-qdq.onnx"
+        if not path.exists():
+            static_qdq(fp32.image_path, path, pixels)
+        graphs[f"static QDQ, per-channel, calibrated on {len(pixels)} pictures"] = (path, {})
     base_int8 = graphs.get("per-channel, reduce_range", (None,))[0]
     if base_int8 is not None:
         if "ENABLE_BASIC" in variants:
@@ -268,15 +329,121 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
                 base_int8, {"level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC})
         if "no spinning" in variants:
             graphs["per-channel, reduce_range, no spinning"] = (base_int8, {"spin": False})
+        if "one photo per call" in variants:
+            graphs["per-channel, reduce_range, one photo per call"] = (base_int8, {"rowwise": True})
     rows = []
     runs = {name: session(path, **kw) for name, (path, kw) in graphs.items()}
-    for name, run in runs.items():
-        cos = (normalise(run(pixels)) * reference).sum(axis=1)
-        for bs in batch_sizes:
-            rate = _rate(run, pixels, bs, rounds)
+    cos = {name: (normalise(run(pixels)) * reference).sum(axis=1) for name, run in runs.items()}
+    for bs in batch_sizes:
+        rates = dict.fromkeys(runs, 0.0)
+        for _ in range(rounds):  # variants interleaved pass by pass: a burst of load elsewhere hits all alike
+            for name, run in runs.items():
+                rates[name] = max(rates[name], _rate(run, pixels, bs, 1))
+        for name, rate in rates.items():
             rows.append({"arch": arch, "variant": name, "batch": bs, "images_per_s": round(rate, 2),
-                         "min_cosine_vs_fp32": round(float(cos.min()), 5)})
-            print(f"{arch} {name:<45} batch {bs:>2}: {rate:6.2f} images/s  min cosine {cos.min():.5f}", flush=True)
+                         "min_cosine_vs_fp32": round(float(cos[name].min()), 5)})
+            print(f"{arch} {name:<45} batch {bs:>2}: {rate:6.2f} images/s  min cosine {cos[name].min():.5f}",
+                  flush=True)
+    return rows
+
+
+def gemm(threads: list[int], rounds: int = 5) -> list[dict]:
+    """GMAC/s of ONNX Runtime's fp32 MatMul and int8 DynamicQuantizeMatMul (u8 activations, s8 weights, the
+    kernel photod's int8 towers spend their time in) on ViT-B-16's MLP shape for 8 photos: the ceiling of
+    int8 and fp32 encoding on this CPU (AVX2 alone, AVX-512 VNNI, AMX and ARM dot-product take other paths)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    m, k, n = 8 * 197, 768, 3072
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    scale = (np.abs(w).max(axis=0) / 127).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    graphs = {
+        "fp32 MatMul": ([helper.make_node("MatMul", ["x", "w"], ["y"])], [numpy_helper.from_array(w, "w")]),
+        "int8 DynamicQuantizeMatMul": (
+            [helper.make_node("DynamicQuantizeMatMul", ["x", "w", "s", "z"], ["y"], domain="com.microsoft")],
+            [numpy_helper.from_array(np.round(w / scale).astype(np.int8), "w"), numpy_helper.from_array(scale, "s"),
+             numpy_helper.from_array(np.zeros(n, np.int8), "z")]),
+    }
+    rows = []
+    for name, (nodes, inits) in graphs.items():
+        graph = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                        helper.make_opsetid("com.microsoft", 1)])
+        for t in threads:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = t
+            sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            sess.run(None, {"x": x})
+            best = min(_timed(sess.run, None, {"x": x}) for _ in range(rounds))
+            rows.append({"kernel": name, "threads": t, "gmac_per_s": round(m * k * n / best / 1e9, 1)})
+            print(f"{name:<28} {t} threads: {rows[-1]['gmac_per_s']:6.1f} GMAC/s", flush=True)
+    return rows
+
+
+def _timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def load_child(folder: Path, batched_run: bool, batch: int, threads: int) -> dict:
+    """In a fresh process: the image tower's load time and the process's memory after loading it and after
+    encoding one batch of `batch` pictures (the daemon's way, or `batched_run` as one batch per call)."""
+    from benchmarks.common import pictures
+
+    bundle = Bundle.load(folder)
+    from photod.model.preprocess import preprocess_batch
+
+    pixels = preprocess_batch(pictures(batch), bundle.image_size, bundle.mean, bundle.std)
+    before = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    run = batched(bundle.image_path, threads) if batched_run else ImageEncoder(bundle, threads=threads).encode_array
+    load_s = time.perf_counter() - t0
+    loaded = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    run(pixels)
+    first_s = time.perf_counter() - t0
+    data = bundle.image_path.with_name(bundle.image_path.name + ".data")
+    return {"bundle": str(folder), "batched": batched_run, "batch": batch,
+            "image_onnx_mb": round((bundle.image_path.stat().st_size + (data.stat().st_size if data.exists() else 0))
+                                   / 1e6, 1),
+            "load_s": round(load_s, 3), "first_batch_s": round(first_s, 2),
+            "rss_before_mb": round(before / 1024, 1), "rss_loaded_mb": round(loaded / 1024, 1),
+            "rss_after_batch_mb": round(_status_kb("VmRSS") / 1024, 1), "peak_mb": round(_status_kb("VmHWM") / 1024, 1)}
+
+
+def load_report(specs: list[str], batch: int, threads: int, repeat: int) -> list[dict]:
+    """load_child for each 'LABEL=DIR' (a LABEL ending in ' batched' runs one batch per call), each in its
+    own process, `repeat` times (the fastest load kept)."""
+    import subprocess
+
+    rows = []
+    for spec in specs:
+        label, _, folder = spec.rpartition("=")
+        label = label or folder
+        runs = []
+        for _ in range(repeat):
+            cmd = [sys.executable, __file__, "load-child", folder, "--batch", str(batch), "--threads", str(threads)]
+            cmd += ["--batched"] if label.endswith(" batched") else []
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+        best = min(runs, key=lambda r: r["load_s"])
+        best["label"] = label
+        best["peak_mb"] = max(r["peak_mb"] for r in runs)
+        rows.append(best)
+        print(f"{label:<28} {best['image_onnx_mb']:7.1f} MB on disk  load {best['load_s']:.3f} s  RSS loaded"
+              f" {best['rss_loaded_mb']:.0f} MB (from {best['rss_before_mb']:.0f})  peak after a batch of {batch}:"
+              f" {best['peak_mb']:.0f} MB", flush=True)
     return rows
 
 
@@ -286,7 +453,8 @@ def markdown(report: dict) -> str:
     rows = report.get("throughput")
     if rows:
         engines = list(dict.fromkeys(r["engine"] for r in rows))
-        out += [f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch):",
+        out += [f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch;"
+                f" {report.get('cpu', 'CPU not recorded')}; load {report['load_before'][0]:.1f}):",
                 "", "| arch | batch | " + " | ".join(engines) + " |", "|---|---:|" + "---:|" * len(engines)]
         for arch in dict.fromkeys(r["arch"] for r in rows):
             for bs in dict.fromkeys(r["batch"] for r in rows):
@@ -312,10 +480,11 @@ def markdown(report: dict) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> dict:
-    from benchmarks.common import ensure_bundle, pictures
+    from benchmarks.common import cpu_summary, ensure_bundle, pictures
 
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "threads": args.threads,
-              "load_before": os.getloadavg()}
+              "cpu": cpu_summary(), "load_before": os.getloadavg()}
+    print(f"CPU: {report['cpu']}; load {report['load_before']}", flush=True)
     images = pictures(args.images)
     cache: dict[int, np.ndarray] = {}
 
@@ -371,8 +540,23 @@ def main(argv: list[str] | None = None) -> int:
     qv.add_argument("--images", type=int, default=16)
     qv.add_argument("--rounds", type=int, default=2)
     qv.add_argument("--threads", type=int, default=2)
-    qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning"]),
-                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning")
+    qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning",
+                                                    "one photo per call", "static QDQ"]),
+                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per "
+                         "call, static QDQ")
+    ld = sub.add_parser("load", help="image tower size on disk, load time and memory, each bundle in its own process")
+    ld.add_argument("bundles", nargs="+", metavar="LABEL=DIR",
+                    help="a bundle folder with a label; a label ending in ' batched' runs one batch per call")
+    ld.add_argument("--batch", type=int, default=16)
+    ld.add_argument("--threads", type=int, default=2)
+    ld.add_argument("--repeat", type=int, default=3)
+    gm = sub.add_parser("gemm", help="fp32 and int8 matrix-multiply GMAC/s of ONNX Runtime on this CPU")
+    gm.add_argument("--threads", default="1,2")
+    child = sub.add_parser("load-child")
+    child.add_argument("bundle", type=Path)
+    child.add_argument("--batch", type=int, default=16)
+    child.add_argument("--threads", type=int, default=2)
+    child.add_argument("--batched", action="store_true")
     one = sub.add_parser("bundle", help="one bundle folder alone")
     one.add_argument("bundle", type=Path)
     one.add_argument("--batch-sizes", default="1,8,32")
@@ -383,11 +567,34 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.mode == "quant":
+        from benchmarks.common import cpu_summary
+
+        print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
         rows = quant_variants(args.arch, [int(b) for b in args.batch_sizes.split(",")], args.images, args.threads,
                               args.rounds, [v.strip() for v in args.variants.split(";")])
         print("| variant | batch | images/s | min cosine to fp32 |\n|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['variant']} | {r['batch']} | {r['images_per_s']:.2f} | {r['min_cosine_vs_fp32']:.5f} |")
+        return 0
+    if args.mode == "gemm":
+        from benchmarks.common import cpu_summary
+
+        print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
+        gemm([int(t) for t in args.threads.split(",")])
+        return 0
+    if args.mode == "load-child":
+        print(json.dumps(load_child(args.bundle, args.batched, args.batch, args.threads)))
+        return 0
+    if args.mode == "load":
+        from benchmarks.common import cpu_summary
+
+        print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
+        rows = load_report(args.bundles, args.batch, args.threads, args.repeat)
+        print("| bundle | image.onnx (MB) | load (s) | RSS after load (MB) | peak after a batch (MB) |\n"
+              "|---|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['label']} | {r['image_onnx_mb']:.1f} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} |"
+                  f" {r['peak_mb']:.0f} |")
         return 0
     if args.mode == "compare":
         report = run_compare(args)

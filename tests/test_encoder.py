@@ -63,6 +63,37 @@ def test_text_encoder_uses_the_bundle_tokenizer_and_context_length(tiny):
     assert float(got[0] @ got[1]) < 0.999
 
 
+@pytest.fixture(scope="module")
+def tiny_int8(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny-int8", precision="int8")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int8_vectors_do_not_depend_on_batch_mates(tiny_int8, threads):
+    images = [picture(i) for i in range(12)]
+    pixels = preprocess_batch(images, tiny_int8.image_size, tiny_int8.mean, tiny_int8.std)
+    # The graph itself quantizes activations over the whole batch: run as one batch, photo 0 moves
+    # with its batch-mates (a dark, flat picture among bright ones changes the scale).
+    dark = (pixels[1:2] * 0 - 2.0).astype(np.float32)
+    bright = (pixels[1:2] * 0 + 2.5).astype(np.float32)
+    alone, mixed = reference(tiny_int8.image_path, pixels[:1]), reference(
+        tiny_int8.image_path, np.concatenate([pixels[:1], dark, bright]))
+    assert not np.array_equal(alone[0], mixed[0])
+    enc = ImageEncoder(tiny_int8, threads=threads)
+    assert enc.rowwise
+    want = np.vstack([enc.encode_array(pixels[i:i + 1]) for i in range(len(pixels))])
+    mixes = [pixels, pixels[::-1], np.concatenate([dark, pixels[5:], bright, pixels[:5]])]
+    got = [enc.encode_array(m) for m in mixes]
+    assert np.array_equal(got[0], want)
+    assert np.array_equal(got[1], want[::-1])
+    assert np.array_equal(got[2][1:8], want[5:]) and np.array_equal(got[2][9:], want[:5])
+    assert np.array_equal(enc.encode(images[3:4]), want[3:4])
+    np.testing.assert_allclose(want, reference(tiny_int8.image_path, pixels), atol=0.05)  # still that model
+    texts = ["海边的日落", "我家的猫在沙发上", "a red dress"]
+    text = TextEncoder(tiny_int8, threads=threads)
+    assert np.array_equal(text.encode(texts)[1], text.encode(texts[1:2])[0])
+
+
 def test_sessions_stay_resident(tiny, monkeypatch):
     enc = TextEncoder(tiny, threads=1)
     opened = []

@@ -112,6 +112,25 @@ def test_manifest_describes_the_model(small):
     assert not [p for p in registry.models_dir(small.data_dir).iterdir() if p.name.startswith(".")]
 
 
+def test_int8_bundle_vectors_do_not_depend_on_batch_mates(small_vit_bundle, photos):
+    from photod.model.encoder import ImageEncoder, TextEncoder
+
+    bundle = small_vit_bundle.bundles["int8"]
+    images = (photos * 3)[:8]
+    encoder = ImageEncoder(bundle, threads=2)
+    alone = np.vstack([encoder.encode([img]) for img in images])
+    for mix in (images, images[::-1], images[5:] + export_mod.sample_images(4, seed=3) + images[:5]):
+        got = encoder.encode(mix)
+        for img, vec in zip(mix, got):
+            if any(img is x for x in images):
+                assert np.array_equal(vec, alone[next(i for i, x in enumerate(images) if x is img)])
+    text = TextEncoder(bundle, threads=2)
+    texts = modelkit.TEXTS
+    assert np.array_equal(text.encode(texts), np.vstack([text.encode([t]) for t in texts]))
+    ref_img, _ = modelkit.torch_reference(small_vit_bundle, images, texts)
+    assert modelkit.cosines(alone, ref_img).min() >= export_mod.BOUNDS["int8"][0]
+
+
 def test_bundle_works_with_the_daemon_encoder(small_vit_bundle, photos):
     encoder = pytest.importorskip("photod.model.encoder")
     bundle = small_vit_bundle.bundles["fp32"]
@@ -453,6 +472,15 @@ def test_fused_vit_int8_graph_has_qattention_and_verifies(tmp_path, layers, widt
     # Every block but the last (class token only) is one QAttention; no unfused attention left in them.
     assert ops["QAttention"] == layers - 1 and ops["Softmax"] == 1 and ops["Attention"] == 0
     assert bundle.export["image"]["fused"] is True
+    # Every weight is int8 and quantized once, at export: the packed QKV weights the exporter writes as
+    # Constant nodes used to stay fp32 beside the graph and be quantized again on every run.
+    import onnx
+
+    graph = onnx.load(str(bundle.image_path)).graph
+    inits = {t.name: t for t in graph.initializer}
+    assert not [n for n in graph.node if n.op_type == "Constant" and n.attribute[0].t.ByteSize() >= 1024]
+    for node in (n for n in graph.node if n.op_type == "QAttention"):
+        assert inits[node.input[1]].data_type == onnx.TensorProto.INT8
     figures = bundle.verification["int8"]["image"]
     assert figures["min"] >= export_mod.BOUNDS["int8"][0] and figures["mean"] >= export_mod.BOUNDS["int8"][1]
     print(f"\nfused ViT {layers} layers int8 image: {json.dumps(figures)}")

@@ -2,7 +2,7 @@
 
 Path: cn_clip's CLIP (fp32, eval) -> image tower (encode_image, L2-normalised) and text tower (encode_text
 on token ids, L2-normalised) -> ONNX with a dynamic batch axis -> fp32 as is, fp16 by onnxruntime's float16
-converter, or int8 by onnxruntime's dynamic quantization -> both graphs run in onnxruntime on sample images
+converter, or int8 by onnxruntime's dynamic quantization (photod/model/convert.py, no torch) -> both graphs run in onnxruntime on sample images
 and texts and compared with the PyTorch model -> bundle written and installed.
 
 Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports in
@@ -40,8 +40,8 @@ from photod.errors import ModelError
 from photod.finetune.checkpoint import load_model
 from photod.finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod.model import bundle as bundles
-from photod.model import registry
-from photod.model.encoder import trim_tokens
+from photod.model import convert, registry
+from photod.model.encoder import runs_rowwise, trim_tokens
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
 
@@ -51,7 +51,7 @@ OPSET = 17
 FALLBACK_OPSET = 18
 VOCAB_SOURCE = Path(cn_utils.__file__).parent / "vocab.txt"
 # One tower above this many bytes of fp32 weights cannot be one protobuf (2 GB limit): weights go to .data.
-EXTERNAL_DATA_BYTES = 1_800_000_000
+EXTERNAL_DATA_BYTES = convert.EXTERNAL_BYTES
 
 # Refusal bounds on per-sample cosine between ONNX and PyTorch embeddings: (minimum, mean).
 # - fp32 runs the same arithmetic in another order: anything below 0.9999 is an export bug.
@@ -206,70 +206,13 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
     return {"exporter": "dynamo", "opset": FALLBACK_OPSET, "dynamic_tokens": text, "fused": False}
 
 
-class _QuietQuantizer(logging.Filter):
-    """Drops the quantizer's per-tensor chatter, which it logs on the root logger at INFO and WARNING."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "quantization" not in record.pathname or "onnxruntime" not in record.pathname
-
-
-def _save(model: onnx.ModelProto, path: Path, external: bool) -> None:
-    if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
-    else:
-        onnx.save_model(model, str(path))
-
-
-def _has_op(path: Path, op_type: str) -> bool:
-    return any(node.op_type == op_type for node in onnx.load(str(path), load_external_data=False).graph.node)
-
-
-def _convert(fp32_path: Path, out_path: Path, precision: str, tower: str, external: bool) -> None:
-    """Write `out_path` from the fp32 graph at `fp32_path` in the requested precision."""
-    if precision == "fp32":
-        _save(onnx.load(str(fp32_path)), out_path, external)
-    elif precision == "fp16":
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        # keep_io_types: callers feed and read float32 whatever the precision inside.
-        # Shape inference cannot run on a protobuf over 2 GB; the converter works without it.
-        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True,
-                                         disable_shape_infer=external)
-        _save(model, out_path, external=False)
-    elif precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        # Dynamic quantization: int8 weights, activations quantized per batch at run time, so no
-        # calibration set is needed. MatMul/Gemm carry nearly all of a transformer's compute; Gather
-        # (the text tower's 21128-row embedding table) is a quarter of the text tower's size.
-        # Convolutions stay fp32: ORT's ConvInteger has no fast CPU kernel and per-tensor activation
-        # quantization costs a ResNet's convs accuracy, so RN50 keeps its conv quality (and speed).
-        # per_channel + reduce_range: 7-bit weights cannot saturate the u8*s8 pair sums of AVX2 CPUs
-        # without VNNI; on the small models per-channel without reduce_range fell to 0.991 min cosine,
-        # with it 0.9997+.
-        # A fused ViT graph's Attention nodes become QAttention: the QKV projection in int8 as well.
-        ops = ["MatMul", "Gemm"] + (["Gather"] if tower == "text" else []) + (
-            ["Attention"] if _has_op(fp32_path, "Attention") else [])
-        quiet = _QuietQuantizer()
-        logging.getLogger().addFilter(quiet)
-        try:
-            quantize_dynamic(str(fp32_path), str(out_path), op_types_to_quantize=ops, per_channel=True,
-                             reduce_range=True, weight_type=QuantType.QInt8, use_external_data_format=False)
-        finally:
-            logging.getLogger().removeFilter(quiet)
-    else:
-        raise ModelError(f"unknown precision {precision!r}", "use fp32, fp16 or int8")
-
-
 # ---------------------------------------------------------------------------------------------------------
 # verification
 
-def _run(path: Path, input_name: str, batch: np.ndarray) -> np.ndarray:
+def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {input_name: batch})[0]
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -278,17 +221,30 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
-def _compare(path: Path, input_name: str, inputs: torch.Tensor, reference: np.ndarray) -> dict[str, float]:
-    """Min and mean cosine between ONNX and reference embeddings: the whole batch, then batch size 1."""
+def _compare(path: Path, input_name: str, inputs: torch.Tensor, reference: np.ndarray,
+             precision: str = "fp32") -> dict[str, float]:
+    """Min and mean cosine between ONNX and reference embeddings, run as photod.model.encoder runs the
+    precision: the whole batch and batch size 1, or (int8) one row per call."""
     batch = inputs.numpy()
-    full = _run(path, input_name, batch)
+    session = _session(path)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: x})[0]
+
+    text = input_name == bundles.TEXT_INPUT
+    if runs_rowwise(precision):
+        full = np.concatenate([run(row[None]) for row in batch])
+        parts = [_cosines(full, reference)]
+        if text:  # as photod runs it: each text trimmed to its own length, against the padded reference
+            parts.append(_cosines(np.concatenate([run(trim_tokens(row[None])) for row in batch]), reference))
+    else:
+        full = run(batch)
+        parts = [_cosines(full, reference), _cosines(run(batch[:1]), reference[:1])]
+        if text:  # as photod runs it: padding trimmed, against the padded reference
+            parts += [_cosines(run(trim_tokens(batch)), reference),
+                      _cosines(run(trim_tokens(batch[1:2])), reference[1:2])]
     if full.shape != reference.shape:
         raise ModelError(f"ONNX {input_name} tower returned shape {full.shape}, expected {reference.shape}")
-    single = _run(path, input_name, batch[:1])
-    parts = [_cosines(full, reference), _cosines(single, reference[:1])]
-    if input_name == bundles.TEXT_INPUT:  # as photod runs it: padding trimmed, against the padded reference
-        parts += [_cosines(_run(path, input_name, trim_tokens(batch)), reference),
-                  _cosines(_run(path, input_name, trim_tokens(batch[1:2])), reference[1:2])]
     cos = np.concatenate(parts)
     if not np.all(np.isfinite(cos)):
         return {"min": -1.0, "mean": -1.0}
@@ -429,10 +385,10 @@ def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, 
         verification["fp32"][tower] = figures
         external = sum(p.numel() * 4 for p in module.parameters()) > EXTERNAL_DATA_BYTES
         t0 = time.perf_counter()
-        _convert(fp32_path, out / filename, precision, tower, external)
+        convert.convert(fp32_path, out / filename, precision, tower, external)
         seconds[f"convert_{tower}"] = time.perf_counter() - t0
         if precision != "fp32":
-            figures = _compare(out / filename, input_name, inputs, reference[tower])
+            figures = _compare(out / filename, input_name, inputs, reference[tower], precision)
             verification[precision][tower] = figures
             _check(figures, precision, tower)
         log.info("%s tower: %s", tower, {k: v.get(tower) for k, v in verification.items() if k in

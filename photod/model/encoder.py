@@ -4,12 +4,24 @@ Each encoder opens its session once and keeps it: the daemon and the TUI never r
 The CUDA provider is used when onnxruntime-gpu and a GPU are there (a first bulk encode on a GPU box),
 the CPU provider otherwise. Outputs are L2-normalised again here: the graphs already normalise, but an
 int8 or fp16 graph drifts a little, and cosine similarity assumes unit vectors.
+
+A vector must not depend on the photos (or texts) encoded with it: re-encoding after a crash, a reindex
+elsewhere, or a photo arriving alone instead of in a folder dump must not move it in a ranking. fp32 and
+fp16 graphs compute every row on its own. int8 graphs quantize their activations at run time with one
+scale per tensor, that is over the whole batch, so a photo's int8 vector moved with its batch-mates (cosine
+0.9998 between the same photo alone and in a batch of 16). Int8 towers therefore run one row per call, on
+`threads` rows at a time, each call on one ONNX Runtime thread: per-photo scales, bit-identical vectors
+whatever the batch, and faster than the batched run on the 2-core VNNI CPU of the README (ViT-B-16: 17.9
+against 14.0 images/s at batch 16, benchmarks/bench_encode.py compare), since two single-thread calls keep
+both cores busier than one two-thread call that synchronises at every op. A single photo (a query by
+example) is then one single-thread call.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -50,6 +62,10 @@ def open_session(path: str | os.PathLike, threads: int = 2,
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: the daemon shares its cores with the decode workers,
+    # and on a busy 2-core VNNI box a batched int8 ViT-B-16 ran 8.45 images/s without spinning against
+    # 5.90 with it (benchmarks/bench_encode.py quant, interleaved). Single-thread sessions have no pool.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=choose_providers(providers))
     except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, NoSuchFile, Fail, ...)
@@ -65,10 +81,19 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def runs_rowwise(precision: str) -> bool:
+    """Whether a tower of this precision is run one row per call (see the module docstring)."""
+    return precision == "int8"
+
+
 class _Tower:
     def __init__(self, path: str | os.PathLike, bundle: Bundle, threads: int, providers: Sequence[str] | None):
         self.bundle = bundle
-        self.session = open_session(path, threads, providers)
+        self.rowwise = runs_rowwise(bundle.precision)
+        threads = max(1, int(threads))
+        self.session = open_session(path, 1 if self.rowwise else threads, providers)
+        # Worker threads start on first use and end with the encoder.
+        self._rows = ThreadPoolExecutor(threads, "photod-encode") if self.rowwise and threads > 1 else None
         first_in, first_out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name, self.output_name = first_in.name, first_out.name
         self.input_dtype = _DTYPES.get(first_in.type, np.float32)
@@ -78,8 +103,17 @@ class _Tower:
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
+    def _call(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        out = self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
+        return self._run_rows([row[None] for row in batch] if self.rowwise else [batch])
+
+    def _run_rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """The embeddings of `parts` (batches, or single rows in rowwise mode) stacked in order."""
+        outs = list(self._rows.map(self._call, parts)) if self._rows and len(parts) > 1 else \
+            [self._call(part) for part in parts]
+        out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         if out.ndim != 2 or out.shape[1] != self.dim:
             raise ModelError(f"{self.bundle.path} gave embeddings of shape {out.shape}, expected (n, {self.dim})",
                              "the manifest's embedding size does not match the model: import it again")
@@ -129,7 +163,11 @@ class TextEncoder(_Tower):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokenizer.tokenize(texts, self.context_length)
-        return self._run(trim_tokens(tokens) if self.trims else tokens)
+        if not self.trims:
+            return self._run(tokens)
+        if self.rowwise:  # each text on its own length
+            return self._run_rows([trim_tokens(row[None]) for row in tokens])
+        return self._run(trim_tokens(tokens))
 
     @property
     def trims(self) -> bool:

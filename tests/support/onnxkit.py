@@ -94,19 +94,31 @@ def text_graph(embed_dim: int, vocab_size: int, seed: int = 1, masked: bool = Fa
 
 
 def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context_length: int = 16,
-                name: str = "tiny", seed: int = 0, text_masked: bool = False) -> bundles.Bundle:
-    """A complete bundle folder (manifest, both towers, the real vocab), loaded as a photod Bundle."""
+                name: str = "tiny", seed: int = 0, text_masked: bool = False,
+                precision: str = "fp32") -> bundles.Bundle:
+    """A complete bundle folder (manifest, both towers, the real vocab), loaded as a photod Bundle.
+    `precision` "int8": both towers quantized by photod's own int8 conversion (photod/model/convert.py)."""
+    from photod.model.convert import quantize_int8
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = cn_clip_vocab()
     shutil.copyfile(vocab, folder / bundles.VOCAB_FILE)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    onnx.save(image_graph(embed_dim, image_size, seed), str(folder / bundles.IMAGE_FILE))
-    onnx.save(text_graph(embed_dim, vocab_size, seed + 1, text_masked), str(folder / bundles.TEXT_FILE))
+    graphs = {bundles.IMAGE_FILE: image_graph(embed_dim, image_size, seed),
+              bundles.TEXT_FILE: text_graph(embed_dim, vocab_size, seed + 1, text_masked)}
+    for filename, graph in graphs.items():
+        if precision == "int8":
+            fp32 = folder / f"fp32-{filename}"
+            onnx.save(graph, str(fp32))
+            quantize_int8(fp32, folder / filename, "text" if filename == bundles.TEXT_FILE else "image")
+            fp32.unlink()
+        else:
+            onnx.save(graph, str(folder / filename))
     return bundles.write_manifest(
         folder, name=name, arch="tiny-test", vision_config={}, text_config={}, embed_dim=embed_dim,
         image_size=image_size, context_length=context_length, mean=list(CLIP_MEAN), std=list(CLIP_STD),
-        precision="fp32", source="tests/support/onnxkit.py")
+        precision=precision, source="tests/support/onnxkit.py")
 
 
 def install_active(data_dir: Path, folder: Path, name: str = "tiny", **kw) -> bundles.Bundle:
