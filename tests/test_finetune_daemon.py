@@ -43,7 +43,7 @@ def test_lit_bundle_installed_into_a_running_daemon(tmp_path, data_dir, capsys):
 
     def text_scores():
         capsys.readouterr()
-        assert main(["--config", str(config), "search", "黄色的圆形", "-k", "20", "--json"]) == 0
+        assert main(["--config", str(config), "search", "黄色的圆形", "-k", "20", "--all", "--json"]) == 0
         return {r["id"]: r["score"] for r in json.loads(capsys.readouterr().out)}
 
     before = text_scores()
