@@ -12,7 +12,10 @@ HELP = """\
 [b]photod: find your photos by describing them[/b]
 
 [b]Search[/b]
-  type            search as you type: by meaning (海边的日落) with a model, else by filename
+  type            search as you type: by meaning (海边的日落) with a model, and by the words in captions,
+                  text in photos, places and file names; 2019年夏天 三亚 海边 -人, "三亚湾" (exact),
+                  2:狗 (weight), like:ID; the summary line shows what was understood
+  a               also the weaker matches the per-query cutoff hides (again: hide them)
   ↓ / enter       from the search box into the results
   ↑ ↓ ← →         move in the results; ↑ on the first row goes back to the search box
   enter           open the photo (double click with the mouse)
@@ -24,7 +27,7 @@ HELP = """\
   w or -          wrong: it is not (both are kept as labels for `photod finetune`)
   o / y           open with the system viewer / copy the path
   / or esc        back to the search box
-  F2              filters: date range, root, folder, camera, online only
+  F2              filters: date range, root, folder, camera, place, online only
   F3              filenames only, or by meaning
   F4              grid or list
   ctrl+r          search again now
