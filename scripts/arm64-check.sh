@@ -194,7 +194,7 @@ print(p["indexed"], p["failed"], p["total"])')
 
     t0=$SECONDS
     local count='import json, sys; print(len(json.load(sys.stdin)))'
-    out=$("${photod[@]}" search "海边的日落" -k 5 --json | python3 -c "$count")
+    out=$("${photod[@]}" search "海边的日落" -k 5 --all --json | python3 -c "$count")
     [ "$out" -gt 0 ] || die "$cpu: the search found nothing"
     local named
     named=$("${photod[@]}" search --name Canon --json | python3 -c "$count")
