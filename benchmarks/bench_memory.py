@@ -70,12 +70,19 @@ def library(n: int, side: int, text_share: float) -> Path:
 
 def rss_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) of a process in KiB."""
+    fields = status_kib(pid)
+    return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+
+
+def status_kib(pid: int) -> dict[str, int]:
+    """The memory lines of /proc/PID/status in KiB. RssFile is file pages mapped in (the stage's LMDB file,
+    the model files), which the kernel takes back under pressure; RssAnon is the process's own memory."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             fields[key] = int(value.split()[0])
-    return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+    return fields
 
 
 def done(db: Path, n: int, ocr: bool) -> tuple[int, int]:
@@ -103,12 +110,15 @@ def run_daemon(lib: Path, bundle: Path, n: int, ocr: bool, timeout: float) -> di
         log = open(Path(tmp) / "daemon.log", "w")
         proc = subprocess.Popen([sys.executable, "-m", "photod", "--config", str(config), "run"],
                                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        started, samples, peak = time.monotonic(), [], 0
+        started, samples, peak, anon_peak, file_peak = time.monotonic(), [], 0, 0, 0
         try:
             while time.monotonic() - started < timeout and proc.poll() is None:
                 time.sleep(0.5)
-                rss, hwm = rss_kib(proc.pid)
+                fields = status_kib(proc.pid)
+                rss, hwm = fields.get("VmRSS", 0), fields.get("VmHWM", 0)
                 peak = max(peak, hwm)
+                anon_peak = max(anon_peak, fields.get("RssAnon", 0))
+                file_peak = max(file_peak, fields.get("RssFile", 0))
                 indexed, read = done(data / "catalog.db", n, ocr)
                 samples.append((time.monotonic() - started, rss, indexed))
                 if indexed >= n and read >= n:
@@ -123,7 +133,8 @@ def run_daemon(lib: Path, bundle: Path, n: int, ocr: bool, timeout: float) -> di
         indexed, read = done(data / "catalog.db", n, ocr)
     tenths = [max((s[1] for s in samples if s[2] <= n * (t + 1) / 10 and s[2] > n * t / 10), default=0)
               for t in range(10)]
-    return {"ocr": ocr, "peak_rss_mib": peak / 1024, "seconds": wall, "indexed": indexed, "read": read,
+    return {"ocr": ocr, "peak_rss_mib": peak / 1024, "peak_anon_mib": anon_peak / 1024,
+            "peak_file_mib": file_peak / 1024, "seconds": wall, "indexed": indexed, "read": read,
             "photos_per_s": indexed / wall if wall else 0.0, "rss_mib_by_tenth": [r / 1024 for r in tenths]}
 
 
@@ -147,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in args.modes.split(","):
         r = run_daemon(lib, args.bundle, args.photos, mode == "ocr", args.timeout)
         report["runs"].append(r)
-        print(f"{mode:>7}: peak RSS {r['peak_rss_mib']:.0f} MiB, {r['indexed']} indexed, {r['read']} read, "
+        print(f"{mode:>7}: peak RSS {r['peak_rss_mib']:.0f} MiB (own memory {r['peak_anon_mib']:.0f}, mapped files {r['peak_file_mib']:.0f}), {r['indexed']} indexed, {r['read']} read, "
               f"{r['seconds']:.0f} s ({r['photos_per_s']:.2f} photos/s); RSS by tenth of the run (MiB): "
               + " ".join(f"{x:.0f}" for x in r["rss_mib_by_tenth"]))
     if args.json:
