@@ -249,7 +249,7 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
         t1 = time.perf_counter()
         scores, ids = index.search(q, 36)
         t2 = time.perf_counter()
-        searcher._join(scores[0], ids[0], None)
+        searcher._join(scores[0], ids[0])
         t3 = time.perf_counter()
         enc.append(t1 - t0), srch.append(t2 - t1), join.append(t3 - t2)
     out["parts_p50_ms"] = {k: percentiles(v)["p50_ms"] for k, v in

@@ -43,8 +43,8 @@ class WordHits:
         """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
         the filters listed once; rows are read later, for the photos on the page only."""
         hits = cls()
-        for phrase in parsed.phrases:
-            found = cat.word_hits(phrase, exact=True)
+        held = {phrase: cat.word_hits(phrase, exact=True) for phrase in parsed.phrases}  # each read once
+        for found in held.values():
             hits.required = found if hits.required is None else hits.required & found
         for term in parsed.exclusions:
             if term.like is None:
@@ -63,7 +63,7 @@ class WordHits:
         gone = hits.excluded | (unsearchable if allowed is None else set())
         matched: dict[int, int] = {}  # photo -> how many of the words it holds
         for word, exact in wanted:
-            found = cat.word_hits(word, exact=exact)
+            found = held[word] if exact else cat.word_hits(word)
             found = (found if allowed is None else found & allowed) - gone
             if found:
                 hits.found_words.add(word)

@@ -149,11 +149,6 @@ def _decoded_names(row: "PhotoInfoRow") -> tuple[str, str, str | None]:
     return filename, folder, encoding
 
 
-def matched_text(result: dict[str, Any]) -> str | None:
-    """The line read in the photo whose words found a result, or None when no text in it did."""
-    return next((m["text"] for m in result.get("matched", ()) if m["channel"] == "text"), None)
-
-
 def reasons(result: dict[str, Any]) -> list[str]:
     """Why a result was found, as a person reads it: 「文字: 三亚湾海鲜」, 「地点: 海南 三亚」, 「标注: 小白」,
     「文件名」, 「相似度 0.31」, in the order of `matched`. The CLI's result line and the TUI's cards say these."""

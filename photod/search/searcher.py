@@ -175,7 +175,7 @@ class Searcher:
         if vec is None:
             ids, vecs = vectors.load_vectors(self.catalog, self._serving().bundle.image_id, [photo_id])
             vec = vecs[0] if ids.size else None
-        return None if vec is None else vec / max(float(np.linalg.norm(vec)), 1e-12)
+        return None if vec is None else _unit(vec)
 
     def by_captions(self, text: str, k: int = 20, **filters: Any) -> list[Result]:
         """Photos whose captions mean what `text` says (the text tower's embeddings of both), best first,
@@ -295,14 +295,13 @@ class Searcher:
         if like is not None:
             parts.append(self.encode_like(like))
         # Text and example together: the mean direction, which ranks photos close to both first.
-        q = np.mean(parts, axis=0).astype(np.float32)
-        return q / max(float(np.linalg.norm(q)), 1e-12)
+        return _unit(np.mean(parts, axis=0))
 
     def _ranked(self, index: VectorIndex, query: np.ndarray, k: int) -> list[Result]:
         fetch = k + 16
         while True:
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], None)
+            results = self._join(scores[0], ids[0])
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
@@ -316,7 +315,7 @@ class Searcher:
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
-        results = self._join(scores[0], ids[0], None, name=name, filters=filters)
+        results = self._join(scores[0], ids[0], name=name, filters=filters)
         if len(results) >= k or ids.shape[1] < fetch:
             return results[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
@@ -326,7 +325,7 @@ class Searcher:
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], None, name=name, filters=filters)
+            results = self._join(scores[0], ids[0], name=name, filters=filters)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
 
@@ -335,16 +334,15 @@ class Searcher:
         if not matching:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
-        return self._join(scores[0], ids[0], None)[:k]
+        return self._join(scores[0], ids[0])[:k]
 
-    def _join(self, scores: np.ndarray, ids: np.ndarray, rows: dict | None, name: str | None = None,
+    def _join(self, scores: np.ndarray, ids: np.ndarray, name: str | None = None,
               filters: dict | None = None) -> list[Result]:
         """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
-        if not rows:
-            found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
-            rows = {r["id"]: r for r in found}
+        found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
+        rows = {r["id"]: r for r in found}
         return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
                                 if int(i) in rows], self.catalog)
 
