@@ -325,9 +325,11 @@ def _result_line(r: dict[str, Any]) -> str:
 def add_model_parsers(sub) -> None:
     models = sub.add_parser("model", help="Chinese-CLIP model bundles").add_subparsers(dest="sub", metavar="ACTION")
     models.required = True
-    s = models.add_parser("import", help="import a Chinese-CLIP checkpoint (.pt) as an ONNX bundle "
-                          "(needs the finetune extra)")
-    s.add_argument("checkpoint")
+    s = models.add_parser("import", help="import Chinese-CLIP's ONNX files (no torch needed) or a checkpoint "
+                          "(.pt, needs the finetune extra) as a bundle")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="the .img. and .txt. ONNX files of Chinese-CLIP's deploy script (or one of them, or "
+                   "their folder), or a checkpoint .pt")
     group = s.add_mutually_exclusive_group()
     group.add_argument("--arch", choices=["RN50", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14"])
     group.add_argument("--vision-config", metavar="FILE", help="cn_clip vision model config (JSON)")
@@ -352,13 +354,31 @@ def add_model_parsers(sub) -> None:
     s.add_argument("--force", action="store_true", help="even the active one")
 
 
+def _onnx_files(files: list[str]) -> bool:
+    """Whether `photod model import` was given ONNX towers (or their folder) rather than a checkpoint."""
+    return any(f.lower().endswith(".onnx") or Path(f).is_dir() for f in files)
+
+
 @command("model import")
 def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
+    if _onnx_files(args.files):
+        from photod.model.onnx_import import import_onnx
+
+        if args.vision_config or args.keep_checkpoint:
+            raise PhotodError("--vision-config, --text-config and --keep-checkpoint are for checkpoints (.pt)",
+                              "ONNX files need none of them: the architecture is read from the graphs")
+        bundle = import_onnx(args.files, cfg.data_dir, arch=args.arch, precision=args.precision, name=args.name,
+                             activate=not args.no_activate, replace=args.replace)
+        print(bundle.name)
+        return 0
     from photod.finetune import modelhub
 
+    if len(args.files) != 1:
+        raise PhotodError(f"a checkpoint import takes one .pt file, got {len(args.files)} files",
+                          "give one checkpoint, or the two .onnx files of Chinese-CLIP's deploy script")
     if bool(args.vision_config) != bool(args.text_config):
         raise PhotodError("--vision-config and --text-config go together", "give both JSON files, or --arch")
-    bundle = modelhub.import_file(args.checkpoint, cfg.data_dir, arch=args.arch, vision_config=args.vision_config,
+    bundle = modelhub.import_file(args.files[0], cfg.data_dir, arch=args.arch, vision_config=args.vision_config,
                                   text_config=args.text_config, precision=args.precision, name=args.name,
                                   activate=not args.no_activate, replace=args.replace,
                                   keep_checkpoint=args.keep_checkpoint)
@@ -387,7 +407,8 @@ def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
                           for b in bundles], ensure_ascii=False, indent=2))
         return 0
     if not bundles:
-        print("no models installed: `photod model pull ViT-B-16` or `photod model import FILE.pt --arch ViT-B-16`")
+        print("no models installed: `photod model pull ViT-B-16`, `photod model import FOLDER` (Chinese-CLIP's ONNX "
+              "files) or `photod model import FILE.pt --arch ViT-B-16`")
     for b in bundles:
         mark = "*" if b.name == active else " "
         print(f"{mark} {b.name}  {b.arch} {b.precision}, {b.embed_dim}-d, {b.image_size}px")

@@ -34,48 +34,26 @@ import onnx
 import onnxruntime as ort
 import torch
 from cn_clip.clip import utils as cn_utils
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from photod.errors import ModelError
 from photod.finetune.checkpoint import load_model
 from photod.finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod.model import bundle as bundles
 from photod.model import convert, registry
-from photod.model.encoder import runs_rowwise, trim_tokens
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
+from photod.model.verify import BOUNDS, SAMPLE_TEXTS, check, compare, sample_images
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 FALLBACK_OPSET = 18
-VOCAB_SOURCE = Path(cn_utils.__file__).parent / "vocab.txt"
 # One tower above this many bytes of fp32 weights cannot be one protobuf (2 GB limit): weights go to .data.
 EXTERNAL_DATA_BYTES = convert.EXTERNAL_BYTES
 
-# Refusal bounds on per-sample cosine between ONNX and PyTorch embeddings: (minimum, mean).
-# - fp32 runs the same arithmetic in another order: anything below 0.9999 is an export bug.
-# - fp16 keeps ~3 decimal digits per value; measured 1.00000 (min) on the small test models, so a min
-#   below 0.999 means an overflow or a wrongly converted op, not rounding.
-# - int8 (dynamic, per-channel weights, reduced range) measured min cosine 0.9997-0.9999 on the small test
-#   models, and 0.99973 (image) / 0.99884 (text) on a full-size ViT-B-16 with random weights. Trained
-#   weights have activation outliers random ones lack, so real models land lower; per-channel quantization
-#   without reduced range already fell to 0.991 on the small models (u8*s8 saturation on AVX2), and such
-#   errors compound with depth. A min of 0.98 and a mean of 0.99 leave room for trained weights while
-#   refusing a quantization that would visibly reorder search results.
-BOUNDS = {"fp32": (0.9999, 0.9999), "fp16": (0.999, 0.9995), "int8": (0.98, 0.99)}
 # Precisions whose ViT image tower is exported in the fused form (see the module docstring).
 FUSED_PRECISIONS = ("fp32", "int8")
-
-SAMPLE_TEXTS = [
-    "海边的日落", "我家的猫在沙发上", "穿红衣服的小女孩在草地上", "雪山下的湖泊", "北京故宫的红墙",
-    "生日蛋糕上点着蜡烛", "夜晚城市的灯光", "一碗热腾腾的拉面", "下雨天的街道", "樱花盛开的公园",
-    "a dog running on the beach", "two friends hiking in the mountains", "a red car parked on the street",
-    "sunset over the sea 日落", "iPhone 拍的 2019 年国庆节烟花 🎆", "ＡＢＣ，全角标点！？",
-    "婚礼", "", "孩子们在操场上踢足球，老师在旁边看着，天空很蓝，远处有一排高高的白杨树，"
-    "风吹过来树叶沙沙作响，大家都笑得很开心，这是一段很长很长的描述，超过了模型的上下文长度。",
-    "Grandma's 80th birthday party in the garden",
-]
 
 
 class _ImageTower(torch.nn.Module):
@@ -100,42 +78,6 @@ class _TextTower(torch.nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------
 # sample inputs
-
-def sample_images(count: int = 8, size: int = 256, seed: int = 0) -> list[Image.Image]:
-    """Deterministic synthetic photos-ish images: gradients, shapes, stripes, texture and noise.
-
-    They need not look like anything: the check compares two implementations on the same input, and varied
-    colour, frequency and contrast content reaches every part of the towers.
-    """
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1)
-    arrays = [
-        np.stack([xx, yy, 1 - xx], -1),
-        np.stack([np.hypot(xx - 0.5, yy - 0.5)] * 3, -1) * np.array([1.4, 0.9, 0.5]),
-        np.stack([((xx * 8).astype(int) + (yy * 8).astype(int)) % 2] * 3, -1).astype(np.float32),
-        rng.rand(size, size, 3).astype(np.float32),
-        np.stack([(np.sin((xx + yy) * 30) + 1) / 2, yy, np.full_like(xx, 0.3)], -1),
-    ]
-    coarse = rng.rand(8, 8, 3)
-    arrays.append(np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size),
-                                                                                        Image.BICUBIC)) / 255.0)
-    images = [Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8)) for a in arrays]
-    scene = Image.new("RGB", (size, size), (90, 150, 230))
-    draw = ImageDraw.Draw(scene)
-    draw.rectangle([0, size * 0.6, size, size], fill=(40, 140, 60))
-    draw.ellipse([size * 0.6, size * 0.1, size * 0.85, size * 0.35], fill=(250, 200, 40))
-    images.append(scene)
-    shapes = Image.new("RGB", (size, size), (240, 235, 225))
-    draw = ImageDraw.Draw(shapes)
-    for _ in range(12):
-        x0, y0 = rng.randint(0, size, 2)
-        w, h = rng.randint(10, size // 2, 2)
-        draw.rectangle([x0, y0, x0 + w, y0 + h], fill=tuple(int(c) for c in rng.randint(0, 256, 3)))
-    images.append(shapes)
-    while len(images) < count:
-        images.append(Image.fromarray((rng.rand(size, size, 3) * 255).astype(np.uint8)))
-    return images[:count]
-
 
 def _load_images(images: Sequence[Image.Image | str | Path]) -> list[Image.Image]:
     out = []
@@ -207,62 +149,6 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
 
 
 # ---------------------------------------------------------------------------------------------------------
-# verification
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(axis=1)
-
-
-def _compare(path: Path, input_name: str, inputs: torch.Tensor, reference: np.ndarray,
-             precision: str = "fp32") -> dict[str, float]:
-    """Min and mean cosine between ONNX and reference embeddings, run as photod.model.encoder runs the
-    precision: the whole batch and batch size 1, or (int8) one row per call."""
-    batch = inputs.numpy()
-    session = _session(path)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: x})[0]
-
-    text = input_name == bundles.TEXT_INPUT
-    if runs_rowwise(precision):
-        full = np.concatenate([run(row[None]) for row in batch])
-        parts = [_cosines(full, reference)]
-        if text:  # as photod runs it: each text trimmed to its own length, against the padded reference
-            parts.append(_cosines(np.concatenate([run(trim_tokens(row[None])) for row in batch]), reference))
-    else:
-        full = run(batch)
-        parts = [_cosines(full, reference), _cosines(run(batch[:1]), reference[:1])]
-        if text:  # as photod runs it: padding trimmed, against the padded reference
-            parts += [_cosines(run(trim_tokens(batch)), reference),
-                      _cosines(run(trim_tokens(batch[1:2])), reference[1:2])]
-    if full.shape != reference.shape:
-        raise ModelError(f"ONNX {input_name} tower returned shape {full.shape}, expected {reference.shape}")
-    cos = np.concatenate(parts)
-    if not np.all(np.isfinite(cos)):
-        return {"min": -1.0, "mean": -1.0}
-    return {"min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}
-
-
-def _check(figures: dict[str, float], precision: str, tower: str) -> None:
-    low, mean = BOUNDS[precision]
-    if figures["min"] < low or figures["mean"] < mean:
-        raise ModelError(
-            f"the {precision} ONNX {tower} tower disagrees with the PyTorch model: cosine min "
-            f"{figures['min']:.6f}, mean {figures['mean']:.6f} (needs min >= {low}, mean >= {mean}); "
-            "nothing was written",
-            "try --precision fp32" if precision != "fp32" else
-            "this is an export bug for this architecture; please report it with the checkpoint's arch")
-
-
-# ---------------------------------------------------------------------------------------------------------
 # public API
 
 def default_name(checkpoint: str | Path | None, arch: str, precision: str) -> str:
@@ -299,7 +185,7 @@ def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_c
     if context_length > int(text_config["text_max_position_embeddings"]):
         raise ModelError(f"context length {context_length} exceeds the text tower's "
                          f"{text_config['text_max_position_embeddings']} positions")
-    vocab_lines = sum(1 for _ in VOCAB_SOURCE.open(encoding="utf-8"))
+    vocab_lines = sum(1 for _ in bundles.VOCAB_SOURCE.open(encoding="utf-8"))
     if vocab_lines > int(text_config["vocab_size"]):
         raise ModelError(f"the text tower has {text_config['vocab_size']} token embeddings but cn_clip's "
                          f"vocabulary has {vocab_lines} tokens", "use a text config with vocab_size 21128")
@@ -345,8 +231,8 @@ def _export_verified(model: torch.nn.Module, module: torch.nn.Module, inputs: to
     onnx.checker.check_model(str(path))
     # The export leaves the tower in eval mode; re-assert it, dropout must not touch the reference.
     model.eval()
-    figures = _compare(path, input_name, inputs, reference)
-    _check(figures, "fp32", tower)
+    figures = compare(path, input_name, inputs.numpy(), reference)
+    check(figures, "fp32", tower)
     return info, figures
 
 
@@ -388,12 +274,12 @@ def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, 
         convert.convert(fp32_path, out / filename, precision, tower, external)
         seconds[f"convert_{tower}"] = time.perf_counter() - t0
         if precision != "fp32":
-            figures = _compare(out / filename, input_name, inputs, reference[tower], precision)
+            figures = compare(out / filename, input_name, inputs.numpy(), reference[tower], precision)
             verification[precision][tower] = figures
-            _check(figures, precision, tower)
+            check(figures, precision, tower)
         log.info("%s tower: %s", tower, {k: v.get(tower) for k, v in verification.items() if k in
                                          ("fp32", precision)})
-    shutil.copyfile(VOCAB_SOURCE, out / bundles.VOCAB_FILE)
+    shutil.copyfile(bundles.VOCAB_SOURCE, out / bundles.VOCAB_FILE)
     export_info.update({
         "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
         "seconds": {k: round(v, 3) for k, v in seconds.items()},

@@ -3,6 +3,8 @@
 Downloads go through cn_clip's own download code (Hugging Face via huggingface_hub, or ModelScope via
 modelscope) into `<data_dir>/downloads`, then through the same import as a local file. Both need the
 `finetune` extra (torch, cn_clip); this module imports neither until asked, so the daemon never pays for it.
+Where they are missing (a Raspberry Pi), `pull` says which ONNX files to fetch instead and how to import
+them (photod.model.onnx_import needs no torch).
 
 Model downloads are blocked or slow in some places, so reachability is checked first with a short
 timeout: offline, `pull` fails in seconds with the source it tried and how to import a file instead.
@@ -19,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from photod.errors import ModelError
+from photod.model import archs
 from photod.model.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -28,14 +31,31 @@ CONNECT_TIMEOUT = 5.0
 FINETUNE_HINT = "install the model tools with `pip install 'photod[finetune]'` (torch, cn_clip)"
 
 
-def require_finetune() -> None:
-    """Raise ModelError naming the missing package when torch or cn_clip cannot be imported."""
-    for module in ("torch", "cn_clip", "onnx"):
+def _missing_finetune() -> str | None:
+    """Why torch or cn_clip cannot be imported, or None when both can."""
+    for module in ("torch", "cn_clip"):
         try:
             __import__(module)
         except ImportError as exc:
-            raise ModelError(f"importing or pulling a model needs {module}, which is not installed ({exc})",
-                             FINETUNE_HINT) from None
+            return f"{module}, which is not installed ({exc})"
+    return None
+
+
+def require_finetune() -> None:
+    """Raise ModelError naming the missing package when torch or cn_clip cannot be imported."""
+    missing = _missing_finetune()
+    if missing:
+        raise ModelError(f"importing a checkpoint needs {missing}", FINETUNE_HINT + "; " + onnx_hint("ViT-B-16"))
+
+
+def onnx_hint(name: str) -> str:
+    """What to download and run instead of `pull` where torch is not installed (a Raspberry Pi)."""
+    stem = name.lower() if name in archs.CONFIGS else "vit-b-16"
+    return (f"without torch, import Chinese-CLIP's ONNX files: put {stem}.img.fp32.onnx and {stem}.txt.fp32.onnx "
+            "(and the .onnx.data or .onnx.extra_file beside each, where there is one) in a folder and run "
+            "`photod model import FOLDER`. Chinese-CLIP's deploy script (cn_clip/deploy/pytorch_to_onnx.py) "
+            "writes them on any machine with torch; MT Photos publishes vit-b-16.img.fp32.onnx and "
+            "vit-b-16.txt.fp32.onnx")
 
 
 def source_host(source: str) -> tuple[str, int]:
@@ -102,7 +122,13 @@ def pull(name: str, data_dir: str | os.PathLike, source: str = "huggingface", pr
     Offline or blocked: ModelError at once naming the source and host tried, and how to import a local
     file instead. Missing torch/cn_clip: ModelError saying which extra to install.
     """
-    require_finetune()
+    missing = _missing_finetune()
+    if missing:
+        if name not in archs.CONFIGS:
+            raise ModelError(f"there is no official Chinese-CLIP model named {name!r}",
+                             f"use one of {', '.join(archs.CONFIGS)}")
+        raise ModelError(f"`photod model pull` downloads PyTorch checkpoints and needs {missing}",
+                         onnx_hint(name) + "; or install the model tools with `pip install 'photod[finetune]'`")
     host, port = source_host(source)
     files = _arch_names()
     if name not in files:

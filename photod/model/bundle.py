@@ -35,6 +35,9 @@ MANIFEST = "manifest.json"
 IMAGE_FILE = "image.onnx"
 TEXT_FILE = "text.onnx"
 VOCAB_FILE = "vocab.txt"
+# Chinese-CLIP's WordPiece vocabulary (cn_clip/clip/vocab.txt, 21128 tokens, the same for every official
+# model), shipped with photod so that a bundle can be made from ONNX files where cn_clip is not installed.
+VOCAB_SOURCE = Path(__file__).with_name(VOCAB_FILE)
 REQUIRED_FILES = (IMAGE_FILE, TEXT_FILE, VOCAB_FILE)
 # Towers above protobuf's 2 GB limit (ViT-H-14 in fp32) keep their weights in one external data file.
 # checkpoint.pt: the PyTorch weights the bundle was exported from, kept on request (`photod model import

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import onnx
+import onnx.numpy_helper
 
 from photod.errors import ModelError
 
@@ -126,6 +127,44 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: b
         save(quantized, out_path, external=False)
     log.info("%s tower in int8: %.1f MB of Constant weights quantized, %.1f MB of unused tensors dropped",
              tower, moved / 1e6, dropped / 1e6)
+
+
+def _upcast_tensor(tensor: onnx.TensorProto) -> bool:
+    if tensor.data_type != onnx.TensorProto.FLOAT16:
+        return False
+    tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor).astype("float32"),
+                                                 tensor.name))
+    return True
+
+
+def _upcast_graph(graph: onnx.GraphProto) -> int:
+    count = sum(_upcast_tensor(t) for t in graph.initializer)
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.name == "to" and node.op_type == "Cast" and attr.i == onnx.TensorProto.FLOAT16:
+                attr.i = onnx.TensorProto.FLOAT
+            if attr.HasField("t"):
+                count += _upcast_tensor(attr.t)
+            for sub in [attr.g] * attr.HasField("g") + list(attr.graphs):
+                count += _upcast_graph(sub)
+    return count
+
+
+def upcast_fp16(model: onnx.ModelProto) -> int:
+    """Turn an fp16 graph (onnxconverter-common's or onnxruntime's float16 converter, keep_io_types) back into
+    fp32, in place: fp16 weights and constants widened, casts to fp16 made casts to fp32 (the converter's
+    casts at the inputs and outputs then cast float to float, which ONNX Runtime removes), fp16 value types
+    made fp32. Returns the number of tensors widened.
+
+    Why: ONNX Runtime's CPU provider lacks fp16 kernels for much of a transformer, and int8 is quantized
+    from fp32. The weights keep fp16's rounding, so the fp32 graph computes what the fp16 one meant, more
+    exactly. It also mends what the converter breaks: cn_clip's deploy script converts with shape inference
+    off, and on the graphs of torch's newer exporter that leaves a Cast to fp32 typed as fp16, which ONNX
+    Runtime refuses to load (seen on every text tower it wrote here)."""
+    return _upcast_graph(model.graph)
 
 
 def convert(fp32_path: Path, out_path: Path, precision: str, tower: str, external: bool) -> None:

@@ -1,0 +1,251 @@
+"""`photod model import` of the ONNX files Chinese-CLIP's own deploy script writes, with no torch.
+
+The files are made here as people make them: an RN50 checkpoint built from cn_clip's classes (random
+weights), then cn_clip/deploy/pytorch_to_onnx.py run unchanged, in two shapes:
+- with this torch (2.9 or newer): fp32 graphs with their weights in `.onnx.data`, fp16 ones with
+  `.onnx.extra_file`. The script's fp16 step imports `convert_float_to_float16` from onnxmltools, which
+  moved it to `onnxconverter_common.float16`; the old name is pointed at the new one, nothing else changes.
+- as torch before 2.9 wrote them: TorchScript exporter, each fp32 graph one file (opset 14 rather than the
+  script's 13, which this torch's attention op needs).
+The import itself runs in a virtual environment that has photod's daemon dependencies and not torch nor
+cn_clip; search scores through the imported bundle are then compared with cn_clip's PyTorch model.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from photod.errors import ModelError
+from photod.model import archs, onnx_import
+from photod.model.bundle import VOCAB_SOURCE, Bundle
+from photod.model.encoder import ImageEncoder, TextEncoder
+from photod.model.verify import BOUNDS, SAMPLE_TEXTS, sample_images
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("cn_clip")
+pytest.importorskip("onnxmltools")
+pytestmark = pytest.mark.model
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = """
+import os, runpy, sys
+import cn_clip, onnxconverter_common.float16, onnxmltools.utils
+onnxmltools.utils.convert_float_to_float16 = onnxconverter_common.float16.convert_float_to_float16
+if os.environ.get("LEGACY_EXPORT"):  # what torch < 2.9 did by default: TorchScript, one file per graph
+    import torch
+    export = torch.onnx.export
+    def legacy(*args, **kwargs):  # opset 14: this torch's attention is scaled_dot_product_attention
+        return export(*args, **{**kwargs, "dynamo": False, "opset_version": 14})
+    torch.onnx.export = legacy
+sys.path.append(os.path.dirname(cn_clip.__file__))  # the script imports `clip.utils`, as run from cn_clip/
+sys.argv = ["pytorch_to_onnx.py"] + sys.argv[1:]
+runpy.run_module("cn_clip.deploy.pytorch_to_onnx", run_name="__main__")
+"""
+# What a venv with only the daemon's dependencies lacks: torch and what comes with it, cn_clip.
+WITHOUT = ("torch", "torchvision", "torchgen", "functorch", "triton", "nvidia", "cn_clip", "timm")
+
+
+def _checkpoint(path: Path) -> Path:
+    from cn_clip.clip.utils import _MODEL_INFO, create_model
+
+    torch.manual_seed(0)
+    model = create_model(_MODEL_INFO["RN50"]["struct"])
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def _deploy(checkpoint: Path, folder: Path, legacy: bool = False) -> Path:
+    folder.mkdir()
+    env = dict(os.environ, LEGACY_EXPORT="1" if legacy else "")
+    done = subprocess.run([sys.executable, "-c", DEPLOY, "--model-arch", "RN50", "--pytorch-ckpt-path",
+                           str(checkpoint), "--save-onnx-path", str(folder / "rn50"), "--convert-text",
+                           "--convert-vision"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """{"checkpoint": .pt, "new": folder from this torch, "legacy": folder as older torch wrote it}."""
+    root = tmp_path_factory.mktemp("deployed")
+    checkpoint = _checkpoint(root / "rn50.pt")
+    return {"checkpoint": checkpoint, "new": _deploy(checkpoint, root / "new"),
+            "legacy": _deploy(checkpoint, root / "legacy", legacy=True)}
+
+
+def _venv_without_torch(root: Path) -> Path:
+    """A venv whose site-packages reaches every package of this one except WITHOUT (through a folder of
+    links named by a .pth file), so `import torch` really fails there. Returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    site = Path(subprocess.run([str(root / "bin" / "python"), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    links = root / "packages"
+    links.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        top = entry.name.split("-")[0].split(".")[0].lower()
+        if top in WITHOUT or top.startswith("nvidia") or entry.suffix == ".pth":
+            continue
+        (links / entry.name).symlink_to(entry)
+    (site / "photod-test.pth").write_text(f"{links}\n{REPO}\n", encoding="utf-8")
+    return root / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory):
+    python = _venv_without_torch(tmp_path_factory.mktemp("venv") / "v")
+    probe = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr
+    return python
+
+
+def _photod(python: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PHOTOD_DATA_DIR=str(data_dir))
+    env.pop("PHOTOD_CONFIG", None)
+    return subprocess.run([str(python), "-m", "photod", *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _torch_scores(checkpoint: Path, images, texts) -> tuple[np.ndarray, np.ndarray]:
+    """cn_clip's own unit image and text embeddings for the checkpoint (its preprocessing and tokenizer)."""
+    from cn_clip.clip.utils import _MODEL_INFO, create_model, image_transform, tokenize
+
+    state = torch.load(checkpoint, map_location="cpu")
+    model = create_model(_MODEL_INFO["RN50"]["struct"], state).float().eval()
+    transform = image_transform(_MODEL_INFO["RN50"]["input_resolution"])
+    with torch.no_grad():
+        image = model.encode_image(torch.stack([transform(img) for img in images]))
+        text = model.encode_text(tokenize(texts, context_length=52))
+    return [(x / x.norm(dim=-1, keepdim=True)).numpy() for x in (image, text)]
+
+
+def _bundle_embeddings(bundle: Bundle, images, texts) -> tuple[np.ndarray, np.ndarray]:
+    image, text = ImageEncoder(bundle, threads=2), TextEncoder(bundle, threads=2)
+    return image.encode(images), text.encode(texts)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+def test_files_from_this_torch_have_the_shapes_people_meet(deployed):
+    names = sorted(p.name for p in deployed["new"].iterdir())
+    assert names == ["rn50.img.fp16.onnx", "rn50.img.fp16.onnx.extra_file", "rn50.img.fp32.onnx",
+                     "rn50.img.fp32.onnx.data", "rn50.txt.fp16.onnx", "rn50.txt.fp16.onnx.extra_file",
+                     "rn50.txt.fp32.onnx", "rn50.txt.fp32.onnx.data"]
+    legacy = onnx.load(str(deployed["legacy"] / "rn50.img.fp32.onnx"), load_external_data=False)
+    assert not (deployed["legacy"] / "rn50.img.fp32.onnx.data").exists()
+    assert next(o.version for o in legacy.opset_import if o.domain == "") == 14
+
+
+def test_import_without_torch_matches_cn_clip_scores(deployed, bare_python, tmp_path):
+    """The whole path in a venv without torch: int8 made on the spot, verified; then the scores of the
+    bundle (photod's preprocessing and tokenizer) against cn_clip's PyTorch model."""
+    data = tmp_path / "data"
+    done = _photod(bare_python, data, "model", "import", str(deployed["new"]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "rn50-int8"
+    bundle = Bundle.load(data / "models" / "rn50-int8", verify_files=True)
+    assert (bundle.arch, bundle.precision, bundle.embed_dim, bundle.image_size, bundle.context_length) == \
+        ("RN50", "int8", 1024, 224, 52)
+    low, mean = BOUNDS["int8"]
+    for tower in ("image", "text"):
+        figures = bundle.verification["int8"][tower]
+        assert figures["min"] >= low and figures["mean"] >= mean
+    assert (data / "models" / "ACTIVE").read_text().strip() == "rn50-int8"
+
+    images, texts = sample_images(6, seed=5), SAMPLE_TEXTS[:8]
+    want_image, want_text = _torch_scores(deployed["checkpoint"], images, texts)
+    got_image, got_text = _bundle_embeddings(bundle, images, texts)
+    assert _cos(got_image, want_image).min() >= low
+    assert _cos(got_text, want_text).min() >= low
+    # Search scores (cosine of photo and query) move by less than int8's rounding allows.
+    assert np.abs(got_image @ got_text.T - want_image @ want_text.T).max() < 0.02
+
+
+def test_pull_without_torch_says_what_to_download(bare_python, tmp_path):
+    done = _photod(bare_python, tmp_path / "data", "model", "pull", "ViT-B-16")
+    assert done.returncode != 0
+    assert "torch" in done.stderr and "vit-b-16.img.fp32.onnx" in done.stderr
+    assert "photod model import FOLDER" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("shape", ["new-fp32", "legacy-fp32", "new-fp16"])
+def test_every_file_shape_imports_exactly(deployed, tmp_path, shape):
+    """fp32 bundles from each shape of file: the scores are cn_clip's to float rounding (fp16 files: to
+    fp16's), whatever the batch, for texts of any length."""
+    made, precision = shape.split("-")
+    pair = onnx_import.find_pair([deployed[made] / f"rn50.img.{precision}.onnx"])
+    assert pair["text"].path.name == f"rn50.txt.{precision}.onnx" and pair["text"].precision == precision
+    bundle = onnx_import.build_bundle(pair, tmp_path / "bundle", precision="fp32")
+    assert bundle.arch == "RN50"
+    images, texts = sample_images(5, seed=1), SAMPLE_TEXTS[:6]
+    want_image, want_text = _torch_scores(deployed["checkpoint"], images, texts)
+    got_image, got_text = _bundle_embeddings(bundle, images, texts)
+    tolerance = 1e-4 if precision == "fp32" else 5e-3
+    assert np.abs(got_image @ got_text.T - want_image @ want_text.T).max() < tolerance
+    if precision == "fp16":
+        assert set(bundle.verification["fp16_source"]) == {"image", "text"}
+    # A photo's vector does not depend on its batch-mates, and a text tower takes any token count.
+    image = ImageEncoder(bundle, threads=1)
+    alone = np.concatenate([image.encode([img]) for img in images])
+    assert np.array_equal(alone, image.encode(images[::-1])[::-1])
+    text = TextEncoder(bundle, threads=1)
+    tokens = text.tokenizer.tokenize(texts[:3], 52)
+    short = text.session.run(None, {"text": tokens[:, :20]})[0]
+    full = text.session.run(None, {"text": tokens})[0]
+    assert not tokens[:, 20:].any() and np.allclose(short, full, atol=1e-6)
+
+
+def test_a_folder_prefers_fp32_and_the_arch_must_fit(deployed, tmp_path):
+    pair = onnx_import.find_pair([deployed["new"]])
+    assert {t.precision for t in pair.values()} == {"fp32"}
+    with pytest.raises(ModelError, match=r"not ViT-B-16: .*embed_dim: the graphs show 1024, ViT-B-16 has 512"):
+        onnx_import.recognise(pair, "ViT-B-16")
+    assert onnx_import.recognise(pair)[1] == "RN50"
+
+
+def test_a_missing_weights_file_is_named(deployed, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("rn50.img.fp32.onnx", "rn50.txt.fp32.onnx", "rn50.txt.fp32.onnx.data"):
+        (folder / name).symlink_to(deployed["new"] / name)
+    pair = onnx_import.find_pair([folder])
+    with pytest.raises(ModelError, match=r"rn50.img.fp32.onnx keeps its weights in rn50.img.fp32.onnx.data, "
+                                         r"which is not beside it"):
+        onnx_import.load_tower(pair["image"])
+
+
+def test_half_a_pair_or_no_model_is_refused(deployed, tmp_path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "rn50.img.fp32.onnx").symlink_to(deployed["legacy"] / "rn50.img.fp32.onnx")
+    with pytest.raises(ModelError, match="the text tower is missing"):
+        onnx_import.find_pair([lone])
+    (tmp_path / "notes.onnx").write_text("not a model")
+    with pytest.raises(ModelError, match="notes.onnx is not an ONNX model"):
+        onnx_import.find_pair([tmp_path / "notes.onnx"])
+
+
+def test_the_architecture_table_is_cn_clips():
+    import json
+
+    import cn_clip.clip.utils as cn_utils
+
+    configs = Path(cn_utils.__file__).parent / "model_configs"
+    for name, (vision, text) in archs.CONFIGS.items():
+        struct = cn_utils._MODEL_INFO[name]["struct"]
+        vision_name, text_name = struct.split("@")
+        assert json.loads((configs / f"{vision_name}.json").read_text()) == vision
+        assert json.loads((configs / f"{text_name}.json").read_text()) == text
+    assert VOCAB_SOURCE.read_bytes() == (Path(cn_utils.__file__).parent / "vocab.txt").read_bytes()
