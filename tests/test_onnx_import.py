@@ -249,3 +249,40 @@ def test_the_architecture_table_is_cn_clips():
         assert json.loads((configs / f"{vision_name}.json").read_text()) == vision
         assert json.loads((configs / f"{text_name}.json").read_text()) == text
     assert VOCAB_SOURCE.read_bytes() == (Path(cn_utils.__file__).parent / "vocab.txt").read_bytes()
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_vit_attention_is_fused_from_the_graph_alone(tmp_path, exporter):
+    """A ViT image tower exported as the deploy script exports it (by each of torch's exporters): every
+    attention block becomes one Attention node, the embeddings stay those of the plain graph, and the int8
+    tower built from it is QAttention and passes the import's check."""
+    from collections import Counter
+
+    from photod.model import fuse
+    from photod.model.preprocess import preprocess_batch
+    from tests.support.smallmodels import SMALL_VIT, build_small_model
+
+    model = build_small_model("vit", seed=3).eval()
+    size = SMALL_VIT["image_resolution"]
+    example = torch.zeros(1, 3, size, size)
+    path = tmp_path / "vit.img.fp32.onnx"
+    options = {"dynamo": False, "opset_version": 14} if exporter == "torchscript" else {"opset_version": 13}
+    torch.onnx.export(model, (example, None), str(path), input_names=["image"],
+                      output_names=["unnorm_image_features"], export_params=True, do_constant_folding=False,
+                      **options)
+    plain = onnx.load(str(path))
+    fused = fuse.fold_constants(path, tmp_path / "folded.onnx", external=False)
+    heads = SMALL_VIT["vision_width"] // SMALL_VIT["vision_head_width"]
+    assert fuse.fuse_attention(fused, heads) == SMALL_VIT["vision_layers"]
+    assert Counter(n.op_type for n in fused.graph.node)["Softmax"] == 0
+    inputs = preprocess_batch(sample_images(4, seed=2), size)
+    fused_path = tmp_path / "fused.onnx"
+    onnx.save(fused, str(fused_path))
+    want, got = onnx_import._row_by_row(path, inputs), onnx_import._row_by_row(fused_path, inputs)
+    assert _cos(got, want).min() > 0.99999
+
+    built = onnx_import._build_tower(plain, "image", "int8", SMALL_VIT["embed_dim"], heads, tmp_path,
+                                     tmp_path / "image.onnx", inputs)
+    assert built["fused"] and built["figures"]["min"] >= BOUNDS["int8"][0]
+    body = onnx.load(str(tmp_path / "image.onnx")).graph.node[0].attribute[0].g
+    assert Counter(n.op_type for n in body.node)["QAttention"] == SMALL_VIT["vision_layers"]

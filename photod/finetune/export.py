@@ -41,6 +41,7 @@ from photod.finetune.checkpoint import load_model
 from photod.finetune.optimize import CUSTOM_OPSETS, fused_image_tower
 from photod.model import bundle as bundles
 from photod.model import convert, registry
+from photod.model.fuse import FUSED_PRECISIONS
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD
 from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
 from photod.model.verify import BOUNDS, SAMPLE_TEXTS, check, compare, sample_images
@@ -52,8 +53,6 @@ FALLBACK_OPSET = 18
 # One tower above this many bytes of fp32 weights cannot be one protobuf (2 GB limit): weights go to .data.
 EXTERNAL_DATA_BYTES = convert.EXTERNAL_BYTES
 
-# Precisions whose ViT image tower is exported in the fused form (see the module docstring).
-FUSED_PRECISIONS = ("fp32", "int8")
 
 
 class _ImageTower(torch.nn.Module):

@@ -59,6 +59,15 @@ class Facts:
                          if getattr(self, f.name) is not None)
 
 
+def vision_heads(arch: str) -> int | None:
+    """Attention heads of the arch's ViT image tower (cn_clip: width / head width, 64 unless the config
+    says), None for a ResNet."""
+    vision = CONFIGS[arch][0]
+    if vision["vision_patch_size"] is None:
+        return None
+    return vision["vision_width"] // vision.get("vision_head_width", 64)
+
+
 def expected(arch: str) -> Facts:
     """The Facts a pair of towers of `arch` shows."""
     vision, text = CONFIGS[arch]

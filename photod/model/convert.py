@@ -118,7 +118,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: b
             quantize_dynamic(str(source), str(out_path), op_types_to_quantize=ops, per_channel=per_channel,
                              reduce_range=reduce_range,
                              weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
-                             use_external_data_format=False)
+                             use_external_data_format=False,
+                             # Towers are fp32 throughout; nodes ONNX Runtime's own optimizer wrote
+                             # (photod.model.fuse.fold_constants) carry no type for shape inference to find.
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.getLogger().removeFilter(quiet)
     quantized = onnx.load(str(out_path))

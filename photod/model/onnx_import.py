@@ -10,8 +10,9 @@ torch does not belong, can make its bundle from them:
 2. read the towers' facts (input size, embedding size, context length, patch size, layer counts, token
    table) and recognise the official architecture (photod.model.archs), `--arch` only where they cannot tell;
 3. widen fp16 towers to fp32 (photod.model.convert.upcast_fp16): the fp32 one-row graph is the reference;
-4. convert the one-row graph to the bundle's precision (int8 quantized on the spot) and give it a batch
-   axis, a free token axis and unit outputs (photod.model.batching);
+4. fuse a ViT image graph's attention (photod.model.fuse) and keep it if it verifies; convert the one-row
+   graph to the bundle's precision (int8 quantized on the spot) and give it a batch axis, a free token axis
+   and unit outputs (photod.model.batching);
 5. run the bundle's towers on sample images and texts as the daemon will and compare them with the
    reference under the bounds of every import (photod.model.verify); refuse, writing nothing, below them;
 6. write and install the bundle with photod's vocabulary and preprocessing.
@@ -37,7 +38,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from photod.errors import ModelError
-from photod.model import archs, batching, convert, registry, verify
+from photod.model import archs, batching, convert, fuse, registry, verify
 from photod.model import bundle as bundles
 from photod.model.encoder import normalise
 from photod.model.preprocess import CLIP_MEAN, CLIP_STD, preprocess_batch
@@ -220,21 +221,44 @@ def _sample_inputs(size: int, context_length: int, images, texts) -> dict[str, n
             "text": tokenizer.tokenize(list(texts or verify.SAMPLE_TEXTS), context_length)}
 
 
-def _build_tower(model: onnx.ModelProto, tower: str, precision: str, embed_dim: int, work: Path,
-                 out: Path, inputs: np.ndarray) -> dict[str, Any]:
-    """Write the bundle tower `out` from the fp32 one-row `model`, verified; returns its figures."""
+def _fused(source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, path: Path,
+           external: bool) -> str | None:
+    """Write the ViT graph at `source` with fused attention to `path` if it fuses and agrees with
+    `reference` as an fp32 export must; None when it does, else why not (the plain graph is then used)."""
+    fused = fuse.fold_constants(source, path.with_name("folded.onnx"), external)
+    blocks = fuse.fuse_attention(fused, heads)
+    if not blocks:
+        return "no attention block was recognised"
+    convert.save(fused, path, external)
+    cos = verify.cosines(_row_by_row(path, inputs), reference)
+    low, mean = verify.BOUNDS["fp32"]
+    if not cos.min() >= low or not cos.mean() >= mean:  # a NaN fails too
+        return f"the fused graph disagreed with the plain one (cosine min {cos.min():.6f})"
+    log.info("image tower: %d attention blocks fused", blocks)
+    return None
+
+
+def _build_tower(model: onnx.ModelProto, tower: str, precision: str, embed_dim: int, heads: int | None,
+                 work: Path, out: Path, inputs: np.ndarray) -> dict[str, Any]:
+    """Write the bundle tower `out` from the fp32 one-row `model`, verified; returns its figures and
+    whether its attention is fused (ViT image towers in fp32 and int8, as for a checkpoint's export)."""
     external = model.ByteSize() > convert.EXTERNAL_BYTES
     reference_path = work / f"{tower}.fp32.onnx"
     convert.save(model, reference_path, external)
     reference = _row_by_row(reference_path, inputs)
+    source, why_plain = reference_path, "not a ViT image tower"
+    if heads and precision in fuse.FUSED_PRECISIONS:
+        fused_path = work / f"{tower}.fused.onnx"
+        why_plain = _fused(reference_path, heads, reference, inputs, fused_path, external)
+        source = reference_path if why_plain else fused_path
     converted = work / f"{tower}.{precision}.onnx"
-    convert.convert(reference_path, converted, precision, tower, external)
+    convert.convert(source, converted, precision, tower, external)
     bundle_tower = batching.batched_tower(onnx.load(str(converted)), tower, embed_dim)
     convert.save(bundle_tower, out, external=external and precision != "int8")
     name = bundles.TEXT_INPUT if tower == "text" else bundles.IMAGE_INPUT
     figures = verify.compare(out, name, inputs, reference, precision)
     verify.check(figures, precision, tower, reference="the fp32 graph")
-    return figures
+    return {"figures": figures, "fused": why_plain is None, "why_plain": why_plain}
 
 
 def _fp16_agreement(tower: Tower, inputs: np.ndarray, reference: Path) -> dict[str, Any]:
@@ -266,11 +290,14 @@ def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, 
     verification: dict[str, Any] = {"reference": "fp32 graph", "samples": {t: len(x) for t, x in inputs.items()},
                                     "bounds": {precision: dict(zip(("min", "mean"), verify.BOUNDS[precision]))},
                                     precision: {}}
+    built = {}
     with tempfile.TemporaryDirectory(prefix=".onnx-import-", dir=out.parent) as tmp:
         for tower, model in models.items():
             filename = bundles.TEXT_FILE if tower == "text" else bundles.IMAGE_FILE
-            verification[precision][tower] = _build_tower(model, tower, precision, embed_dim, Path(tmp), out / filename,
-                                                          inputs[tower])
+            heads = archs.vision_heads(arch) if tower == "image" else None
+            built[tower] = _build_tower(model, tower, precision, embed_dim, heads, Path(tmp), out / filename,
+                                        inputs[tower])
+            verification[precision][tower] = built[tower]["figures"]
             if pair[tower].precision == "fp16":
                 verification.setdefault("fp16_source", {})[tower] = _fp16_agreement(
                     pair[tower], inputs[tower][:4], Path(tmp) / f"{tower}.fp32.onnx")
@@ -280,7 +307,9 @@ def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, 
     export = {"from": "Chinese-CLIP deploy ONNX", "facts": facts.describe(), "onnx": onnx.__version__,
               "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1),
               **{t: {"file": tower.path.name, "precision": tower.precision, "batch": "scan over rows",
-                     "dynamic_tokens": False, "fused": False} for t, tower in pair.items()}}
+                     "dynamic_tokens": False, "fused": built[t]["fused"]}
+                 | ({"why_plain": built[t]["why_plain"]} if t == "image" and not built[t]["fused"] else {})
+                 for t, tower in pair.items()}}
     return bundles.write_manifest(
         out, name=name, arch=arch, vision_config=dict(vision_config), text_config=dict(text_config),
         embed_dim=embed_dim, image_size=size, context_length=context, mean=list(CLIP_MEAN), std=list(CLIP_STD),
