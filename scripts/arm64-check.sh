@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # photod on Debian 12 arm64 as a Raspberry Pi 4 (Cortex-A72) and a Pi 5 (Cortex-A76) run it, emulated by
 # qemu-user on an x86 machine: photod installed from this working tree with pip into a venv of an arm64 root
-# filesystem, then `photod doctor`, a scan of the sample photos with a small bundle and a search, once per CPU.
+# filesystem, then `photod doctor`, a scan of the sample photos with a small bundle and a search, once per CPU,
+# and, on the first CPU, `photod model import` of the ONNX files Chinese-CLIP's deploy script writes (made here,
+# .arm64/cn-clip-onnx) with only what the board has: no torch.
 #
 #   sudo scripts/arm64-check.sh              # the check; prints one line per step and writes .arm64/last-result.txt
 #   sudo scripts/arm64-check.sh int8 [DIR]   # int8 vectors of the same photos here (x86) and on each ARM CPU
@@ -162,6 +164,28 @@ with tempfile.TemporaryDirectory() as d:
 ' "$WORK/bundle") >"$WORK/bundle.log" 2>&1 || die "building the small bundle: see $WORK/bundle.log"
 }
 
+onnx_files() { # Chinese-CLIP's deploy script's files for a random-weight RN50, made here (it needs torch)
+    if [ -e "$WORK/cn-clip-onnx/rn50.txt.fp32.onnx" ]; then return; fi
+    rm -rf "$WORK/cn-clip-onnx" && mkdir -p "$WORK/cn-clip-onnx"
+    (cd "$WORK/cn-clip-onnx" && nice -n 10 "$X86_PY" "$REPO/scripts/cn_clip_deploy.py" --random RN50 rn50.pt -- \
+        --model-arch RN50 --pytorch-ckpt-path rn50.pt --save-onnx-path rn50 --convert-text --convert-vision &&
+        rm rn50.pt rn50.*.fp16.onnx*) >"$WORK/cn-clip-onnx.log" 2>&1 ||
+        die "running Chinese-CLIP's deploy script: see $WORK/cn-clip-onnx.log"
+}
+
+import_on_board() { # QEMU_CPU: `photod model import` of those files on the board, where there is no torch
+    local cpu=$1 t0=$SECONDS out
+    rm -rf "${ROOTFS:?}$DATA/import-$cpu" && mkdir -p -m 700 "$ROOTFS$DATA/import-$cpu"
+    in_chroot "$cpu" env PHOTOD_DATA_DIR="$DATA/import-$cpu" photod model import /opt/cn-clip-onnx \
+        >"$WORK/$cpu-import.txt" 2>&1 || die "$cpu: photod model import: $(tail -3 "$WORK/$cpu-import.txt")"
+    out=$(python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))
+print(m["arch"], m["precision"], m["verification"]["int8"]["image"]["min"], m["verification"]["int8"]["text"]["min"])' \
+        "$ROOTFS$DATA/import-$cpu/models/rn50-int8/manifest.json")
+    read -r arch precision image text <<<"$out"
+    say "$cpu: model import of Chinese-CLIP's RN50 ONNX files in $((SECONDS - t0)) s: $arch $precision," \
+        "cosine to fp32 image $image, text $text"
+}
+
 check_cpu() { # QEMU_CPU
     local cpu=$1 name t0 out
     name=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["name"])' "$WORK/bundle/manifest.json")
@@ -206,10 +230,14 @@ check() {
     mount_system
     install_photod
     small_bundle
+    onnx_files
     local cpu
     for cpu in $CPUS; do
         with_cpu "$cpu" check_cpu "$cpu"
     done
+    cpu=${CPUS%% *}
+    bind "$WORK/cn-clip-onnx" /opt/cn-clip-onnx ro
+    with_cpu "$cpu" import_on_board "$cpu"
     say "passed: $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 }
 

@@ -1,12 +1,11 @@
 """`photod model import` of the ONNX files Chinese-CLIP's own deploy script writes, with no torch.
 
 The files are made here as people make them: an RN50 checkpoint built from cn_clip's classes (random
-weights), then cn_clip/deploy/pytorch_to_onnx.py run unchanged, in two shapes:
+weights), then cn_clip/deploy/pytorch_to_onnx.py run unchanged (scripts/cn_clip_deploy.py says what it
+takes to run it with today's packages), in two shapes:
 - with this torch (2.9 or newer): fp32 graphs with their weights in `.onnx.data`, fp16 ones with
-  `.onnx.extra_file`. The script's fp16 step imports `convert_float_to_float16` from onnxmltools, which
-  moved it to `onnxconverter_common.float16`; the old name is pointed at the new one, nothing else changes.
-- as torch before 2.9 wrote them: TorchScript exporter, each fp32 graph one file (opset 14 rather than the
-  script's 13, which this torch's attention op needs).
+  `.onnx.extra_file`;
+- as torch before 2.9 wrote them: TorchScript exporter, each fp32 graph one file.
 The import itself runs in a virtual environment that has photod's daemon dependencies and not torch nor
 cn_clip; search scores through the imported bundle are then compared with cn_clip's PyTorch model.
 """
@@ -35,39 +34,16 @@ pytest.importorskip("onnxmltools")
 pytestmark = pytest.mark.model
 
 REPO = Path(__file__).resolve().parent.parent
-DEPLOY = """
-import os, runpy, sys
-import cn_clip, onnxconverter_common.float16, onnxmltools.utils
-onnxmltools.utils.convert_float_to_float16 = onnxconverter_common.float16.convert_float_to_float16
-if os.environ.get("LEGACY_EXPORT"):  # what torch < 2.9 did by default: TorchScript, one file per graph
-    import torch
-    export = torch.onnx.export
-    def legacy(*args, **kwargs):  # opset 14: this torch's attention is scaled_dot_product_attention
-        return export(*args, **{**kwargs, "dynamo": False, "opset_version": 14})
-    torch.onnx.export = legacy
-sys.path.append(os.path.dirname(cn_clip.__file__))  # the script imports `clip.utils`, as run from cn_clip/
-sys.argv = ["pytorch_to_onnx.py"] + sys.argv[1:]
-runpy.run_module("cn_clip.deploy.pytorch_to_onnx", run_name="__main__")
-"""
+DEPLOY = REPO / "scripts" / "cn_clip_deploy.py"
 # What a venv with only the daemon's dependencies lacks: torch and what comes with it, cn_clip.
 WITHOUT = ("torch", "torchvision", "torchgen", "functorch", "triton", "nvidia", "cn_clip", "timm")
 
 
-def _checkpoint(path: Path) -> Path:
-    from cn_clip.clip.utils import _MODEL_INFO, create_model
-
-    torch.manual_seed(0)
-    model = create_model(_MODEL_INFO["RN50"]["struct"])
-    torch.save({"state_dict": model.state_dict()}, path)
-    return path
-
-
-def _deploy(checkpoint: Path, folder: Path, legacy: bool = False) -> Path:
+def _deploy(checkpoint: Path, folder: Path, *ours: str) -> Path:
     folder.mkdir()
-    env = dict(os.environ, LEGACY_EXPORT="1" if legacy else "")
-    done = subprocess.run([sys.executable, "-c", DEPLOY, "--model-arch", "RN50", "--pytorch-ckpt-path",
+    done = subprocess.run([sys.executable, str(DEPLOY), *ours, "--", "--model-arch", "RN50", "--pytorch-ckpt-path",
                            str(checkpoint), "--save-onnx-path", str(folder / "rn50"), "--convert-text",
-                           "--convert-vision"], env=env, capture_output=True, text=True, timeout=600)
+                           "--convert-vision"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return folder
 
@@ -76,9 +52,9 @@ def _deploy(checkpoint: Path, folder: Path, legacy: bool = False) -> Path:
 def deployed(tmp_path_factory):
     """{"checkpoint": .pt, "new": folder from this torch, "legacy": folder as older torch wrote it}."""
     root = tmp_path_factory.mktemp("deployed")
-    checkpoint = _checkpoint(root / "rn50.pt")
-    return {"checkpoint": checkpoint, "new": _deploy(checkpoint, root / "new"),
-            "legacy": _deploy(checkpoint, root / "legacy", legacy=True)}
+    checkpoint = root / "rn50.pt"
+    return {"new": _deploy(checkpoint, root / "new", "--random", "RN50", str(checkpoint)),
+            "legacy": _deploy(checkpoint, root / "legacy", "--torchscript"), "checkpoint": checkpoint}
 
 
 def _venv_without_torch(root: Path) -> Path:
