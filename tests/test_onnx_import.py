@@ -158,13 +158,13 @@ def test_pull_without_torch_says_what_to_download(bare_python, tmp_path):
 
 @pytest.mark.parametrize("shape", ["new-fp32", "legacy-fp32", "new-fp16"])
 def test_every_file_shape_imports_exactly(deployed, tmp_path, shape):
-    """fp32 bundles from each shape of file: the scores are cn_clip's to float rounding (fp16 files: to
-    fp16's), whatever the batch, for texts of any length."""
+    """fp32 bundles from fp32 files of each shape, an fp16 bundle from fp16 files: the scores are cn_clip's
+    to float rounding (fp16: to fp16's), whatever the batch, for texts of any length."""
     made, precision = shape.split("-")
     pair = onnx_import.find_pair([deployed[made] / f"rn50.img.{precision}.onnx"])
     assert pair["text"].path.name == f"rn50.txt.{precision}.onnx" and pair["text"].precision == precision
-    bundle = onnx_import.build_bundle(pair, tmp_path / "bundle", precision="fp32")
-    assert bundle.arch == "RN50"
+    bundle = onnx_import.build_bundle(pair, tmp_path / "bundle", precision=precision)
+    assert (bundle.arch, bundle.precision) == ("RN50", precision)
     images, texts = sample_images(5, seed=1), SAMPLE_TEXTS[:6]
     want_image, want_text = _torch_scores(deployed["checkpoint"], images, texts)
     got_image, got_text = _bundle_embeddings(bundle, images, texts)

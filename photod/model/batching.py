@@ -58,13 +58,29 @@ def _row_body(model: onnx.ModelProto, embed_dim: int) -> onnx.GraphProto:
                              name=n.name, domain=n.domain) for n in graph.node]
     for made, node in zip(body, graph.node):
         made.attribute.extend(node.attribute)
-    nodes = [helper.make_node("Unsqueeze", [row, axis], [one], name=_PREFIX + "add_batch"), *body,
-             helper.make_node("Squeeze", [result.name, axis], [out], name=_PREFIX + "drop_batch")]
     weights = list(graph.initializer) + [helper.make_tensor(axis, TensorProto.INT64, [1], [0])]
+    nodes = [helper.make_node("Unsqueeze", [row, axis], [one], name=_PREFIX + "add_batch"),
+             *_in_order(body, {t.name for t in weights} | {one}),
+             helper.make_node("Squeeze", [result.name, axis], [out], name=_PREFIX + "drop_batch")]
     return helper.make_graph(
         nodes, "row", [helper.make_tensor_value_info(row, elem, dims(source)[1:])],
         [helper.make_tensor_value_info(out, result.type.tensor_type.elem_type, [embed_dim])],
         initializer=weights, value_info=[v for v in graph.value_info if v.name != source.name])
+
+
+def _in_order(nodes: list[onnx.NodeProto], known: set[str]) -> list[onnx.NodeProto]:
+    """`nodes` in an order where each comes after what it reads. A subgraph must be sorted so, while a main
+    graph need not be: float16 converters append their input casts at the end."""
+    known, pending, ordered = set(known) | {""}, list(nodes), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:  # the rest reads names from outside (an outer scope) or is cyclic: keep their order
+            return ordered + pending
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+        ordered += ready
+        known.update(out for n in ready for out in n.output)
+    return ordered
 
 
 def _padding(input_name: str, context_length: int) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
