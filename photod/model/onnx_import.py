@@ -271,6 +271,15 @@ def _fp16_agreement(tower: Tower, inputs: np.ndarray, reference: Path) -> dict[s
     return {"runs": True, "min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}
 
 
+def _tower_export(source: Tower, built: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's record of how one tower was made."""
+    record = {"file": source.path.name, "precision": source.precision, "batch": "scan over rows",
+              "dynamic_tokens": False, "fused": built["fused"]}
+    if source.tower == "image" and not built["fused"]:
+        record["why_plain"] = built["why_plain"]
+    return record
+
+
 def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, precision: str = "int8",
                  name: str = "model", images=None, texts=None) -> bundles.Bundle:
     """The verified bundle folder `out` (created) from the towers `pair`; see the module docstring."""
@@ -286,30 +295,25 @@ def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, 
     embed_dim = facts.embed_dim or vision_config["embed_dim"]
     inputs = _sample_inputs(size, context, images, texts)
     out.mkdir(parents=True)
-    models = {t: load_tower(tower) for t, tower in pair.items()}
     verification: dict[str, Any] = {"reference": "fp32 graph", "samples": {t: len(x) for t, x in inputs.items()},
                                     "bounds": {precision: dict(zip(("min", "mean"), verify.BOUNDS[precision]))},
                                     precision: {}}
     built = {}
     with tempfile.TemporaryDirectory(prefix=".onnx-import-", dir=out.parent) as tmp:
-        for tower, model in models.items():
+        for tower, source in pair.items():  # one tower in memory at a time: a Pi has little of it
             filename = bundles.TEXT_FILE if tower == "text" else bundles.IMAGE_FILE
             heads = archs.vision_heads(arch) if tower == "image" else None
-            built[tower] = _build_tower(model, tower, precision, embed_dim, heads, Path(tmp), out / filename,
-                                        inputs[tower])
+            built[tower] = _build_tower(load_tower(source), tower, precision, embed_dim, heads, Path(tmp),
+                                        out / filename, inputs[tower])
             verification[precision][tower] = built[tower]["figures"]
-            if pair[tower].precision == "fp16":
+            if source.precision == "fp16":
                 verification.setdefault("fp16_source", {})[tower] = _fp16_agreement(
-                    pair[tower], inputs[tower][:4], Path(tmp) / f"{tower}.fp32.onnx")
+                    source, inputs[tower][:4], Path(tmp) / f"{tower}.fp32.onnx")
             log.info("%s tower: %s", tower, verification[precision][tower])
-        del models
     shutil.copyfile(bundles.VOCAB_SOURCE, out / bundles.VOCAB_FILE)
     export = {"from": "Chinese-CLIP deploy ONNX", "facts": facts.describe(), "onnx": onnx.__version__,
               "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1),
-              **{t: {"file": tower.path.name, "precision": tower.precision, "batch": "scan over rows",
-                     "dynamic_tokens": False, "fused": built[t]["fused"]}
-                 | ({"why_plain": built[t]["why_plain"]} if t == "image" and not built[t]["fused"] else {})
-                 for t, tower in pair.items()}}
+              **{t: _tower_export(source, built[t]) for t, source in pair.items()}}
     return bundles.write_manifest(
         out, name=name, arch=arch, vision_config=dict(vision_config), text_config=dict(text_config),
         embed_dim=embed_dim, image_size=size, context_length=context, mean=list(CLIP_MEAN), std=list(CLIP_STD),
