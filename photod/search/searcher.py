@@ -64,6 +64,7 @@ class Searcher:
         # One query at a time: OpenMP's threads only add barrier waits. Measured at 10k vectors on a busy
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
         faiss.omp_set_num_threads(1)
+        _one_blas_thread()
         self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads,
                                index=index)
         self.captions = CaptionMeanings(self.catalog)
@@ -345,6 +346,19 @@ class Searcher:
         rows = {r["id"]: r for r in found}
         return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
                                 if int(i) in rows], self.catalog)
+
+
+def _one_blas_thread() -> None:
+    """NumPy's BLAS on one thread, as FAISS is: a query's matrix products are small (the 2,048-vector sample,
+    the captions), and OpenBLAS's second thread, spinning between them, took a core from the text tower's two
+    workers. At 100,000 photos on a busy 2-core machine (benchmarks/bench_fusion.py, ViT-B-16 int8) a query
+    in the query language ran p50 21 % faster with one (interleaved, load average 3.3). The limit is the
+    process's, like FAISS's. Without threadpoolctl, BLAS is left as it is."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        return
+    threadpool_limits(1, user_api="blas")
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:
