@@ -11,7 +11,9 @@ joined with the catalog, which also drops photos deleted meanwhile.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -74,6 +76,9 @@ class Searcher:
         self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
         self._texts_of = ""  # the text tower the remembered embeddings and cutoffs are of
         self._texts: dict[str, np.ndarray] = {}
+        self._embedding: dict[str, Future] = {}  # texts being embedded now -> {text: embedding} when done
+        self._texts_lock = threading.Lock()
+        self._ahead: ThreadPoolExecutor | None = None  # embeds texts ahead of their query (embed_ahead)
         self._bars: dict[str, tuple[float, float]] = {}  # excluded text -> (cutoff, bulk), for this sample
 
     @classmethod
@@ -82,6 +87,9 @@ class Searcher:
         return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.shutdown(wait=True)
+            self._ahead = None
         self.model.close()
         self.catalog.close()
 
@@ -131,18 +139,72 @@ class Searcher:
 
     def encode_texts(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Unit embeddings of texts; the ones not remembered are embedded in one batch (a query's words,
-        its exclusions and the words without those held as text: one text-model call instead of three)."""
-        slot = self._serving()
-        key = slot.bundle.text_id if slot.bundle is not None else ""
-        if self._texts_of != key:
-            self._texts_of, self._texts, self._bars = key, {}, {}
-        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        its exclusions and the words without those held as text: one text-model call instead of three).
+        A text being embedded already (embed_ahead) is waited for, not embedded twice."""
+        slot, key = self._text_slot()
+        with self._texts_lock:
+            missing, waits = self._claim(key, texts)
         if missing:
-            for text, vec in zip(missing, slot.text_encoder().encode(missing)):
-                self._texts[text] = np.ascontiguousarray(vec, dtype=np.float32)
-            while len(self._texts) > TEXTS_REMEMBERED:
-                self._texts.pop(next(iter(self._texts)))
-        return [self._texts[t] for t in texts]
+            self._embed(slot, key, missing, waits[-1])
+        have: dict[str, np.ndarray] = {}
+        for future in waits:
+            have.update(future.result())
+        return [have[t] for t in texts]
+
+    def embed_ahead(self, texts: Sequence[str]) -> None:
+        """Start embedding the texts not remembered on a worker thread and return at once: a query embeds
+        its words and exclusions while its other channels run, and encode_texts then waits for them (the
+        words without those held as text are known only once the words channel has run)."""
+        slot, key = self._text_slot()
+        with self._texts_lock:
+            missing, waits = self._claim(key, texts)
+            if not missing:
+                return
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(1, "photod-texts")
+        self._ahead.submit(self._embed, slot, key, missing, waits[-1])
+
+    def _text_slot(self) -> tuple[ModelSlot, str]:
+        slot = self._serving()
+        return slot, (slot.bundle.text_id if slot.bundle is not None else "")
+
+    def _claim(self, key: str, texts: Sequence[str]) -> tuple[list[str], list[Future]]:
+        """(the texts this caller embeds, the futures to wait for: those of texts being embedded, and last,
+        when it embeds any, its own). Called holding _texts_lock."""
+        if self._texts_of != key:
+            self._texts_of, self._texts, self._bars, self._embedding = key, {}, {}, {}
+        known: Future = Future()
+        known.set_result({t: self._texts[t] for t in texts if t in self._texts})
+        waits = [known, *{id(f): f for t in texts if t not in self._texts
+                          and (f := self._embedding.get(t)) is not None}.values()]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts and t not in self._embedding]
+        if missing:
+            mine: Future = Future()
+            self._embedding.update((t, mine) for t in missing)
+            waits.append(mine)
+        return missing, waits
+
+    def _embed(self, slot: ModelSlot, key: str, texts: list[str], future: Future) -> None:
+        """Embed texts claimed by _claim, remember them and give them to whoever waits on `future`."""
+        try:
+            out = {t: np.ascontiguousarray(v, dtype=np.float32)
+                   for t, v in zip(texts, slot.text_encoder().encode(texts))}
+        except BaseException as exc:  # the caller waiting on the future raises it
+            out, error = None, exc
+        else:
+            error = None
+        with self._texts_lock:
+            for t in texts:
+                if self._embedding.get(t) is future:
+                    del self._embedding[t]
+            if out is not None and self._texts_of == key:
+                self._texts.update(out)
+                while len(self._texts) > TEXTS_REMEMBERED:
+                    self._texts.pop(next(iter(self._texts)))
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(out)
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
