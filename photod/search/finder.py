@@ -267,10 +267,17 @@ def _page(order: list[tuple[int, float]], words: WordHits, look: Look,
 
 
 def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits, look: Look) -> list[dict]:
-    """The page's results, each with every reason any channel had; the words' reasons are read here, for
-    these photos only (one query)."""
+    """The page's results, each with every reason any channel had; the rows of the photos found by their
+    look and the words' reasons are read here, for these photos only (one query each)."""
     found: dict[int, Result] = {}
-    for result in [*look.results, *look.captions]:
+    by_look: dict = {}
+    for hit in look.results:  # a photo both looks found shows the first one's similarity
+        by_look.setdefault(hit.id, hit)
+    looked = [pid for pid, _, _ in page if pid in by_look]
+    if looked:
+        for row in cat.search_name(ids=looked, limit=None):
+            found[row["id"]] = by_look[row["id"]].result(row)
+    for result in look.captions:
         if result.id in found:
             merge_reasons(found[result.id], result)
         else:

@@ -42,16 +42,35 @@ SAMPLE_SIZE = 2048         # vectors a query's scores over the library are estim
 TEXTS_REMEMBERED = 256     # text embeddings kept between queries
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A photo found by its look, before its catalog row is read (only the photos shown get one: see
+    photod.search.finder): its id (a video's for a matching frame, with that frame and its time) and its
+    similarity, rounded as Result rounds it."""
+
+    id: int
+    score: float
+    frame_id: int | None = None
+    video_time: float | None = None
+
+    def result(self, row: Any) -> Result:
+        """The result this hit shows as, from its catalog row (search_name's)."""
+        result = Result.from_row(row, self.score)
+        if self.frame_id is not None:
+            result.video_time, result.frame_id = self.video_time, self.frame_id
+        return result
+
+
 @dataclass
 class MeaningHits:
     """Photos by their look, for what a query asks (best first, excluded photos taken out), with the
     similarity this query needs for a match (photod.search.fusion.standout)."""
 
-    results: list[Result] = field(default_factory=list)
+    results: list[Hit] = field(default_factory=list)
     cutoff: float = float("-inf")
     excluded: set[int] = field(default_factory=set)  # stand out for an excluded term: dropped everywhere
 
-    def matches(self, result: Result) -> bool:
+    def matches(self, result: Hit | Result) -> bool:
         return result.score is not None and result.score >= self.cutoff
 
 
@@ -270,7 +289,7 @@ class Searcher:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
-        results = self._nearest(query, k, None, self._filters(**filters), allowed)
+        results = self._nearest(query, k, None, self._filters(**filters), allowed, rows=False)
         sample = self._library_sample()
         hits = MeaningHits(results, fusion.standout(sample @ query))
         if exclusions and results:
@@ -339,17 +358,20 @@ class Searcher:
         return self._nearest(self._query_vector(text, like), k, name, filters)
 
     def _nearest(self, query: np.ndarray, k: int, name: str | None, filters: dict,
-                 allowed: set[int] | None = None) -> list[Result]:
+                 allowed: set[int] | None = None, rows: bool = True) -> list[Any]:
+        """The nearest k photos that pass the filters: Results, or with `rows` False Hits (no catalog rows
+        read: the query language reads them for the page shown only)."""
         if k <= 0:
             return []
         index = self.index()
         if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
-            return self._within(index, query, k, sorted(allowed))
+            return self._within(index, query, k, sorted(allowed), rows)
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
-            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters) if r.id in allowed][:k]
+            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows)
+                    if r.id in allowed][:k]
         if name or any(v is not None for v in filters.values()):
-            return self._filtered(index, query, k, name, filters)
-        return self._ranked(index, query, k)
+            return self._filtered(index, query, k, name, filters, rows)
+        return self._ranked(index, query, k, rows)
 
     def _query_vector(self, text: str | None, like: Any) -> np.ndarray:
         parts = []
@@ -360,54 +382,78 @@ class Searcher:
         # Text and example together: the mean direction, which ranks photos close to both first.
         return _unit(np.mean(parts, axis=0))
 
-    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int) -> list[Result]:
+    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int, rows: bool = True) -> list[Any]:
         fetch = k + 16
         while True:
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0])
+            results = self._join(scores[0], ids[0], rows=rows)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
     def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, name: str | None,
-                  filters: dict) -> list[Result]:
+                  filters: dict, rows: bool = True) -> list[Any]:
         if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
             matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
-                return self._within(index, query, k, matching)
+                return self._within(index, query, k, matching, rows)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
-        results = self._join(scores[0], ids[0], name=name, filters=filters)
+        results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
         if len(results) >= k or ids.shape[1] < fetch:
             return results[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
         matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            return self._within(index, query, k, matching)
+            return self._within(index, query, k, matching, rows)
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], name=name, filters=filters)
+            results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
 
-    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: list[int]) -> list[Result]:
+    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: list[int],
+                rows: bool = True) -> list[Any]:
         """The nearest k among the photos listed (those that pass the filters)."""
         if not matching:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
-        return self._join(scores[0], ids[0])[:k]
+        return self._join(scores[0], ids[0], rows=rows)[:k]
 
     def _join(self, scores: np.ndarray, ids: np.ndarray, name: str | None = None,
-              filters: dict | None = None) -> list[Result]:
-        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped."""
+              filters: dict | None = None, rows: bool = True) -> list[Any]:
+        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped. With
+        `rows` False, Hits: the same photos (each video once, at its best frame) without reading their rows."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
+        if not rows:
+            return self._hits(scores, ids, name, filters)
         found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
         rows = {r["id"]: r for r in found}
         return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
                                 if int(i) in rows], self.catalog)
+
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
+        """What _join returns, as Hits: the photos search_name would show, each video once at its
+        best-ranked frame (as collapse_frames makes them), read from the catalog as ids and kinds only."""
+        shown = self.catalog.shown(ids.tolist(), name, **(filters or {})) if ids.size else {}
+        hits = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
+        wanted = sorted({shown[i][1] for i, _ in hits if shown[i][0] == "frame"})
+        videos = self.catalog.shown(wanted) if wanted else {}
+        out: list[Hit] = []
+        seen: set[int] = set()
+        for i, score in hits:
+            kind, parent, at = shown[i]
+            vid = parent if kind == "frame" else i
+            if vid in seen or (kind == "frame" and vid not in videos):
+                continue
+            seen.add(vid)
+            score = round(score, 6)
+            out.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
+        return out
 
 
 def _one_blas_thread() -> None:

@@ -753,6 +753,17 @@ class Catalog:
             sql += f" LIMIT {int(limit)}"
         return [r[0] for r in self.conn.execute(sql, params)]
 
+    def shown(self, ids: Iterable[int], text: str | None = None,
+              **filters: Any) -> dict[int, tuple[str, int | None, float | None]]:
+        """Those of the photos search_name(text, ids=ids, **filters) would return, each with its kind,
+        parent (a frame's video) and frame time: which FAISS hits show, without reading their rows."""
+        found = _where(text, False, ids=ids, **filters)
+        if found is None:
+            return {}
+        where, params, _match = found
+        return {r[0]: (r[1], r[2], r[3]) for r in self.conn.execute(
+            f"SELECT p.id, p.kind, p.parent_id, p.frame_time FROM photos p WHERE {' AND '.join(where)}", params)}
+
     def unsearchable_ids(self) -> set[int]:
         """Rows the full-text tables may hold that a search by words never shows: photos deleted but kept
         for the grace period, video frames, and RAW files and Live Photo motions shown through their pair."""
