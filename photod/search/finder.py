@@ -223,14 +223,16 @@ def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSea
             fallback: NoModelError | None = NoModelError()
         else:
             try:
-                look = look_channel(s, parsed, filters, words, _depth(query))
-                clock.lap("look")
-                # Captions by meaning between the two looks: the text model embeds the second's text meanwhile.
-                if parsed.meaning_text and query.captions_by_meaning and query.like is None:
-                    look.captions = caption_channel(s, parsed, filters, words, _depth(query))
-                    clock.lap("captions")
-                second_look(s, parsed, filters, words, _depth(query), look)
-                clock.lap("look")
+                with s.one_model():
+                    look = look_channel(s, parsed, filters, words, _depth(query))
+                    clock.lap("look")
+                    # Captions by meaning between the two looks: the text model embeds the second's text
+                    # meanwhile.
+                    if parsed.meaning_text and query.captions_by_meaning and query.like is None:
+                        look.captions = caption_channel(s, parsed, filters, words, _depth(query))
+                        clock.lap("captions")
+                    second_look(s, parsed, filters, words, _depth(query), look)
+                    clock.lap("look")
                 return look, None
             except NoModelError as exc:
                 fallback = exc
