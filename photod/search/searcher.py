@@ -198,7 +198,8 @@ class Searcher:
             if not missing:
                 return
             if self._ahead is None:
-                self._ahead = ThreadPoolExecutor(1, "photod-texts")
+                # Two: the words without those held as text start while the words and exclusions run.
+                self._ahead = ThreadPoolExecutor(2, "photod-texts")
         self._ahead.submit(self._embed, slot, key, missing, waits[-1])
 
     def _text_slot(self) -> tuple[ModelSlot, str]:
