@@ -22,7 +22,7 @@ from photod.store.catalog import Catalog
 from photod.store.textsearch import fts_any
 
 if TYPE_CHECKING:
-    from photod.search.searcher import MeaningHits, Searcher
+    from photod.search.searcher import Hit, MeaningHits, Searcher
 
 
 @dataclass
@@ -147,16 +147,16 @@ class Look:
     seen: list[Term] = field(default_factory=list)  # the terms without the words held as text (second_look)
 
     @property
-    def rankings(self) -> list[list[Result]]:
+    def rankings(self) -> list[list[Hit]]:
         return [h.results for h in self.hits]
 
     @property
-    def results(self) -> list[Result]:
+    def results(self) -> list[Hit]:
         return [r for h in self.hits for r in h.results]
 
     @property
     def excluded(self) -> set[int]:
         return set().union(*(h.excluded for h in self.hits))
 
-    def matches(self, result: Result) -> bool:
+    def matches(self, result: Hit) -> bool:
         return any(h.matches(result) for h in self.hits)

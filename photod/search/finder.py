@@ -31,7 +31,7 @@ from photod.store import signals
 from photod.store.catalog import Catalog, open_catalog
 
 if TYPE_CHECKING:
-    from photod.search.searcher import Searcher
+    from photod.search.searcher import Hit, Searcher
 
 # Over-fetch when results are filtered after the query (online only), so a page still fills.
 ONLINE_OVERFETCH = 4
@@ -272,7 +272,7 @@ def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits,
     """The page's results, each with every reason any channel had; the rows of the photos found by their
     look and the words' reasons are read here, for these photos only (one query each)."""
     found: dict[int, Result] = {}
-    by_look: dict = {}
+    by_look: dict[int, Hit] = {}
     for hit in look.results:  # a photo both looks found shows the first one's similarity
         by_look.setdefault(hit.id, hit)
     looked = [pid for pid, _, _ in page if pid in by_look]
