@@ -333,6 +333,13 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
     frame = picture_id(top)
     assert frame in catalog.frame_ids(top["id"]) and catalog.photo(frame)["frame_time"] == pytest.approx(3.0)
     assert {r.id for r in results} <= set(v["id"] for v in found.values())  # no frame ids leak out
+    # The query language reads rows for its page only: the video shows there the same, at the same moment.
+    from photod.config import Config
+    from photod.search.finder import Query, find_once
+
+    page = find_once(Config(data_dir=data_dir), Query(like=str(query), k=10, show_all=True)).results
+    assert [r for r in page if r["id"] == top["id"]] == [{**top, "fused": page[0]["fused"]}]
+    assert page[0]["id"] == top["id"] and page[0]["frame_id"] == frame
 
 
 # ---- the shared samples ------------------------------------------------------------------------------

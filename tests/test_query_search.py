@@ -98,3 +98,45 @@ def test_bad_queries_never_fail(library, data_dir, capsys, text):
     assert isinstance(outcome.results, list)
     assert main(["search", text]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_texts_embedded_ahead_are_waited_for_not_embedded_twice(data_dir, tmp_path):
+    """The query language starts the text model on a query's words as soon as it is parsed
+    (Searcher.embed_ahead): encode_texts then waits for them, and the vectors are those embedded alone."""
+    import threading
+
+    import numpy as np
+
+    from photod.search.searcher import Searcher
+
+    install_active(data_dir, tmp_path / "bundle")
+    with Searcher(data_dir, threads=1) as s:
+        alone = {t: s.encode_text(t) for t in ("海边", "日落", "人")}
+        s._texts.clear()
+        encoder = s._serving().text_encoder()
+        asked, release, real = [], threading.Event(), encoder.encode
+
+        def slow(texts):
+            asked.append(list(texts))
+            release.wait(10)
+            return real(texts)
+
+        encoder.encode = slow
+        s.embed_ahead(["海边", "人"])
+        threading.Timer(0.2, release.set).start()
+        got = s.encode_texts(["人", "日落", "海边"])  # 人 and 海边 are being embedded: only 日落 is asked
+        assert sorted(map(sorted, asked)) == [["人", "海边"], ["日落"]]
+        for text, vec in zip(["人", "日落", "海边"], got):
+            assert np.allclose(vec, alone[text], atol=1e-6)  # an fp32 tower runs the batch as one call
+        s.embed_ahead(["海边"])  # remembered: nothing to do
+        assert len(asked) == 2
+
+        def broken(texts):
+            raise RuntimeError("the text model failed")
+
+        encoder.encode = broken
+        s.embed_ahead(["雪山"])
+        with pytest.raises(RuntimeError, match="the text model failed"):
+            s.encode_texts(["雪山"])
+        encoder.encode = real
+        assert np.allclose(s.encode_text("雪山"), real(["雪山"])[0], atol=1e-6)  # a failed text is embedded again

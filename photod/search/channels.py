@@ -22,7 +22,7 @@ from photod.store.catalog import Catalog
 from photod.store.textsearch import fts_any
 
 if TYPE_CHECKING:
-    from photod.search.searcher import MeaningHits, Searcher
+    from photod.search.searcher import Hit, MeaningHits, Searcher
 
 
 @dataclass
@@ -81,23 +81,41 @@ def catalog_filters(cat: Catalog, filters: dict) -> dict:
     return out
 
 
+def look_texts(parsed: ParsedQuery) -> list[str]:
+    """The texts the look embeds whatever the words channel finds: the terms, the exclusions and the words
+    as one text (captions by meaning); photod.search.finder starts embedding them as soon as the query is
+    parsed (Searcher.embed_ahead), while the words channel runs."""
+    terms = parsed.meaning_terms
+    if not terms:
+        return []
+    return [t.text for t in (*terms, *parsed.exclusions) if t.like is None] + \
+        ([parsed.meaning_text] if parsed.meaning_text else [])
+
+
 def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> Look:
     """The look (CLIP): photos whose look matches the terms, with the query's cutoff.
 
     Words the library holds as text (a caption's 小白, a sign's 海鲜) may name what is captioned or written
     rather than what is seen, so when a term mixes them with other words the look is asked twice: for the
     whole term and for the term without them (小白 蓝色: also 蓝色). Both rankings take part in the fusion
-    (summing the two embeddings instead was measured worse: the sum can point at neither)."""
+    (summing the two embeddings instead was measured worse: the sum can point at neither). The second is
+    asked by second_look, once the caller has done what else it can while the text model embeds the term
+    without the held words (captions by meaning: photod.search.finder)."""
     terms = parsed.meaning_terms
     if not terms:
         return Look()
-    seen = _without_words(terms, words.found_words)
-    s.encode_texts([t.text for t in (*terms, *seen, *parsed.exclusions) if t.like is None]
-                   + ([parsed.meaning_text] if parsed.meaning_text else []))  # one text-model call
-    look = Look([s.by_meaning(terms, parsed.exclusions, depth, allowed=words.allowed, **filters)])
-    if seen:
-        look.hits.append(s.by_meaning(seen, parsed.exclusions, depth, allowed=words.allowed, **filters))
+    s.embed_ahead(look_texts(parsed))  # one text-model call, usually begun when the query was parsed
+    look = Look(seen=_without_words(terms, words.found_words))
+    if look.seen:
+        s.embed_ahead([t.text for t in look.seen if t.like is None])  # while the first look runs
+    look.hits.append(s.by_meaning(terms, parsed.exclusions, depth, allowed=words.allowed, **filters))
     return look
+
+
+def second_look(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int, look: Look) -> None:
+    """The look for the terms without the words held as text, when look_channel found it worth asking."""
+    if look.seen:
+        look.hits.append(s.by_meaning(look.seen, parsed.exclusions, depth, allowed=words.allowed, **filters))
 
 
 def caption_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> list[Result]:
@@ -126,18 +144,19 @@ class Look:
 
     hits: list[MeaningHits] = field(default_factory=list)
     captions: list[Result] = field(default_factory=list)
+    seen: list[Term] = field(default_factory=list)  # the terms without the words held as text (second_look)
 
     @property
-    def rankings(self) -> list[list[Result]]:
+    def rankings(self) -> list[list[Hit]]:
         return [h.results for h in self.hits]
 
     @property
-    def results(self) -> list[Result]:
+    def results(self) -> list[Hit]:
         return [r for h in self.hits for r in h.results]
 
     @property
     def excluded(self) -> set[int]:
         return set().union(*(h.excluded for h in self.hits))
 
-    def matches(self, result: Result) -> bool:
+    def matches(self, result: Hit) -> bool:
         return any(h.matches(result) for h in self.hits)

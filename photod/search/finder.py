@@ -16,21 +16,22 @@ import dataclasses
 import datetime as dt
 import re
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from photod.config import Config
 from photod.errors import NoModelError
 from photod.search import fusion
-from photod.search.channels import Look, WordHits, caption_channel, catalog_filters, look_channel
+from photod.search.channels import (Look, WordHits, caption_channel, catalog_filters, look_channel, look_texts,
+                                     second_look)
 from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
 from photod.store import signals
 from photod.store.catalog import Catalog, open_catalog
 
 if TYPE_CHECKING:
-    from photod.search.searcher import Searcher
+    from photod.search.searcher import Hit, Searcher
 
 # Over-fetch when results are filtered after the query (online only), so a page still fills.
 ONLINE_OVERFETCH = 4
@@ -165,6 +166,8 @@ def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outco
         if query.like is not None:
             parsed = dataclasses.replace(parsed, terms=parsed.terms + (Term(str(query.like), like=str(query.like)),))
         clock.lap("parse")
+    _embed_ahead(parsed, query, searcher)
+    with catalog() as cat:
         filters = query.filters.keywords(parsed)
         words = WordHits.find(cat, parsed, filters, _depth(query)) if parsed.searches_anything() else None
         clock.lap("words")
@@ -192,6 +195,21 @@ class _Clock:
         self.at = now
 
 
+def _embed_ahead(parsed: ParsedQuery, query: Query, searcher: OpenSearcher) -> None:
+    """Start the text model on the look's texts (channels.look_texts), so that it embeds them while the
+    words channel reads the full-text tables: the searcher is lent only for the moment it takes to start.
+    Whatever goes wrong here (no model, a broken one) is left for the look itself to meet and report."""
+    texts = look_texts(parsed) if not query.names_only else []
+    if not texts:
+        return
+    try:
+        with searcher() as s:
+            if s is not None:
+                s.embed_ahead(texts)
+    except Exception:  # noqa: BLE001 - the look raises it again where it is handled
+        pass
+
+
 def _depth(query: Query) -> int:
     return max(CHANNEL_MIN, CHANNEL_DEPTH * _fetch(query))
 
@@ -205,11 +223,16 @@ def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSea
             fallback: NoModelError | None = NoModelError()
         else:
             try:
-                look = look_channel(s, parsed, filters, words, _depth(query))
-                clock.lap("look")
-                if parsed.meaning_text and query.captions_by_meaning and query.like is None:
-                    look.captions = caption_channel(s, parsed, filters, words, _depth(query))
-                    clock.lap("captions")
+                with s.one_model():
+                    look = look_channel(s, parsed, filters, words, _depth(query))
+                    clock.lap("look")
+                    # Captions by meaning between the two looks: the text model embeds the second's text
+                    # meanwhile.
+                    if parsed.meaning_text and query.captions_by_meaning and query.like is None:
+                        look.captions = caption_channel(s, parsed, filters, words, _depth(query))
+                        clock.lap("captions")
+                    second_look(s, parsed, filters, words, _depth(query), look)
+                    clock.lap("look")
                 return look, None
             except NoModelError as exc:
                 fallback = exc
@@ -246,10 +269,17 @@ def _page(order: list[tuple[int, float]], words: WordHits, look: Look,
 
 
 def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits, look: Look) -> list[dict]:
-    """The page's results, each with every reason any channel had; the words' reasons are read here, for
-    these photos only (one query)."""
+    """The page's results, each with every reason any channel had; the rows of the photos found by their
+    look and the words' reasons are read here, for these photos only (one query each)."""
     found: dict[int, Result] = {}
-    for result in [*look.results, *look.captions]:
+    by_look: dict[int, Hit] = {}
+    for hit in look.results:  # a photo both looks found shows the first one's similarity
+        by_look.setdefault(hit.id, hit)
+    looked = [pid for pid, _, _ in page if pid in by_look]
+    if looked:
+        for row in cat.search_name(ids=looked, limit=None):
+            found[row["id"]] = by_look[row["id"]].result(row)
+    for result in look.captions:
         if result.id in found:
             merge_reasons(found[result.id], result)
         else:
@@ -287,7 +317,19 @@ def find_once(cfg: Config, query: Query) -> Outcome:
     """find() with a catalog and a searcher opened for this one query (`photod search`)."""
     if not cfg.signals.caption_meaning:
         query = dataclasses.replace(query, captions_by_meaning=False)
-    return find(query, lambda: open_catalog(cfg), lambda: _open_searcher(cfg))
+    opened: list[Searcher] = []
+
+    @contextmanager
+    def searcher() -> Iterator[Searcher]:  # one searcher for the query, opened when first asked for
+        if not opened:
+            opened.append(_open_searcher(cfg))
+        yield opened[0]
+
+    try:
+        return find(query, lambda: open_catalog(cfg), searcher)
+    finally:
+        for s in opened:
+            s.close()
 
 
 def _open_searcher(cfg: Config) -> "Searcher":

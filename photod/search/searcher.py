@@ -10,12 +10,15 @@ joined with the catalog, which also drops photos deleted meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import faiss
 import numpy as np
@@ -40,16 +43,35 @@ SAMPLE_SIZE = 2048         # vectors a query's scores over the library are estim
 TEXTS_REMEMBERED = 256     # text embeddings kept between queries
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A photo found by its look, before its catalog row is read (only the photos shown get one: see
+    photod.search.finder): its id (a video's for a matching frame, with that frame and its time) and its
+    similarity, rounded as Result rounds it."""
+
+    id: int
+    score: float
+    frame_id: int | None = None
+    video_time: float | None = None
+
+    def result(self, row: Any) -> Result:
+        """The result this hit shows as, from its catalog row (search_name's)."""
+        result = Result.from_row(row, self.score)
+        if self.frame_id is not None:
+            result.video_time, result.frame_id = self.video_time, self.frame_id
+        return result
+
+
 @dataclass
 class MeaningHits:
     """Photos by their look, for what a query asks (best first, excluded photos taken out), with the
     similarity this query needs for a match (photod.search.fusion.standout)."""
 
-    results: list[Result] = field(default_factory=list)
+    results: list[Hit] = field(default_factory=list)
     cutoff: float = float("-inf")
     excluded: set[int] = field(default_factory=set)  # stand out for an excluded term: dropped everywhere
 
-    def matches(self, result: Result) -> bool:
+    def matches(self, result: Hit | Result) -> bool:
         return result.score is not None and result.score >= self.cutoff
 
 
@@ -64,15 +86,21 @@ class Searcher:
         # One query at a time: OpenMP's threads only add barrier waits. Measured at 10k vectors on a busy
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
         faiss.omp_set_num_threads(1)
+        _one_blas_thread()
         self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads,
                                index=index)
         self.captions = CaptionMeanings(self.catalog)
+        self._pinned: ModelSlot | None = None  # the model one_model holds to
+        self._allowed: tuple[set[int], int, np.ndarray] | None = None  # the last allowed set, listed
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
         self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
         self._texts_of = ""  # the text tower the remembered embeddings and cutoffs are of
         self._texts: dict[str, np.ndarray] = {}
+        self._embedding: dict[str, Future] = {}  # texts being embedded now -> {text: embedding} when done
+        self._texts_lock = threading.Lock()
+        self._ahead: ThreadPoolExecutor | None = None  # embeds texts ahead of their query (embed_ahead)
         self._bars: dict[str, tuple[float, float]] = {}  # excluded text -> (cutoff, bulk), for this sample
 
     @classmethod
@@ -81,6 +109,9 @@ class Searcher:
         return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.shutdown(wait=True)
+            self._ahead = None
         self.model.close()
         self.catalog.close()
 
@@ -96,9 +127,24 @@ class Searcher:
         """The model slot, holding the serving bundle (see photod.model.registry.serving_name); NoModelError when none
         is installed. Follows `photod model use` switches once the daemon has finished encoding for the new
         model."""
+        if self._pinned is not None:
+            return self._pinned
         if self.model.follow() is None:
             raise NoModelError()
         return self.model
+
+    @contextlib.contextmanager
+    def one_model(self) -> Iterator[None]:
+        """The calls made inside use the model serving as it is entered: a query's look and captions ask
+        for it a dozen times, and each look-up reads two small files (0.2 ms). NoModelError when none is."""
+        if self._pinned is not None:
+            yield
+            return
+        self._pinned = self._serving()
+        try:
+            yield
+        finally:
+            self._pinned = None
 
     def index(self) -> VectorIndex:
         """The serving model's index, caught up with everything the daemon has indexed so far."""
@@ -130,18 +176,73 @@ class Searcher:
 
     def encode_texts(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Unit embeddings of texts; the ones not remembered are embedded in one batch (a query's words,
-        its exclusions and the words without those held as text: one text-model call instead of three)."""
-        slot = self._serving()
-        key = slot.bundle.text_id if slot.bundle is not None else ""
-        if self._texts_of != key:
-            self._texts_of, self._texts, self._bars = key, {}, {}
-        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        its exclusions and the words without those held as text: one text-model call instead of three).
+        A text being embedded already (embed_ahead) is waited for, not embedded twice."""
+        slot, key = self._text_slot()
+        with self._texts_lock:
+            missing, waits = self._claim(key, texts)
         if missing:
-            for text, vec in zip(missing, slot.text_encoder().encode(missing)):
-                self._texts[text] = np.ascontiguousarray(vec, dtype=np.float32)
-            while len(self._texts) > TEXTS_REMEMBERED:
-                self._texts.pop(next(iter(self._texts)))
-        return [self._texts[t] for t in texts]
+            self._embed(slot, key, missing, waits[-1])
+        have: dict[str, np.ndarray] = {}
+        for future in waits:
+            have.update(future.result())
+        return [have[t] for t in texts]
+
+    def embed_ahead(self, texts: Sequence[str]) -> None:
+        """Start embedding the texts not remembered on a worker thread and return at once: a query embeds
+        its words and exclusions while its other channels run, and encode_texts then waits for them (the
+        words without those held as text are known only once the words channel has run)."""
+        slot, key = self._text_slot()
+        with self._texts_lock:
+            missing, waits = self._claim(key, texts)
+            if not missing:
+                return
+            if self._ahead is None:
+                # Two: the words without those held as text start while the words and exclusions run.
+                self._ahead = ThreadPoolExecutor(2, "photod-texts")
+        self._ahead.submit(self._embed, slot, key, missing, waits[-1])
+
+    def _text_slot(self) -> tuple[ModelSlot, str]:
+        slot = self._serving()
+        return slot, (slot.bundle.text_id if slot.bundle is not None else "")
+
+    def _claim(self, key: str, texts: Sequence[str]) -> tuple[list[str], list[Future]]:
+        """(the texts this caller embeds, the futures to wait for: those of texts being embedded, and last,
+        when it embeds any, its own). Called holding _texts_lock."""
+        if self._texts_of != key:
+            self._texts_of, self._texts, self._bars, self._embedding = key, {}, {}, {}
+        known: Future = Future()
+        known.set_result({t: self._texts[t] for t in texts if t in self._texts})
+        waits = [known, *{id(f): f for t in texts if t not in self._texts
+                          and (f := self._embedding.get(t)) is not None}.values()]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts and t not in self._embedding]
+        if missing:
+            mine: Future = Future()
+            self._embedding.update((t, mine) for t in missing)
+            waits.append(mine)
+        return missing, waits
+
+    def _embed(self, slot: ModelSlot, key: str, texts: list[str], future: Future) -> None:
+        """Embed texts claimed by _claim, remember them and give them to whoever waits on `future`."""
+        try:
+            out = {t: np.ascontiguousarray(v, dtype=np.float32)
+                   for t, v in zip(texts, slot.text_encoder().encode(texts))}
+        except BaseException as exc:  # the caller waiting on the future raises it
+            out, error = None, exc
+        else:
+            error = None
+        with self._texts_lock:
+            for t in texts:
+                if self._embedding.get(t) is future:
+                    del self._embedding[t]
+            if out is not None and self._texts_of == key:
+                self._texts.update(out)
+                while len(self._texts) > TEXTS_REMEMBERED:
+                    self._texts.pop(next(iter(self._texts)))
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(out)
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
@@ -207,7 +308,7 @@ class Searcher:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
-        results = self._nearest(query, k, None, self._filters(**filters), allowed)
+        results = self._nearest(query, k, None, self._filters(**filters), allowed, rows=False)
         sample = self._library_sample()
         hits = MeaningHits(results, fusion.standout(sample @ query))
         if exclusions and results:
@@ -276,17 +377,20 @@ class Searcher:
         return self._nearest(self._query_vector(text, like), k, name, filters)
 
     def _nearest(self, query: np.ndarray, k: int, name: str | None, filters: dict,
-                 allowed: set[int] | None = None) -> list[Result]:
+                 allowed: set[int] | None = None, rows: bool = True) -> list[Any]:
+        """The nearest k photos that pass the filters: Results, or with `rows` False Hits (no catalog rows
+        read: the query language reads them for the page shown only)."""
         if k <= 0:
             return []
         index = self.index()
         if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
-            return self._within(index, query, k, sorted(allowed))
+            return self._within(index, query, k, self._listed(allowed), rows)
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
-            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters) if r.id in allowed][:k]
+            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows)
+                    if r.id in allowed][:k]
         if name or any(v is not None for v in filters.values()):
-            return self._filtered(index, query, k, name, filters)
-        return self._ranked(index, query, k)
+            return self._filtered(index, query, k, name, filters, rows)
+        return self._ranked(index, query, k, rows)
 
     def _query_vector(self, text: str | None, like: Any) -> np.ndarray:
         parts = []
@@ -297,54 +401,100 @@ class Searcher:
         # Text and example together: the mean direction, which ranks photos close to both first.
         return _unit(np.mean(parts, axis=0))
 
-    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int) -> list[Result]:
+    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int, rows: bool = True) -> list[Any]:
         fetch = k + 16
         while True:
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0])
+            results = self._join(scores[0], ids[0], rows=rows)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
     def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, name: str | None,
-                  filters: dict) -> list[Result]:
+                  filters: dict, rows: bool = True) -> list[Any]:
         if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
             matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
-                return self._within(index, query, k, matching)
+                return self._within(index, query, k, matching, rows)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
-        results = self._join(scores[0], ids[0], name=name, filters=filters)
+        results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
         if len(results) >= k or ids.shape[1] < fetch:
             return results[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
         matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            return self._within(index, query, k, matching)
+            return self._within(index, query, k, matching, rows)
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], name=name, filters=filters)
+            results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
             if len(results) >= k or ids.shape[1] < fetch:
                 return results[:k]
 
-    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: list[int]) -> list[Result]:
+    def _listed(self, allowed: set[int]) -> np.ndarray:
+        """The allowed photos as a sorted id array, listed once for both of a query's looks (they are given
+        the same set): 1.7 ms at 10,000 photos."""
+        memo = self._allowed
+        if memo is None or memo[0] is not allowed or memo[1] != len(allowed):
+            listed = np.sort(np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            memo = self._allowed = (allowed, len(allowed), listed)
+        return memo[2]
+
+    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray,
+                rows: bool = True) -> list[Any]:
         """The nearest k among the photos listed (those that pass the filters)."""
-        if not matching:
+        if len(matching) == 0:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
-        return self._join(scores[0], ids[0])[:k]
+        return self._join(scores[0], ids[0], rows=rows)[:k]
 
     def _join(self, scores: np.ndarray, ids: np.ndarray, name: str | None = None,
-              filters: dict | None = None) -> list[Result]:
-        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped."""
+              filters: dict | None = None, rows: bool = True) -> list[Any]:
+        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped. With
+        `rows` False, Hits: the same photos (each video once, at its best frame) without reading their rows."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
+        if not rows:
+            return self._hits(scores, ids, name, filters)
         found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
         rows = {r["id"]: r for r in found}
         return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
                                 if int(i) in rows], self.catalog)
+
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
+        """What _join returns, as Hits: the photos search_name would show, each video once at its
+        best-ranked frame (as collapse_frames makes them), read from the catalog as ids and kinds only."""
+        shown = self.catalog.shown(ids.tolist(), name, **(filters or {})) if ids.size else {}
+        hits = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
+        wanted = sorted({shown[i][1] for i, _ in hits if shown[i][0] == "frame"})
+        videos = self.catalog.shown(wanted) if wanted else {}
+        out: list[Hit] = []
+        seen: set[int] = set()
+        for i, score in hits:
+            kind, parent, at = shown[i]
+            vid = parent if kind == "frame" else i
+            if vid in seen or (kind == "frame" and vid not in videos):
+                continue
+            seen.add(vid)
+            score = round(score, 6)
+            out.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
+        return out
+
+
+def _one_blas_thread() -> None:
+    """NumPy's BLAS on one thread, as FAISS is: a query's matrix products are small (the 2,048-vector sample,
+    the captions), and OpenBLAS's second thread, spinning between them, took a core from the text tower's two
+    workers. At 100,000 photos on a busy 2-core machine (benchmarks/bench_fusion.py, ViT-B-16 int8) a query
+    in the query language ran p50 21 % faster with one (interleaved, load average 3.3). The limit is the
+    process's, like FAISS's. Without threadpoolctl, BLAS is left as it is."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        return
+    threadpool_limits(1, user_api="blas")
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:

@@ -266,6 +266,20 @@ class Catalog:
     def query(self, sql: str, params: Iterable | dict = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(sql, params)]
 
+    def tuples(self, sql: str, params: Iterable | dict = ()) -> sqlite3.Cursor:
+        """The rows as plain tuples: listing many ids (a date filter's, a common word's) through sqlite3.Row
+        objects cost a third of the listing (15,000 ids: 9.3 ms against 6.0 ms)."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, params)
+
+    def ids(self, sql: str, params: Iterable | dict = ()) -> list[int]:
+        """The first column of a query's rows (ids), in no particular order, read as one group_concat string
+        rather than row by row: a date filter's 10,000 ids in 10-11 ms against 13-16 ms through sqlite3.Row
+        objects, a common word's 15,000 in 6-7 ms against 10 ms (load average 8)."""
+        text = self.tuples(f"WITH q(v) AS ({sql}) SELECT group_concat(v) FROM q", params).fetchone()[0]
+        return list(map(int, text.split(","))) if text else []
+
     def scalar(self, sql: str, params: Iterable | dict = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
@@ -751,12 +765,23 @@ class Catalog:
             sql += f" ORDER BY {_TAKEN} DESC, p.id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [r[0] for r in self.conn.execute(sql, params)]
+        return [r[0] for r in self.tuples(sql, params)] if newest_first else self.ids(sql, params)
+
+    def shown(self, ids: Iterable[int], text: str | None = None,
+              **filters: Any) -> dict[int, tuple[str, int | None, float | None]]:
+        """Those of the photos search_name(text, ids=ids, **filters) would return, each with its kind,
+        parent (a frame's video) and frame time: which FAISS hits show, without reading their rows."""
+        found = _where(text, False, ids=ids, **filters)
+        if found is None:
+            return {}
+        where, params, _match = found
+        return {r[0]: (r[1], r[2], r[3]) for r in self.tuples(
+            f"SELECT p.id, p.kind, p.parent_id, p.frame_time FROM photos p WHERE {' AND '.join(where)}", params)}
 
     def unsearchable_ids(self) -> set[int]:
         """Rows the full-text tables may hold that a search by words never shows: photos deleted but kept
         for the grace period, video frames, and RAW files and Live Photo motions shown through their pair."""
-        return {r[0] for r in self.conn.execute(
+        return {r[0] for r in self.tuples(
             f"SELECT id FROM photos WHERE state = 'deleted' OR kind = 'frame' UNION SELECT * FROM ({_ATTACHED})")}
 
     def word_hits(self, text: str, exact: bool = False) -> set[int]:
@@ -765,7 +790,7 @@ class Catalog:
         match = fts_query(text, exact=exact)
         if match is None:
             return set()
-        found = {r[0] for r in self.conn.execute(_ANY_HITS, [match] * 4)}
+        found = set(self.ids(_ANY_HITS, [match] * 4))
         return self._holding(found, text) if exact else found
 
     def _holding(self, ids: set[int], phrase: str) -> set[int]:
