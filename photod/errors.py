@@ -53,9 +53,8 @@ class NoModelError(ModelError):
     def __init__(self) -> None:
         super().__init__(
             "no model is installed, so only filename search (--name) is available",
-            "install one with `photod model pull ViT-B-16` (needs network and torch), "
-            "`photod model import FOLDER` (Chinese-CLIP's .img./.txt. ONNX files, no torch) or "
-            "`photod model import CHECKPOINT.pt --arch ViT-B-16`",
+            "install one with `photod model import FOLDER` (Chinese-CLIP's ONNX files), "
+            "`photod model pull ViT-B-16` (needs network and torch) or `photod model import CHECKPOINT.pt`",
         )
 
 

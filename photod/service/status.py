@@ -80,7 +80,8 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     model = status["model"]
     if model is None:
-        lines.append("model: none installed (`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+        lines.append("model: none installed (`photod model import FOLDER` of Chinese-CLIP's ONNX files, "
+                     "`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
     elif "error" in model:
         lines.append(f"model: broken: {model['error']}")
     else:
