@@ -223,3 +223,35 @@ def test_two_handles_in_one_process_share_the_environment(data_dir):
     fresh = Stage(data_dir, readonly=True)
     assert fresh.keys() == {1, 2}
     fresh.close()
+
+
+def test_map_grows_while_other_threads_read(data_dir):
+    """The daemon's ingest thread grows the map while the indexer's decode workers read: growing waits for
+    their transactions (LMDB unmaps the old map), and every read returns the right bytes."""
+    import threading
+
+    items = {i: _jpeg(i, (160, 120), noise=True) for i in range(160)}
+    errors: list[BaseException] = []
+    with Stage(data_dir, map_size=64 * 1024) as stage:
+        stage.put_many({0: items[0]})
+        written = threading.Event()
+
+        def read() -> None:
+            try:
+                while not written.is_set():
+                    for i in list(stage.keys()):
+                        assert stage.get_jpeg(i) == items[i]
+            except BaseException as exc:  # reported by the test thread
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for t in readers:
+            t.start()
+        start = stage.env.info()["map_size"]
+        for i in range(1, len(items), 8):
+            stage.put_many({j: items[j] for j in range(i, min(i + 8, len(items)))})
+        written.set()
+        for t in readers:
+            t.join(30)
+        assert not errors and stage.env.info()["map_size"] >= 16 * start
+        assert all(stage.get_jpeg(i) == items[i] for i in items)

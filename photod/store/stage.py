@@ -17,9 +17,10 @@ import logging
 import operator
 import os
 import threading
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import lmdb
 from PIL import Image
@@ -52,6 +53,51 @@ def _key(photo_id: int) -> bytes:
     return str(int(photo_id)).encode()
 
 
+class _MapGuard:
+    """Shared by every transaction of one environment, exclusive for what moves or closes its map.
+
+    LMDB allows set_mapsize (growing the map, adopting another process's growth) and closing the environment
+    only while no transaction of the process is open: both unmap the old map, under any thread still reading
+    it. The daemon's ingest thread grows the map while the indexer's decode workers read, so the growth
+    waits for them here, and new transactions wait for the growth. A thread never takes it twice.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._moving = False
+        self._waiting = 0  # exclusive takers waiting: new transactions wait behind them, so they get their turn
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._moving or self._waiting:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if not self._active:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._moving or self._active:
+                self._cond.wait()
+            self._waiting -= 1
+            self._moving = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._moving = False
+                self._cond.notify_all()
+
+
 class _SharedEnv:
     """One LMDB environment per stage per process, shared by every Stage opened on it (the daemon's thread
     and, say, a finetune or a test in the same process). LMDB forbids opening an environment twice in one
@@ -62,6 +108,7 @@ class _SharedEnv:
 
     def __init__(self, key: str, env: lmdb.Environment, readonly: bool):
         self.key, self.env, self.readonly, self.refs = key, env, readonly, 0
+        self.guard = _MapGuard()
 
     @staticmethod
     def _env(path: Path, map_size: int, readonly: bool) -> lmdb.Environment:
@@ -78,8 +125,9 @@ class _SharedEnv:
                 shared = cls._open[key] = cls(key, cls._env(path, map_size, readonly), readonly)
             elif shared.readonly and not readonly:
                 # A writer after read-only handles: reopen writable, which serves both.
-                shared.env.close()
-                shared.env, shared.readonly = cls._env(path, max(map_size, DEFAULT_MAP_SIZE), False), False
+                with shared.guard.exclusive():
+                    shared.env.close()
+                    shared.env, shared.readonly = cls._env(path, max(map_size, DEFAULT_MAP_SIZE), False), False
             shared.refs += 1
             return shared
 
@@ -151,7 +199,8 @@ class Stage:
             raise StageError(f"the stage at {self.path} was opened read-only", "this is a bug in the caller")
         while True:
             try:
-                txn_body()  # the `with` aborts the transaction on any error, so a retry starts clean
+                with self._shared.guard.shared():
+                    txn_body()  # the `with` aborts the transaction on any error, so a retry starts clean
                 return
             except lmdb.MapFullError:
                 self._grow()
@@ -159,14 +208,16 @@ class Stage:
                 raise self._storage_error(exc, what, needed) from exc
 
     def _grow(self) -> None:
-        # Only this process writes, and no transaction of ours is open here, which set_mapsize requires.
-        old = self.env.info()["map_size"]
-        new = old * 2
-        log.info("stage map full at %d MiB: growing to %d MiB", old >> 20, new >> 20)
-        try:
-            self.env.set_mapsize(new)
-        except lmdb.Error as exc:
-            raise self._storage_error(exc, "grow") from exc
+        # Only this process writes; set_mapsize needs every transaction of the process closed, readers in other
+        # threads included, which the guard waits for.
+        with self._shared.guard.exclusive():
+            old = self.env.info()["map_size"]
+            new = old * 2
+            log.info("stage map full at %d MiB: growing to %d MiB", old >> 20, new >> 20)
+            try:
+                self.env.set_mapsize(new)
+            except lmdb.Error as exc:
+                raise self._storage_error(exc, "grow") from exc
 
     def _storage_error(self, exc: BaseException, what: str, needed: int = 0) -> Exception:
         err = getattr(exc, "errno", None)
@@ -190,11 +241,12 @@ class Stage:
             return self._read_once(body)
         except lmdb.MapResizedError:
             # The daemon grew the map since this reader opened it: adopt the new size and read again.
-            self.env.set_mapsize(0)
+            with self._shared.guard.exclusive():
+                self.env.set_mapsize(0)
             return self._read_once(body)
 
     def _read_once(self, body: Callable[[lmdb.Transaction], _R]) -> _R:
-        with self.env.begin(buffers=True) as txn:
+        with self._shared.guard.shared(), self.env.begin(buffers=True) as txn:
             return body(txn)
 
     def get_jpeg(self, photo_id: int) -> bytes | None:
