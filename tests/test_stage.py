@@ -225,6 +225,34 @@ def test_two_handles_in_one_process_share_the_environment(data_dir):
     fresh.close()
 
 
+def _mapped_kib(path: Path) -> int:
+    """KiB of `path` resident in this process's mappings of it (Rss in /proc/self/smaps)."""
+    target, total, inside = os.path.realpath(path), 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+            inside = len(fields) >= 6 and fields[5] == target
+        elif inside and fields and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc/self/smaps and madvise")
+def test_reading_every_photo_leaves_little_of_the_stage_mapped(data_dir):
+    """The indexer reads each staged photo once: the map pages it read must not stay resident, or the daemon's
+    RSS grows with the library (issue #11). Values read again after their pages were dropped are intact."""
+    items = {i: _jpeg(i, (200, 150), noise=True) for i in range(240)}
+    staged_kib = sum(len(base64.urlsafe_b64encode(v)) for v in items.values()) // 1024
+    assert staged_kib > 4 * 1024
+    with Stage(data_dir) as stage:
+        for start in range(0, len(items), 40):
+            stage.put_many({i: items[i] for i in range(start, start + 40)})
+        for _ in range(2):
+            assert all(stage.get_jpeg(i) == items[i] for i in items)
+            assert _mapped_kib(stage.path / "data.mdb") < staged_kib // 8
+        assert stage.keys() == set(items) and 7 in stage
+
+
 def test_map_grows_while_other_threads_read(data_dir):
     """The daemon's ingest thread grows the map while the indexer's decode workers read: growing waits for
     their transactions (LMDB unmaps the old map), and every read returns the right bytes."""
