@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from io import BytesIO
 from pathlib import Path
 
@@ -253,11 +254,27 @@ def test_reading_every_photo_leaves_little_of_the_stage_mapped(data_dir):
         assert stage.keys() == set(items) and 7 in stage
 
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc/self/smaps and madvise")
+def test_pages_mapped_around_the_values_read_are_swept_too(data_dir):
+    """A page fault maps the pages around it too (the kernel's fault-around, large folios): pages of photos
+    not read, or read and dropped before, come back mapped. A read drops the whole map's pages, not only
+    its value's. Here other pages are mapped by reading through LMDB directly, as fault-around would."""
+    items = {i: _jpeg(i, (200, 150), noise=True) for i in range(150)}
+    with Stage(data_dir) as stage:
+        stage.put_many(items)
+        mdb = stage.path / "data.mdb"
+        with stage.env.begin(buffers=True) as txn:  # maps every entry's pages, and drops none
+            assert all(bytes(txn.get(str(i).encode())) for i in items)
+        mapped_before = _mapped_kib(mdb)
+        assert mapped_before > 4 * 1024
+        assert stage.get_jpeg(3) == items[3]
+        assert _mapped_kib(mdb) < mapped_before // 16
+        assert all(stage.get_jpeg(i) == items[i] for i in items)  # swept pages read back intact
+
 def test_map_grows_while_other_threads_read(data_dir):
     """The daemon's ingest thread grows the map while the indexer's decode workers read: growing waits for
     their transactions (LMDB unmaps the old map), and every read returns the right bytes."""
-    import threading
-
     items = {i: _jpeg(i, (160, 120), noise=True) for i in range(160)}
     errors: list[BaseException] = []
     with Stage(data_dir, map_size=64 * 1024) as stage:

@@ -11,7 +11,7 @@ LMDB's locks are per process, and a second handle closed early would drop the fi
 Memory: LMDB reads through a shared memory map of data.mdb, and every page a read touches stays mapped, and
 counted in the process's resident set, until the map is closed. The indexer reads every staged photo once,
 so without care the daemon's RSS grew by the whole stage it had read (about 47 MB per 1000 photos). Each
-read therefore hands the pages of the value it copied back to the kernel (see `_drop_pages`).
+read therefore hands the map's pages back to the kernel once it has copied its value (see `_drop_pages`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import base64
 import ctypes
 import errno
 import logging
-import mmap
 import operator
 import os
 import sys
@@ -75,33 +74,54 @@ def _libc_madvise() -> Callable[[int, int, int], int] | None:
 
 _MADVISE = _libc_madvise()
 _MADV_DONTNEED = 4  # Linux, every architecture
-_PAGE = mmap.PAGESIZE
 
 
-def _drop_pages(value: memoryview) -> None:
-    """Unmap, from this process, the map pages that hold `value` (a buffer into LMDB's map, already copied).
+def _drop_pages(value: memoryview, shared: "_SharedEnv") -> None:
+    """Unmap from this process every page of the stage's map, after a read copied `value` (a buffer into it).
 
     Why: a page of a file mapping, once read, stays in the process's page tables, so the daemon's RSS grew by
     every staged photo the indexer had read, ~47 MB per 1000 photos, 470 MB at 10,000 (issue #11). py-lmdb
-    does not give out the map, so neither Python's mmap.madvise nor posix_fadvise can reach it
-    (POSIX_FADV_DONTNEED leaves pages that are mapped in place), but a buffer from a `buffers=True`
-    transaction points into the map: madvise(MADV_DONTNEED) on the pages under it drops them from our page
-    tables. Nothing is lost: LMDB maps the file read-only and shared (no writemap), so a dropped page is
-    only the page cache's copy, and reading it again faults it back from there or from the disk. The page
-    cache itself is the kernel's, freed under memory pressure and counted in no process's RSS.
-    Re-opening the environment every few thousand reads would unmap too, but only while no thread of the
-    process has a transaction open, which the indexer's decode workers rarely allow.
+    does not give out the map (Environment.info()'s map_addr is 0 unless MDB_FIXEDMAP), so neither Python's
+    mmap.madvise nor posix_fadvise can reach it (POSIX_FADV_DONTNEED leaves pages that are mapped in place),
+    but a buffer from a `buffers=True` transaction points into the map, and /proc/self/maps gives the whole
+    mapping around it: madvise(MADV_DONTNEED) there drops its pages from our page tables. Nothing is lost:
+    LMDB maps the file read-only and shared (no writemap), so a dropped page is only the page cache's copy,
+    and reading it again (another thread's read in progress, a branch page) faults it back, unchanged, from
+    there or from the disk. The page cache itself is the kernel's, freed under memory pressure and counted
+    in no process's RSS. Re-opening the environment every few thousand reads would unmap too, but only while
+    no thread of the process has a transaction open, which the indexer's decode workers rarely allow.
 
-    Only values of a page or more are dropped: those live in overflow pages of their own, so the range is
-    exactly theirs. Smaller ones share a leaf page with other entries, which is hot and few. The caller
-    holds its read transaction (and so `_MapGuard.shared`): the map cannot move under the address.
+    Why the whole map and not the value's own pages: a page fault maps the pages around it too, those already
+    in the page cache (the kernel's fault-around, in 64 KiB aligned windows, and whole large folios), so
+    reading one photo maps back the tail of the one before, already dropped. Dropping only each value's
+    pages, measured in the daemon at 10,000 photos, left ~18 KB a photo mapped, each run of pages starting
+    on a 64 KiB boundary and ending where the photo read next begins. One madvise over the whole mapping costs
+    about as little (the kernel skips the unmapped page-table ranges).
+
+    The caller holds its read transaction, and so `_MapGuard.shared`: the map cannot move under the address.
+    The mapping's bounds are cached with the environment and map size they were found for, and looked up
+    again when either changed or the address falls outside them.
     """
-    if _MADVISE is None or len(value) < _PAGE:
+    if _MADVISE is None:
         return
-    start = np.frombuffer(value, np.uint8).ctypes.data
-    lo = start & ~(_PAGE - 1)
-    hi = (start + len(value) + _PAGE - 1) & ~(_PAGE - 1)
-    _MADVISE(lo, hi - lo, _MADV_DONTNEED)  # a failure only leaves the pages mapped, as before
+    span = shared.map_span(np.frombuffer(value, np.uint8).ctypes.data)
+    if span is not None:
+        _MADVISE(span[0], span[1] - span[0], _MADV_DONTNEED)  # a failure only leaves the pages mapped
+
+
+def _mapping_of(address: int) -> tuple[int, int] | None:
+    """(start, end) of this process's mapping of a data.mdb that holds `address`, from /proc/self/maps."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                span, _, rest = line.partition(" ")
+                lo_text, _, hi_text = span.partition("-")
+                lo, hi = int(lo_text, 16), int(hi_text, 16)
+                if lo <= address < hi:
+                    return (lo, hi) if rest.rstrip("\n").endswith("data.mdb") else None
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class _MapGuard:
@@ -160,6 +180,18 @@ class _SharedEnv:
     def __init__(self, key: str, env: lmdb.Environment, readonly: bool):
         self.key, self.env, self.readonly, self.refs = key, env, readonly, 0
         self.guard = _MapGuard()
+        self._span: tuple[Any, int, int, int] | None = None  # (env, map size, start, end) of the map, see map_span
+
+    def map_span(self, address: int) -> tuple[int, int] | None:
+        """(start, end) of the mapping of this environment's map that holds `address`, or None."""
+        size = self.env.info()["map_size"]
+        cached = self._span
+        if cached is None or cached[0] is not self.env or cached[1] != size or not cached[2] <= address < cached[3]:
+            found = _mapping_of(address)
+            if found is None:
+                return None
+            cached = self._span = (self.env, size, *found)  # one tuple: other threads see old or new, whole
+        return cached[2], cached[3]
 
     @staticmethod
     def _env(path: Path, map_size: int, readonly: bool) -> lmdb.Environment:
@@ -307,7 +339,7 @@ class Stage:
             if value is None:
                 return None
             copied = bytes(value)
-            _drop_pages(value)  # read once per photo, by the indexer: it need not stay resident (see above)
+            _drop_pages(value, self._shared)  # read once per photo, by the indexer: it need not stay resident (see above)
             return decode_value(copied)
         return self._read(read)
 
