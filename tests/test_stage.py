@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from io import BytesIO
 from pathlib import Path
 
@@ -223,3 +224,79 @@ def test_two_handles_in_one_process_share_the_environment(data_dir):
     fresh = Stage(data_dir, readonly=True)
     assert fresh.keys() == {1, 2}
     fresh.close()
+
+
+def _mapped_kib(path: Path) -> int:
+    """KiB of `path` resident in this process's mappings of it (Rss in /proc/self/smaps)."""
+    target, total, inside = os.path.realpath(path), 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+            inside = len(fields) >= 6 and fields[5] == target
+        elif inside and fields and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc/self/smaps and madvise")
+def test_reading_every_photo_leaves_little_of_the_stage_mapped(data_dir):
+    """The indexer reads each staged photo once: the map pages it read must not stay resident, or the daemon's
+    RSS grows with the library (issue #11). Values read again after their pages were dropped are intact."""
+    items = {i: _jpeg(i, (200, 150), noise=True) for i in range(240)}
+    staged_kib = sum(len(base64.urlsafe_b64encode(v)) for v in items.values()) // 1024
+    assert staged_kib > 4 * 1024
+    with Stage(data_dir) as stage:
+        for start in range(0, len(items), 40):
+            stage.put_many({i: items[i] for i in range(start, start + 40)})
+        for _ in range(2):
+            assert all(stage.get_jpeg(i) == items[i] for i in items)
+            assert _mapped_kib(stage.path / "data.mdb") < staged_kib // 8
+        assert stage.keys() == set(items) and 7 in stage
+
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc/self/smaps and madvise")
+def test_pages_mapped_around_the_values_read_are_swept_too(data_dir):
+    """A page fault maps the pages around it too (the kernel's fault-around, large folios): pages of photos
+    not read, or read and dropped before, come back mapped. A read drops the whole map's pages, not only
+    its value's. Here other pages are mapped by reading through LMDB directly, as fault-around would."""
+    items = {i: _jpeg(i, (200, 150), noise=True) for i in range(150)}
+    with Stage(data_dir) as stage:
+        stage.put_many(items)
+        mdb = stage.path / "data.mdb"
+        with stage.env.begin(buffers=True) as txn:  # maps every entry's pages, and drops none
+            assert all(bytes(txn.get(str(i).encode())) for i in items)
+        mapped_before = _mapped_kib(mdb)
+        assert mapped_before > 4 * 1024
+        assert stage.get_jpeg(3) == items[3]
+        assert _mapped_kib(mdb) < mapped_before // 16
+        assert all(stage.get_jpeg(i) == items[i] for i in items)  # swept pages read back intact
+
+def test_map_grows_while_other_threads_read(data_dir):
+    """The daemon's ingest thread grows the map while the indexer's decode workers read: growing waits for
+    their transactions (LMDB unmaps the old map), and every read returns the right bytes."""
+    items = {i: _jpeg(i, (160, 120), noise=True) for i in range(160)}
+    errors: list[BaseException] = []
+    with Stage(data_dir, map_size=64 * 1024) as stage:
+        stage.put_many({0: items[0]})
+        written = threading.Event()
+
+        def read() -> None:
+            try:
+                while not written.is_set():
+                    for i in list(stage.keys()):
+                        assert stage.get_jpeg(i) == items[i]
+            except BaseException as exc:  # reported by the test thread
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for t in readers:
+            t.start()
+        start = stage.env.info()["map_size"]
+        for i in range(1, len(items), 8):
+            stage.put_many({j: items[j] for j in range(i, min(i + 8, len(items)))})
+        written.set()
+        for t in readers:
+            t.join(30)
+        assert not errors and stage.env.info()["map_size"] >= 16 * start
+        assert all(stage.get_jpeg(i) == items[i] for i in items)
