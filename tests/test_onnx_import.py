@@ -163,7 +163,7 @@ def test_every_file_shape_imports_exactly(deployed, tmp_path, shape):
     made, precision = shape.split("-")
     pair = onnx_import.find_pair([deployed[made] / f"rn50.img.{precision}.onnx"])
     assert pair["text"].path.name == f"rn50.txt.{precision}.onnx" and pair["text"].precision == precision
-    bundle = onnx_import.build_bundle(pair, tmp_path / "bundle", precision=precision)
+    bundle = onnx_import.build_bundle(pair, tmp_path / "bundle", *onnx_import.recognise(pair), precision=precision)
     assert (bundle.arch, bundle.precision) == ("RN50", precision)
     images, texts = sample_images(5, seed=1), SAMPLE_TEXTS[:6]
     want_image, want_text = _torch_scores(deployed["checkpoint"], images, texts)

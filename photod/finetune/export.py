@@ -317,11 +317,8 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     t0 = time.perf_counter()
     loaded = load_model(checkpoint, arch, vision_config, text_config)
-    name = registry.check_name(name or default_name(checkpoint, loaded.arch, precision))
-    root = registry.models_dir(data_dir)
-    if (root / name).exists() and not replace:
-        raise ModelError(f"a model named {name!r} is already installed in {root}",
-                         "choose another name with --name, or remove it with `photod model remove`")
+    name = name or default_name(checkpoint, loaded.arch, precision)
+    root = registry.free_name(data_dir, name, replace)
     root.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
     try:

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import onnx
 import onnxruntime as ort
-from PIL import Image
+from onnx.external_data_helper import load_external_data_for_model
 
 from photod.errors import ModelError
 from photod.model import archs, batching, convert, fuse, registry, verify
@@ -78,7 +78,7 @@ def _classify(path: Path) -> Tower:
     if tower is None:
         head = _graph_head(path)
         name = batching.only_input(head.graph).name
-        tower = {"image": "image", "text": "text"}.get(name)
+        tower = name if name in TOWER_MARKS else None  # cn_clip names the inputs image and text
         if tower is None:
             raise ModelError(f"cannot tell whether {path} is the image or the text tower (input {name!r})",
                              FILES_HINT)
@@ -128,13 +128,13 @@ def _weights_files(model: onnx.ModelProto) -> set[str]:
 def load_tower(tower: Tower) -> onnx.ModelProto:
     """The tower's graph with its weights, in fp32 (an fp16 tower is widened). A weights file that is not
     beside the graph is named, with what to do."""
-    head = _graph_head(tower.path)
-    for name in sorted(_weights_files(head)):
+    model = _graph_head(tower.path)
+    for name in sorted(_weights_files(model)):
         if not (tower.path.parent / name).is_file():
             raise ModelError(f"{tower.path} keeps its weights in {name}, which is not beside it",
                              f"copy {name} into {tower.path.parent} (the deploy script writes it next to the .onnx)")
     try:
-        model = onnx.load(str(tower.path))
+        load_external_data_for_model(model, str(tower.path.parent))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"cannot read the weights of {tower.path}: {type(exc).__name__}: {str(exc)[:200]}",
                          FILES_HINT) from None
@@ -199,26 +199,17 @@ def recognise(pair: dict[str, Tower], arch: str | None = None) -> tuple[archs.Fa
 # ---------------------------------------------------------------------------------------------------------
 # building and checking
 
-def _session(model_or_path: onnx.ModelProto | Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    source = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 def _row_by_row(path: Path, inputs: np.ndarray) -> np.ndarray:
     """Unit embeddings of `inputs` through the one-row graph at `path`, one row per run."""
-    session = _session(path)
+    session = verify.session(path)
     name = session.get_inputs()[0].name
     return normalise(np.concatenate([session.run(None, {name: row[None]})[0] for row in inputs]))
 
 
-def _sample_inputs(size: int, context_length: int, images, texts) -> dict[str, np.ndarray]:
-    pictures = [Image.open(p).convert("RGB") if not isinstance(p, Image.Image) else p
-                for p in images] if images else verify.sample_images()
+def _sample_inputs(size: int, context_length: int) -> dict[str, np.ndarray]:
     tokenizer = Tokenizer.from_vocab(bundles.VOCAB_SOURCE)
-    return {"image": preprocess_batch(pictures, size, CLIP_MEAN, CLIP_STD),
-            "text": tokenizer.tokenize(list(texts or verify.SAMPLE_TEXTS), context_length)}
+    return {"image": preprocess_batch(verify.sample_images(), size, CLIP_MEAN, CLIP_STD),
+            "text": tokenizer.tokenize(verify.SAMPLE_TEXTS, context_length)}
 
 
 def _fused(source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, path: Path,
@@ -230,10 +221,9 @@ def _fused(source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, 
     if not blocks:
         return "no attention block was recognised"
     convert.save(fused, path, external)
-    cos = verify.cosines(_row_by_row(path, inputs), reference)
-    low, mean = verify.BOUNDS["fp32"]
-    if not cos.min() >= low or not cos.mean() >= mean:  # a NaN fails too
-        return f"the fused graph disagreed with the plain one (cosine min {cos.min():.6f})"
+    agreement = verify.figures(verify.cosines(_row_by_row(path, inputs), reference))
+    if not verify.agrees(agreement, "fp32"):
+        return f"the fused graph disagreed with the plain one (cosine {agreement})"
     log.info("image tower: %d attention blocks fused", blocks)
     return None
 
@@ -267,8 +257,7 @@ def _fp16_agreement(tower: Tower, inputs: np.ndarray, reference: Path) -> dict[s
         given = _row_by_row(tower.path, inputs)
     except Exception as exc:  # noqa: BLE001 - the widened graph stands in; the reason is recorded
         return {"runs": False, "why": f"{type(exc).__name__}: {str(exc)[:160]}"}
-    cos = verify.cosines(given, _row_by_row(reference, inputs))
-    return {"runs": True, "min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}
+    return {"runs": True, **verify.figures(verify.cosines(given, _row_by_row(reference, inputs)))}
 
 
 def _tower_export(source: Tower, built: dict[str, Any]) -> dict[str, Any]:
@@ -280,20 +269,20 @@ def _tower_export(source: Tower, built: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, precision: str = "int8",
-                 name: str = "model", images=None, texts=None) -> bundles.Bundle:
-    """The verified bundle folder `out` (created) from the towers `pair`; see the module docstring."""
+def build_bundle(pair: dict[str, Tower], out: Path, facts: archs.Facts, arch: str, *, precision: str = "int8",
+                 name: str = "model") -> bundles.Bundle:
+    """The verified bundle folder `out` (created) from the towers `pair`, whose facts and architecture
+    `recognise` gave; see the module docstring."""
     if precision not in bundles.PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     t0 = time.perf_counter()
-    facts, arch = recognise(pair, arch)
     vision_config, text_config = archs.CONFIGS[arch]
     size = facts.image_size or vision_config["image_resolution"]
     context = facts.context_length
     if context is None:
         raise ModelError(f"the text tower {pair['text'].path} does not say its context length", FILES_HINT)
     embed_dim = facts.embed_dim or vision_config["embed_dim"]
-    inputs = _sample_inputs(size, context, images, texts)
+    inputs = _sample_inputs(size, context)
     out.mkdir(parents=True)
     verification: dict[str, Any] = {"reference": "fp32 graph", "samples": {t: len(x) for t, x in inputs.items()},
                                     "bounds": {precision: dict(zip(("min", "mean"), verify.BOUNDS[precision]))},
@@ -322,24 +311,20 @@ def build_bundle(pair: dict[str, Tower], out: Path, *, arch: str | None = None, 
 
 
 def import_onnx(paths: Sequence[str | os.PathLike], data_dir: str | os.PathLike, *, arch: str | None = None,
-                precision: str = "int8", name: str | None = None, activate: bool = True, replace: bool = False,
-                images=None, texts=None) -> bundles.Bundle:
+                precision: str = "int8", name: str | None = None, activate: bool = True,
+                replace: bool = False) -> bundles.Bundle:
     """Import Chinese-CLIP ONNX towers into `<data_dir>/models/<name>` as a verified bundle (the module
     docstring says how). `name` defaults to "<arch>-<precision>". Raises ModelError, with nothing written,
     on missing files, towers of no known architecture, a name already taken (unless `replace`), or a
     converted tower that disagrees with the fp32 graph."""
     pair = find_pair(paths)
-    _, arch = recognise(pair, arch)
-    name = registry.check_name(name or f"{arch.lower()}-{precision}")
-    root = registry.models_dir(data_dir)
-    if (root / name).exists() and not replace:
-        raise ModelError(f"a model named {name!r} is already installed in {root}",
-                         "choose another name with --name, or remove it with `photod model remove`")
+    facts, arch = recognise(pair, arch)
+    name = name or f"{arch.lower()}-{precision}"
+    root = registry.free_name(data_dir, name, replace)
     root.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=".build-onnx-", dir=root))
     try:
-        made = build_bundle(pair, build / "bundle", arch=arch, precision=precision, name=name,
-                            images=images, texts=texts)
+        made = build_bundle(pair, build / "bundle", facts, arch, precision=precision, name=name)
         installed = registry.install_bundle(made.path, data_dir, name, replace=replace)
     finally:
         shutil.rmtree(build, ignore_errors=True)

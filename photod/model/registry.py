@@ -111,6 +111,17 @@ def remove_bundle(data_dir: str | os.PathLike, name: str, force: bool = False) -
     log.info("removed model %s", name)
 
 
+def free_name(data_dir: str | os.PathLike, name: str, replace: bool = False) -> Path:
+    """The models folder, after checking that `name` is usable and not installed (unless `replace`): an
+    import checks this before its slow build, and the install again."""
+    check_name(name)
+    root = models_dir(data_dir)
+    if (root / name).exists() and not replace:
+        raise ModelError(f"a model named {name!r} is already installed in {root}",
+                         "choose another name with --name, or remove it with `photod model remove`")
+    return root
+
+
 def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name: str,
                    replace: bool = False) -> Bundle:
     """Copy the bundle at `src_dir` into `models/<name>` atomically and return it.
@@ -119,14 +130,10 @@ def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name
     is fsynced, and is renamed into place, so `models/<name>` is either absent or complete. The manifest's
     `name` becomes `name`. An existing bundle of that name is refused unless `replace`.
     """
-    check_name(name)
+    root = free_name(data_dir, name, replace)
     src = Bundle.load(src_dir, verify_files=True)
-    root = models_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
-    if final.exists() and not replace:
-        raise ModelError(f"a model named {name!r} is already installed in {root}",
-                         "choose another name with --name, or remove it with `photod model remove`")
     with durable.staged_dir(final) as tmp:
         for file in list(src.files) + [MANIFEST]:
             shutil.copyfile(src.path / file, tmp / file)

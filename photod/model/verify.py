@@ -114,16 +114,26 @@ def compare(path: Path, input_name: str, batch: np.ndarray, reference: np.ndarra
                       cosines(run(trim_tokens(batch[1:2])), reference[1:2])]
     if full.shape != reference.shape:
         raise ModelError(f"ONNX {input_name} tower returned shape {full.shape}, expected {reference.shape}")
-    cos = np.concatenate(parts)
+    return figures(np.concatenate(parts))
+
+
+def figures(cos: np.ndarray) -> dict[str, float]:
+    """Min and mean of per-sample cosines, rounded for the manifest; -1 both when any is not finite."""
     if not np.all(np.isfinite(cos)):
         return {"min": -1.0, "mean": -1.0}
     return {"min": round(float(cos.min()), 6), "mean": round(float(cos.mean()), 6)}
 
 
+def agrees(figures: dict[str, float], precision: str) -> bool:
+    """Whether `figures` reach the bounds of `precision`."""
+    low, mean = BOUNDS[precision]
+    return figures["min"] >= low and figures["mean"] >= mean
+
+
 def check(figures: dict[str, float], precision: str, tower: str, reference: str = "the PyTorch model") -> None:
     """Raise ModelError, saying nothing was written, when `figures` fall below the bounds of `precision`."""
     low, mean = BOUNDS[precision]
-    if figures["min"] < low or figures["mean"] < mean:
+    if not agrees(figures, precision):
         raise ModelError(
             f"the {precision} ONNX {tower} tower disagrees with {reference}: cosine min "
             f"{figures['min']:.6f}, mean {figures['mean']:.6f} (needs min >= {low}, mean >= {mean}); "
