@@ -29,8 +29,6 @@ OUT = REPO / "photod" / "ingest" / "ocrmodels" / "PP-OCRv6_det_small.int8.onnx"
 
 
 def calibration_batches() -> list:
-    from rapidocr.ch_ppocr_det.utils import DetPreProcess
-
     from photod.ingest import ocr
     from tests.support.rendered_text import PHRASES, as_large_photo, render, sample_photos
 
@@ -40,7 +38,7 @@ def calibration_batches() -> list:
         image = as_large_photo(path, side=ocr.OCR_SIDE)
         if i % 2:
             image = render(image, PHRASES[i % len(PHRASES)], shares[i // 2 % len(shares)], seed=i)
-        batches.append(DetPreProcess(ocr.FIRST_LOOK_SIDE, "max", ocr.DET_MEAN, ocr.DET_STD)(ocr._bgr(image)))
+        batches.append(ocr.detector_input(ocr._bgr(image)))
     return batches
 
 
