@@ -102,3 +102,32 @@ def test_a_read_past_its_deadline_is_stopped_and_costs_only_the_text():
         reader.read(photo)
     reader.deadline = ocr.DEADLINE_SECONDS
     assert any(found(line.text, "禁止吸烟") for line in reader.read(photo).lines)
+
+
+@pytest.mark.parametrize("shape", [(1232, 1600, 3), (1600, 900, 3), (20, 600, 3), (100, 50, 3), (7, 30, 3)])
+def test_the_detector_sees_what_rapidocrs_preprocessing_makes(shape):
+    """photod makes the detector's input itself (in float32, about four times as fast); it must stay what
+    RapidOCR's DetPreProcess makes, which the detector was calibrated and measured on."""
+    import numpy as np
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    pixels = np.random.default_rng(len(shape) + shape[0]).integers(0, 256, shape, dtype=np.uint8)
+    ours = ocr.detector_input(pixels)
+    theirs = DetPreProcess(ocr.FIRST_LOOK_SIDE, "max", ocr.DET_MEAN, ocr.DET_STD)(pixels)
+    if theirs is None:
+        assert ours is None
+        return
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_the_models_run_on_photods_own_sessions_with_idle_threads_asleep():
+    """RapidOCR's sessions spin their idle threads, which took a core from the next run (the recogniser after
+    the detector, the other decode worker): the reader's sessions are photod's, spinning off."""
+    reader = ocr.TextReader(threads=2)
+    detector, _regions, recogniser = reader._load()
+    for model in (detector, recogniser):
+        options = model.session.session.get_session_options()
+        assert options.intra_op_num_threads == 2
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    reader.close()

@@ -213,9 +213,23 @@ def _open_models(threads: int) -> tuple[Any, Any, Any]:
     regions = DBPostProcess(thresh=0.3, box_thresh=FIRST_LOOK_BOX_THRESH, max_candidates=MAX_LINES,
                             unclip_ratio=FIRST_LOOK_UNCLIP, use_dilation=True, score_mode="fast")
     detector, recogniser = engine._load_det_model(), engine._load_rec_model()
-    for model in (detector, recogniser):
-        model.session.session = _Stoppable(model.session.session)
+    # RapidOCR's sessions keep their idle threads spinning, and a spinning detector pool took a core from
+    # the recogniser's run after it (and from the other decode worker): recognition ran 1.5 times as long on
+    # two threads as on one. Sessions with photod's options (those of its image model) replace them.
+    for model, path in ((detector, DET_MODEL), (recogniser, models / MODELS["rec"])):
+        model.session.session = _Stoppable(_session(path, threads))
     return detector, regions, recogniser
+
+
+def _session(path: Path, threads: int) -> Any:
+    from photod.errors import ModelError
+    from photod.model.encoder import open_session
+
+    try:
+        return open_session(path, threads)
+    except ModelError as exc:
+        raise OcrError(f"the OCR model {path.name} cannot be loaded: {exc.message}",
+                       "reinstall photod[ocr]") from None
 
 
 class _Deadline(threading.local):
