@@ -3,9 +3,11 @@
 # qemu-user on an x86 machine: photod installed from this working tree with pip into a venv of an arm64 root
 # filesystem, then `photod doctor`, a scan of the sample photos with a small bundle and a search, once per CPU,
 # and, on the first CPU, `photod model import` of the ONNX files Chinese-CLIP's deploy script writes (made here,
-# .arm64/cn-clip-onnx) with only what the board has: no torch.
+# .arm64/cn-clip-onnx) with only what the board has: no torch. photod is installed with its `ocr` extra, and each
+# CPU reads the text in the sample screenshot and in a real photo with a Chinese phrase rendered on it.
 #
 #   sudo scripts/arm64-check.sh              # the check; prints one line per step and writes .arm64/last-result.txt
+#   sudo scripts/arm64-check.sh ocr          # only the install and the text reading, on each CPU
 #   sudo scripts/arm64-check.sh int8 [DIR]   # int8 vectors of the same photos here (x86) and on each ARM CPU
 #                                            # (DIR: an int8 bundle; default: the check's small bundle)
 #
@@ -83,6 +85,7 @@ mount_system() {
     bind /dev /dev
     bind /sys /sys ro
     bind "$PHOTOS" /photos ro
+    bind "$REPO/../shared" /opt/shared ro  # tests/support's sample photos and font, for the text check
     cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
     # pip trusts what this host trusts (a network behind a TLS-inspecting proxy has its own root certificate)
     cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/host-ca-certificates.crt"
@@ -143,7 +146,7 @@ install_photod() {
     with_cpu cortex-a72 in_chroot cortex-a72 sh -c \
         '[ -x /opt/venv/bin/pip ] || python3 -m venv /opt/venv
          export PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1
-         pip install -q /opt/photod-src' \
+         pip install -q "/opt/photod-src[ocr]"' \
         >"$WORK/pip.log" 2>&1 || die "pip install: see $WORK/pip.log"
     echo "$sum" >"$src.sha256"
     local torch
@@ -184,6 +187,37 @@ print(m["arch"], m["precision"], m["verification"]["int8"]["image"]["min"], m["v
     read -r arch precision image text <<<"$out"
     say "$cpu: model import of Chinese-CLIP's RN50 ONNX files in $((SECONDS - t0)) s: $arch $precision," \
         "cosine to fp32 image $image, text $text"
+}
+
+# The text in the sample screenshot and in a sample photo with a phrase rendered at 3 % of its height, read on
+# the board by the ocr extra's models, with the words tests/test_ocr.py looks for.
+OCR_CHECK='
+import sys, time
+from PIL import Image
+from photod.ingest import ocr
+from tests.support.rendered_text import PHOTOS, as_large_photo, found, render, sample_photos
+if ocr.unavailable():
+    sys.exit(ocr.unavailable())
+reader = ocr.TextReader(threads=1)
+with Image.open(PHOTOS / "photoprism-samples" / "Screenshot 2019-05-21 at 10.45.52.png") as img:
+    shot = img.convert("RGB")
+photo = render(as_large_photo(sample_photos(1)[0], side=ocr.OCR_SIDE), "欢迎光临北京饭店", 0.03, seed=3)
+checks = [(shot, ("Photos", "Search", "Newest first", "Pineapple", "Camera")), (photo, ("北京饭店",))]
+t0 = time.monotonic()
+texts = [reader.read(image).text for image, _words in checks]
+missing = [w for text, (_i, words) in zip(texts, checks) for w in words if not found(text, w)]
+print(sum(len(words) for _i, words in checks) - len(missing), sum(len(words) for _i, words in checks),
+      round(time.monotonic() - t0), ",".join(missing) or "-")
+'
+
+ocr_on_board() { # QEMU_CPU
+    local cpu=$1 out
+    out=$(in_chroot "$cpu" env PYTHONPATH=/opt/photod-src python3 -c "$OCR_CHECK" 2>"$WORK/$cpu-ocr.txt") ||
+        die "$cpu: reading text: $(tail -3 "$WORK/$cpu-ocr.txt")"
+    read -r got words seconds missing <<<"$out"
+    [ "$got" = "$words" ] || die "$cpu: text reading missed: $missing"
+    say "$cpu: OCR found all $words words in the screenshot and a photo with a rendered Chinese phrase" \
+        "($seconds s emulated)"
 }
 
 check_cpu() { # QEMU_CPU
@@ -234,6 +268,7 @@ check() {
     local cpu
     for cpu in $CPUS; do
         with_cpu "$cpu" check_cpu "$cpu"
+        with_cpu "$cpu" ocr_on_board "$cpu"
     done
     cpu=${CPUS%% *}
     bind "$WORK/cn-clip-onnx" /opt/cn-clip-onnx ro
@@ -269,5 +304,7 @@ mkdir -p "$WORK"
 case ${1:-check} in
     check) host_tools; : >"$RESULT"; check ;;
     int8) host_tools; RESULT=$WORK/int8-log.txt; int8 "${2:-}" ;;
-    *) echo "usage: $0 [check | int8 [BUNDLE_DIR]]" >&2; exit 2 ;;
+    ocr) host_tools; RESULT=$WORK/ocr-log.txt; build_rootfs; mount_system; install_photod
+        for cpu in $CPUS; do with_cpu "$cpu" ocr_on_board "$cpu"; done ;;
+    *) echo "usage: $0 [check | int8 [BUNDLE_DIR] | ocr]" >&2; exit 2 ;;
 esac
