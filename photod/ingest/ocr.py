@@ -227,9 +227,8 @@ def _session(path: Path, threads: int) -> Any:
 
     try:
         return open_session(path, threads)
-    except ModelError as exc:
-        raise OcrError(f"the OCR model {path.name} cannot be loaded: {exc.message}",
-                       "reinstall photod[ocr]") from None
+    except ModelError as exc:  # its hint is about image-model bundles
+        raise OcrError(exc.message, "reinstall photod[ocr]") from None
 
 
 class _Deadline(threading.local):
