@@ -198,7 +198,7 @@ from photod.ingest import ocr
 from tests.support.rendered_text import PHOTOS, as_large_photo, found, render, sample_photos
 if ocr.unavailable():
     sys.exit(ocr.unavailable())
-reader = ocr.TextReader(threads=1)
+reader = ocr.TextReader(threads=1, deadline=3600)  # emulated: tens of times slower than a board
 with Image.open(PHOTOS / "photoprism-samples" / "Screenshot 2019-05-21 at 10.45.52.png") as img:
     shot = img.convert("RGB")
 photo = render(as_large_photo(sample_photos(1)[0], side=ocr.OCR_SIDE), "欢迎光临北京饭店", 0.03, seed=3)
