@@ -64,6 +64,17 @@ def test_photos_without_text_read_as_little_or_nothing(reader):
     assert sum(n == 0 for n in lines) >= 0.8 * len(lines), lines  # a stray mark on a texture may read as a letter
 
 
+def test_a_glyph_named_in_fur_is_not_text(reader):
+    """On the black cat the detector marks a region as large as the photo and the recogniser names one
+    character in it (人, at 0.75): a line that short must be read with confidence to count."""
+    data = (PHOTOS / "photoprism-samples" / "cat_black.jpg").read_bytes()
+    lines = reader.read(decode_photo(data, "cat_black.jpg", text_side=ocr.OCR_SIDE).text_image).lines
+    assert "人" not in [line.text for line in lines], lines
+    assert not ocr.kept("人", 0.75) and ocr.kept("人", 0.99)
+    assert ocr.kept("三亚湾", 0.6) and not ocr.kept("三亚湾", 0.4)
+    assert not ocr.kept("", 1.0)
+
+
 @pytest.mark.parametrize("image", [Image.new("RGB", (1, 1)), Image.new("RGB", (1600, 1200)),
                                    Image.new("RGB", (20000, 40), "white"), Image.new("L", (300, 200), 128)])
 def test_odd_images_give_no_text_or_a_clear_error(reader, image):

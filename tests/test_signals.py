@@ -95,6 +95,30 @@ def test_a_changed_file_loses_its_text_and_a_purged_photo_everything(catalog, da
     assert catalog.scalar("SELECT count(*) FROM photo_places_fts") == 0
 
 
+def test_readings_of_an_earlier_filter_are_filtered_in_place(catalog, data_dir, tmp_path):
+    """A stray glyph (人 read at 0.75 in a black cat's fur) stored by the reader before its short-line rule is
+    dropped from the stored lines, the text and its search index; the photo is not waiting to be read again."""
+    from photod.ingest import ocr
+
+    ids = add_photos(catalog, tmp_path / "lib", 3)
+    old = ocr.FILTERED_ENGINES[0]
+    signals.store_text(catalog, [
+        FoundText(ids[0], old, (("人", 0.75, 0, 0, 440, 330),)),
+        FoundText(ids[1], old, (("三亚湾海鲜", 0.62, 0, 0, 90, 20), ("5", 1.0, 0, 30, 9, 40),
+                                ("水", 0.52, 0, 0, 9, 9))),
+        FoundText(ids[2], old, error="the OCR engine failed: test")])
+    assert [r["id"] for r in _find(data_dir, "人")] == [ids[0]]
+    assert signals.filter_text(catalog, ocr.FILTERED_ENGINES, ocr.ENGINE_ID, ocr.kept) == 3
+    assert _find(data_dir, "人") == [] and _find(data_dir, "水") == []
+    assert [r["id"] for r in _find(data_dir, "海鲜")] == [ids[1]]
+    assert signals.text_of(catalog, ids[1])["text"] == "三亚湾海鲜\n5"
+    assert signals.text_of(catalog, ids[0])["text"] == ""
+    assert signals.text_of(catalog, ids[2])["error"] == "the OCR engine failed: test"  # the same reading's
+    assert signals.text_progress(catalog, ocr.ENGINE_ID) == (3, 3)
+    assert signals.text_pending(catalog, ocr.ENGINE_ID) == []
+    assert signals.filter_text(catalog, ocr.FILTERED_ENGINES, ocr.ENGINE_ID, ocr.kept) == 0
+
+
 def test_what_waits_for_each_channel(catalog, data_dir, tmp_path):
     ids = add_photos(catalog, tmp_path / "lib", 3)  # staged, online
     assert [r["id"] for r in signals.text_pending(catalog, "engine-1")] == ids

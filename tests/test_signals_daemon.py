@@ -94,6 +94,24 @@ def test_a_copy_reuses_the_text_read_in_its_original(tmp_path):
     assert texts["sign0-copy.jpg"] == texts["sign0.jpg"] != ""
 
 
+def test_text_read_before_the_short_line_rule_is_filtered_not_read_again(tmp_path):
+    root = tmp_path / "photos"
+    words = _library(root)
+    cfg = _config(tmp_path, root)
+    scan_once(cfg, encode=False)
+    with Catalog.in_data_dir(cfg.data_dir) as cat, cat.transaction() as conn:  # as the earlier reader left it
+        conn.execute("UPDATE photo_text SET engine = ?, text = text || char(10) || '人',"
+                     " lines_json = json_insert(lines_json, '$[#]', json_array('人', 0.75, 0, 0, 640, 480))",
+                     (ocr.FILTERED_ENGINES[0],))
+    assert len(_find(cfg, "人")) == 5
+    summary = scan_once(cfg, encode=False)
+    assert summary.channels["filtered"] == 5 and summary.channels["text"] == 0  # no photo read again
+    assert "stray marks dropped from the text of 5" in summary.summary()
+    assert _find(cfg, "人") == []
+    for name, word in words.items():
+        assert [r["filename"] for r in _find(cfg, word)] == [name], word
+
+
 def test_an_image_the_reader_chokes_on_loses_only_its_text(tmp_path, monkeypatch):
     from photod.errors import OcrError
 

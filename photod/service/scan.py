@@ -29,7 +29,7 @@ class ScanSummary:
     moved: int = 0
     encoded: int = 0
     model: str | None = None
-    channels: dict[str, int] = field(default_factory=dict)  # places, captions, text: filled after encoding
+    channels: dict[str, int] = field(default_factory=dict)  # places, captions, filtered, text: after encoding
 
     def summary(self) -> str:
         lines = [f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
@@ -41,8 +41,10 @@ class ScanSummary:
             lines.append("no model installed: photos are staged and will be encoded once one is "
                          "(`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
         if any(self.channels.values()):
+            done = {"places": 0, "captions": 0, "text": 0, "filtered": 0, **self.channels}
             lines.append("then: {places} places named, {captions} captions embedded, text read in {text} photos "
-                         "staged before".format(**{"places": 0, "captions": 0, "text": 0, **self.channels}))
+                         "staged before".format(**done)
+                         + (f", stray marks dropped from the text of {done['filtered']}" if done["filtered"] else ""))
         lines += [f"offline: {path}" for path in self.offline]
         return "\n".join(lines)
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PLACES_CHUNK = 500   # lookups are microseconds each: a chunk is one transaction, not a long step
 CAPTIONS_CHUNK = 32  # captions per text tower call
+FILTER_CHUNK = 500   # stored readings filtered per step: one transaction of JSON, no model
 TEXT_CHUNK = 8       # photos read again from their drive per step: a few seconds on a small board
 # After a step that found nothing to do, the daemon's idle loop asks again only this much later: each look
 # is a query over the catalog, which at 100,000 photos is not free on a small board once a second.
@@ -76,15 +77,18 @@ class SignalWorker:
         seconds' steps return 0 without looking)."""
         if time.monotonic() < self._idle_until:
             return 0
-        done = self.place_batch() or self.caption_batch() or self.ingester.read_text_batch(TEXT_CHUNK)
+        done = (self.place_batch() or self.caption_batch() or self.text_filter_batch()
+                or self.ingester.read_text_batch(TEXT_CHUNK))
         if not done:
             self._idle_until = time.monotonic() + IDLE_RECHECK
         return done
 
     def drain(self) -> dict[str, int]:
-        """Everything there is to do now (`photod scan`): how many places, captions and photos' text were done."""
+        """Everything there is to do now (`photod scan`): how many places, captions, photos' text filtered and
+        read were done."""
         done = {}
         for part, batch in (("places", self.place_batch), ("captions", self.caption_batch),
+                            ("filtered", self.text_filter_batch),
                             ("text", lambda: self.ingester.read_text_batch(TEXT_CHUNK))):
             done[part] = 0
             while n := batch():
@@ -106,6 +110,17 @@ class SignalWorker:
             return 0
         signals.store_places(self.catalog, found)
         return len(found)
+
+    def text_filter_batch(self) -> int:
+        """Bring a chunk of photos read by an earlier version of the reader to the current one where only its
+        filter of the lines changed: seconds for a whole library, where reading it again would take hours
+        and its drives. Done whether text is read now or not: the lines dropped were never text."""
+        from photod.ingest import ocr
+
+        done = signals.filter_text(self.catalog, ocr.FILTERED_ENGINES, ocr.ENGINE_ID, ocr.kept, FILTER_CHUNK)
+        if done:
+            log.info("text of %d photos filtered for %s without reading them again", done, ocr.ENGINE_ID)
+        return done
 
     def caption_batch(self) -> int:
         """Embed up to a chunk of captions with the active model's text tower (for search by meaning)."""

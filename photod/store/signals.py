@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence, TypedDict, cast
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypedDict, cast
 
 from photod.store.catalog import Catalog, PendingRow
 
@@ -82,6 +82,23 @@ def store_text(catalog: Catalog, found: Iterable[FoundText]) -> None:
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(f.photo_id, f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.error, now)
              for f in found])
+
+
+def filter_text(catalog: Catalog, old_engines: Sequence[str], engine: str, keep: Callable[[str, float], bool],
+                limit: int = 500) -> int:
+    """Bring up to `limit` photos read by one of `old_engines` to `engine` by dropping the stored lines `keep`
+    refuses (from their text and its search index too), without reading the photos again. Returns how many."""
+    marks = ",".join("?" * len(old_engines))
+    with catalog.transaction() as conn:
+        rows = conn.execute(f"SELECT photo_id, lines_json FROM photo_text WHERE engine IN ({marks}) LIMIT ?",
+                            (*old_engines, limit)).fetchall() if old_engines else []
+        updates = []
+        for photo_id, lines_json in rows:
+            lines = [line for line in json.loads(lines_json) if keep(line[0], line[1])]
+            updates.append((engine, "\n".join(line[0] for line in lines), json.dumps(lines, ensure_ascii=False),
+                            photo_id))
+        conn.executemany("UPDATE photo_text SET engine = ?, text = ?, lines_json = ? WHERE photo_id = ?", updates)
+    return len(rows)
 
 
 def text_of(catalog: Catalog, photo_id: int) -> TextRow | None:
