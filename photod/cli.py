@@ -260,7 +260,7 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     outcome = find_once(cfg, Query(text=" ".join(args.query), like=args.like, name=args.name or "",
                                    filters=filters, k=args.limit, show_all=args.all))
     if outcome.fallback:
-        print(f"photod: {outcome.fallback.message}; showing caption and filename matches instead.\n"
+        print(f"photod: {outcome.fallback.message}; searching {outcome.fallback.SEARCHED_WITHOUT} instead.\n"
               f"  hint: {outcome.fallback.hint}", file=sys.stderr)
     for note in (outcome.parsed.notes if outcome.parsed else ()):
         print(f"photod: {note}", file=sys.stderr)

@@ -48,11 +48,14 @@ class ModelError(PhotodError):
 
 
 class NoModelError(ModelError):
-    """Semantic search was asked for but no model is installed."""
+    """Search by meaning or by example was asked for but no model is installed."""
+
+    # What a search looks through without a model, said in the same words by the CLI, the TUI and doctor.
+    SEARCHED_WITHOUT = "captions, text in photos, places and file names"
 
     def __init__(self) -> None:
         super().__init__(
-            "no model is installed, so only filename search (--name) is available",
+            "no model is installed, so photos cannot be found by what they show",
             "install one with `photod model import FOLDER` (Chinese-CLIP's ONNX files), "
             "`photod model pull ViT-B-16` (needs network and torch) or `photod model import CHECKPOINT.pt`",
         )

@@ -103,7 +103,7 @@ def test_cli_output_names_the_matching_caption(catalog, data_dir, tmp_path, caps
     assert main(["search", "小白"]) == 0
     out = capsys.readouterr()
     assert "img_000000.jpg" in out.out and "「标注: 小白在沙发上」" in out.out
-    assert "caption and filename matches" in out.err  # no model: said once, on stderr
+    assert "searching captions, text in photos, places and file names instead" in out.err  # no model: once
     assert main(["search", "小白", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["matched"] == [{"channel": "caption", "text": "小白在沙发上"}]

@@ -95,7 +95,7 @@ class Outcome:
     results: list[dict]
     mode: str  # "meaning", "like", "names" or "recent"
     elapsed: float
-    fallback: NoModelError | None = None  # why a search by meaning was done by filename instead
+    fallback: NoModelError | None = None  # why a search by meaning was done by words, places and names alone
     parsed: ParsedQuery | None = None
     hidden: int = 0  # weaker matches the cutoff hid from this page (shown with Query.show_all)
     stages: dict[str, float] = field(default_factory=dict)  # seconds spent in each stage
@@ -110,8 +110,8 @@ class Outcome:
         """What to tell the person about how the search was done, if anything."""
         notes = list(self.parsed.notes) if self.parsed else []
         if self.fallback is not None:
-            notes.append("No model installed, so this searches captions, text in photos, places and file "
-                         "names. To search by meaning, " + self.fallback.hint)
+            notes.append(f"No model installed, so this searches {self.fallback.SEARCHED_WITHOUT}. "
+                         "To search by meaning, " + self.fallback.hint)
         return "\n".join(notes) or None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from photod.config import Config
+from photod.errors import NoModelError
 from photod.service.cpu import FEATURES, read_cpu
 
 # Probed in a child (photod.service.probe.PROBES); "walker" is the C folder walker.
@@ -260,8 +261,8 @@ def _model(cfg: Config) -> Iterator[Check]:
         yield Check("model", "fail", str(exc), "`photod model list`, then `photod model use NAME`")
         return
     if bundle is None:
-        yield Check("model", "warn", "none installed: filename search only",
-                    "`photod model pull ViT-B-16`, or `photod model import FILE.pt --arch ViT-B-16`")
+        yield Check("model", "warn", f"none installed: searching {NoModelError.SEARCHED_WITHOUT} only",
+                    NoModelError().hint)
         return
     yield Check("model", "ok", f"{bundle.name} ({bundle.arch}, {bundle.precision})")
     yield _encoder_rate(cfg, bundle)

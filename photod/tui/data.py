@@ -156,7 +156,7 @@ class Library:
             try:
                 from photod.search.searcher import Searcher
             except ImportError:
-                log.debug("semantic search is not available in this build; filename search only")
+                log.debug("search by meaning is not available in this build")
                 self.semantic = False
                 return None
             self._searcher = Searcher.from_config(self.cfg)

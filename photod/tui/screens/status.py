@@ -21,7 +21,7 @@ from photod.tui.data import ActivityMeter, Library
 
 def model_line(model: dict | None) -> str:
     if model is None:
-        return f"none installed: filename search only. {NoModelError().hint}"
+        return f"none installed: searching {NoModelError.SEARCHED_WITHOUT} only. {NoModelError().hint}"
     if "error" in model:
         return f"broken: {model['error']}"
     return f"{model['name']} ({model['arch']}, {model['precision']})"
