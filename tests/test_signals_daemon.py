@@ -106,7 +106,7 @@ def test_text_read_before_the_short_line_rule_is_filtered_not_read_again(tmp_pat
     assert len(_find(cfg, "人")) == 5
     summary = scan_once(cfg, encode=False)
     assert summary.channels["filtered"] == 5 and summary.channels["text"] == 0  # no photo read again
-    assert "stray marks dropped from the text of 5" in summary.summary()
+    assert "the stored text of 5 filtered for stray marks" in summary.summary()
     assert _find(cfg, "人") == []
     for name, word in words.items():
         assert [r["filename"] for r in _find(cfg, word)] == [name], word

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from photod.config import Config
+from photod.errors import NoModelError
 from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
 from photod.service.models import ModelWorker
@@ -38,13 +39,13 @@ class ScanSummary:
         if self.model:
             lines.append(f"encoded {self.encoded} with {self.model}")
         else:
-            lines.append("no model installed: photos are staged and will be encoded once one is "
-                         "(`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+            lines.append("no model installed: photos are staged and will be encoded once one is; "
+                         + NoModelError().hint)
         if any(self.channels.values()):
             done = {"places": 0, "captions": 0, "text": 0, "filtered": 0, **self.channels}
             lines.append("then: {places} places named, {captions} captions embedded, text read in {text} photos "
                          "staged before".format(**done)
-                         + (f", stray marks dropped from the text of {done['filtered']}" if done["filtered"] else ""))
+                         + (f", the stored text of {n} filtered for stray marks" if (n := done["filtered"]) else ""))
         lines += [f"offline: {path}" for path in self.offline]
         return "\n".join(lines)
 
