@@ -243,7 +243,7 @@ def _session(path: Path, threads: int) -> Any:
     from photod.model.encoder import open_session
 
     try:
-        return open_session(path, threads)
+        return open_session(path, threads, arena=False)
     except ModelError as exc:  # its hint is about image-model bundles
         raise OcrError(exc.message, "reinstall photod[ocr]") from None
 

@@ -53,10 +53,13 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
-def open_session(path: str | os.PathLike, threads: int = 2,
-                 providers: Sequence[str] | None = None) -> ort.InferenceSession:
-    """An inference session on `threads` CPU threads (intra-op), optimised once at load."""
+def open_session(path: str | os.PathLike, threads: int = 2, providers: Sequence[str] | None = None,
+                 arena: bool = True) -> ort.InferenceSession:
+    """An inference session on `threads` CPU threads (intra-op), optimised once at load. `arena=False` for
+    models whose input shapes change from call to call: ONNX Runtime's arena keeps the largest it has served
+    for good."""
     opts = ort.SessionOptions()
+    opts.enable_cpu_mem_arena = arena
     opts.intra_op_num_threads = max(1, int(threads))
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
