@@ -50,10 +50,11 @@ MIN_SCORE = 0.5  # recognition confidence below which a line is noise
 # A line of one or two characters needs more. On texture, fur and foliage the detector may mark a region as
 # large as the photo, and the recogniser names one glyph in it (人 on a black cat at 0.75, 水 at 0.52, 华 on
 # a tree at 0.60); a single character matches common queries (人, 水) and would exclude the photo from `-人`.
-# Measured on the 128 sample photos of ../shared/photos read as the daemon reads them: 15 such lines on
-# things that are not text scored 0.52 to 0.95, one more 0.976 (如, in a row of trees); the real ones (the
-# digits of the orientation samples, a chart's x and y, IG) 0.97 to 1.0. None of the 80 rendered phrases of
-# tests/test_ocr.py came out as a short line, so recall by size is unchanged.
+# Measured on the 128 sample photos of ../shared/photos read as the daemon reads them: 15 such lines, in 12
+# photos, scored 0.52 to 0.95, all on things that are not text but perhaps a chart's "12" (0.74); one more
+# scored 0.976 (如, in a row of trees); the real ones (the digits of the orientation samples, a chart's x and
+# y, IG) 0.97 to 1.0. None of the 80 rendered phrases of tests/test_ocr.py came out as a short line, so
+# recall by size is unchanged.
 SHORT_LINE = 2
 SHORT_LINE_MIN_SCORE = 0.95
 REC_HEIGHT = 48  # the recogniser's input height (PP-OCR's rec_img_shape)
