@@ -62,10 +62,11 @@ MODELS = {"det_fp32": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx
 DET_MODEL = Path(__file__).parent / "ocrmodels" / "PP-OCRv6_det_small.int8.onnx"  # photod's int8 copy
 DET_MEAN = DET_STD = [0.5, 0.5, 0.5]  # the detector's input normalisation (RapidOCR's for PP-OCR): one
 # value for all three channels, which detector_input relies on
-ENGINE_ID = f"rapidocr-3.10/ppocrv6-small-det-int8/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}/short{SHORT_LINE_MIN_SCORE}"
+_READING = f"rapidocr-3.10/ppocrv6-small-det-int8/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}"  # models and sizes
+ENGINE_ID = f"{_READING}/short{SHORT_LINE_MIN_SCORE}"
 # Engines whose readings are this one's but for lines `kept` now refuses: their stored lines (text and score)
 # are filtered in place instead of the photos being read again from their drives.
-FILTERED_ENGINES = (f"rapidocr-3.10/ppocrv6-small-det-int8/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}",)
+FILTERED_ENGINES = (_READING,)
 
 
 def unavailable() -> str | None:

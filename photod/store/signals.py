@@ -87,17 +87,21 @@ def store_text(catalog: Catalog, found: Iterable[FoundText]) -> None:
 def filter_text(catalog: Catalog, old_engines: Sequence[str], engine: str, keep: Callable[[str, float], bool],
                 limit: int = 500) -> int:
     """Bring up to `limit` photos read by one of `old_engines` to `engine` by dropping the stored lines `keep`
-    refuses (from their text and its search index too), without reading the photos again. Returns how many."""
+    refuses (from their text and its search index too), without reading the photos again. Returns how many.
+    Looked for outside a transaction: the daemon asks at every idle step, and mostly there is nothing."""
     marks = ",".join("?" * len(old_engines))
-    with catalog.transaction() as conn:
-        rows = conn.execute(f"SELECT photo_id, lines_json FROM photo_text WHERE engine IN ({marks}) LIMIT ?",
-                            (*old_engines, limit)).fetchall() if old_engines else []
-        updates = []
-        for photo_id, lines_json in rows:
-            lines = [line for line in json.loads(lines_json) if keep(line[0], line[1])]
-            updates.append((engine, "\n".join(line[0] for line in lines), json.dumps(lines, ensure_ascii=False),
-                            photo_id))
-        conn.executemany("UPDATE photo_text SET engine = ?, text = ?, lines_json = ? WHERE photo_id = ?", updates)
+    rows = catalog.conn.execute(f"SELECT photo_id, lines_json FROM photo_text WHERE engine IN ({marks}) LIMIT ?",
+                                (*old_engines, limit)).fetchall() if old_engines else []
+    if not rows:
+        return 0
+    filtered = [FoundText(photo_id, engine, tuple(tuple(line) for line in json.loads(lines_json)
+                                                  if keep(line[0], line[1])))
+                for photo_id, lines_json in rows]
+    with catalog.transaction() as conn:  # a row read again meanwhile (by another engine) is left as it is
+        conn.executemany(
+            f"UPDATE photo_text SET engine = ?, text = ?, lines_json = ? WHERE photo_id = ? AND engine IN ({marks})",
+            [(f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.photo_id, *old_engines)
+             for f in filtered])
     return len(rows)
 
 
