@@ -11,7 +11,13 @@ from setuptools import Extension, setup
 
 ext_modules = []
 if sys.platform != "win32":
-    ext_modules.append(Extension("photod.roots._fastwalk", ["photod/roots/_fastwalk.c"], optional=True,
-                                 extra_compile_args=["-O2", "-std=c99", "-D_GNU_SOURCE"]))
+    ext_modules.append(
+        Extension(
+            "photod.roots._fastwalk",
+            ["photod/roots/_fastwalk.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-std=c99", "-D_GNU_SOURCE"],
+        )
+    )
 
 setup(ext_modules=ext_modules)

@@ -51,8 +51,13 @@ def sample_images(n: int, size: int = StageConfig.size) -> list:
     return [picture(i, size) for i in range(n)]
 
 
-def measure(bundle_dir: str | Path, batch_sizes: list[int] = (1, 8, 32), n_images: int = 64, threads: int = 2,
-            images: list | None = None) -> dict:
+def measure(
+    bundle_dir: str | Path,
+    batch_sizes: list[int] = (1, 8, 32),
+    n_images: int = 64,
+    threads: int = 2,
+    images: list | None = None,
+) -> dict:
     """Images per second of the bundle's image tower at each batch size (preprocessing excluded, as the
     indexer decodes ahead of the model), and the text tower's p50 latency for one query."""
     bundle = Bundle.load(bundle_dir)
@@ -62,17 +67,26 @@ def measure(bundle_dir: str | Path, batch_sizes: list[int] = (1, 8, 32), n_image
     t0 = time.perf_counter()
     enc.preprocess(images)
     preprocess_s = time.perf_counter() - t0
-    out = {"bundle": str(bundle_dir), "arch": bundle.arch, "precision": bundle.precision,
-           "providers": enc.providers, "threads": threads, "images": len(images),
-           "preprocess_images_per_s": round(len(images) / preprocess_s, 1), "image": {}}
+    out = {
+        "bundle": str(bundle_dir),
+        "arch": bundle.arch,
+        "precision": bundle.precision,
+        "providers": enc.providers,
+        "threads": threads,
+        "images": len(images),
+        "preprocess_images_per_s": round(len(images) / preprocess_s, 1),
+        "image": {},
+    }
     for bs in batch_sizes:
         enc.encode_array(pixels[:bs])  # warm up: first runs allocate
         t0 = time.perf_counter()
         for start in range(0, len(pixels), bs):
-            enc.encode_array(pixels[start:start + bs])
+            enc.encode_array(pixels[start : start + bs])
         elapsed = time.perf_counter() - t0
-        out["image"][bs] = {"images_per_s": round(len(pixels) / elapsed, 2),
-                            "ms_per_batch": round(1000 * elapsed / -(-len(pixels) // bs), 2)}
+        out["image"][bs] = {
+            "images_per_s": round(len(pixels) / elapsed, 2),
+            "ms_per_batch": round(1000 * elapsed / -(-len(pixels) // bs), 2),
+        }
     text = TextEncoder(bundle, threads=threads)
     text.encode(["预热"])
     times = []
@@ -84,8 +98,15 @@ def measure(bundle_dir: str | Path, batch_sizes: list[int] = (1, 8, 32), n_image
     return out
 
 
-def measure_ingest(bundle_dir: str | Path, n_images: int = 256, batch_size: int = 16, threads: int = 2,
-                   decode_workers: int = 2, images: list | None = None, work_dir: Path | None = None) -> dict:
+def measure_ingest(
+    bundle_dir: str | Path,
+    n_images: int = 256,
+    batch_size: int = 16,
+    threads: int = 2,
+    decode_workers: int = 2,
+    images: list | None = None,
+    work_dir: Path | None = None,
+) -> dict:
     """Photos per second from staged JPEGs to stored vectors and index, against the encoder alone on the
     same photos at the same batch size."""
     from photod.search.index import VectorIndex
@@ -113,7 +134,7 @@ def measure_ingest(bundle_dir: str | Path, n_images: int = 256, batch_size: int 
             def alone_pass() -> float:
                 t0 = time.perf_counter()
                 for start in range(0, n_images, batch_size):
-                    indexer.encoder.encode_array(pixels[start:start + batch_size])
+                    indexer.encoder.encode_array(pixels[start : start + batch_size])
                 return time.perf_counter() - t0
 
             # The encoder alone is timed before and after the ingest and averaged: on a shared machine the
@@ -126,13 +147,20 @@ def measure_ingest(bundle_dir: str | Path, n_images: int = 256, batch_size: int 
             stored = cat.scalar("SELECT count(*) FROM vectors")
             assert done == n_images == stored == len(index), (done, n_images, stored, len(index))
     alone, ingest = n_images / alone_s, done / ingest_s
-    return {"images": n_images, "batch_size": batch_size, "decode_workers": decode_workers,
-            "encoder_alone_per_s": round(alone, 2), "ingest_per_s": round(ingest, 2),
-            "ratio": round(ingest / alone, 3), "model_wait_s": round(indexer.stats["wait_seconds"], 2),
-            "ingest_s": round(ingest_s, 1)}
+    return {
+        "images": n_images,
+        "batch_size": batch_size,
+        "decode_workers": decode_workers,
+        "encoder_alone_per_s": round(alone, 2),
+        "ingest_per_s": round(ingest, 2),
+        "ratio": round(ingest / alone, 3),
+        "model_wait_s": round(indexer.stats["wait_seconds"], 2),
+        "ingest_s": round(ingest_s, 1),
+    }
 
 
 # ---- photod ONNX against cn_clip PyTorch -----------------------------------------------------------
+
 
 def _rate(run, pixels: np.ndarray, bs: int, rounds: int) -> float:
     """Images per second of `run` over `pixels` in batches of `bs`: the best of `rounds` passes (the machine is
@@ -142,7 +170,7 @@ def _rate(run, pixels: np.ndarray, bs: int, rounds: int) -> float:
     for _ in range(rounds):
         t0 = time.perf_counter()
         for start in range(0, len(pixels), bs):
-            run(pixels[start:start + bs])
+            run(pixels[start : start + bs])
         best = max(best, len(pixels) / (time.perf_counter() - t0))
     return best
 
@@ -155,8 +183,14 @@ def batched(graph: Path, threads: int):
     return lambda batch: normalise(session.run(None, {name: batch})[0])
 
 
-def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2, rounds: int = 2,
-                 extra: dict[str, Path] | None = None) -> list[dict]:
+def compare_arch(
+    arch: str,
+    batch_sizes: list[int],
+    pixels_for,
+    threads: int = 2,
+    rounds: int = 2,
+    extra: dict[str, Path] | None = None,
+) -> list[dict]:
     """Images/s of photod int8 and fp32 ONNX and of cn_clip's PyTorch fp32 for one arch, batch size by batch
     size (engines interleaved, so a burst of load elsewhere hits all three alike). `extra` adds more bundles
     of the same arch (label -> bundle folder), e.g. one exported another way, to the same interleaved run."""
@@ -173,8 +207,11 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
         if runs_rowwise(precision):  # what batch-independent vectors cost: the same graph run batched
             engines[f"photod {precision} batched"] = batched(bundle.image_path, threads)
     for label, folder in (extra or {}).items():
-        engines[label] = (batched(Bundle.load(folder).image_path, threads) if label.endswith(" batched")
-                          else ImageEncoder(Bundle.load(folder), threads=threads).encode_array)
+        engines[label] = (
+            batched(Bundle.load(folder).image_path, threads)
+            if label.endswith(" batched")
+            else ImageEncoder(Bundle.load(folder), threads=threads).encode_array
+        )
     size = int(vision["image_resolution"])
     pixels = pixels_for(size)
 
@@ -192,8 +229,15 @@ def compare_arch(arch: str, batch_sizes: list[int], pixels_for, threads: int = 2
                 rates[name] = max(rates[name], _rate(run, pixels, bs, 1))
         base = rates["PyTorch fp32"]
         for name, rate in rates.items():
-            rows.append({"arch": arch, "engine": name, "batch": bs, "images_per_s": round(rate, 2),
-                         "vs_pytorch": round(rate / base, 2)})
+            rows.append(
+                {
+                    "arch": arch,
+                    "engine": name,
+                    "batch": bs,
+                    "images_per_s": round(rate, 2),
+                    "vs_pytorch": round(rate / base, 2),
+                }
+            )
             print(f"{arch:<9} {name:<20} batch {bs:>2}: {rate:7.2f} images/s  {rate / base:5.2f}x", flush=True)
     return rows
 
@@ -229,10 +273,16 @@ def quality(n: int, batch: int = 32, threads: int = 2, arch: str = "ViT-B-16") -
 
     na, nb = neighbours(a), neighbours(b)
     overlap = np.array([len(set(r) & set(t)) / 10 for r, t in zip(na, nb)])
-    return {"arch": arch, "images": n, "mean_cosine": round(float(cos.mean()), 5),
-            "min_cosine": round(float(cos.min()), 5), "p01_cosine": round(float(np.percentile(cos, 1)), 5),
-            "top10_overlap": round(float(overlap.mean()), 4), "top1_same": round(float((na[:, 0] == nb[:, 0]).mean()), 4),
-            "encode_s": seconds}
+    return {
+        "arch": arch,
+        "images": n,
+        "mean_cosine": round(float(cos.mean()), 5),
+        "min_cosine": round(float(cos.min()), 5),
+        "p01_cosine": round(float(np.percentile(cos, 1)), 5),
+        "top10_overlap": round(float(overlap.mean()), 4),
+        "top1_same": round(float((na[:, 0] == nb[:, 0]).mean()), 4),
+        "encode_s": seconds,
+    }
 
 
 QUANT_VARIANTS = {
@@ -271,13 +321,22 @@ def static_qdq(fp32_graph: Path, out: Path, pixels: np.ndarray) -> None:
     constants_to_initializers(model)
     staged = out.with_name("static-source.onnx")
     onnx.save(model, str(staged))
-    quantize_static(str(staged), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_static(
+        str(staged),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
     staged.unlink()
 
 
-def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: int, rounds: int,
-                   variants: list[str]) -> list[dict]:
+def quant_variants(
+    arch: str, batch_sizes: list[int], n_images: int, threads: int, rounds: int, variants: list[str]
+) -> list[dict]:
     """Images/s and cosine to fp32 of the image tower under several int8 dynamic-quantization settings and
     ONNX Runtime session settings, from the cached fp32 bundle's graph (what to change if int8 is slow)."""
     import onnxruntime as ort
@@ -291,12 +350,12 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     folder = REPO / ".bench" / "quant" / arch.lower()
     folder.mkdir(parents=True, exist_ok=True)
 
-    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True,
-                rowwise: bool = False):
+    def session(path: Path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, spin: bool = True, rowwise: bool = False):
         if rowwise:  # photod's way for int8 (photod.model.encoder): one photo per single-thread call
             one, pool = open_session(path, 1), ThreadPoolExecutor(threads)
-            return lambda batch: np.concatenate(list(pool.map(lambda row: one.run(None, {"image": row[None]})[0],
-                                                              batch)))
+            return lambda batch: np.concatenate(
+                list(pool.map(lambda row: one.run(None, {"image": row[None]})[0], batch))
+            )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -326,7 +385,9 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
     if base_int8 is not None:
         if "ENABLE_BASIC" in variants:
             graphs["per-channel, reduce_range, ORT_ENABLE_BASIC"] = (
-                base_int8, {"level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC})
+                base_int8,
+                {"level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC},
+            )
         if "no spinning" in variants:
             graphs["per-channel, reduce_range, no spinning"] = (base_int8, {"spin": False})
         if "one photo per call" in variants:
@@ -340,10 +401,18 @@ def quant_variants(arch: str, batch_sizes: list[int], n_images: int, threads: in
             for name, run in runs.items():
                 rates[name] = max(rates[name], _rate(run, pixels, bs, 1))
         for name, rate in rates.items():
-            rows.append({"arch": arch, "variant": name, "batch": bs, "images_per_s": round(rate, 2),
-                         "min_cosine_vs_fp32": round(float(cos[name].min()), 5)})
-            print(f"{arch} {name:<45} batch {bs:>2}: {rate:6.2f} images/s  min cosine {cos[name].min():.5f}",
-                  flush=True)
+            rows.append(
+                {
+                    "arch": arch,
+                    "variant": name,
+                    "batch": bs,
+                    "images_per_s": round(rate, 2),
+                    "min_cosine_vs_fp32": round(float(cos[name].min()), 5),
+                }
+            )
+            print(
+                f"{arch} {name:<45} batch {bs:>2}: {rate:6.2f} images/s  min cosine {cos[name].min():.5f}", flush=True
+            )
     return rows
 
 
@@ -363,15 +432,25 @@ def gemm(threads: list[int], rounds: int = 5) -> list[dict]:
         "fp32 MatMul": ([helper.make_node("MatMul", ["x", "w"], ["y"])], [numpy_helper.from_array(w, "w")]),
         "int8 DynamicQuantizeMatMul": (
             [helper.make_node("DynamicQuantizeMatMul", ["x", "w", "s", "z"], ["y"], domain="com.microsoft")],
-            [numpy_helper.from_array(np.round(w / scale).astype(np.int8), "w"), numpy_helper.from_array(scale, "s"),
-             numpy_helper.from_array(np.zeros(n, np.int8), "z")]),
+            [
+                numpy_helper.from_array(np.round(w / scale).astype(np.int8), "w"),
+                numpy_helper.from_array(scale, "s"),
+                numpy_helper.from_array(np.zeros(n, np.int8), "z"),
+            ],
+        ),
     }
     rows = []
     for name, (nodes, inits) in graphs.items():
-        graph = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                        helper.make_opsetid("com.microsoft", 1)])
+        graph = helper.make_graph(
+            nodes,
+            "gemm",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+            inits,
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        )
         for t in threads:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = t
@@ -414,12 +493,20 @@ def load_child(folder: Path, batched_run: bool, batch: int, threads: int) -> dic
     run(pixels)
     first_s = time.perf_counter() - t0
     data = bundle.image_path.with_name(bundle.image_path.name + ".data")
-    return {"bundle": str(folder), "batched": batched_run, "batch": batch,
-            "image_onnx_mb": round((bundle.image_path.stat().st_size + (data.stat().st_size if data.exists() else 0))
-                                   / 1e6, 1),
-            "load_s": round(load_s, 3), "first_batch_s": round(first_s, 2),
-            "rss_before_mb": round(before / 1024, 1), "rss_loaded_mb": round(loaded / 1024, 1),
-            "rss_after_batch_mb": round(_status_kb("VmRSS") / 1024, 1), "peak_mb": round(_status_kb("VmHWM") / 1024, 1)}
+    return {
+        "bundle": str(folder),
+        "batched": batched_run,
+        "batch": batch,
+        "image_onnx_mb": round(
+            (bundle.image_path.stat().st_size + (data.stat().st_size if data.exists() else 0)) / 1e6, 1
+        ),
+        "load_s": round(load_s, 3),
+        "first_batch_s": round(first_s, 2),
+        "rss_before_mb": round(before / 1024, 1),
+        "rss_loaded_mb": round(loaded / 1024, 1),
+        "rss_after_batch_mb": round(_status_kb("VmRSS") / 1024, 1),
+        "peak_mb": round(_status_kb("VmHWM") / 1024, 1),
+    }
 
 
 def load_report(specs: list[str], batch: int, threads: int, repeat: int) -> list[dict]:
@@ -441,9 +528,12 @@ def load_report(specs: list[str], batch: int, threads: int, repeat: int) -> list
         best["label"] = label
         best["peak_mb"] = max(r["peak_mb"] for r in runs)
         rows.append(best)
-        print(f"{label:<28} {best['image_onnx_mb']:7.1f} MB on disk  load {best['load_s']:.3f} s  RSS loaded"
-              f" {best['rss_loaded_mb']:.0f} MB (from {best['rss_before_mb']:.0f})  peak after a batch of {batch}:"
-              f" {best['peak_mb']:.0f} MB", flush=True)
+        print(
+            f"{label:<28} {best['image_onnx_mb']:7.1f} MB on disk  load {best['load_s']:.3f} s  RSS loaded"
+            f" {best['rss_loaded_mb']:.0f} MB (from {best['rss_before_mb']:.0f})  peak after a batch of {batch}:"
+            f" {best['peak_mb']:.0f} MB",
+            flush=True,
+        )
     return rows
 
 
@@ -453,37 +543,61 @@ def markdown(report: dict) -> str:
     rows = report.get("throughput")
     if rows:
         engines = list(dict.fromkeys(r["engine"] for r in rows))
-        out += [f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch;"
-                f" {report.get('cpu', 'CPU not recorded')}; load {report['load_before'][0]:.1f}):",
-                "", "| arch | batch | " + " | ".join(engines) + " |", "|---|---:|" + "---:|" * len(engines)]
+        out += [
+            f"Image encoding, images/s ({report['threads']} threads; x = against PyTorch fp32 at the same batch;"
+            f" {report.get('cpu', 'CPU not recorded')}; load {report['load_before'][0]:.1f}):",
+            "",
+            "| arch | batch | " + " | ".join(engines) + " |",
+            "|---|---:|" + "---:|" * len(engines),
+        ]
         for arch in dict.fromkeys(r["arch"] for r in rows):
             for bs in dict.fromkeys(r["batch"] for r in rows):
                 cells = {r["engine"]: r for r in rows if r["arch"] == arch and r["batch"] == bs}
-                out.append(f"| {arch} | {bs} | " + " | ".join(
-                    f"{cells[e]['images_per_s']:.2f}" + ("" if e == "PyTorch fp32" else f" ({cells[e]['vs_pytorch']:.2f}x)")
-                    for e in engines) + " |")
+                out.append(
+                    f"| {arch} | {bs} | "
+                    + " | ".join(
+                        f"{cells[e]['images_per_s']:.2f}"
+                        + ("" if e == "PyTorch fp32" else f" ({cells[e]['vs_pytorch']:.2f}x)")
+                        for e in engines
+                    )
+                    + " |"
+                )
     ing = report.get("ingest")
     if ing:
-        out += ["", f"Ingest end to end (staged JPEG -> decode -> model -> vector in the catalog -> index), "
-                f"{ing['arch']} int8, {ing['images']} photos, batch {ing['batch_size']}:", "",
-                "| encoder alone (images/s) | ingest (photos/s) | ratio | model waited (s) |", "|---:|---:|---:|---:|",
-                f"| {ing['encoder_alone_per_s']:.2f} | {ing['ingest_per_s']:.2f} | {ing['ratio']:.3f} |"
-                f" {ing['model_wait_s']:.2f} |"]
+        out += [
+            "",
+            f"Ingest end to end (staged JPEG -> decode -> model -> vector in the catalog -> index), "
+            f"{ing['arch']} int8, {ing['images']} photos, batch {ing['batch_size']}:",
+            "",
+            "| encoder alone (images/s) | ingest (photos/s) | ratio | model waited (s) |",
+            "|---:|---:|---:|---:|",
+            f"| {ing['encoder_alone_per_s']:.2f} | {ing['ingest_per_s']:.2f} | {ing['ratio']:.3f} |"
+            f" {ing['model_wait_s']:.2f} |",
+        ]
     q = report.get("quality")
     if q:
-        out += ["", f"int8 against fp32, {q['arch']}, {q['images']:,} synthetic pictures:", "",
-                "| mean cosine | 1st percentile cosine | min cosine | top-10 neighbour overlap | same top-1 |",
-                "|---:|---:|---:|---:|---:|",
-                f"| {q['mean_cosine']:.5f} | {q['p01_cosine']:.5f} | {q['min_cosine']:.5f} | {q['top10_overlap']:.4f} |"
-                f" {q['top1_same']:.4f} |"]
+        out += [
+            "",
+            f"int8 against fp32, {q['arch']}, {q['images']:,} synthetic pictures:",
+            "",
+            "| mean cosine | 1st percentile cosine | min cosine | top-10 neighbour overlap | same top-1 |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {q['mean_cosine']:.5f} | {q['p01_cosine']:.5f} | {q['min_cosine']:.5f} | {q['top10_overlap']:.4f} |"
+            f" {q['top1_same']:.4f} |",
+        ]
     return "\n".join(out)
 
 
 def run_compare(args: argparse.Namespace) -> dict:
     from benchmarks.common import cpu_summary, ensure_bundle, pictures
 
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "threads": args.threads,
-              "cpu": cpu_summary(), "load_before": os.getloadavg()}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "command": " ".join(sys.argv),
+        "threads": args.threads,
+        "cpu": cpu_summary(),
+        "load_before": os.getloadavg(),
+    }
     print(f"CPU: {report['cpu']}; load {report['load_before']}", flush=True)
     images = pictures(args.images)
     cache: dict[int, np.ndarray] = {}
@@ -499,18 +613,31 @@ def run_compare(args: argparse.Namespace) -> dict:
     if args.archs:
         report["throughput"] = []
         for arch in args.archs.split(","):
-            extra = {label.split(":", 1)[1]: Path(folder) for label, _, folder in
-                     (item.partition("=") for item in args.extra if item.startswith(f"{arch}:"))}
-            report["throughput"] += compare_arch(arch, [int(b) for b in args.batch_sizes.split(",")], pixels_for,
-                                                 args.threads, args.rounds, extra)
+            extra = {
+                label.split(":", 1)[1]: Path(folder)
+                for label, _, folder in (item.partition("=") for item in args.extra if item.startswith(f"{arch}:"))
+            }
+            report["throughput"] += compare_arch(
+                arch, [int(b) for b in args.batch_sizes.split(",")], pixels_for, args.threads, args.rounds, extra
+            )
     if args.ingest:
         bundle = ensure_bundle("ViT-B-16", "int8")
-        report["ingest"] = {"arch": "ViT-B-16", **measure_ingest(
-            bundle.path, args.ingest, batch_size=args.ingest_batch, threads=args.threads,
-            images=pictures(args.ingest), work_dir=REPO / ".bench" / "ingest")}
+        report["ingest"] = {
+            "arch": "ViT-B-16",
+            **measure_ingest(
+                bundle.path,
+                args.ingest,
+                batch_size=args.ingest_batch,
+                threads=args.threads,
+                images=pictures(args.ingest),
+                work_dir=REPO / ".bench" / "ingest",
+            ),
+        }
         r = report["ingest"]
-        print(f"ingest {r['ingest_per_s']} photos/s vs encoder alone {r['encoder_alone_per_s']}/s: {r['ratio']}x",
-              flush=True)
+        print(
+            f"ingest {r['ingest_per_s']} photos/s vs encoder alone {r['encoder_alone_per_s']}/s: {r['ratio']}x",
+            flush=True,
+        )
     if args.quality:
         report["quality"] = quality(args.quality, threads=args.threads)
         print(f"int8 vs fp32: {report['quality']}", flush=True)
@@ -531,22 +658,32 @@ def main(argv: list[str] | None = None) -> int:
     cmp_.add_argument("--ingest-batch", type=int, default=16)
     cmp_.add_argument("--quality", type=int, default=2000, help="pictures for int8 vs fp32 (0 to skip)")
     cmp_.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    cmp_.add_argument("--extra", action="append", default=[], metavar="ARCH:LABEL=DIR",
-                      help="another bundle of ARCH to time in the same run, e.g. "
-                           "'ViT-B-16:photod int8 old=.bench/models-unfused/vit-b-16-int8' (repeatable)")
+    cmp_.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="ARCH:LABEL=DIR",
+        help="another bundle of ARCH to time in the same run, e.g. "
+        "'ViT-B-16:photod int8 old=.bench/models-unfused/vit-b-16-int8' (repeatable)",
+    )
     qv = sub.add_parser("quant", help="int8 quantization and session settings against fp32 (image tower)")
     qv.add_argument("--arch", default="ViT-B-16")
     qv.add_argument("--batch-sizes", default="8")
     qv.add_argument("--images", type=int, default=16)
     qv.add_argument("--rounds", type=int, default=2)
     qv.add_argument("--threads", type=int, default=2)
-    qv.add_argument("--variants", default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning",
-                                                    "one photo per call", "static QDQ"]),
-                    help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per "
-                         "call, static QDQ")
+    qv.add_argument(
+        "--variants",
+        default=";".join(["fp32", *QUANT_VARIANTS, "ENABLE_BASIC", "no spinning", "one photo per call", "static QDQ"]),
+        help="';'-separated: fp32, the QUANT_VARIANTS names, ENABLE_BASIC, no spinning, one photo per call, static QDQ",
+    )
     ld = sub.add_parser("load", help="image tower size on disk, load time and memory, each bundle in its own process")
-    ld.add_argument("bundles", nargs="+", metavar="LABEL=DIR",
-                    help="a bundle folder with a label; a label ending in ' batched' runs one batch per call")
+    ld.add_argument(
+        "bundles",
+        nargs="+",
+        metavar="LABEL=DIR",
+        help="a bundle folder with a label; a label ending in ' batched' runs one batch per call",
+    )
     ld.add_argument("--batch", type=int, default=16)
     ld.add_argument("--threads", type=int, default=2)
     ld.add_argument("--repeat", type=int, default=3)
@@ -570,8 +707,14 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.common import cpu_summary
 
         print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
-        rows = quant_variants(args.arch, [int(b) for b in args.batch_sizes.split(",")], args.images, args.threads,
-                              args.rounds, [v.strip() for v in args.variants.split(";")])
+        rows = quant_variants(
+            args.arch,
+            [int(b) for b in args.batch_sizes.split(",")],
+            args.images,
+            args.threads,
+            args.rounds,
+            [v.strip() for v in args.variants.split(";")],
+        )
         print("| variant | batch | images/s | min cosine to fp32 |\n|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['variant']} | {r['batch']} | {r['images_per_s']:.2f} | {r['min_cosine_vs_fp32']:.5f} |")
@@ -590,11 +733,15 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"CPU: {cpu_summary()}; load {os.getloadavg()}")
         rows = load_report(args.bundles, args.batch, args.threads, args.repeat)
-        print("| bundle | image.onnx (MB) | load (s) | RSS after load (MB) | peak after a batch (MB) |\n"
-              "|---|---:|---:|---:|---:|")
+        print(
+            "| bundle | image.onnx (MB) | load (s) | RSS after load (MB) | peak after a batch (MB) |\n"
+            "|---|---:|---:|---:|---:|"
+        )
         for r in rows:
-            print(f"| {r['label']} | {r['image_onnx_mb']:.1f} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} |"
-                  f" {r['peak_mb']:.0f} |")
+            print(
+                f"| {r['label']} | {r['image_onnx_mb']:.1f} | {r['load_s']:.2f} | {r['rss_loaded_mb']:.0f} |"
+                f" {r['peak_mb']:.0f} |"
+            )
         return 0
     if args.mode == "compare":
         report = run_compare(args)
@@ -606,8 +753,9 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(args.bundle, [int(b) for b in args.batch_sizes.split(",")], args.images, args.threads)
     for bs, row in report["image"].items():
         print(f"{report['arch']} {report['precision']} batch {bs:>3}: {row['images_per_s']:8.2f} images/s")
-    print(f"text query p50 {report['text_query_p50_ms']} ms;"
-          f" preprocessing {report['preprocess_images_per_s']} images/s")
+    print(
+        f"text query p50 {report['text_query_p50_ms']} ms; preprocessing {report['preprocess_images_per_s']} images/s"
+    )
     if args.ingest:
         report["ingest"] = measure_ingest(args.bundle, args.ingest, threads=args.threads)
         r = report["ingest"]

@@ -32,8 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def run_one(arch: str, mode: str, precision: str, checkpointing: bool, batch: int, steps: int,
-            warmup: int) -> dict:
+def run_one(arch: str, mode: str, precision: str, checkpointing: bool, batch: int, steps: int, warmup: int) -> dict:
     """One configuration, in this process: returns images/s and peak memory."""
     import torch
     from cn_clip.clip import utils as cn_utils
@@ -49,12 +48,19 @@ def run_one(arch: str, mode: str, precision: str, checkpointing: bool, batch: in
     model = build_model(vision, text)
     tokenizer = Tokenizer.from_vocab(Path(cn_utils.__file__).parent / "vocab.txt")
     with tempfile.TemporaryDirectory() as tmp:
-        info = syn.make_dataset(Path(tmp) / "ds", syn.concepts(list(syn.COLOURS)), max(1, batch // 24 + 1),
-                                size=size, valid_per_concept=0)
-        cfg = TrainConfig(mode=mode, precision=precision, grad_checkpointing=checkpointing, batch_size=batch,
-                          max_steps=warmup + steps, progress=False, save_every=0)
-        trainer = Trainer(model, info.lmdb_dir("train"), cfg, Path(tmp) / "ck", tokenizer=tokenizer,
-                          image_size=size)
+        info = syn.make_dataset(
+            Path(tmp) / "ds", syn.concepts(list(syn.COLOURS)), max(1, batch // 24 + 1), size=size, valid_per_concept=0
+        )
+        cfg = TrainConfig(
+            mode=mode,
+            precision=precision,
+            grad_checkpointing=checkpointing,
+            batch_size=batch,
+            max_steps=warmup + steps,
+            progress=False,
+            save_every=0,
+        )
+        trainer = Trainer(model, info.lmdb_dir("train"), cfg, Path(tmp) / "ck", tokenizer=tokenizer, image_size=size)
         items = [trainer.data[i % len(trainer.data)] for i in range(batch)]
     images, texts, image_ids, text_ids = _collate(items)
     micro = [(images.to(trainer.device), texts.to(trainer.device), image_ids, text_ids)]
@@ -74,11 +80,20 @@ def run_one(arch: str, mode: str, precision: str, checkpointing: bool, batch: in
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"arch": arch, "mode": mode, "precision": trainer.precision, "checkpointing": checkpointing,
-            "batch": batch, "steps": steps, "device": str(trainer.device),
-            "images_per_s": batch * steps / seconds, "seconds_per_step": seconds / steps,
-            "peak_memory_mib": peak / 2**20, "peak_kind": "cuda allocated" if cuda else "process RSS",
-            "threads": torch.get_num_threads()}
+    return {
+        "arch": arch,
+        "mode": mode,
+        "precision": trainer.precision,
+        "checkpointing": checkpointing,
+        "batch": batch,
+        "steps": steps,
+        "device": str(trainer.device),
+        "images_per_s": batch * steps / seconds,
+        "seconds_per_step": seconds / steps,
+        "peak_memory_mib": peak / 2**20,
+        "peak_kind": "cuda allocated" if cuda else "process RSS",
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> int:
@@ -98,24 +113,42 @@ def main() -> int:
         return 0
 
     import torch
+
     gpu = torch.cuda.is_available()
     precisions = ["fp32", "auto"] if gpu else ["fp32"]
     rows = []
     for mode in args.modes.split(","):
         for precision in precisions:
             for ckpt in (False, True):
-                cmd = [sys.executable, __file__, "--arch", args.arch, "--batch", str(args.batch), "--steps",
-                       str(args.steps), "--warmup", str(args.warmup), "--one", f"{mode},{precision},{int(ckpt)}"]
-                out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--arch",
+                    args.arch,
+                    "--batch",
+                    str(args.batch),
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                    "--one",
+                    f"{mode},{precision},{int(ckpt)}",
+                ]
+                out = subprocess.run(
+                    cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+                )
                 if out.returncode != 0:
                     print(f"{mode} {precision} ckpt={ckpt}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
                     continue
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(row)
-                print(f"{row['arch']:<9} {row['mode']:<5} {row['precision']:<5} ckpt={'on ' if ckpt else 'off'} "
-                      f"batch {row['batch']:>3}: {row['images_per_s']:8.2f} images/s "
-                      f"({row['seconds_per_step']:.2f} s/step), peak {row['peak_memory_mib']:8.0f} MiB "
-                      f"({row['peak_kind']}, {row['device']})", flush=True)
+                print(
+                    f"{row['arch']:<9} {row['mode']:<5} {row['precision']:<5} ckpt={'on ' if ckpt else 'off'} "
+                    f"batch {row['batch']:>3}: {row['images_per_s']:8.2f} images/s "
+                    f"({row['seconds_per_step']:.2f} s/step), peak {row['peak_memory_mib']:8.0f} MiB "
+                    f"({row['peak_kind']}, {row['device']})",
+                    flush=True,
+                )
     if not gpu:
         print("(CPU: training runs in fp32; mixed precision rows need a GPU)")
     if args.json:

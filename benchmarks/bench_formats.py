@@ -54,26 +54,35 @@ def bench_raw(repeat: int) -> dict:
     import rawpy
     from PIL import Image
 
-    files = sorted(p for p in SAMPLES.rglob("*") if p.suffix.lower() in (".dng", ".cr2", ".cr3", ".nef", ".arw",
-                                                                            ".raf", ".orf", ".rw2"))
+    files = sorted(
+        p
+        for p in SAMPLES.rglob("*")
+        if p.suffix.lower() in (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")
+    )
     out = {}
     for path in files:
         data = path.read_bytes()
         size = StageConfig.size
 
-        def preview():
-            decode_raw(data, path.name, size, StageConfig.quality)
+        def preview(data=data, name=path.name, size=size):
+            decode_raw(data, name, size, StageConfig.quality)
 
-        def full():
+        def full(data=data, name=path.name, size=size):
             with rawpy.imread(BytesIO(data)) as raw:
                 rgb = raw.postprocess()
-            from_image(Image.fromarray(rgb), path.name, size, StageConfig.quality)
+            from_image(Image.fromarray(rgb), name, size, StageConfig.quality)
 
         fast, slow = best(preview, repeat), best(full, repeat)
-        out[path.name] = {"preview_ms": round(fast * 1000, 1), "postprocess_ms": round(slow * 1000, 1),
-                          "ratio": round(slow / fast, 1)}
-        print(f"RAW {path.name}: preview {fast * 1000:.1f} ms, full postprocess() {slow * 1000:.1f} ms: "
-              f"{slow / fast:.1f}x faster from the preview", flush=True)
+        out[path.name] = {
+            "preview_ms": round(fast * 1000, 1),
+            "postprocess_ms": round(slow * 1000, 1),
+            "ratio": round(slow / fast, 1),
+        }
+        print(
+            f"RAW {path.name}: preview {fast * 1000:.1f} ms, full postprocess() {slow * 1000:.1f} ms: "
+            f"{slow / fast:.1f}x faster from the preview",
+            flush=True,
+        )
     return out
 
 
@@ -94,24 +103,33 @@ def bench_video(videos: list[Path], bundle_dir: Path | None, repeat: int) -> dic
     out = {}
     for path in videos:
         v = decode_video(str(path), path.name, VideoConfig())
-        sample_s = best(lambda: decode_video(str(path), path.name, VideoConfig()), repeat)
+        sample_s = best(lambda path=path: decode_video(str(path), path.name, VideoConfig()), repeat)
         minutes = (v.meta.duration or 0) / 60
-        row = {"duration_s": round(v.meta.duration or 0, 1), "moments": len(v.moments), "looked": v.looked,
-               "sample_s": round(sample_s, 3), "sample_s_per_minute": round(sample_s / minutes, 3)}
+        row = {
+            "duration_s": round(v.meta.duration or 0, 1),
+            "moments": len(v.moments),
+            "looked": v.looked,
+            "sample_s": round(sample_s, 3),
+            "sample_s_per_minute": round(sample_s / minutes, 3),
+        }
         if encoder is not None:
             from PIL import Image
 
             images = [Image.open(BytesIO(m.staged.jpeg)).convert("RGB") for m in v.moments]
             encoder.encode(images[:1])  # warm
-            enc_s = best(lambda: encoder.encode(images), repeat)
+            enc_s = best(lambda images=images: encoder.encode(images), repeat)
             row["encode_s"] = round(enc_s, 3)
             row["total_s_per_minute"] = round((sample_s + enc_s) / minutes, 3)
         row["moments_per_minute"] = round(len(v.moments) / minutes, 1)
         out[path.name] = row
-        print(f"video {path.name} ({row['duration_s']} s): {row['moments']} moments from {row['looked']} looks, "
-              f"sampled in {sample_s:.3f} s" + (f", encoded in {row['encode_s']:.3f} s" if encoder else "")
-              + f"; per minute of video: {row['moments_per_minute']} moments, "
-              + f"{row.get('total_s_per_minute', row['sample_s_per_minute']):.3f} s", flush=True)
+        print(
+            f"video {path.name} ({row['duration_s']} s): {row['moments']} moments from {row['looked']} looks, "
+            f"sampled in {sample_s:.3f} s"
+            + (f", encoded in {row['encode_s']:.3f} s" if encoder else "")
+            + f"; per minute of video: {row['moments_per_minute']} moments, "
+            + f"{row.get('total_s_per_minute', row['sample_s_per_minute']):.3f} s",
+            flush=True,
+        )
     return out
 
 
@@ -141,10 +159,17 @@ def bench_earth(repeat: int, work: Path) -> dict:
         (as_frames / f"earth_{i:03d}.jpg").write_bytes(m.staged.jpeg)
     video_s = min(ingest_once(as_video) for _ in range(repeat))
     frames_s = min(ingest_once(as_frames) for _ in range(repeat))
-    print(f"earth.mov ingested as a video in {video_s * 1000:.1f} ms; its {len(v.moments)} moments as JPEG "
-          f"files in {frames_s * 1000:.1f} ms: {video_s / frames_s:.1f}x", flush=True)
-    return {"moments": len(v.moments), "video_ms": round(video_s * 1000, 1), "frames_ms": round(frames_s * 1000, 1),
-            "ratio": round(video_s / frames_s, 2)}
+    print(
+        f"earth.mov ingested as a video in {video_s * 1000:.1f} ms; its {len(v.moments)} moments as JPEG "
+        f"files in {frames_s * 1000:.1f} ms: {video_s / frames_s:.1f}x",
+        flush=True,
+    )
+    return {
+        "moments": len(v.moments),
+        "video_ms": round(video_s * 1000, 1),
+        "frames_ms": round(frames_s * 1000, 1),
+        "ratio": round(video_s / frames_s, 2),
+    }
 
 
 def main() -> None:

@@ -40,16 +40,45 @@ from photod.store.catalog import Catalog, PhotoMeta  # noqa: E402
 
 BENCH = REPO / ".bench" / "fusion"
 TODAY = dt.date(2026, 12, 3)
-QUERIES = ["2019年夏天 海边 日落 -人", "2018年 猫 沙发 -狗", "2020年春节 全家福 红色 -文字", "2017年7月 雪山 湖 -车",
-           "2021年秋天 枫叶 小路 -人", "2016年 生日 蛋糕 -蜡烛", "2022年冬天 城市 夜景 -雨", "2019年 海鲜 菜单 -饮料"]
-TEXTS = ["欢迎光临", "今日海鲜特价", "出口", "停车场", "菜单", "营业时间 9:00-21:00", "谢谢惠顾", "禁止吸烟",
-         "三亚湾", "SALE 50% OFF", "Exit", "北京南站", "生日快乐"]
-PLACES = [("海南 三亚 天涯区", "Tianya, Sanya, Hainan, China", ["三亚", "三亚市", "天涯区", "海南", "海南省", "中国",
-                                                           "Sanya", "Tianya", "Hainan", "China"]),
-          ("北京 东城区", "Dongcheng, Beijing, China", ["北京", "北京市", "东城区", "中国", "Beijing", "Dongcheng", "China"]),
-          ("日本 东京", "Tokyo, Japan", ["东京", "日本", "Tokyo", "Japan"]),
-          ("浙江 杭州 西湖区", "Xihu, Hangzhou, Zhejiang, China", ["杭州", "西湖区", "浙江", "中国", "Hangzhou", "Zhejiang",
-                                                              "China"])]
+QUERIES = [
+    "2019年夏天 海边 日落 -人",
+    "2018年 猫 沙发 -狗",
+    "2020年春节 全家福 红色 -文字",
+    "2017年7月 雪山 湖 -车",
+    "2021年秋天 枫叶 小路 -人",
+    "2016年 生日 蛋糕 -蜡烛",
+    "2022年冬天 城市 夜景 -雨",
+    "2019年 海鲜 菜单 -饮料",
+]
+TEXTS = [
+    "欢迎光临",
+    "今日海鲜特价",
+    "出口",
+    "停车场",
+    "菜单",
+    "营业时间 9:00-21:00",
+    "谢谢惠顾",
+    "禁止吸烟",
+    "三亚湾",
+    "SALE 50% OFF",
+    "Exit",
+    "北京南站",
+    "生日快乐",
+]
+PLACES = [
+    (
+        "海南 三亚 天涯区",
+        "Tianya, Sanya, Hainan, China",
+        ["三亚", "三亚市", "天涯区", "海南", "海南省", "中国", "Sanya", "Tianya", "Hainan", "China"],
+    ),
+    ("北京 东城区", "Dongcheng, Beijing, China", ["北京", "北京市", "东城区", "中国", "Beijing", "Dongcheng", "China"]),
+    ("日本 东京", "Tokyo, Japan", ["东京", "日本", "Tokyo", "Japan"]),
+    (
+        "浙江 杭州 西湖区",
+        "Xihu, Hangzhou, Zhejiang, China",
+        ["杭州", "西湖区", "浙江", "中国", "Hangzhou", "Zhejiang", "China"],
+    ),
+]
 CAPTIONS = ["小白在沙发上睡觉", "我家的白猫", "全家福", "生日派对", "海边散步", "去三亚度假", "奶奶的院子"]
 
 
@@ -85,12 +114,23 @@ def build(n: int, bundle_dir: Path | None) -> tuple[Path, str]:
                 ids.append(pid)
         data = unit_vectors(n, bundle.embed_dim, seed=7, clusters=1000)
         for start in range(0, n, 5000):
-            vectors.store_vectors(cat, bundle.image_id, ids[start:start + 5000], data[start:start + 5000])
-        signals.store_text(cat, [signals.FoundText(pid, "bench", tuple(
-            (t, 0.9, 0, 0, 10, 10) for t in rng.sample(TEXTS, 2))) for pid in ids if rng.random() < 0.3])
+            vectors.store_vectors(cat, bundle.image_id, ids[start : start + 5000], data[start : start + 5000])
+        signals.store_text(
+            cat,
+            [
+                signals.FoundText(pid, "bench", tuple((t, 0.9, 0, 0, 10, 10) for t in rng.sample(TEXTS, 2)))
+                for pid in ids
+                if rng.random() < 0.3
+            ],
+        )
         places = [(pid, rng.choice(PLACES)) for pid in ids if rng.random() < 0.6]
-        signals.store_places(cat, [signals.FoundPlace(pid, "bench", 18.25, 109.5, "CN", zh, en, tuple(names))
-                                   for pid, (zh, en, names) in places])
+        signals.store_places(
+            cat,
+            [
+                signals.FoundPlace(pid, "bench", 18.25, 109.5, "CN", zh, en, tuple(names))
+                for pid, (zh, en, names) in places
+            ],
+        )
         with cat.transaction():
             for pid in ids:
                 if rng.random() < 0.05:
@@ -98,8 +138,9 @@ def build(n: int, bundle_dir: Path | None) -> tuple[Path, str]:
         encoder = TextEncoder(bundle, threads=2)
         rows = signals.captions_without_vectors(cat, bundle.text_id, limit=n)
         embedded = dict(zip(CAPTIONS, encoder.encode(CAPTIONS)))
-        signals.store_caption_vectors(cat, bundle.text_id, [cid for cid, _ in rows],
-                                      np.stack([embedded[text] for _, text in rows]))
+        signals.store_caption_vectors(
+            cat, bundle.text_id, [cid for cid, _ in rows], np.stack([embedded[text] for _, text in rows])
+        )
     model = f"{src.name} ({src.arch}, {src.precision}, dim {src.embed_dim})"
     done.write_text(json.dumps({"photos": n, "model": model}))
     return data_dir, model
@@ -139,10 +180,14 @@ def run(data_dir: Path, n_queries: int) -> dict:
     searcher.close()
     catalog.close()
     total = sum(np.median(v) for v in stages.values())
-    return {"query language": percentiles(fused), "plain text query": percentiles(plain),
-            "stages_p50_ms": {s: round(float(np.median(v)), 2) for s, v in stages.items()},
-            "stage_share": {s: round(float(np.median(v)) / total, 3) for s, v in stages.items()},
-            "results_mean": round(float(np.mean(shown)), 1), "hidden_mean": round(float(np.mean(hidden)), 1)}
+    return {
+        "query language": percentiles(fused),
+        "plain text query": percentiles(plain),
+        "stages_p50_ms": {s: round(float(np.median(v)), 2) for s, v in stages.items()},
+        "stage_share": {s: round(float(np.median(v)) / total, 3) for s, v in stages.items()},
+        "results_mean": round(float(np.mean(shown)), 1),
+        "hidden_mean": round(float(np.mean(hidden)), 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,14 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     data_dir, model = build(args.photos, args.bundle)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_summary(), "photos": args.photos, "model": model,
-              **run(data_dir, args.queries)}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_summary(),
+        "photos": args.photos,
+        "model": model,
+        **run(data_dir, args.queries),
+    }
     print(f"{report['cpu']}\n{args.photos:,} photos, {model}")
     print("| query | p50 ms | p99 ms |\n|---|---:|---:|")
     for label in ("query language", "plain text query"):
         print(f"| {label} | {report[label]['p50_ms']} | {report[label]['p99_ms']} |")
-    print("stages (p50 ms, share): " + ", ".join(f"{s} {v} ({report['stage_share'][s]:.0%})"
-                                                 for s, v in report["stages_p50_ms"].items()))
+    print(
+        "stages (p50 ms, share): "
+        + ", ".join(f"{s} {v} ({report['stage_share'][s]:.0%})" for s, v in report["stages_p50_ms"].items())
+    )
     print(f"results shown {report['results_mean']} of 20 asked, weaker hidden {report['hidden_mean']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -52,9 +52,17 @@ def worker(tree: Path, bundle: str) -> None:
         searcher._bars.clear()
         t0, c0 = time.perf_counter(), time.process_time()
         outcome = find(Query(text=QUERIES[i % len(QUERIES)], k=20, today=TODAY), *opened)
-        print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "cpu": (time.process_time() - c0) * 1000,
-                          "stages": {k: v * 1000 for k, v in outcome.stages.items()},
-                          "page": json.dumps(outcome.results, sort_keys=True, ensure_ascii=False)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "ms": (time.perf_counter() - t0) * 1000,
+                    "cpu": (time.process_time() - c0) * 1000,
+                    "stages": {k: v * 1000 for k, v in outcome.stages.items()},
+                    "page": json.dumps(outcome.results, sort_keys=True, ensure_ascii=False),
+                }
+            ),
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     procs = {}
     for label, tree in (("A", args.a), ("B", args.b)):
-        proc = subprocess.Popen([sys.executable, __file__, "a", "b", "--worker", str(tree.resolve()),
-                                 "--bundle", args.bundle], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                cwd="/")
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "a", "b", "--worker", str(tree.resolve()), "--bundle", args.bundle],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd="/",
+        )
         if proc.stdout.readline().strip() != "ready":
             raise SystemExit(f"{tree}: the worker did not start")
         procs[label] = proc
@@ -80,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     same, loads = 0, []
     for i in range(args.queries):
         got = {}
-        for label in (("A", "B") if i % 2 == 0 else ("B", "A")):
+        for label in ("A", "B") if i % 2 == 0 else ("B", "A"):
             procs[label].stdin.write(f"{i}\n")
             procs[label].stdin.flush()
             got[label] = json.loads(procs[label].stdout.readline())
@@ -90,14 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     for proc in procs.values():
         proc.stdin.close()
         proc.wait()
-    print(f"{args.queries} queries, load average {np.mean(loads):.2f} ({min(loads):.2f} to {max(loads):.2f}),"
-          f" identical pages {same}/{args.queries}")
+    print(
+        f"{args.queries} queries, load average {np.mean(loads):.2f} ({min(loads):.2f} to {max(loads):.2f}),"
+        f" identical pages {same}/{args.queries}"
+    )
     for label, tree in (("A", args.a), ("B", args.b)):
         ms = [r["ms"] for r in rows[label]]
         stages = {k: np.median([r["stages"].get(k, 0.0) for r in rows[label]]) for k in rows[label][0]["stages"]}
-        print(f"{label} {tree}: p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, CPU p50"
-              f" {np.median([r['cpu'] for r in rows[label]]):.1f} ms | "
-              + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+        print(
+            f"{label} {tree}: p50 {np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, CPU p50"
+            f" {np.median([r['cpu'] for r in rows[label]]):.1f} ms | "
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+        )
     ratio = [b["ms"] / a["ms"] for a, b in zip(rows["A"], rows["B"])]
     print(f"B/A per query: median {np.median(ratio):.3f}")
     return 0

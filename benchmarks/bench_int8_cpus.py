@@ -69,7 +69,7 @@ def encode(bundle_dir: Path, pixels_path: Path, out: Path, threads: int) -> None
     pixels = np.load(pixels_path)
     vectors, t0 = [], time.perf_counter()
     for i in range(len(pixels)):
-        vectors.append(encoder.encode_array(pixels[i:i + 1]))
+        vectors.append(encoder.encode_array(pixels[i : i + 1]))
         print(f"  {i + 1}/{len(pixels)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     vectors = np.concatenate(vectors)
     np.save(out, vectors)
@@ -88,19 +88,23 @@ def compare(bundle_dir: Path, paths: list[Path]) -> int:
 
     print(f"compared on {cpu_summary()}")
     print(f"reference: {paths[0].name} ({cpu_of(paths[0])})")
-    print(f"| vectors | against | photos | bit-identical | min cosine | mean cosine | within int8 bounds (min {low}, "
-          f"mean {mean}) |")
+    print(
+        f"| vectors | against | photos | bit-identical | min cosine | mean cosine | within int8 bounds (min {low}, "
+        f"mean {mean}) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     worst = 1.0
     for i, path in enumerate(paths[1:], 1):
-        for j, other in enumerate(paths[:i]):
+        for other in paths[:i]:
             a, b = np.load(other), np.load(path)
             cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
             within = cos.min() >= low and cos.mean() >= mean
             worst = min(worst, float(cos.min()))
             same = int((a == b).all(axis=1).sum())
-            print(f"| {path.name} ({cpu_of(path)}) | {other.name} | {len(cos)} | {same} | {cos.min():.6f} | "
-                  f"{cos.mean():.6f} | {'yes' if within else 'NO'} |")
+            print(
+                f"| {path.name} ({cpu_of(path)}) | {other.name} | {len(cos)} | {same} | {cos.min():.6f} | "
+                f"{cos.mean():.6f} | {'yes' if within else 'NO'} |"
+            )
     return 0 if worst >= low else 1
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, REPO, bundle_path, cpu_summary, picture  # noqa: E402
-
 from PIL import Image  # noqa: E402
 
 BASES = 40  # distinct pictures; every file is one of them with its own comment
@@ -105,11 +104,16 @@ def run_daemon(lib: Path, bundle: Path, n: int, ocr: bool, timeout: float) -> di
         registry.install_bundle(bundle, data, "vit-b-16-int8")
         registry.use_bundle(data, "vit-b-16-int8")
         config = Path(tmp) / "config.toml"
-        config.write_text(f'[daemon]\ndata_dir = "{data}"\n[signals]\nocr = {str(ocr).lower()}\n'
-                          f'[[roots]]\npath = "{lib}"\n')
+        config.write_text(
+            f'[daemon]\ndata_dir = "{data}"\n[signals]\nocr = {str(ocr).lower()}\n[[roots]]\npath = "{lib}"\n'
+        )
         log = open(Path(tmp) / "daemon.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "photod", "--config", str(config), "run"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "photod", "--config", str(config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
         started, samples, peak, anon_peak, file_peak = time.monotonic(), [], 0, 0, 0
         try:
             while time.monotonic() - started < timeout and proc.poll() is None:
@@ -131,11 +135,20 @@ def run_daemon(lib: Path, bundle: Path, n: int, ocr: bool, timeout: float) -> di
                 proc.wait(60)
             log.close()
         indexed, read = done(data / "catalog.db", n, ocr)
-    tenths = [max((s[1] for s in samples if s[2] <= n * (t + 1) / 10 and s[2] > n * t / 10), default=0)
-              for t in range(10)]
-    return {"ocr": ocr, "peak_rss_mib": peak / 1024, "peak_anon_mib": anon_peak / 1024,
-            "peak_file_mib": file_peak / 1024, "seconds": wall, "indexed": indexed, "read": read,
-            "photos_per_s": indexed / wall if wall else 0.0, "rss_mib_by_tenth": [r / 1024 for r in tenths]}
+    tenths = [
+        max((s[1] for s in samples if s[2] <= n * (t + 1) / 10 and s[2] > n * t / 10), default=0) for t in range(10)
+    ]
+    return {
+        "ocr": ocr,
+        "peak_rss_mib": peak / 1024,
+        "peak_anon_mib": anon_peak / 1024,
+        "peak_file_mib": file_peak / 1024,
+        "seconds": wall,
+        "indexed": indexed,
+        "read": read,
+        "photos_per_s": indexed / wall if wall else 0.0,
+        "rss_mib_by_tenth": [r / 1024 for r in tenths],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if not (args.bundle / "manifest.json").exists():
-        print(f"no bundle at {args.bundle}: build it with `python benchmarks/common.py --archs ViT-B-16 "
-              "--precisions int8`", file=sys.stderr)
+        print(
+            f"no bundle at {args.bundle}: build it with `python benchmarks/common.py --archs ViT-B-16 "
+            "--precisions int8`",
+            file=sys.stderr,
+        )
         return 2
     print(f"cpu: {cpu_summary()}; load {os.getloadavg()[0]:.2f}")
     lib = library(args.photos, args.side, args.text_share)
@@ -158,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     for mode in args.modes.split(","):
         r = run_daemon(lib, args.bundle, args.photos, mode == "ocr", args.timeout)
         report["runs"].append(r)
-        print(f"{mode:>7}: peak RSS {r['peak_rss_mib']:.0f} MiB (own memory {r['peak_anon_mib']:.0f}, mapped files {r['peak_file_mib']:.0f}), {r['indexed']} indexed, {r['read']} read, "
-              f"{r['seconds']:.0f} s ({r['photos_per_s']:.2f} photos/s); RSS by tenth of the run (MiB): "
-              + " ".join(f"{x:.0f}" for x in r["rss_mib_by_tenth"]))
+        print(
+            f"{mode:>7}: peak RSS {r['peak_rss_mib']:.0f} MiB (own memory {r['peak_anon_mib']:.0f}, "
+            f"mapped files {r['peak_file_mib']:.0f}), {r['indexed']} indexed, {r['read']} read, "
+            f"{r['seconds']:.0f} s ({r['photos_per_s']:.2f} photos/s); RSS by tenth of the run (MiB): "
+            + " ".join(f"{x:.0f}" for x in r["rss_mib_by_tenth"])
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

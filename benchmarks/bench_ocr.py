@@ -61,13 +61,15 @@ def default_pipeline(threads: int):
     from rapidocr import RapidOCR
 
     models = ocr._model_dir()
-    return RapidOCR(params={
-        "Global.log_level": "error",
-        "Det.model_path": str(models / ocr.MODELS["det_fp32"]),
-        "Rec.model_path": str(models / ocr.MODELS["rec"]),
-        "Cls.model_path": str(models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
-        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-    })
+    return RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Det.model_path": str(models / ocr.MODELS["det_fp32"]),
+            "Rec.model_path": str(models / ocr.MODELS["rec"]),
+            "Cls.model_path": str(models / "ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+        }
+    )
 
 
 def timed(fn, *args) -> tuple[float, object]:
@@ -78,7 +80,11 @@ def timed(fn, *args) -> tuple[float, object]:
 
 def summary(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
-    return {"mean_ms": statistics.fmean(ms), "p50_ms": ms[len(ms) // 2], "p95_ms": ms[int(len(ms) * 0.95) - 1 if len(ms) > 1 else 0]}
+    return {
+        "mean_ms": statistics.fmean(ms),
+        "p50_ms": ms[len(ms) // 2],
+        "p95_ms": ms[int(len(ms) * 0.95) - 1 if len(ms) > 1 else 0],
+    }
 
 
 def as_the_daemon_reads(copies: list) -> float:
@@ -115,16 +121,20 @@ def main(argv: list[str] | None = None) -> int:
 
         encoder = ImageEncoder(Bundle.load(bundle_path("ViT-B-16", "int8")), threads=args.threads)
     else:
-        print("encoder comparison skipped: build the bundle with "
-              "`python benchmarks/common.py --archs ViT-B-16 --precisions int8`")
+        print(
+            "encoder comparison skipped: build the bundle with "
+            "`python benchmarks/common.py --archs ViT-B-16 --precisions int8`"
+        )
     reader.read(items[0][1]), default(np.asarray(items[0][1])[:, :, ::-1])  # load both before timing
     kinds = [word is not None for _b, _c, word in items]
     copies = [copy for _b, copy, _w in items]
     staged = [c.resize((round(c.width * 384 / min(c.size)), 384)) for c in copies]  # what the encoder reads
     # One pass per reader rather than photo by photo: RapidOCR's own sessions keep their threads spinning
     # after a run, which slowed whatever ran right after it by up to a third.
-    passes = {"photod": lambda c: reader.read(c).text,
-              "default": lambda c: "\n".join(default(np.asarray(c)[:, :, ::-1]).txts or ())}
+    passes = {
+        "photod": lambda c: reader.read(c).text,
+        "default": lambda c: "\n".join(default(np.asarray(c)[:, :, ::-1]).txts or ()),
+    }
     runs: dict[str, list[float]] = {"photod": [], "default": [], "encoder": []}
     hits = {"photod": 0, "default": 0}
     for name, read in passes.items():
@@ -143,9 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("photod", "default", "encoder"):
         if not runs[name]:
             continue
-        report[name] = {"all": summary(runs[name]),
-                        "text": summary([t for t, k in zip(runs[name], kinds) if k]),
-                        "no_text": summary([t for t, k in zip(runs[name], kinds) if not k])}
+        report[name] = {
+            "all": summary(runs[name]),
+            "text": summary([t for t, k in zip(runs[name], kinds) if k]),
+            "no_text": summary([t for t, k in zip(runs[name], kinds) if not k]),
+        }
         if name in hits:
             report[name]["recall"] = hits[name] / max(n_text, 1)
     report["speedup"] = report["default"]["all"]["mean_ms"] / report["photod"]["all"]["mean_ms"]
@@ -158,20 +170,32 @@ def main(argv: list[str] | None = None) -> int:
         if name in report:
             r = report[name]
             recall = f", recall {r['recall']:.2f}" if "recall" in r else ""
-            print(f"{name:>8}: mean {r['all']['mean_ms']:.0f} ms/photo (p50 {r['all']['p50_ms']:.0f}, "
-                  f"p95 {r['all']['p95_ms']:.0f}); with text {r['text']['mean_ms']:.0f}, without "
-                  f"{r['no_text']['mean_ms']:.0f}{recall}")
-    print(f"photod is {report['speedup']:.1f}x faster than the default pipeline on the same copies"
-          + (f"; {report['photod_over_encoder']:.2f}x the encoder's time per photo" if "photod_over_encoder" in report else ""))
+            print(
+                f"{name:>8}: mean {r['all']['mean_ms']:.0f} ms/photo (p50 {r['all']['p50_ms']:.0f}, "
+                f"p95 {r['all']['p95_ms']:.0f}); with text {r['text']['mean_ms']:.0f}, without "
+                f"{r['no_text']['mean_ms']:.0f}{recall}"
+            )
+    print(
+        f"photod is {report['speedup']:.1f}x faster than the default pipeline on the same copies"
+        + (
+            f"; {report['photod_over_encoder']:.2f}x the encoder's time per photo"
+            if "photod_over_encoder" in report
+            else ""
+        )
+    )
     print(f"photod as the daemon reads (workers in parallel): {report['photod_daemon_ms']:.0f} ms/photo")
     if "encoder_batched_ms" in report:
         one, daemon = (report["photod"]["all"]["mean_ms"], report["photod_daemon_ms"])
-        print(f"encoder at the daemon's batch: {report['encoder_batched_ms']:.0f} ms/photo; photod's reader is "
-              f"{one / report['encoder_batched_ms']:.2f}x that one photo at a time, "
-              f"{daemon / report['encoder_batched_ms']:.2f}x as the daemon reads")
+        print(
+            f"encoder at the daemon's batch: {report['encoder_batched_ms']:.0f} ms/photo; photod's reader is "
+            f"{one / report['encoder_batched_ms']:.2f}x that one photo at a time, "
+            f"{daemon / report['encoder_batched_ms']:.2f}x as the daemon reads"
+        )
     if "default_on_12mp_originals" in report:
-        print(f"default pipeline on {args.originals} 12-MP originals: mean "
-              f"{report['default_on_12mp_originals']['mean_ms']:.0f} ms/photo")
+        print(
+            f"default pipeline on {args.originals} 12-MP originals: mean "
+            f"{report['default_on_12mp_originals']['mean_ms']:.0f} ms/photo"
+        )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -8,8 +8,9 @@ to end (tokenize, text encode, search, catalog join) on a real catalog of 100,00
 
 Vectors are unit vectors grouped around 1,000 centres (image embeddings of a real library cluster by
 subject), queries come from the same distribution. For each size and kind: p50/p99 of one single-query
-search (k=10), and recall@10 against a float32 brute force (the exact index itself stores float16). Built approximate indexes and the 100k catalog are
-cached under .bench/ (git-ignored): building HNSW over a million vectors takes a long time on two cores.
+search (k=10), and recall@10 against a float32 brute force (the exact index itself stores float16). Built
+approximate indexes and the 100k catalog are cached under .bench/ (git-ignored): building HNSW over a million
+vectors takes a long time on two cores.
 
 The end-to-end text query uses --bundle's text tower when given (a real exported Chinese-CLIP bundle); by
 default a tiny ONNX text tower over the real vocabulary (tests/support/onnxkit.py), which measures tokenizing,
@@ -42,8 +43,18 @@ CENTRES = 1000
 BENCH = REPO / ".bench" / "query"
 BUILD_THREADS = 2
 SEARCH_THREADS = 1
-QUERY_TEXTS = ["海边的日落", "我家的猫在沙发上", "穿红衣服的小女孩在草地上", "雪山", "生日蛋糕和蜡烛",
-               "a dog on the beach", "夜晚的城市灯光", "婚礼 2019 三亚", "一碗热腾腾的拉面", "秋天的枫叶"]
+QUERY_TEXTS = [
+    "海边的日落",
+    "我家的猫在沙发上",
+    "穿红衣服的小女孩在草地上",
+    "雪山",
+    "生日蛋糕和蜡烛",
+    "a dog on the beach",
+    "夜晚的城市灯光",
+    "婚礼 2019 三亚",
+    "一碗热腾腾的拉面",
+    "秋天的枫叶",
+]
 
 
 def synthetic(n: int, seed: int, dim: int = DIM) -> np.ndarray:
@@ -54,7 +65,7 @@ def synthetic(n: int, seed: int, dim: int = DIM) -> np.ndarray:
     for start in range(0, n, 50_000):
         m = min(50_000, n - start)
         x = centres[rng.integers(0, CENTRES, m)] + 0.6 * rng.standard_normal((m, dim)).astype(np.float32)
-        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
 
@@ -87,16 +98,23 @@ def index_folder(kind: str, n: int, hnsw_m: int = 32, ef_construction: int = 128
     return BENCH / f"{kind}-{n}"
 
 
-def cached_index(kind: str, n: int, data: np.ndarray | None, ids: np.ndarray | None, *, hnsw_m: int = 32,
-                 ef_construction: int = 128, nlist: int | None = None,
-                 build: bool = True) -> tuple[VectorIndex | None, float | None]:
+def cached_index(
+    kind: str,
+    n: int,
+    data: np.ndarray | None,
+    ids: np.ndarray | None,
+    *,
+    hnsw_m: int = 32,
+    ef_construction: int = 128,
+    nlist: int | None = None,
+    build: bool = True,
+) -> tuple[VectorIndex | None, float | None]:
     """An index of `kind` over the data, built once and kept under .bench/ (build seconds, or None if cached).
 
     IVF is trained as photod trains it (64 sampled vectors per list, photod's list count for n unless
     `nlist` is given). With build=False a missing index gives (None, None)."""
     folder = index_folder(kind, n, hnsw_m, ef_construction, nlist)
-    index = VectorIndex(folder, f"bench-{kind}", IndexConfig(kind=kind), hnsw_m=hnsw_m,
-                        ef_construction=ef_construction)
+    index = VectorIndex(folder, f"bench-{kind}", IndexConfig(kind=kind), hnsw_m=hnsw_m, ef_construction=ef_construction)
     path = folder / "raw.faiss"
     info = folder / "build.json"
     if path.exists():
@@ -110,12 +128,12 @@ def cached_index(kind: str, n: int, data: np.ndarray | None, ids: np.ndarray | N
     t0 = time.perf_counter()
     if kind == "ivf":
         lists = nlist or _ivf_lists(n)
-        sample = np.random.default_rng(0).permutation(n)[:min(n, 64 * lists)]
+        sample = np.random.default_rng(0).permutation(n)[: min(n, 64 * lists)]
         index._create("ivf", DIM, train=data[np.sort(sample)], nlist=lists)
     elif kind == "hnsw":
         index._create("hnsw", DIM)
     for start in range(0, n, 50_000):
-        index.add(ids[start:start + 50_000], data[start:start + 50_000])
+        index.add(ids[start : start + 50_000], data[start : start + 50_000])
         if kind == "hnsw":
             print(f"  {kind} {n:,}: {start + 50_000:,} added after {time.perf_counter() - t0:.0f} s", flush=True)
     built = time.perf_counter() - t0
@@ -123,8 +141,9 @@ def cached_index(kind: str, n: int, data: np.ndarray | None, ids: np.ndarray | N
     folder.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index._index, str(folder / "raw.faiss.tmp"))  # renamed once complete
     (folder / "raw.faiss.tmp").rename(path)
-    info.write_text(json.dumps({"build_s": round(built, 1), "threads": BUILD_THREADS,
-                                "built_at": time.strftime("%Y-%m-%d %H:%M")}))
+    info.write_text(
+        json.dumps({"build_s": round(built, 1), "threads": BUILD_THREADS, "built_at": time.strftime("%Y-%m-%d %H:%M")})
+    )
     return index, built
 
 
@@ -136,9 +155,19 @@ def exact_truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> np.ndarra
     return found + 1
 
 
-def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: int, *, nprobes: list[int],
-                hnsw_m: int = 32, ef_construction: int = 128, nlist: int | None = None,
-                exact_queries: int = 100, build: bool = True) -> list[dict]:
+def bench_sizes(
+    sizes: list[int],
+    kinds: list[str],
+    efs: list[int],
+    n_queries: int,
+    *,
+    nprobes: list[int],
+    hnsw_m: int = 32,
+    ef_construction: int = 128,
+    nlist: int | None = None,
+    exact_queries: int = 100,
+    build: bool = True,
+) -> list[dict]:
     rows = []
     queries = synthetic(n_queries, seed=999)
     for n in sizes:
@@ -151,18 +180,23 @@ def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: i
             exact = VectorIndex(BENCH, "bench-exact", IndexConfig(kind="exact"))
             exact.add(ids, data)
             lat, found = time_search(exact, queries[:exact_queries])
-            rows.append({"size": n, "kind": "exact (fp16 flat)", **lat, "recall@10": recall(found, truth),
-                         "build_s": None})
-            print(f"{n:>9,}  exact          p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
-                  f"  recall@10 {rows[-1]['recall@10']:.4f}", flush=True)
+            rows.append(
+                {"size": n, "kind": "exact (fp16 flat)", **lat, "recall@10": recall(found, truth), "build_s": None}
+            )
+            print(
+                f"{n:>9,}  exact          p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
+                f"  recall@10 {rows[-1]['recall@10']:.4f}",
+                flush=True,
+            )
             del exact
         for kind in kinds:
             if kind == "exact":
                 continue
             if kind == "ivf" and n < 10_000:
                 continue
-            index, built = cached_index(kind, n, data, ids, hnsw_m=hnsw_m, ef_construction=ef_construction,
-                                        nlist=nlist, build=build)
+            index, built = cached_index(
+                kind, n, data, ids, hnsw_m=hnsw_m, ef_construction=ef_construction, nlist=nlist, build=build
+            )
             if index is None:
                 print(f"{n:>9,}  {kind}: not built yet (skipped)", flush=True)
                 continue
@@ -178,10 +212,20 @@ def bench_sizes(sizes: list[int], kinds: list[str], efs: list[int], n_queries: i
                 lat, found = time_search(index, queries)
                 r = recall(found, truth)
                 label = f"{kind} {params} {name}={value}"
-                rows.append({"size": n, "kind": label, **lat, "recall@10": r,
-                             "build_s": None if built is None else round(built, 1)})
-                print(f"{n:>9,}  {label:<34} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
-                      f"  recall@10 {r:.4f}" + (f"  (built in {built:.0f} s)" if built else ""), flush=True)
+                rows.append(
+                    {
+                        "size": n,
+                        "kind": label,
+                        **lat,
+                        "recall@10": r,
+                        "build_s": None if built is None else round(built, 1),
+                    }
+                )
+                print(
+                    f"{n:>9,}  {label:<34} p50 {lat['p50_ms']:7.2f} ms  p99 {lat['p99_ms']:7.2f} ms"
+                    f"  recall@10 {r:.4f}" + (f"  (built in {built:.0f} s)" if built else ""),
+                    flush=True,
+                )
             del index
         del data
     return rows
@@ -211,12 +255,17 @@ def e2e_library(size: int, bundle_dir: Path | None) -> tuple[Path, str]:
     with Catalog.in_data_dir(data_dir) as cat:
         ids = []
         for part in range(0, size, 10_000):
-            ids += add_photos(cat, data_dir / "roots" / f"r{part // 50_000}", min(10_000, size - part),
-                              label=f"drive{part // 50_000}", camera=["Canon EOS R5", "iPhone 14"][part // 10_000 % 2],
-                              taken_at=f"{2015 + part // 10_000:04d}-06-01T12:00:00")
+            ids += add_photos(
+                cat,
+                data_dir / "roots" / f"r{part // 50_000}",
+                min(10_000, size - part),
+                label=f"drive{part // 50_000}",
+                camera=["Canon EOS R5", "iPhone 14"][part // 10_000 % 2],
+                taken_at=f"{2015 + part // 10_000:04d}-06-01T12:00:00",
+            )
         data = synthetic(size, seed=7, dim=bundle.embed_dim)
         for start in range(0, size, 5_000):
-            vectors.store_vectors(cat, bundle.image_id, ids[start:start + 5_000], data[start:start + 5_000])
+            vectors.store_vectors(cat, bundle.image_id, ids[start : start + 5_000], data[start : start + 5_000])
     model = f"{src.name} ({src.arch}, {src.precision}, dim {src.embed_dim})"
     done.write_text(json.dumps({"size": size, "model": model, "build_s": time.perf_counter() - t0}))
     return data_dir, model
@@ -252,8 +301,9 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
         searcher._join(scores[0], ids[0])
         t3 = time.perf_counter()
         enc.append(t1 - t0), srch.append(t2 - t1), join.append(t3 - t2)
-    out["parts_p50_ms"] = {k: percentiles(v)["p50_ms"] for k, v in
-                           (("tokenize+encode", enc), ("search", srch), ("join", join))}
+    out["parts_p50_ms"] = {
+        k: percentiles(v)["p50_ms"] for k, v in (("tokenize+encode", enc), ("search", srch), ("join", join))
+    }
     searcher.close()
     return out
 
@@ -269,11 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default: photod's, 4 sqrt(n))")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--exact-queries", type=int, default=100, help="queries timed on the exact index")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="FAISS OpenMP threads for search (photod's Searcher uses 1: single queries)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="FAISS OpenMP threads for search (photod's Searcher uses 1: single queries)",
+    )
     ap.add_argument("--no-build", action="store_true", help="skip approximate indexes not cached yet")
-    ap.add_argument("--build-only", action="store_true",
-                    help="build (and cache) the approximate indexes, measure nothing: for a background run")
+    ap.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (and cache) the approximate indexes, measure nothing: for a background run",
+    )
     ap.add_argument("--bundle", type=Path, default=None, help="a real bundle for the end-to-end text query")
     ap.add_argument("--e2e-size", type=int, default=100_000)
     ap.add_argument("--no-e2e", action="store_true")
@@ -291,22 +348,37 @@ def main(argv: list[str] | None = None) -> int:
             ids = np.arange(1, n + 1, dtype=np.int64)
             for kind in kinds:
                 if kind != "exact":
-                    _, built = cached_index(kind, n, data, ids, hnsw_m=args.hnsw_m,
-                                            ef_construction=args.ef_construction, nlist=args.nlist)
+                    _, built = cached_index(
+                        kind, n, data, ids, hnsw_m=args.hnsw_m, ef_construction=args.ef_construction, nlist=args.nlist
+                    )
                     print(f"{kind} {n:,}: {'cached' if built is None else f'built in {built:.0f} s'}", flush=True)
         return 0
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "dim": DIM, "threads": args.threads,
-              "command": " ".join(sys.argv),
-              "index": bench_sizes(sizes, kinds, [int(e) for e in args.ef.split(",")], args.queries,
-                                   nprobes=[int(p) for p in args.nprobe.split(",") if p], hnsw_m=args.hnsw_m,
-                                   ef_construction=args.ef_construction, nlist=args.nlist,
-                                   exact_queries=args.exact_queries, build=not args.no_build)}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "dim": DIM,
+        "threads": args.threads,
+        "command": " ".join(sys.argv),
+        "index": bench_sizes(
+            sizes,
+            kinds,
+            [int(e) for e in args.ef.split(",")],
+            args.queries,
+            nprobes=[int(p) for p in args.nprobe.split(",") if p],
+            hnsw_m=args.hnsw_m,
+            ef_construction=args.ef_construction,
+            nlist=args.nlist,
+            exact_queries=args.exact_queries,
+            build=not args.no_build,
+        ),
+    }
     if not args.no_e2e:
         e2e = bench_e2e(args.e2e_size, args.bundle, min(args.queries, 200))
         report["e2e"] = e2e
-        print(f"end to end at {e2e['size']:,} ({e2e['model']}): text p50 {e2e['text']['p50_ms']} ms,"
-              f" p99 {e2e['text']['p99_ms']} ms; with filters p50 {e2e['text + root + date filter']['p50_ms']} ms;"
-              f" parts {e2e['parts_p50_ms']}")
+        print(
+            f"end to end at {e2e['size']:,} ({e2e['model']}): text p50 {e2e['text']['p50_ms']} ms,"
+            f" p99 {e2e['text']['p99_ms']} ms; with filters p50 {e2e['text + root + date filter']['p50_ms']} ms;"
+            f" parts {e2e['parts_p50_ms']}"
+        )
     print(markdown(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -316,18 +388,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(report: dict) -> str:
     """The figures as markdown tables."""
-    lines = [f"Single-query search, k=10, {report['dim']}-d clustered vectors, {report['threads']} search thread(s);"
-             " recall@10 against a float32 brute force.", "",
-             "| vectors | index | p50 ms | p99 ms | recall@10 | build s |", "|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        f"Single-query search, k=10, {report['dim']}-d clustered vectors, {report['threads']} search thread(s);"
+        " recall@10 against a float32 brute force.",
+        "",
+        "| vectors | index | p50 ms | p99 ms | recall@10 | build s |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for r in report["index"]:
-        lines.append(f"| {r['size']:,} | {r['kind']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall@10']:.4f} |"
-                     f" {'' if r.get('build_s') is None else r['build_s']} |")
+        lines.append(
+            f"| {r['size']:,} | {r['kind']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['recall@10']:.4f} |"
+            f" {'' if r.get('build_s') is None else r['build_s']} |"
+        )
     e2e = report.get("e2e")
     if e2e:
         parts = e2e["parts_p50_ms"]
-        lines += ["", f"Text query end to end at {e2e['size']:,} photos ({e2e['model']}): tokenize, encode, search,"
-                  " catalog join; k=20.", "",
-                  "| query | p50 ms | p99 ms |", "|---|---:|---:|"]
+        lines += [
+            "",
+            f"Text query end to end at {e2e['size']:,} photos ({e2e['model']}): tokenize, encode, search,"
+            " catalog join; k=20.",
+            "",
+            "| query | p50 ms | p99 ms |",
+            "|---|---:|---:|",
+        ]
         for label in ("text", "text + root + date filter"):
             lines.append(f"| {label} | {e2e[label]['p50_ms']:.1f} | {e2e[label]['p99_ms']:.1f} |")
         lines.append("")

@@ -67,8 +67,7 @@ def best_of(repeat: int, fn, setup=None) -> tuple[float, object]:
 def run_find(tree: Path, printf: str | None = None) -> int:
     """`find ROOT -type f | wc -l`; with `printf`, find also stats every file (what a scan has to do)."""
     fmt = f" -printf '{printf}'" if printf else ""
-    out = subprocess.run(f"find '{tree}' -type f{fmt} | wc -l", shell=True, check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run(f"find '{tree}' -type f{fmt} | wc -l", shell=True, check=True, capture_output=True, text=True)
     return int(out.stdout.strip())
 
 
@@ -99,6 +98,7 @@ def with_python_listing(fn):
             return fn()
         finally:
             listing._fastwalk = saved
+
     return run
 
 
@@ -142,16 +142,34 @@ def main(argv: list[str] | None = None) -> int:
         python_s, _ = best_of(1, with_python_listing(scan))
 
     figures = {
-        "files": count, "find_count": find_count, "folders": report.folders, "listing": listing.BACKEND,
-        "reconcile": {"seen": report.seen, "unchanged": report.unchanged, "new": report.new,
-                      "changed": report.changed, "deleted": report.deleted, "compared": report.compared},
-        "find_s": round(find_s, 4), "find_stat_s": round(find_stat_s, 4), "reconcile_s": round(rec_s, 4),
-        "reconcile_over_find": round(rec_s / find_s, 2), "reconcile_over_find_stat": round(rec_s / find_stat_s, 2),
-        "touched_s": round(touched_s, 4), "touched_changed": touched.changed, "touched_compared": touched.compared,
-        "back_online_s": round(back_s, 4), "back_online_compared": back.compared,
-        "all_compared_s": round(full_s, 4), "all_compared": full.compared,
-        "python_listing_s": round(python_s, 4), "one_thread_s": round(one_s, 4),
-        "target_ratio": TARGET_RATIO, "repeat": args.repeat,
+        "files": count,
+        "find_count": find_count,
+        "folders": report.folders,
+        "listing": listing.BACKEND,
+        "reconcile": {
+            "seen": report.seen,
+            "unchanged": report.unchanged,
+            "new": report.new,
+            "changed": report.changed,
+            "deleted": report.deleted,
+            "compared": report.compared,
+        },
+        "find_s": round(find_s, 4),
+        "find_stat_s": round(find_stat_s, 4),
+        "reconcile_s": round(rec_s, 4),
+        "reconcile_over_find": round(rec_s / find_s, 2),
+        "reconcile_over_find_stat": round(rec_s / find_stat_s, 2),
+        "touched_s": round(touched_s, 4),
+        "touched_changed": touched.changed,
+        "touched_compared": touched.compared,
+        "back_online_s": round(back_s, 4),
+        "back_online_compared": back.compared,
+        "all_compared_s": round(full_s, 4),
+        "all_compared": full.compared,
+        "python_listing_s": round(python_s, 4),
+        "one_thread_s": round(one_s, 4),
+        "target_ratio": TARGET_RATIO,
+        "repeat": args.repeat,
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -159,15 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"files:      {count} in {report.folders} folders; listing: {listing.BACKEND}")
         print(f"find:       {find_s:.3f} s")
         print(f"find+stat:  {find_stat_s:.3f} s  (find -printf '%s %T@', which stats every file)")
-        print(f"reconcile:  {rec_s:.3f} s  ({figures['reconcile_over_find']}x find, target <= {TARGET_RATIO}x; "
-              f"{figures['reconcile_over_find_stat']}x find+stat; {report.compared} folders compared)")
+        print(
+            f"reconcile:  {rec_s:.3f} s  ({figures['reconcile_over_find']}x find, target <= {TARGET_RATIO}x; "
+            f"{figures['reconcile_over_find_stat']}x find+stat; {report.compared} folders compared)"
+        )
         print(f"  one listing thread:    {one_s:.3f} s  ({one_s / find_s:.2f}x find; a single-core machine)")
-        print(f"  10 folders touched:    {touched_s:.3f} s  ({touched_s / find_s:.2f}x find; {touched.changed} "
-              f"changed, {touched.compared} folders compared)")
-        print(f"  drive back online:     {back_s:.3f} s  ({back_s / find_s:.2f}x find; {back.compared} folders "
-              "compared)")
-        print(f"  every folder compared: {full_s:.3f} s  ({full_s / find_s:.2f}x find; no signatures, as "
-              "after new globs or an upgrade)")
+        print(
+            f"  10 folders touched:    {touched_s:.3f} s  ({touched_s / find_s:.2f}x find; {touched.changed} "
+            f"changed, {touched.compared} folders compared)"
+        )
+        print(
+            f"  drive back online:     {back_s:.3f} s  ({back_s / find_s:.2f}x find; {back.compared} folders compared)"
+        )
+        print(
+            f"  every folder compared: {full_s:.3f} s  ({full_s / find_s:.2f}x find; no signatures, as "
+            "after new globs or an upgrade)"
+        )
         print(f"  Python listing:        {python_s:.3f} s  ({python_s / find_s:.2f}x find; no C compiler at install)")
     ok = report.unchanged == count and report.new == report.changed == report.deleted == 0
     return 0 if ok else 1

@@ -88,11 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_draft_vs_no_draft": round(all_rates["draft"] / all_rates["no_draft"], 2),
         "ratio_draft_vs_no_draft_jpeg_only": round(jpeg_rates["draft"] / jpeg_rates["no_draft"], 2),
     }
-    print(f"{len(photos)} photos ({figures['megabytes']} MB), {len(jpegs)} of them JPEG; "
-          f"stage size {args.size}, {args.workers} worker(s), best of {args.repeat}", file=sys.stderr)
+    print(
+        f"{len(photos)} photos ({figures['megabytes']} MB), {len(jpegs)} of them JPEG; "
+        f"stage size {args.size}, {args.workers} worker(s), best of {args.repeat}",
+        file=sys.stderr,
+    )
     for label, rates in (("all photos", all_rates), ("JPEG only ", jpeg_rates)):
-        print(f"{label}: draft {rates['draft']:.1f} photos/s, no draft {rates['no_draft']:.1f} photos/s, "
-              f"ratio {rates['draft'] / rates['no_draft']:.2f}x", file=sys.stderr)
+        print(
+            f"{label}: draft {rates['draft']:.1f} photos/s, no draft {rates['no_draft']:.1f} photos/s, "
+            f"ratio {rates['draft'] / rates['no_draft']:.2f}x",
+            file=sys.stderr,
+        )
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:

@@ -72,10 +72,21 @@ def ensure_bundle(arch: str, precision: str, model=None):
     else:
         model, vision, text = model
     t0 = time.perf_counter()
-    bundle = export_bundle_from_model(model, vision, text, path, precision=precision, arch=arch,
-                                      name=f"{arch.lower()}-{precision}", source=f"random weights, seed {SEED}")
-    print(f"exported {arch} {precision} in {time.perf_counter() - t0:.0f} s:"
-          f" {json.dumps(bundle.to_manifest().get('verification', {}).get(precision, {}))}", flush=True)
+    bundle = export_bundle_from_model(
+        model,
+        vision,
+        text,
+        path,
+        precision=precision,
+        arch=arch,
+        name=f"{arch.lower()}-{precision}",
+        source=f"random weights, seed {SEED}",
+    )
+    print(
+        f"exported {arch} {precision} in {time.perf_counter() - t0:.0f} s:"
+        f" {json.dumps(bundle.to_manifest().get('verification', {}).get(precision, {}))}",
+        flush=True,
+    )
     return bundle
 
 

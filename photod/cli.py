@@ -32,6 +32,7 @@ def command(name: str):
     def register(fn):
         COMMANDS[name] = fn
         return fn
+
     return register
 
 
@@ -60,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="photod", description="Find your photos by describing them.")
     p.add_argument("--version", action="version", version=f"photod {__version__}")
-    p.add_argument("--config", metavar="PATH", help="config file (default: $PHOTOD_CONFIG, "
-                   "~/.config/photod/config.toml, ./config.toml)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $PHOTOD_CONFIG, ~/.config/photod/config.toml, ./config.toml)",
+    )
     p.add_argument("--log-level", choices=LOG_LEVELS, help="override the config")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
@@ -70,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("root", nargs="?", help="only this root (path, label or id)")
     s.add_argument("--no-encode", action="store_true", help="catalog and stage only")
     sub.add_parser("tui", help="the terminal UI: search, photo details, captions, status")
-    sub.add_parser("reindex", help="encode everything staged for the active model, without touching the roots "
-                   "(uses a GPU when onnxruntime-gpu finds one)")
+    sub.add_parser(
+        "reindex",
+        help="encode everything staged for the active model, without touching the roots "
+        "(uses a GPU when onnxruntime-gpu finds one)",
+    )
     s = sub.add_parser("status", help="photo counts and roots")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("failed", help="files that could not be read, and why")
@@ -91,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = roots.add_parser("remove", help="stop watching a folder (its photos are kept for the grace period)")
     s.add_argument("root", help="path, label or id")
 
-    s = sub.add_parser("search", help="search by Chinese text, by example photo, or by filename",
-                       description="The query language: 2019年夏天 三亚 海边 -人, \"三亚湾\" 菜单, cat + 2:dog -grass, "
-                       "like:PHOTO. After `search`, -word is an exclusion (a word starting with -k: after --).")
-    s.add_argument("query", nargs="*", help='what the photo shows, e.g. 海边的日落 (words: one query)')
+    s = sub.add_parser(
+        "search",
+        help="search by Chinese text, by example photo, or by filename",
+        description='The query language: 2019年夏天 三亚 海边 -人, "三亚湾" 菜单, cat + 2:dog -grass, '
+        "like:PHOTO. After `search`, -word is an exclusion (a word starting with -k: after --).",
+    )
+    s.add_argument("query", nargs="*", help="what the photo shows, e.g. 海边的日落 (words: one query)")
     s.add_argument("--name", help="filename/folder text")
     s.add_argument("--like", metavar="PATH|ID", help="photos like this file or photo id")
     s.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD)")
@@ -120,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- daemon and scans --------------------------------------------------------------------------------
+
 
 @command("run")
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
@@ -180,6 +191,7 @@ def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
 
 # ---- reading the catalog -----------------------------------------------------------------------------
 
+
 @command("status")
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     from photod.service.status import collect_status, format_status
@@ -195,8 +207,13 @@ def cmd_failed(args: argparse.Namespace, cfg: Config) -> int:
     with open_catalog(cfg) as cat:
         rows = cat.failed()
     if args.json:
-        print(json.dumps([{"id": r["id"], "path": str(Path(r["root_path"]) / r["rel_path"]),
-                           "error": r["error"]} for r in rows], ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                [{"id": r["id"], "path": str(Path(r["root_path"]) / r["rel_path"]), "error": r["error"]} for r in rows],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     if not rows:
         print("no failed files")
@@ -206,6 +223,7 @@ def cmd_failed(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # ---- roots -------------------------------------------------------------------------------------------
+
 
 @command("roots add")
 def cmd_roots_add(args: argparse.Namespace, cfg: Config) -> int:
@@ -233,8 +251,10 @@ def cmd_roots_list(args: argparse.Namespace, cfg: Config) -> int:
         print("no roots: add one with `photod roots add PATH`")
     for r in roots:
         state = "online" if r["online"] else "offline"
-        print(f"{r['id']:>3}  {r['path']}  [{r['label']}]  {state}, {r['watch_mode'] or r['watch']}, "
-              f"{r['photos']} photos ({r['source']})")
+        print(
+            f"{r['id']:>3}  {r['path']}  [{r['label']}]  {state}, {r['watch_mode'] or r['watch']}, "
+            f"{r['photos']} photos ({r['source']})"
+        )
     return 0
 
 
@@ -251,18 +271,32 @@ def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 # ---- search ------------------------------------------------------------------------------------------
 
+
 @command("search")
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     from photod.search.finder import Filters, Query, find_once
 
-    filters = Filters(after=args.after, before=args.before, root=args.root, camera=args.camera,
-                      folder=args.folder, place=args.place)
-    outcome = find_once(cfg, Query(text=" ".join(args.query), like=args.like, name=args.name or "",
-                                   filters=filters, k=args.limit, show_all=args.all))
+    filters = Filters(
+        after=args.after, before=args.before, root=args.root, camera=args.camera, folder=args.folder, place=args.place
+    )
+    outcome = find_once(
+        cfg,
+        Query(
+            text=" ".join(args.query),
+            like=args.like,
+            name=args.name or "",
+            filters=filters,
+            k=args.limit,
+            show_all=args.all,
+        ),
+    )
     if outcome.fallback:
-        print(f"photod: {outcome.fallback.message}; searching {outcome.fallback.SEARCHED_WITHOUT} instead.\n"
-              f"  hint: {outcome.fallback.hint}", file=sys.stderr)
-    for note in (outcome.parsed.notes if outcome.parsed else ()):
+        print(
+            f"photod: {outcome.fallback.message}; searching {outcome.fallback.SEARCHED_WITHOUT} instead.\n"
+            f"  hint: {outcome.fallback.hint}",
+            file=sys.stderr,
+        )
+    for note in outcome.parsed.notes if outcome.parsed else ():
         print(f"photod: {note}", file=sys.stderr)
     # What the query was understood as, and what was hidden, on stderr: --json's stdout stays the results.
     if outcome.understood:
@@ -275,8 +309,10 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
         for r in outcome.results:
             print(_result_line(r))
     if outcome.hidden:
-        print(f"{outcome.hidden} weaker match{'es' if outcome.hidden != 1 else ''} hidden; --all shows them",
-              file=sys.stderr)
+        print(
+            f"{outcome.hidden} weaker match{'es' if outcome.hidden != 1 else ''} hidden; --all shows them",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -290,11 +326,11 @@ def _exclusions_kept(argv: list[str]) -> list[str]:
     from photod.search.query import MINUS_SIGN
 
     at = argv.index("search")
-    rest = argv[at + 1:]
+    rest = argv[at + 1 :]
     if "--" in rest:  # after --, argparse takes everything as words already
         cut = rest.index("--")
-        return argv[:at + 1] + [_as_word(a, MINUS_SIGN) for a in rest[:cut]] + rest[cut:]
-    return argv[:at + 1] + [_as_word(a, MINUS_SIGN) for a in rest]
+        return argv[: at + 1] + [_as_word(a, MINUS_SIGN) for a in rest[:cut]] + rest[cut:]
+    return argv[: at + 1] + [_as_word(a, MINUS_SIGN) for a in rest]
 
 
 def _as_word(arg: str, minus: str) -> str:
@@ -322,25 +358,37 @@ def _result_line(r: dict[str, Any]) -> str:
 
 # ---- models ------------------------------------------------------------------------------------------
 
+
 def add_model_parsers(sub) -> None:
     models = sub.add_parser("model", help="Chinese-CLIP model bundles").add_subparsers(dest="sub", metavar="ACTION")
     models.required = True
-    s = models.add_parser("import", help="import Chinese-CLIP's ONNX files (no torch needed) or a checkpoint "
-                          "(.pt, needs the finetune extra) as a bundle")
-    s.add_argument("files", nargs="+", metavar="FILE",
-                   help="the .img. and .txt. ONNX files of Chinese-CLIP's deploy script (or one of them, or "
-                   "their folder), or a checkpoint .pt")
+    s = models.add_parser(
+        "import",
+        help="import Chinese-CLIP's ONNX files (no torch needed) or a checkpoint "
+        "(.pt, needs the finetune extra) as a bundle",
+    )
+    s.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="the .img. and .txt. ONNX files of Chinese-CLIP's deploy script (or one of them, or "
+        "their folder), or a checkpoint .pt",
+    )
     group = s.add_mutually_exclusive_group()
     group.add_argument("--arch", choices=["RN50", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14"])
     group.add_argument("--vision-config", metavar="FILE", help="cn_clip vision model config (JSON)")
     s.add_argument("--text-config", metavar="FILE", help="cn_clip text model config (JSON)")
-    s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8",
-                   help="int8 (default) is fastest on a CPU")
+    s.add_argument(
+        "--precision", choices=["fp32", "fp16", "int8"], default="int8", help="int8 (default) is fastest on a CPU"
+    )
     s.add_argument("--name", help="bundle name (default: from the architecture and precision)")
     s.add_argument("--no-activate", action="store_true", help="install without switching to it")
     s.add_argument("--replace", action="store_true", help="overwrite a bundle of the same name")
-    s.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep the PyTorch weights in the bundle, so `photod finetune` can start from it")
+    s.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the PyTorch weights in the bundle, so `photod finetune` can start from it",
+    )
     s = models.add_parser("pull", help="download an official checkpoint and import it")
     s.add_argument("name", help="e.g. ViT-B-16, RN50, ViT-L-14")
     s.add_argument("--source", choices=["huggingface", "modelscope"], default="huggingface")
@@ -365,23 +413,42 @@ def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
         from photod.model.onnx_import import import_onnx
 
         if args.vision_config or args.keep_checkpoint:
-            raise PhotodError("--vision-config, --text-config and --keep-checkpoint are for checkpoints (.pt)",
-                              "ONNX files need none of them: the architecture is read from the graphs")
-        bundle = import_onnx(args.files, cfg.data_dir, arch=args.arch, precision=args.precision, name=args.name,
-                             activate=not args.no_activate, replace=args.replace)
+            raise PhotodError(
+                "--vision-config, --text-config and --keep-checkpoint are for checkpoints (.pt)",
+                "ONNX files need none of them: the architecture is read from the graphs",
+            )
+        bundle = import_onnx(
+            args.files,
+            cfg.data_dir,
+            arch=args.arch,
+            precision=args.precision,
+            name=args.name,
+            activate=not args.no_activate,
+            replace=args.replace,
+        )
         print(bundle.name)
         return 0
     from photod.finetune import modelhub
 
     if len(args.files) != 1:
-        raise PhotodError(f"a checkpoint import takes one .pt file, got {len(args.files)} files",
-                          "give one checkpoint, or the two .onnx files of Chinese-CLIP's deploy script")
+        raise PhotodError(
+            f"a checkpoint import takes one .pt file, got {len(args.files)} files",
+            "give one checkpoint, or the two .onnx files of Chinese-CLIP's deploy script",
+        )
     if bool(args.vision_config) != bool(args.text_config):
         raise PhotodError("--vision-config and --text-config go together", "give both JSON files, or --arch")
-    bundle = modelhub.import_file(args.files[0], cfg.data_dir, arch=args.arch, vision_config=args.vision_config,
-                                  text_config=args.text_config, precision=args.precision, name=args.name,
-                                  activate=not args.no_activate, replace=args.replace,
-                                  keep_checkpoint=args.keep_checkpoint)
+    bundle = modelhub.import_file(
+        args.files[0],
+        cfg.data_dir,
+        arch=args.arch,
+        vision_config=args.vision_config,
+        text_config=args.text_config,
+        precision=args.precision,
+        name=args.name,
+        activate=not args.no_activate,
+        replace=args.replace,
+        keep_checkpoint=args.keep_checkpoint,
+    )
     print(bundle.name)
     return 0
 
@@ -402,13 +469,30 @@ def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
     active = active_name(cfg.data_dir)
     bundles = list_bundles(cfg.data_dir)
     if args.json:
-        print(json.dumps([{"name": b.name, "arch": b.arch, "precision": b.precision, "embed_dim": b.embed_dim,
-                           "image_id": b.image_id, "model_id": b.model_id, "active": b.name == active}
-                          for b in bundles], ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": b.name,
+                        "arch": b.arch,
+                        "precision": b.precision,
+                        "embed_dim": b.embed_dim,
+                        "image_id": b.image_id,
+                        "model_id": b.model_id,
+                        "active": b.name == active,
+                    }
+                    for b in bundles
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     if not bundles:
-        print("no models installed: `photod model pull ViT-B-16`, `photod model import FOLDER` (Chinese-CLIP's ONNX "
-              "files) or `photod model import FILE.pt --arch ViT-B-16`")
+        print(
+            "no models installed: `photod model pull ViT-B-16`, `photod model import FOLDER` (Chinese-CLIP's ONNX "
+            "files) or `photod model import FILE.pt --arch ViT-B-16`"
+        )
     for b in bundles:
         mark = "*" if b.name == active else " "
         print(f"{mark} {b.name}  {b.arch} {b.precision}, {b.embed_dim}-d, {b.image_size}px")
@@ -420,8 +504,10 @@ def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
     from photod.model.registry import use_bundle
 
     bundle = use_bundle(cfg.data_dir, args.name)
-    print(f"using {bundle.name}; a running daemon switches to it within seconds "
-          "(the old index keeps serving until the new one is complete)")
+    print(
+        f"using {bundle.name}; a running daemon switches to it within seconds "
+        "(the old index keeps serving until the new one is complete)"
+    )
     return 0
 
 
@@ -437,9 +523,11 @@ def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
 
 # ---- labels, datasets and finetuning ------------------------------------------------------------------
 
+
 def add_label_parsers(sub) -> None:
     labels = sub.add_parser("label", help="captions that teach the model your words").add_subparsers(
-        dest="sub", metavar="ACTION")
+        dest="sub", metavar="ACTION"
+    )
     labels.required = True
     s = labels.add_parser("add", help="caption a photo")
     s.add_argument("photo", help="photo id or path")
@@ -450,8 +538,7 @@ def add_label_parsers(sub) -> None:
     s.add_argument("--json", action="store_true")
     s = labels.add_parser("remove", help="delete a caption by its id")
     s.add_argument("caption_id", type=int)
-    s = labels.add_parser("import", help="import captions: Chinese-CLIP jsonl, Flickr8k-CN json, CSV, or folder "
-                          "names")
+    s = labels.add_parser("import", help="import captions: Chinese-CLIP jsonl, Flickr8k-CN json, CSV, or folder names")
     s.add_argument("file", nargs="?", help="the label file (omit with --folders)")
     s.add_argument("--format", choices=["cnclip", "flickr8k", "csv"], help="default: guessed from the file name")
     s.add_argument("--base", metavar="DIR", help="folder that relative paths in the file are relative to")
@@ -462,15 +549,18 @@ def add_label_parsers(sub) -> None:
 
     ds = sub.add_parser("dataset", help="training data").add_subparsers(dest="sub", metavar="ACTION")
     ds.required = True
-    s = ds.add_parser("export", help="write the captioned photos as one Chinese-CLIP dataset file, to train "
-                      "elsewhere")
+    s = ds.add_parser("export", help="write the captioned photos as one Chinese-CLIP dataset file, to train elsewhere")
     s.add_argument("out", help="output file (.tar)")
     s.add_argument("--valid-fraction", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0)
 
     s = sub.add_parser("finetune", help="teach the model your captions (torch + cn_clip; a GPU is much faster)")
-    s.add_argument("--mode", choices=["lit", "full"], default="lit",
-                   help="lit (default): train the text tower only, nothing is re-encoded; full: both towers")
+    s.add_argument(
+        "--mode",
+        choices=["lit", "full"],
+        default="lit",
+        help="lit (default): train the text tower only, nothing is re-encoded; full: both towers",
+    )
     s.add_argument("--base", help="bundle name, bundle folder or .pt checkpoint (default: the active model)")
     s.add_argument("--arch", help="architecture of a .pt --base")
     s.add_argument("--dataset", metavar="FILE", help="an exported dataset file instead of this data dir's labels")
@@ -534,10 +624,19 @@ def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
         elif not args.file:
             raise PhotodError("give a label file, or --folders", "see `photod label import --help`")
         else:
-            report = import_labels(cat, args.file, args.format, base=args.base, images=args.images,
-                                   unmatched="skip" if args.skip_unmatched else "error", data_dir=cfg.data_dir)
-    print(f"imported {report.added} captions for {report.photos} photos ({report.duplicates} already there, "
-          f"{report.unmatched} unmatched)")
+            report = import_labels(
+                cat,
+                args.file,
+                args.format,
+                base=args.base,
+                images=args.images,
+                unmatched="skip" if args.skip_unmatched else "error",
+                data_dir=cfg.data_dir,
+            )
+    print(
+        f"imported {report.added} captions for {report.photos} photos ({report.duplicates} already there, "
+        f"{report.unmatched} unmatched)"
+    )
     return 0
 
 
@@ -546,8 +645,10 @@ def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
     from photod.finetune.dataset import export_dataset
 
     out = export_dataset(cfg.data_dir, args.out, valid_fraction=args.valid_fraction, seed=args.seed)
-    print(f"wrote {out}; train with `photod finetune --dataset {out.name}` on the GPU box, then copy the new "
-          "bundle back and `photod model use` it")
+    print(
+        f"wrote {out}; train with `photod finetune --dataset {out.name}` on the GPU box, then copy the new "
+        "bundle back and `photod model use` it"
+    )
     return 0
 
 
@@ -558,23 +659,42 @@ def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
     require_finetune()
     from photod.finetune.run import finetune
 
-    result = finetune(cfg.data_dir, base=args.base, arch=args.arch, dataset=args.dataset, mode=args.mode,
-                      epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
-                      accum_steps=args.accum_steps, precision=args.precision,
-                      grad_checkpointing=args.grad_checkpointing, seed=args.seed, name=args.name,
-                      force=args.force, install=not args.no_install, resume=not args.fresh)
+    result = finetune(
+        cfg.data_dir,
+        base=args.base,
+        arch=args.arch,
+        dataset=args.dataset,
+        mode=args.mode,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        accum_steps=args.accum_steps,
+        precision=args.precision,
+        grad_checkpointing=args.grad_checkpointing,
+        seed=args.seed,
+        name=args.name,
+        force=args.force,
+        install=not args.no_install,
+        resume=not args.fresh,
+    )
     print(result.table())
     print(f"report: {result.report}")
     if result.installed:
-        extra = " (image tower changed: the daemon re-encodes from the stage; the old index serves meanwhile)" \
-            if result.reencode else " (text tower only: nothing is re-encoded)"
+        extra = (
+            " (image tower changed: the daemon re-encodes from the stage; the old index serves meanwhile)"
+            if result.reencode
+            else " (text tower only: nothing is re-encoded)"
+        )
         print(f"installed {result.bundle.name}{extra}")
     elif result.bundle is not None:
-        print(f"not installed: {'held-out recall did not improve (use --force to install anyway)' if not result.improved else 'as asked'}; bundle at {result.bundle.path}")
+        why = "as asked" if result.improved else "held-out recall did not improve (use --force to install anyway)"
+        print(f"not installed: {why}; bundle at {result.bundle.path}")
     return 0
 
 
 # ---- system ------------------------------------------------------------------------------------------
+
 
 @command("doctor")
 def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:

@@ -41,18 +41,61 @@ DEFAULT_EXCLUDE = [
 ]
 
 DEFAULT_INCLUDE = [
-    "*.jpg", "*.jpeg", "*.jpe", "*.png", "*.webp", "*.heic", "*.heif", "*.hif", "*.avif", "*.jxl",
-    "*.tif", "*.tiff", "*.bmp", "*.gif",
+    "*.jpg",
+    "*.jpeg",
+    "*.jpe",
+    "*.png",
+    "*.webp",
+    "*.heic",
+    "*.heif",
+    "*.hif",
+    "*.avif",
+    "*.jxl",
+    "*.tif",
+    "*.tiff",
+    "*.bmp",
+    "*.gif",
     # camera RAW (LibRaw)
-    "*.dng", "*.cr2", "*.cr3", "*.crw", "*.nef", "*.nrw", "*.arw", "*.srf", "*.sr2", "*.raf", "*.orf", "*.rw2",
-    "*.pef", "*.srw", "*.x3f", "*.3fr", "*.iiq", "*.erf", "*.mef", "*.mos", "*.mrw", "*.dcr", "*.kdc",
+    "*.dng",
+    "*.cr2",
+    "*.cr3",
+    "*.crw",
+    "*.nef",
+    "*.nrw",
+    "*.arw",
+    "*.srf",
+    "*.sr2",
+    "*.raf",
+    "*.orf",
+    "*.rw2",
+    "*.pef",
+    "*.srw",
+    "*.x3f",
+    "*.3fr",
+    "*.iiq",
+    "*.erf",
+    "*.mef",
+    "*.mos",
+    "*.mrw",
+    "*.dcr",
+    "*.kdc",
     # video (FFmpeg)
-    "*.mp4", "*.mov", "*.m4v", "*.3gp", "*.3g2", "*.mkv", "*.avi", "*.webm", "*.mts", "*.m2ts",
+    "*.mp4",
+    "*.mov",
+    "*.m4v",
+    "*.3gp",
+    "*.3g2",
+    "*.mkv",
+    "*.avi",
+    "*.webm",
+    "*.mts",
+    "*.m2ts",
 ]
 
 
-def setting(default: Any, *, low: float | None = None, high: float | None = None,
-            choices: tuple[str, ...] | None = None) -> Any:
+def setting(
+    default: Any, *, low: float | None = None, high: float | None = None, choices: tuple[str, ...] | None = None
+) -> Any:
     """A key of config.toml: its default and the range or the choices its value must fall in.
 
     The default's type is the key's type: a float default takes any number, an int default only whole numbers.
@@ -84,10 +127,10 @@ class VideoConfig:
     """[video]: which moments of a video are staged and searched (photod.ingest.video)."""
 
     enabled: bool = setting(True)
-    max_frames: int = setting(12, low=1, high=200)        # per video, the first frame included
+    max_frames: int = setting(12, low=1, high=200)  # per video, the first frame included
     probe_seconds: float = setting(2.0, low=0.2, high=600)  # looked at most this often for a change
-    max_probes: int = setting(240, low=1, high=5000)      # moments looked at in all, however long the video
-    change: float = setting(0.08, low=0.0, high=1.0)      # how different (0-1) a moment must be to be kept
+    max_probes: int = setting(240, low=1, high=5000)  # moments looked at in all, however long the video
+    change: float = setting(0.08, low=0.0, high=1.0)  # how different (0-1) a moment must be to be kept
     deadline_seconds: float = setting(120.0, low=5, high=3600)  # a decode still running then is abandoned
 
 
@@ -116,9 +159,9 @@ class IndexConfig:
 class SignalsConfig:
     """[signals]: the search channels beside the image vector, each of which can be turned off."""
 
-    ocr: bool = setting(True)         # read text in photos (needs the `ocr` extra; skipped with a note without it)
+    ocr: bool = setting(True)  # read text in photos (needs the `ocr` extra; skipped with a note without it)
     ocr_threads: int = setting(1, low=1, high=64)  # ONNX Runtime threads per decode worker reading text
-    places: bool = setting(True)      # name where a photo was taken, from its GPS, offline
+    places: bool = setting(True)  # name where a photo was taken, from its GPS, offline
     caption_meaning: bool = setting(True)  # find captions by meaning with the text tower, not only by words
 
 
@@ -268,8 +311,16 @@ def _value(table: dict, f: Field, prefix: str, where: str) -> Any:
         return _choice(table, f.name, f.metadata["choices"], f.default, prefix, where)
     if isinstance(f.default, (bool, str)):
         return _get(table, f.name, type(f.default), f.default, prefix, where)
-    number = _number(table, f.name, f.default, f.metadata["low"], f.metadata["high"], prefix, where,
-                     integer=isinstance(f.default, int))
+    number = _number(
+        table,
+        f.name,
+        f.default,
+        f.metadata["low"],
+        f.metadata["high"],
+        prefix,
+        where,
+        integer=isinstance(f.default, int),
+    )
     return type(f.default)(number)
 
 
@@ -312,8 +363,9 @@ def _choice(table: dict, key: str, allowed: tuple[str, ...], default: str, prefi
     return value.lower()
 
 
-def _number(table: dict, key: str, default: float, low: float, high: float, prefix: str, where: str,
-            integer: bool = False) -> float:
+def _number(
+    table: dict, key: str, default: float, low: float, high: float, prefix: str, where: str, integer: bool = False
+) -> float:
     if key not in table:
         return default
     value = table[key]

@@ -41,6 +41,7 @@ _LOW_SPACE = 1 << 20  # less free than this (plus what was being written) counts
 
 # ---- files ---------------------------------------------------------------------------------------------
 
+
 def write_text(path: str | os.PathLike, text: str, *, sync: bool = True) -> None:
     """Replace `path` with `text` (UTF-8): a crash leaves the old content or the new."""
     write_bytes(path, text.encode("utf-8"), sync=sync)
@@ -96,10 +97,12 @@ def staged_files(paths: Sequence[str | os.PathLike], *, sync: bool = True) -> It
             for tmp in temps:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-        if isinstance(exc, Exception) and not isinstance(exc, DiskFullError) \
-                and is_disk_full(exc, finals[0].parent):
-            raise disk_full_error(finals[0].parent, f"write {', '.join(map(str, finals))}",
-                                  "free some space there; the previous content is intact") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and is_disk_full(exc, finals[0].parent):
+            raise disk_full_error(
+                finals[0].parent,
+                f"write {', '.join(map(str, finals))}",
+                "free some space there; the previous content is intact",
+            ) from exc
         raise
 
 
@@ -142,6 +145,7 @@ def remove_dead_temps(folder: str | os.PathLike, name: str) -> None:
 
 # ---- folders -------------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     """A hidden temp folder beside `path` to build its new content in; when the block ends without an
@@ -155,8 +159,9 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, Exception) and not isinstance(exc, DiskFullError) and is_disk_full(exc, path.parent):
-            raise disk_full_error(path.parent, f"write {path}",
-                                  "free some space there; the previous content is intact") from exc
+            raise disk_full_error(
+                path.parent, f"write {path}", "free some space there; the previous content is intact"
+            ) from exc
         raise
 
 
@@ -199,6 +204,7 @@ def sync_tree(folder: Path) -> None:
 
 # ---- fsync ---------------------------------------------------------------------------------------------
 
+
 def fsync_file(path: str | os.PathLike) -> None:
     """Flush a written file's data to disk (any descriptor of the file will do)."""
     fd = os.open(path, os.O_RDONLY)
@@ -223,6 +229,7 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 
 # ---- full disks ----------------------------------------------------------------------------------------
 
+
 def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None, needed: int = 0) -> bool:
     """Whether a failed write was the disk filling up.
 
@@ -240,8 +247,13 @@ def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None, ne
     lmdb = sys.modules.get("lmdb")  # an LMDB error can only come from an imported lmdb
     if lmdb is not None and isinstance(exc, lmdb.DiskError):
         return True
-    vague = (isinstance(exc, OSError) and code in (None, errno.EIO) or type(exc) is RuntimeError
-             or lmdb is not None and isinstance(exc, lmdb.Error))
+    vague = (
+        isinstance(exc, OSError)
+        and code in (None, errno.EIO)
+        or type(exc) is RuntimeError
+        or lmdb is not None
+        and isinstance(exc, lmdb.Error)
+    )
     if folder is None or not vague:
         return False
     try:

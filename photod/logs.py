@@ -13,8 +13,9 @@ def under_journald() -> bool:
 
 
 def setup_logging(level: str = "info", stream=None) -> None:
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_journald() else \
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s" if under_journald() else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()

@@ -65,8 +65,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "det.pre.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)  # its shapes defeat the symbolic pass
-        quantize_static(str(prepared), str(OUT), Photos(), quant_format=QuantFormat.QDQ, per_channel=False,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prepared),
+            str(OUT),
+            Photos(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=False,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     print(f"{OUT} ({OUT.stat().st_size / 1e6:.1f} MB) from {source.name}, calibrated on {len(batches)} photos")
     return 0
 

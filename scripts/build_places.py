@@ -49,35 +49,104 @@ OUT = ROOT / "photod" / "ingest" / "placedata" / "places.npz"
 WORLD_SIMPLIFY = 0.001  # degrees, about 100 m: well inside what a 1:10 million border is good for
 # Names whose English is not their pinyin: provinces, and places known abroad by a form from another
 # language (Lhasa, Kashgar) or an older romanisation.
-ESTABLISHED_EN = {"陕西": "Shaanxi", "内蒙古": "Inner Mongolia", "西藏": "Tibet", "香港": "Hong Kong",
-                  "澳门": "Macao", "台湾": "Taiwan", "拉萨": "Lhasa", "日喀则": "Shigatse", "昌都": "Qamdo",
-                  "林芝": "Nyingchi", "那曲": "Nagqu", "阿里": "Ngari", "乌鲁木齐": "Urumqi", "喀什": "Kashgar",
-                  "和田": "Hotan", "克拉玛依": "Karamay", "吐鲁番": "Turpan", "库尔勒": "Korla", "伊犁": "Ili",
-                  "阿克苏": "Aksu", "阿勒泰": "Altay", "博尔塔拉": "Bortala", "巴音郭楞": "Bayingolin",
-                  "克孜勒苏": "Kizilsu", "图木舒克": "Tumxuk", "阿图什": "Artux", "霍尔果斯": "Khorgas",
-                  "呼和浩特": "Hohhot", "鄂尔多斯": "Ordos", "呼伦贝尔": "Hulunbuir", "巴彦淖尔": "Bayannur",
-                  "乌兰察布": "Ulanqab", "锡林郭勒": "Xilingol", "锡林浩特": "Xilinhot", "二连浩特": "Erenhot",
-                  "海拉尔": "Hailar", "乌兰浩特": "Ulanhot", "兴安": "Hinggan", "哈尔滨": "Harbin",
-                  "齐齐哈尔": "Qiqihar", "格尔木": "Golmud", "香格里拉": "Shangri-La", "六安": "Lu'an"}
+ESTABLISHED_EN = {
+    "陕西": "Shaanxi",
+    "内蒙古": "Inner Mongolia",
+    "西藏": "Tibet",
+    "香港": "Hong Kong",
+    "澳门": "Macao",
+    "台湾": "Taiwan",
+    "拉萨": "Lhasa",
+    "日喀则": "Shigatse",
+    "昌都": "Qamdo",
+    "林芝": "Nyingchi",
+    "那曲": "Nagqu",
+    "阿里": "Ngari",
+    "乌鲁木齐": "Urumqi",
+    "喀什": "Kashgar",
+    "和田": "Hotan",
+    "克拉玛依": "Karamay",
+    "吐鲁番": "Turpan",
+    "库尔勒": "Korla",
+    "伊犁": "Ili",
+    "阿克苏": "Aksu",
+    "阿勒泰": "Altay",
+    "博尔塔拉": "Bortala",
+    "巴音郭楞": "Bayingolin",
+    "克孜勒苏": "Kizilsu",
+    "图木舒克": "Tumxuk",
+    "阿图什": "Artux",
+    "霍尔果斯": "Khorgas",
+    "呼和浩特": "Hohhot",
+    "鄂尔多斯": "Ordos",
+    "呼伦贝尔": "Hulunbuir",
+    "巴彦淖尔": "Bayannur",
+    "乌兰察布": "Ulanqab",
+    "锡林郭勒": "Xilingol",
+    "锡林浩特": "Xilinhot",
+    "二连浩特": "Erenhot",
+    "海拉尔": "Hailar",
+    "乌兰浩特": "Ulanhot",
+    "兴安": "Hinggan",
+    "哈尔滨": "Harbin",
+    "齐齐哈尔": "Qiqihar",
+    "格尔木": "Golmud",
+    "香格里拉": "Shangri-La",
+    "六安": "Lu'an",
+}
 # Readings pypinyin gets wrong in place names, where no phrase of its own says otherwise (丰都, 长治, 漯河).
 PINYIN_FIX = {"都": "du", "长": "chang", "朝": "chao", "漯": "luo"}
-HONG_KONG_EN = {"中西区": "Central and Western", "湾仔区": "Wan Chai", "东区": "Eastern", "南区": "Southern",
-                "油尖旺区": "Yau Tsim Mong", "深水埗区": "Sham Shui Po", "九龙城区": "Kowloon City",
-                "黄大仙区": "Wong Tai Sin", "观塘区": "Kwun Tong", "荃湾区": "Tsuen Wan", "屯门区": "Tuen Mun",
-                "元朗区": "Yuen Long", "北区": "North", "大埔区": "Tai Po", "西贡区": "Sai Kung", "沙田区": "Sha Tin",
-                "葵青区": "Kwai Tsing", "离岛区": "Islands"}
-TAIWAN_EN = {"台北市": "Taipei", "新北市": "New Taipei", "桃园市": "Taoyuan", "台中市": "Taichung", "台南市": "Tainan",
-             "高雄市": "Kaohsiung", "基隆市": "Keelung", "新竹市": "Hsinchu", "新竹县": "Hsinchu County",
-             "嘉义市": "Chiayi", "嘉义县": "Chiayi County", "苗栗县": "Miaoli", "彰化县": "Changhua",
-             "南投县": "Nantou", "云林县": "Yunlin", "屏东县": "Pingtung", "宜兰县": "Yilan", "花莲县": "Hualien",
-             "台东县": "Taitung", "澎湖县": "Penghu"}
+HONG_KONG_EN = {
+    "中西区": "Central and Western",
+    "湾仔区": "Wan Chai",
+    "东区": "Eastern",
+    "南区": "Southern",
+    "油尖旺区": "Yau Tsim Mong",
+    "深水埗区": "Sham Shui Po",
+    "九龙城区": "Kowloon City",
+    "黄大仙区": "Wong Tai Sin",
+    "观塘区": "Kwun Tong",
+    "荃湾区": "Tsuen Wan",
+    "屯门区": "Tuen Mun",
+    "元朗区": "Yuen Long",
+    "北区": "North",
+    "大埔区": "Tai Po",
+    "西贡区": "Sai Kung",
+    "沙田区": "Sha Tin",
+    "葵青区": "Kwai Tsing",
+    "离岛区": "Islands",
+}
+TAIWAN_EN = {
+    "台北市": "Taipei",
+    "新北市": "New Taipei",
+    "桃园市": "Taoyuan",
+    "台中市": "Taichung",
+    "台南市": "Tainan",
+    "高雄市": "Kaohsiung",
+    "基隆市": "Keelung",
+    "新竹市": "Hsinchu",
+    "新竹县": "Hsinchu County",
+    "嘉义市": "Chiayi",
+    "嘉义县": "Chiayi County",
+    "苗栗县": "Miaoli",
+    "彰化县": "Changhua",
+    "南投县": "Nantou",
+    "云林县": "Yunlin",
+    "屏东县": "Pingtung",
+    "宜兰县": "Yilan",
+    "花莲县": "Hualien",
+    "台东县": "Taitung",
+    "澎湖县": "Penghu",
+}
 # Country names as people say them, where neither source has the short form.
 COUNTRY_ZH = {"CN": "中国", "TW": "台湾", "HK": "香港", "MO": "澳门", "KR": "韩国", "KP": "朝鲜", "AE": "阿联酋"}
 COUNTRY_EN = {"MO": "Macao", "CN": "China"}
 MUNICIPALITIES = ("北京市", "天津市", "上海市", "重庆市")
 # Japan's simplified characters in place names -> China's (opencc knows only traditional -> simplified).
-SHINJITAI = str.maketrans("浜渋沢県広徳辺恵栄亀桜竜関穂鉄郷戸総覚仏斉薬蔵釈険歩黒児経済滝塩巣姫芸鶴髙﨑嶋駅",
-                          "滨涩泽县广德边惠荣龟樱龙关穗铁乡户总觉佛齐药藏释险步黑儿经济泷盐巢姬艺鹤高崎岛驿")
+SHINJITAI = str.maketrans(
+    "浜渋沢県広徳辺恵栄亀桜竜関穂鉄郷戸総覚仏斉薬蔵釈険歩黒児経済滝塩巣姫芸鶴髙﨑嶋駅",
+    "滨涩泽县广德边惠荣龟樱龙关穗铁乡户总觉佛齐药藏释险步黑儿经济泷盐巢姬艺鹤高崎岛驿",
+)
 QUARTER_REACH = 0.007  # km per square root of population: how far a city's quarters reach (see quarter_of)
 
 
@@ -93,6 +162,7 @@ def _han(text: str) -> bool:
 
 
 # ---- China ------------------------------------------------------------------------------------------------
+
 
 def geonames_english(cities: list[dict]) -> dict[str, set[str]]:
     """Short Chinese name -> the English names GeoNames gives towns of that name in China, lower case and
@@ -129,10 +199,19 @@ def _pinyin(text: str, hints: set[str]) -> str:
     syllables = lazy_pinyin(text, style=Style.NORMAL)
     readings = [sorted(set(r)) for r in pinyin(text, style=Style.NORMAL, heteronym=True)]
     if hints and len(readings) == len(syllables) and math.prod(len(r) for r in readings) <= 256:
-        syllables = next((list(c) for c in itertools.product(*readings) if "".join(c).replace("v", "u") in
-                          {h.replace("v", "u") for h in hints}), syllables)
-    syllables = [PINYIN_FIX.get(ch, syl) if len(ch) == 1 else syl for ch, syl in zip(text, syllables)] \
-        if len(text) == len(syllables) else syllables
+        syllables = next(
+            (
+                list(c)
+                for c in itertools.product(*readings)
+                if "".join(c).replace("v", "u") in {h.replace("v", "u") for h in hints}
+            ),
+            syllables,
+        )
+    syllables = (
+        [PINYIN_FIX.get(ch, syl) if len(ch) == 1 else syl for ch, syl in zip(text, syllables)]
+        if len(text) == len(syllables)
+        else syllables
+    )
     out = syllables[0]
     for syl in syllables[1:]:
         out += ("'" if syl[:1] in "aoe" else "") + syl  # Xi'an, not Xian: how pinyin marks the break
@@ -159,8 +238,7 @@ def china_areas(known: dict[str, set[str]]) -> tuple[list, list[str]]:
             continue
         # A district's city is the prefecture its code names; a county-level city under the province itself
         # (琼海市, 仙桃市) is its own city; in a municipality the city is the province.
-        city = (province if province in MUNICIPALITIES else
-                cities.get(code[:7] + "00") or cities.get(code) or name)
+        city = province if province in MUNICIPALITIES else cities.get(code[:7] + "00") or cities.get(code) or name
         country = {"156810000": "HK", "156820000": "MO", "156710000": "TW"}.get(code[:5] + "0000", "CN")
         if country != "CN":  # a region of its own: no province above it
             # Hong Kong and Macao are one city each, with districts; the data stops at Taiwan's cities.
@@ -174,6 +252,7 @@ def china_areas(known: dict[str, set[str]]) -> tuple[list, list[str]]:
 
 
 # ---- the world --------------------------------------------------------------------------------------------
+
 
 def world_countries(towns: list[dict]) -> tuple[list, list[str], dict[str, tuple[str, str]]]:
     """Every country's polygon with its ISO 3166-1 code, and Natural Earth's (Chinese, English) names.
@@ -252,8 +331,7 @@ def world_towns(cities: list[dict]) -> list[tuple]:
         if city["countrycode"] in CHINA:
             continue
         zh = chinese_names(city["alternatenames"], t2s, s2t)[:4]
-        rows.append((city["latitude"], city["longitude"], city["countrycode"], city["population"],
-                     city["name"], zh))
+        rows.append((city["latitude"], city["longitude"], city["countrycode"], city["population"], city["name"], zh))
     return sorted(rows)
 
 
@@ -273,8 +351,10 @@ def quarter_of(towns: list[tuple]) -> np.ndarray:
         if pop[big] < 10 * 5000 or reach < 1:
             break
         band = np.flatnonzero(np.abs(lat - lat[big]) <= reach / 6371.0)
-        a = np.sin((lat[band] - lat[big]) / 2) ** 2 + np.cos(lat[big]) * np.cos(lat[band]) * \
-            np.sin((lon[band] - lon[big]) / 2) ** 2
+        a = (
+            np.sin((lat[band] - lat[big]) / 2) ** 2
+            + np.cos(lat[big]) * np.cos(lat[band]) * np.sin((lon[band] - lon[big]) / 2) ** 2
+        )
         km = 2 * 6371.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
         hit = band[(km <= reach) & (pop[band] * 10 <= pop[big]) & (country[band] == country[big])]
         hit = hit[parent[hit] < 0]
@@ -283,6 +363,7 @@ def quarter_of(towns: list[tuple]) -> np.ndarray:
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
+
 
 def _polygons(prefix: str, geoms: list) -> dict[str, np.ndarray]:
     """Multipolygons as Shapely's ragged arrays, coordinates as integer steps of 1/COORD_SCALE degree from
@@ -294,8 +375,12 @@ def _polygons(prefix: str, geoms: list) -> dict[str, np.ndarray]:
     steps = np.rint(coords * COORD_SCALE).astype(np.int64)
     steps[1:] -= steps[:-1].copy()
     rings, parts, multis = offsets
-    return {f"{prefix}_steps": steps.astype(np.int32), f"{prefix}_rings": rings.astype(np.int32),
-            f"{prefix}_parts": parts.astype(np.int32), f"{prefix}_multis": multis.astype(np.int32)}
+    return {
+        f"{prefix}_steps": steps.astype(np.int32),
+        f"{prefix}_rings": rings.astype(np.int32),
+        f"{prefix}_parts": parts.astype(np.int32),
+        f"{prefix}_multis": multis.astype(np.int32),
+    }
 
 
 def _code(country: str) -> int:
@@ -311,19 +396,25 @@ def main() -> int:
     cn_geoms, cn_rows = china_areas(geonames_english(cities))
     world_geoms, world_codes, ne_names = world_countries(cities)
     towns = world_towns(cities)
-    arrays = {**_polygons("cn", cn_geoms), "cn_rows": _text(cn_rows),
-              **_polygons("world", world_geoms), "world_rows": _text(world_codes),
-              "countries": _text([json.dumps(country_names(ne_names), ensure_ascii=False, sort_keys=True)]),
-              "town_lat": np.array([round(t[0] * COORD_SCALE) for t in towns], dtype=np.int32),
-              "town_lon": np.array([round(t[1] * COORD_SCALE) for t in towns], dtype=np.int32),
-              "town_pop": np.array([t[3] for t in towns], dtype=np.int32),
-              "town_country": np.array([_code(t[2]) for t in towns], dtype=np.uint16),
-              "town_quarter_of": quarter_of(towns),
-              "town_rows": _text(["\t".join((t[4], *t[5])) for t in towns])}
+    arrays = {
+        **_polygons("cn", cn_geoms),
+        "cn_rows": _text(cn_rows),
+        **_polygons("world", world_geoms),
+        "world_rows": _text(world_codes),
+        "countries": _text([json.dumps(country_names(ne_names), ensure_ascii=False, sort_keys=True)]),
+        "town_lat": np.array([round(t[0] * COORD_SCALE) for t in towns], dtype=np.int32),
+        "town_lon": np.array([round(t[1] * COORD_SCALE) for t in towns], dtype=np.int32),
+        "town_pop": np.array([t[3] for t in towns], dtype=np.int32),
+        "town_country": np.array([_code(t[2]) for t in towns], dtype=np.uint16),
+        "town_quarter_of": quarter_of(towns),
+        "town_rows": _text(["\t".join((t[4], *t[5])) for t in towns]),
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT, **arrays)
-    print(f"{len(cn_rows)} districts, {len(world_codes)} country areas, {len(towns)} towns: "
-          f"{OUT} ({OUT.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"{len(cn_rows)} districts, {len(world_codes)} country areas, {len(towns)} towns: "
+        f"{OUT} ({OUT.stat().st_size / 1e6:.1f} MB)"
+    )
     return 0
 
 

@@ -46,7 +46,7 @@ def main() -> None:
     ours, theirs = sys.argv[1:], []
     if "--" in ours:
         at = ours.index("--")
-        ours, theirs = ours[:at], ours[at + 1:]
+        ours, theirs = ours[:at], ours[at + 1 :]
     args = parser.parse_args(ours)
     if args.random:
         random_checkpoint(*args.random)

@@ -63,13 +63,15 @@ def samples() -> Path:
 
 # --- small Chinese-CLIP models imported through `photod model import`'s code path (need torch + cn_clip) ---
 
+
 def _small_import(tmp_path_factory, kind: str, fp16_weights: bool):
     pytest.importorskip("cn_clip", reason="needs the finetune extra (torch, cn_clip)")
     from tests.support import modelkit
 
     photos = modelkit.sample_photos(SAMPLES if SAMPLES.is_dir() else None)
-    return modelkit.import_small(tmp_path_factory.mktemp(f"small-{kind}"), kind, images=photos,
-                                 fp16_weights=fp16_weights)
+    return modelkit.import_small(
+        tmp_path_factory.mktemp(f"small-{kind}"), kind, images=photos, fp16_weights=fp16_weights
+    )
 
 
 @pytest.fixture(scope="session")

@@ -58,10 +58,16 @@ def test_bad_input_corpus_fails_alone_with_clear_messages_in_bounded_memory(tmp_
     log = tmp_path / "daemon.log"
     proc = _start_without_dac(config, data_dir, log)
     try:
+
         def done() -> bool:
             c = faultkit.counts_of(data_dir)
-            return c["total"] > 0 and c["new"] == 0 and c["staged"] == 0 and \
-                "search uses model" in log.read_text(errors="replace")
+            return (
+                c["total"] > 0
+                and c["new"] == 0
+                and c["staged"] == 0
+                and "search uses model" in log.read_text(errors="replace")
+            )
+
         wait_for(done, timeout=240, what="every file to be indexed or failed")
         time.sleep(1.5)  # a presence check and a poll pass later: still alive, nothing changed
         assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
@@ -71,7 +77,7 @@ def test_bad_input_corpus_fails_alone_with_clear_messages_in_bounded_memory(tmp_
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
     text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[text.find("Traceback") - 500:][:3000]
+    assert "Traceback" not in text, text[text.find("Traceback") - 500 :][:3000]
     with Catalog.in_data_dir(data_dir) as cat:
         rows = {r["rel_path"]: r for r in cat.query("SELECT * FROM photos")}
     problems = []
@@ -104,35 +110,45 @@ def test_bad_input_corpus_fails_alone_with_clear_messages_in_bounded_memory(tmp_
     bomb = rows["bad/claims_100000x100000.png"]["error"]
     assert "decompression-bomb" in bomb or "exceeds" in bomb, bomb
     faultkit.check_data_dir(data_dir, settled=True)
-    print(f"bad-input corpus: {len(expect)} files, {sum(r['state'] == 'failed' for r in rows.values())} failed, "
-          f"daemon peak RSS {peak:.0f} MiB")
+    print(
+        f"bad-input corpus: {len(expect)} files, {sum(r['state'] == 'failed' for r in rows.values())} failed, "
+        f"daemon peak RSS {peak:.0f} MiB"
+    )
     assert peak < RSS_BOUND_MIB, f"daemon peak memory {peak:.0f} MiB over {RSS_BOUND_MIB}"
     faultkit.record(bad_files=sum(w != "staged" for w in expect.values()), peak_rss_mib=peak)
 
 
-@pytest.mark.parametrize("text, named", [
-    ("[daemon\nsettle_seconds = 1\n", "config.toml"),                        # not TOML
-    ("[daemon]\nsettle_seconds = 'soon'\n", "daemon.settle_seconds"),        # wrong type
-    ("[daemon]\nsettle_secs = 1\n", "settle_secs"),                           # unknown key
-    ("[workers]\nbatch_size = 100000000\n", "workers.batch_size"),            # out of range
-    ("roots = 'D:/photos'\n", "roots"),                                        # not an array of tables
-    ("[[roots]]\nlabel = 'no path'\n", "path"),                                # root without a path
-    ("[[roots]]\npath = '/a'\n[[roots]]\npath = '/a'\n", "/a"),               # the same root twice
-    ("[stage]\nsize = nan\n", "stage.size"),
-    ("\x00\x01\x02 binary junk \xff", "config.toml"),
-])
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("[daemon\nsettle_seconds = 1\n", "config.toml"),  # not TOML
+        ("[daemon]\nsettle_seconds = 'soon'\n", "daemon.settle_seconds"),  # wrong type
+        ("[daemon]\nsettle_secs = 1\n", "settle_secs"),  # unknown key
+        ("[workers]\nbatch_size = 100000000\n", "workers.batch_size"),  # out of range
+        ("roots = 'D:/photos'\n", "roots"),  # not an array of tables
+        ("[[roots]]\nlabel = 'no path'\n", "path"),  # root without a path
+        ("[[roots]]\npath = '/a'\n[[roots]]\npath = '/a'\n", "/a"),  # the same root twice
+        ("[stage]\nsize = nan\n", "stage.size"),
+        ("\x00\x01\x02 binary junk \xff", "config.toml"),
+    ],
+)
 def test_malformed_config_is_refused_with_a_message_naming_it(tmp_path, text, named):
     cfg = tmp_path / "config.toml"
     cfg.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text else text.encode("latin-1"))
-    done = subprocess.run(photod_cmd(cfg, "status"), capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PHOTOD_DATA_DIR": str(tmp_path / "data")})
+    done = subprocess.run(
+        photod_cmd(cfg, "status"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PHOTOD_DATA_DIR": str(tmp_path / "data")},
+    )
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert named in done.stderr and "Traceback" not in done.stderr, done.stderr
     faultkit.record(bad_files=1)
 
 
 LABEL_FILES = {
-    "captions.csv": b"path,caption\n\"unclosed quote,\xe7\x8c\xab\n",
+    "captions.csv": b'path,caption\n"unclosed quote,\xe7\x8c\xab\n',
     "flickr.json": b'[{"image": "a.jpg", "caption": ["ok"]}, {"image": 3}',
     "not_utf8.csv": b"a.jpg,\xff\xfe caption\n",
     "train_texts.jsonl": b'{"text_id": 1, "text": "\xe7\x8c\xab"}\nnot json at all\n',
@@ -152,8 +168,7 @@ def test_malformed_label_files_raise_label_error_and_add_nothing(tmp_path, catal
     path.write_bytes(LABEL_FILES[name])
     with pytest.raises(PhotodError) as err:
         labels.import_labels(catalog, path)
-    assert isinstance(err.value, LabelError) or "label" in type(err.value).__name__.lower() or \
-        name in err.value.message
+    assert isinstance(err.value, LabelError) or "label" in type(err.value).__name__.lower() or name in err.value.message
     assert name in err.value.message, err.value.message
     assert catalog.captions() == []
     faultkit.record(bad_files=1)
@@ -171,8 +186,9 @@ def test_shared_samples_all_end_indexed_or_failed_with_a_reason(samples, tmp_pat
     assert "Traceback" not in done.stderr
     with Catalog.in_data_dir(data_dir) as cat:
         rows = cat.query("SELECT rel_path, state, error FROM photos")
-    assert rows and all(r["state"] in ("indexed", "failed") for r in rows), \
-        [r for r in rows if r["state"] not in ("indexed", "failed")][:5]
+    assert rows and all(r["state"] in ("indexed", "failed") for r in rows), [
+        r for r in rows if r["state"] not in ("indexed", "failed")
+    ][:5]
     for r in rows:
         if r["state"] == "failed":
             assert Path(r["rel_path"]).name in r["error"], r

@@ -41,22 +41,25 @@ def test_load_round_trip_and_real_graphs(src):
     assert out.shape == (3, b.embed_dim)
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("embed_dim", ..., "'embed_dim' is missing"),
-    ("embed_dim", "32", "'embed_dim' must be an integer"),
-    ("embed_dim", True, "'embed_dim' must be an integer"),
-    ("image_size", 0, "'image_size' must be an integer between 1"),
-    ("precision", "int4", "'precision' must be one of fp32, fp16, int8"),
-    ("mean", [0.5, 0.5], "'mean' must be a list of 3 numbers"),
-    ("std", [0.2, 0.0, 0.2], "'std' must be a list of 3 positive numbers"),
-    ("format", 2, "'format' must be 1"),
-    ("name", "../escape", "'name' must be a name"),
-    ("files", {"image.onnx": "ab"}, "'files' has a malformed sha256"),
-    ("vision_config", [], "'vision_config' must be a JSON object"),
-    ("image_id", "0123456789abcdef", "'image_id' does not match"),
-    ("model_id", "0123456789abcdef", "'model_id' does not match"),
-    ("context_length", 77, "'model_id' does not match"),  # a field that changes results changes the id
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("embed_dim", ..., "'embed_dim' is missing"),
+        ("embed_dim", "32", "'embed_dim' must be an integer"),
+        ("embed_dim", True, "'embed_dim' must be an integer"),
+        ("image_size", 0, "'image_size' must be an integer between 1"),
+        ("precision", "int4", "'precision' must be one of fp32, fp16, int8"),
+        ("mean", [0.5, 0.5], "'mean' must be a list of 3 numbers"),
+        ("std", [0.2, 0.0, 0.2], "'std' must be a list of 3 positive numbers"),
+        ("format", 2, "'format' must be 1"),
+        ("name", "../escape", "'name' must be a name"),
+        ("files", {"image.onnx": "ab"}, "'files' has a malformed sha256"),
+        ("vision_config", [], "'vision_config' must be a JSON object"),
+        ("image_id", "0123456789abcdef", "'image_id' does not match"),
+        ("model_id", "0123456789abcdef", "'model_id' does not match"),
+        ("context_length", 77, "'model_id' does not match"),  # a field that changes results changes the id
+    ],
+)
 def test_manifest_validation_names_the_field_and_bundle(src, field, value, words):
     _edit_manifest(src.path, **{field: value})
     with pytest.raises(ModelError) as err:
@@ -195,7 +198,9 @@ def test_daemon_side_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, photod.model.bundle, photod.model.registry, photod.finetune.modelhub; "
-            "bad = [m for m in ('torch', 'cn_clip', 'onnx') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys, photod.model.bundle, photod.model.registry, photod.finetune.modelhub; "
+        "bad = [m for m in ('torch', 'cn_clip', 'onnx') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -64,12 +64,17 @@ def test_the_migration_indexes_captions_written_before_it(tmp_path):
         ids = add_photos(cat, tmp_path / "lib", 2)
     # Take the catalog back to before 0004_caption_search.sql, and write a caption as photod did then.
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in ("DROP TRIGGER captions_fts_insert", "DROP TRIGGER captions_fts_update",
-                      "DROP TRIGGER captions_fts_delete", "DROP TABLE captions_fts",
-                      "DELETE FROM _migrations WHERE name LIKE '0004%'"):
+    for statement in (
+        "DROP TRIGGER captions_fts_insert",
+        "DROP TRIGGER captions_fts_update",
+        "DROP TRIGGER captions_fts_delete",
+        "DROP TABLE captions_fts",
+        "DELETE FROM _migrations WHERE name LIKE '0004%'",
+    ):
         conn.execute(statement)
-    conn.execute("INSERT INTO captions (photo_id, text, source, created_at) VALUES (?, '我家的猫', 'user', 0)",
-                 (ids[1],))
+    conn.execute(
+        "INSERT INTO captions (photo_id, text, source, created_at) VALUES (?, '我家的猫', 'user', 0)", (ids[1],)
+    )
     conn.close()
     with Catalog(path) as cat:  # migrates
         assert cat.scalar("SELECT count(*) FROM captions_fts") == 1

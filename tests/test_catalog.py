@@ -31,8 +31,9 @@ def test_migrations_apply_in_order_once(data_dir):
 def test_failed_migration_leaves_catalog_unchanged(data_dir, monkeypatch):
     cat = Catalog.in_data_dir(data_dir, migrate=False)
     good = schema.available_migrations()[:1]
-    monkeypatch.setattr(schema, "available_migrations",
-                        lambda: good + [("0099_broken.sql", "CREATE TABLE half (x); CREATE TABLE (;")])
+    monkeypatch.setattr(
+        schema, "available_migrations", lambda: good + [("0099_broken.sql", "CREATE TABLE half (x); CREATE TABLE (;")]
+    )
     with pytest.raises(CatalogError, match="0099_broken.sql"):
         cat.migrate()
     assert schema.applied_migrations(cat.conn) == [good[0][0]]
@@ -120,10 +121,14 @@ def test_name_search_filters(catalog, root, tmp_path):
     a, _ = catalog.upsert_file(root.id, "trip/a.jpg", 1, 1)
     b, _ = catalog.upsert_file(root.id, "trip/b.jpg", 1, 1)
     c, _ = catalog.upsert_file(other.id, "trip/c.jpg", 1, 1)
-    catalog.mark_staged(a, PhotoMeta(taken_at="2019-05-01T10:00:00", camera_make="Canon",
-                                     camera_model="Canon EOS 40D"), "ha")
+    catalog.mark_staged(
+        a, PhotoMeta(taken_at="2019-05-01T10:00:00", camera_make="Canon", camera_model="Canon EOS 40D"), "ha"
+    )
     catalog.mark_staged(b, PhotoMeta(taken_at="2021-01-01T10:00:00", camera_model="NIKON D70"), "hb")
-    ids = lambda **kw: {r["id"] for r in catalog.search_name("trip", **kw)}
+
+    def ids(**kw):
+        return {r["id"] for r in catalog.search_name("trip", **kw)}
+
     assert ids() == {a, b, c}
     assert ids(after="2020-01-01") == {b}
     assert ids(before="2020-01-01", root_id=root.id) == {a}
@@ -166,10 +171,12 @@ def test_readers_see_committed_state_while_a_writer_holds_a_transaction(data_dir
 def test_two_processes_opening_a_new_catalog_at_once_both_succeed(data_dir):
     import subprocess
     import sys
-    code = ("import sys; from photod.store.catalog import Catalog; "
-            "[Catalog.in_data_dir(sys.argv[1]).close() for _ in range(3)]")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stderr=subprocess.PIPE)
-             for _ in range(4)]
+
+    code = (
+        "import sys; from photod.store.catalog import Catalog; "
+        "[Catalog.in_data_dir(sys.argv[1]).close() for _ in range(3)]"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stderr=subprocess.PIPE) for _ in range(4)]
     for p in procs:
         assert p.wait(timeout=60) == 0, p.stderr.read().decode()
     with Catalog.in_data_dir(data_dir) as cat:
@@ -182,19 +189,36 @@ def test_folder_operations_tell_folders_apart_by_case_and_by_prefix(catalog, tmp
     from photod.config import make_root
 
     root = catalog.add_root(make_root(tmp_path))
-    ids = {rel: catalog.upsert_file(root.id, rel, 1, 1)[0]
-           for rel in ("Photos/a.jpg", "photos/b.jpg", "Photos/x/c.jpg", "Photos0.jpg", "Photos_/d.jpg",
-                       "2019/e.jpg", "2019 trip/f.jpg")}
+    ids = {
+        rel: catalog.upsert_file(root.id, rel, 1, 1)[0]
+        for rel in (
+            "Photos/a.jpg",
+            "photos/b.jpg",
+            "Photos/x/c.jpg",
+            "Photos0.jpg",
+            "Photos_/d.jpg",
+            "2019/e.jpg",
+            "2019 trip/f.jpg",
+        )
+    }
     assert sorted(catalog.ids_under(root.id, "Photos")) == sorted([ids["Photos/a.jpg"], ids["Photos/x/c.jpg"]])
     assert catalog.ids_under(root.id, "2019/") == [ids["2019/e.jpg"]]
     assert catalog.move_folder(root.id, "Photos", "Pictures") == 2
     paths = {r["rel_path"] for r in catalog.query("SELECT rel_path FROM photos")}
-    assert paths == {"Pictures/a.jpg", "photos/b.jpg", "Pictures/x/c.jpg", "Photos0.jpg", "Photos_/d.jpg",
-                     "2019/e.jpg", "2019 trip/f.jpg"}
+    assert paths == {
+        "Pictures/a.jpg",
+        "photos/b.jpg",
+        "Pictures/x/c.jpg",
+        "Photos0.jpg",
+        "Photos_/d.jpg",
+        "2019/e.jpg",
+        "2019 trip/f.jpg",
+    }
 
 
 def test_rows_have_exactly_the_columns_their_types_name(catalog, root):
     """The TypedDicts a reader trusts for the catalog's rows must follow the migrations."""
+
     def keys(row_type):
         return row_type.__required_keys__ | row_type.__optional_keys__
 

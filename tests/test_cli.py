@@ -37,8 +37,17 @@ def run_json(capsys, *args):
 def test_status_json_has_the_documented_shape(library, capsys):
     config, root = library
     status = run_json(capsys, "--config", str(config), "status", "--json")
-    assert status["photos"] == {"total": 6, "new": 0, "staged": 5, "indexed": 0, "failed": 1, "offline": 0,
-                                "deleted": 0, "photos": 6, "videos": 0}
+    assert status["photos"] == {
+        "total": 6,
+        "new": 0,
+        "staged": 5,
+        "indexed": 0,
+        "failed": 1,
+        "offline": 0,
+        "deleted": 0,
+        "photos": 6,
+        "videos": 0,
+    }
     (r,) = status["roots"]
     assert r["path"] == str(root) and r["online"] is True and r["photos"] == 6
     assert set(r) >= {"path", "online", "watch_mode", "photos"}
@@ -51,8 +60,9 @@ def test_search_by_name_json(library, capsys):
     assert all(isinstance(r["id"], int) and r["score"] is None for r in rows)
     rows = run_json(capsys, "--config", str(config), "search", "--name", "小白", "--folder", "pets", "--json")
     assert len(rows) == 2
-    assert run_json(capsys, "--config", str(config), "search", "--name", "小白", "--after", "2999-01-01",
-                    "--json") == []
+    assert (
+        run_json(capsys, "--config", str(config), "search", "--name", "小白", "--after", "2999-01-01", "--json") == []
+    )
 
 
 def test_text_search_without_a_model_says_so_and_falls_back_to_filenames(library, capsys):
@@ -70,8 +80,9 @@ def test_a_filename_search_loads_neither_faiss_nor_the_model_runtime(library):
     cmd = photod_cmd(config, "search", "--name", "DSC")
     result = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "DSC" in result.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
     assert "photod.search.finder" in imported
     assert not imported & {"faiss", "onnxruntime", "photod.search.searcher", "photod.model.encoder"}
 
@@ -95,12 +106,10 @@ def test_roots_add_list_remove(tmp_path, capsys):
 
 def test_errors_are_one_friendly_line(tmp_path):
     config = write_config(tmp_path, [])
-    result = subprocess.run(photod_cmd(config, "roots", "add", str(tmp_path / "nope")), capture_output=True,
-                            text=True)
+    result = subprocess.run(photod_cmd(config, "roots", "add", str(tmp_path / "nope")), capture_output=True, text=True)
     assert result.returncode == 1
     assert "is not a folder" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
-    result = subprocess.run(photod_cmd(config, "roots", "remove", "nothing-like-it"), capture_output=True,
-                            text=True)
+    result = subprocess.run(photod_cmd(config, "roots", "remove", "nothing-like-it"), capture_output=True, text=True)
     assert result.returncode == 1 and "no root named 'nothing-like-it'" in result.stderr
 
 
@@ -121,6 +130,7 @@ def test_doctor_reports_each_root(tmp_path, capsys):
     assert f"root {tmp_path}: inotify" in out or f"root {tmp_path}: poll" in out
     assert "missing (offline)" in out
     from photod.roots.listing import BACKEND
+
     assert "folder walker" in out and BACKEND.split()[0] in out
 
 
@@ -140,8 +150,9 @@ def test_a_read_only_command_with_another_config_deletes_nothing(library, tmp_pa
     assert run_json(capsys, "--config", str(config), "status", "--json")["photos"]["deleted"] == 6
 
 
-def test_model_remove_deletes_the_vectors_only_with_the_last_bundle_of_their_image_tower(library, data_dir,
-                                                                                         tmp_path, capsys):
+def test_model_remove_deletes_the_vectors_only_with_the_last_bundle_of_their_image_tower(
+    library, data_dir, tmp_path, capsys
+):
     """A `lit` fine-tune keeps its base's image tower, so the vectors stored for one are the other's too:
     removing either keeps them, removing the second deletes them and their index."""
     config, _ = library

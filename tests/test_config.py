@@ -52,22 +52,25 @@ def test_extra_exclude_adds_to_defaults(tmp_path):
     assert list(cfg.roots[0].exclude) == DEFAULT_EXCLUDE + ["Screenshots"]
 
 
-@pytest.mark.parametrize("text, names", [
-    ("[daemon]\nlog_levle = 'info'\n", ["daemon.log_levle", "log_level"]),
-    ("[daemon]\nlog_level = 'loud'\n", ["daemon.log_level", "'loud'", "debug, info"]),
-    ("[stage]\nsize = 10\n", ["stage.size", "10", "64 to 4096"]),
-    ("[stage]\nsize = 'big'\n", ["stage.size", "'big'", "whole number"]),
-    ("[workers]\ndecode = 1.5\n", ["workers.decode", "1.5"]),
-    ("[workers]\nscan_threads = 0\n", ["workers.scan_threads", "0", "1 to 64"]),
-    ("[stage]\njpeg_draft = 'yes'\n", ["stage.jpeg_draft", "bool"]),
-    ("[[roots]]\nlabel = 'x'\n", ["roots[0]", "path"]),
-    ("[[roots]]\npath = '/p'\nwatch = 'fast'\n", ["roots[0].watch", "'fast'", "auto, inotify, poll"]),
-    ("[[roots]]\npath = '/p'\n[[roots]]\npath = '/p'\n", ["/p", "twice"]),
-    ("[[roots]]\npath = '/p'\nexclude = '@eaDir'\n", ["roots[0].exclude", "list"]),
-    ("roots = 3\n", ["roots", "3"]),
-    ("[nonsense]\n", ["unknown key 'nonsense'"]),
-    ("[daemon\n", ["not valid TOML"]),
-])
+@pytest.mark.parametrize(
+    "text, names",
+    [
+        ("[daemon]\nlog_levle = 'info'\n", ["daemon.log_levle", "log_level"]),
+        ("[daemon]\nlog_level = 'loud'\n", ["daemon.log_level", "'loud'", "debug, info"]),
+        ("[stage]\nsize = 10\n", ["stage.size", "10", "64 to 4096"]),
+        ("[stage]\nsize = 'big'\n", ["stage.size", "'big'", "whole number"]),
+        ("[workers]\ndecode = 1.5\n", ["workers.decode", "1.5"]),
+        ("[workers]\nscan_threads = 0\n", ["workers.scan_threads", "0", "1 to 64"]),
+        ("[stage]\njpeg_draft = 'yes'\n", ["stage.jpeg_draft", "bool"]),
+        ("[[roots]]\nlabel = 'x'\n", ["roots[0]", "path"]),
+        ("[[roots]]\npath = '/p'\nwatch = 'fast'\n", ["roots[0].watch", "'fast'", "auto, inotify, poll"]),
+        ("[[roots]]\npath = '/p'\n[[roots]]\npath = '/p'\n", ["/p", "twice"]),
+        ("[[roots]]\npath = '/p'\nexclude = '@eaDir'\n", ["roots[0].exclude", "list"]),
+        ("roots = 3\n", ["roots", "3"]),
+        ("[nonsense]\n", ["unknown key 'nonsense'"]),
+        ("[daemon\n", ["not valid TOML"]),
+    ],
+)
 def test_bad_values_are_refused_naming_key_value_and_allowed(tmp_path, text, names):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))

@@ -22,10 +22,15 @@ def _constant_weight_graph(seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:
         helper.make_node("Add", ["xw", "b"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 48])],
-        [numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b"),
-         numpy_helper.from_array(np.ones((256, 256), np.float32), "stale")])
+        [
+            numpy_helper.from_array(rng.standard_normal(48).astype(np.float32), "b"),
+            numpy_helper.from_array(np.ones((256, 256), np.float32), "stale"),
+        ],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), w
 
 
@@ -40,8 +45,11 @@ def test_constant_weights_are_quantized_and_unused_tensors_dropped(tmp_path):
     onnx.save(model, str(fp32))
     convert.quantize_int8(fp32, int8, "image")
     quantized = onnx.load(str(int8))
-    constants = [n for n in quantized.graph.node if n.op_type == "Constant"
-                 and n.attribute[0].t.ByteSize() >= convert.WEIGHT_BYTES]
+    constants = [
+        n
+        for n in quantized.graph.node
+        if n.op_type == "Constant" and n.attribute[0].t.ByteSize() >= convert.WEIGHT_BYTES
+    ]
     assert constants == []
     kinds = {t.name: t.data_type for t in quantized.graph.initializer}
     assert TensorProto.INT8 in kinds.values() and "stale" not in kinds

@@ -46,6 +46,7 @@ def pillow_can_decode(path: Path) -> bool:
 
 def is_photo_name(path: Path) -> bool:
     import fnmatch
+
     return any(fnmatch.fnmatch(path.name.lower(), pat) for pat in DEFAULT_INCLUDE)
 
 
@@ -64,6 +65,7 @@ def small(img: Image.Image) -> np.ndarray:
 
 
 # ---- exif-samples copied into a watched folder ---------------------------------------------------------
+
 
 def test_exif_samples_copied_into_a_running_daemon(samples, tmp_path, data_dir):
     root = tmp_path / "library"
@@ -114,13 +116,15 @@ def test_exif_samples_copied_into_a_running_daemon(samples, tmp_path, data_dir):
 
 # ---- network filesystems are polled --------------------------------------------------------------------
 
+
 def test_root_on_cifs_is_polled_and_a_new_photo_arrives(tmp_path, data_dir):
     root = tmp_path / "nas"
     root.mkdir()
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text(
         "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-        f"40 22 0:40 / {root} rw,relatime shared:20 - cifs //nas/photos rw,vers=3.0\n")
+        f"40 22 0:40 / {root} rw,relatime shared:20 - cifs //nas/photos rw,vers=3.0\n"
+    )
     cfg = load(write_config(tmp_path, [root]))
     with DaemonThread(cfg, mounts_path=str(mountinfo)):
         wait_for(lambda: _root_mode(data_dir) == "poll", timeout=30, what="the root to be polled")
@@ -136,6 +140,7 @@ def _root_mode(data_dir: Path) -> str | None:
 
 
 # ---- unplugging a drive --------------------------------------------------------------------------------
+
 
 def test_unplug_then_replug_loses_nothing_and_restages_nothing(tmp_path, data_dir):
     root = tmp_path / "usb"
@@ -157,11 +162,13 @@ def test_unplug_then_replug_loses_nothing_and_restages_nothing(tmp_path, data_di
         unplugged.rename(root)
         wait_for(lambda: counts(data_dir)["staged"] == 20, timeout=30, what="photos to come back")
     after = rows_by_path(data_dir)
-    assert {k: (v["id"], v["staged_at"]) for k, v in after.items()} == \
-           {k: (v["id"], v["staged_at"]) for k, v in before.items()}, "something was re-staged"
+    assert {k: (v["id"], v["staged_at"]) for k, v in after.items()} == {
+        k: (v["id"], v["staged_at"]) for k, v in before.items()
+    }, "something was re-staged"
 
 
 # ---- moving a folder -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("daemon_running", [True, False], ids=["watched", "between-runs"])
 def test_moving_a_folder_keeps_ids_and_restages_nothing(tmp_path, data_dir, daemon_running):
@@ -177,16 +184,22 @@ def test_moving_a_folder_keeps_ids_and_restages_nothing(tmp_path, data_dir, daem
     before = rows_by_path(data_dir)
     if not daemon_running:
         (root / "2019" / "三亚").rename(root / "海边")
-        subprocess.run(photod_cmd(tmp_path / "config.toml", "scan"), check=True, capture_output=True,
-                       env={**os.environ, "PHOTOD_DATA_DIR": str(data_dir)})
+        subprocess.run(
+            photod_cmd(tmp_path / "config.toml", "scan"),
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PHOTOD_DATA_DIR": str(data_dir)},
+        )
     after = {k: v for k, v in rows_by_path(data_dir).items() if v["state"] != "deleted"}
     assert len(after) == 50
-    assert {k.split("/")[-1]: (v["id"], v["staged_at"]) for k, v in after.items()} == \
-           {k.split("/")[-1]: (v["id"], v["staged_at"]) for k, v in before.items()}
+    assert {k.split("/")[-1]: (v["id"], v["staged_at"]) for k, v in after.items()} == {
+        k.split("/")[-1]: (v["id"], v["staged_at"]) for k, v in before.items()
+    }
     assert all(k.startswith("海边/") for k in after)
 
 
 # ---- kill -9 during ingest -----------------------------------------------------------------------------
+
 
 def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path, data_dir):
     seed = int(os.environ.get("PHOTOD_TEST_SEED", random.randrange(1 << 30)))
@@ -238,6 +251,7 @@ def check_stage_agrees_with_catalog(data_dir: Path) -> None:
 
 # ---- bad input and bad settings ------------------------------------------------------------------------
 
+
 def test_bad_files_fail_alone_and_the_daemon_keeps_running(tmp_path, data_dir):
     root = tmp_path / "library"
     good = make_photos(root, 5)
@@ -264,7 +278,7 @@ def test_bad_files_fail_alone_and_the_daemon_keeps_running(tmp_path, data_dir):
 
 def test_invalid_config_is_refused_with_the_key_named(tmp_path):
     cfg = tmp_path / "config.toml"
-    cfg.write_text('[workers]\ndecode = -3\n')
+    cfg.write_text("[workers]\ndecode = -3\n")
     result = subprocess.run(photod_cmd(cfg, "status"), capture_output=True, text=True)
     assert result.returncode == 2
     assert "workers.decode" in result.stderr and "-3" in result.stderr and "Traceback" not in result.stderr
@@ -276,8 +290,9 @@ def test_sigterm_finishes_and_exits_zero(tmp_path, data_dir):
     config = write_config(tmp_path, [root])
     log = tmp_path / "daemon.log"
     proc = start_daemon_process(config, data_dir, log)
-    wait_for(lambda: (data_dir / "catalog.db").exists() and counts(data_dir)["staged"] > 0, timeout=60,
-             what="some staging")
+    wait_for(
+        lambda: (data_dir / "catalog.db").exists() and counts(data_dir)["staged"] > 0, timeout=60, what="some staging"
+    )
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
     check_stage_agrees_with_catalog(data_dir)
@@ -286,6 +301,7 @@ def test_sigterm_finishes_and_exits_zero(tmp_path, data_dir):
 
 # ---- one daemon per data dir ---------------------------------------------------------------------------
 
+
 def test_a_second_daemon_on_the_same_data_dir_is_refused_until_the_first_is_gone(tmp_path, data_dir):
     root = tmp_path / "library"
     make_photos(root, 3)
@@ -293,8 +309,13 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused_until_the_first_is_gone
     log = tmp_path / "daemon.log"
     first = start_daemon_up(config, data_dir, log)
     try:
-        second = subprocess.run(photod_cmd(config, "run"), capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "PHOTOD_DATA_DIR": str(data_dir)})
+        second = subprocess.run(
+            photod_cmd(config, "run"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PHOTOD_DATA_DIR": str(data_dir)},
+        )
         assert second.returncode == 1 and "Traceback" not in second.stderr
         assert f"pid {first.pid}" in second.stderr and str(data_dir) in second.stderr
         assert "systemctl" in second.stderr

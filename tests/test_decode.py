@@ -28,6 +28,7 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 # ---- colour modes -------------------------------------------------------------------------------------
 
+
 def test_cmyk_jpeg_comes_out_rgb_with_the_right_colour():
     data = _encode(Image.new("CMYK", (64, 48), (0, 255, 255, 0)), "JPEG", quality=95)
     out = decode_photo(data, "cmyk.jpg", size=32)
@@ -101,8 +102,9 @@ def test_animated_gif_gives_its_first_frame():
     assert out.meta.format == "GIF"
 
 
-@pytest.mark.parametrize("fmt,mode", [("BMP", "RGB"), ("WEBP", "RGB"), ("TIFF", "RGB"), ("PNG", "L"),
-                                      ("PNG", "1"), ("TIFF", "CMYK")])
+@pytest.mark.parametrize(
+    "fmt,mode", [("BMP", "RGB"), ("WEBP", "RGB"), ("TIFF", "RGB"), ("PNG", "L"), ("PNG", "1"), ("TIFF", "CMYK")]
+)
 def test_other_formats_and_modes_come_out_rgb(fmt, mode):
     src = Image.new("RGB", (80, 60), (30, 90, 160)).convert(mode)
     out = decode_photo(_encode(src, fmt), f"x.{fmt.lower()}", size=60)
@@ -112,6 +114,7 @@ def test_other_formats_and_modes_come_out_rgb(fmt, mode):
 
 
 # ---- size ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("draft", [True, False])
 def test_downscale_keeps_shorter_side_and_original_size_in_meta(draft):
@@ -142,6 +145,7 @@ def test_quality_is_used():
 
 
 # ---- EXIF ---------------------------------------------------------------------------------------------
+
 
 def test_canon_40d_date_and_camera(samples):
     path = samples / "jpg" / "Canon_40D.jpg"
@@ -210,18 +214,21 @@ def test_date_falls_back_from_original_to_digitized_to_datetime():
     assert read_exif(Image.open(BytesIO(_encode(img, "JPEG", exif=exif))))["taken_at"] == "2010-01-01T10:00:00"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2008:05:30 15:56:01", "2008-05-30T15:56:01"),
-    ("2008:05:30 15:56:01\x00", "2008-05-30T15:56:01"),
-    (b"2019-12-31 23:59:59", "2019-12-31T23:59:59"),
-    ("0000:00:00 00:00:00", None),
-    ("    :  :     :  :  ", None),
-    ("2008:13:30 15:56:01", None),
-    ("1899:12:31 23:59:59", None),
-    ("2101:01:01 00:00:00", None),
-    ("garbage", None),
-    (12345, None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2008:05:30 15:56:01", "2008-05-30T15:56:01"),
+        ("2008:05:30 15:56:01\x00", "2008-05-30T15:56:01"),
+        (b"2019-12-31 23:59:59", "2019-12-31T23:59:59"),
+        ("0000:00:00 00:00:00", None),
+        ("    :  :     :  :  ", None),
+        ("2008:13:30 15:56:01", None),
+        ("1899:12:31 23:59:59", None),
+        ("2101:01:01 00:00:00", None),
+        ("garbage", None),
+        (12345, None),
+    ],
+)
 def test_parse_exif_date(text, expected):
     assert parse_exif_date(text) == expected
 
@@ -242,6 +249,7 @@ def test_original_size_is_upright(samples):
 
 # ---- broken input ---------------------------------------------------------------------------------------
 
+
 def test_empty_file():
     with pytest.raises(DecodeError, match=r"IMG_1\.jpg: empty file \(0 bytes\)"):
         decode_photo(b"", "IMG_1.jpg")
@@ -252,8 +260,9 @@ def test_text_file_named_jpg():
         decode_photo(b"shopping list: milk, eggs\n" * 20, "notes.jpg")
 
 
-@pytest.mark.parametrize("sample,draft", [("Canon_PowerShot_S40.jpg", True), ("mobile/jolla.jpg", True),
-                                          ("mobile/jolla.jpg", False)])
+@pytest.mark.parametrize(
+    "sample,draft", [("Canon_PowerShot_S40.jpg", True), ("mobile/jolla.jpg", True), ("mobile/jolla.jpg", False)]
+)
 def test_truncated_jpeg(samples, sample, draft):
     data = (samples / "jpg" / sample).read_bytes()
     with pytest.raises(DecodeError, match=r"half\.jpg: truncated image data"):

@@ -45,8 +45,11 @@ def test_a_probe_that_segfaults_fails_alone_and_the_rest_still_run(crashing_modu
 
 def test_a_probe_that_hangs_is_stopped(crashing_modules):
     results = doctor.probe(["hangs_at_import", "numpy"], timeout=3)
-    assert results["hangs_at_import"] == {"ok": False, "detail": "the probe did not finish in 3 s",
-                                          "hint": results["hangs_at_import"]["hint"]}
+    assert results["hangs_at_import"] == {
+        "ok": False,
+        "detail": "the probe did not finish in 3 s",
+        "hint": results["hangs_at_import"]["hint"],
+    }
     assert results["numpy"]["ok"]
 
 
@@ -105,18 +108,22 @@ def test_doctor_times_the_installed_encoder(tmp_path, data_dir, capsys):
     assert "at batch 4, 2 threads" in line
 
 
-CPUINFO_A72 = ("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
-               "CPU part\t: 0xd08\n\n")
-CPUINFO_A76 = ("processor\t: 0\nFeatures\t: fp asimd aes crc32 atomics asimdrdm lrcpc dcpop asimddp\n"
-               "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n")
+CPUINFO_A72 = "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n\n"
+CPUINFO_A76 = (
+    "processor\t: 0\nFeatures\t: fp asimd aes crc32 atomics asimdrdm lrcpc dcpop asimddp\n"
+    "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n"
+)
 CPUINFO_X86 = "processor\t: 0\nmodel name\t: Some Xeon\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni\n\n"
 
 
-@pytest.mark.parametrize("text, model, has, lacks, dot", [
-    (CPUINFO_A72, "Cortex-A72", [], ["asimddp", "sve", "i8mm"], False),
-    (CPUINFO_A76, "Cortex-A76", ["asimddp"], ["sve", "i8mm"], True),
-    (CPUINFO_X86, "Some Xeon", ["avx2", "fma", "avx512f", "avx512_vnni"], ["avx_vnni", "amx_int8"], True),
-])
+@pytest.mark.parametrize(
+    "text, model, has, lacks, dot",
+    [
+        (CPUINFO_A72, "Cortex-A72", [], ["asimddp", "sve", "i8mm"], False),
+        (CPUINFO_A76, "Cortex-A76", ["asimddp"], ["sve", "i8mm"], True),
+        (CPUINFO_X86, "Some Xeon", ["avx2", "fma", "avx512f", "avx512_vnni"], ["avx_vnni", "amx_int8"], True),
+    ],
+)
 def test_the_cpu_and_its_instruction_sets_are_read_from_cpuinfo(tmp_path, text, model, has, lacks, dot):
     path = tmp_path / "cpuinfo"
     path.write_text(text)

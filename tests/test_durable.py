@@ -26,6 +26,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 # ---- files ---------------------------------------------------------------------------------------------
 
+
 def test_write_replaces_the_content_and_leaves_no_temp_file(tmp_path):
     path = tmp_path / "ACTIVE"
     durable.write_text(path, "one\n")
@@ -109,6 +110,7 @@ def test_a_crash_between_two_renames_keeps_the_later_temp_file_to_finish_from(tm
 
 # ---- folders -------------------------------------------------------------------------------------------
 
+
 def test_a_staged_folder_replaces_the_old_one_whole(tmp_path):
     final = tmp_path / "bundle"
     final.mkdir()
@@ -142,6 +144,7 @@ def test_remove_dir_takes_the_name_away(tmp_path):
 
 # ---- the folder fsync rule -----------------------------------------------------------------------------
 
+
 def _fsync_failing_on_folders(monkeypatch, code: int) -> None:
     real_fsync = os.fsync
 
@@ -174,6 +177,7 @@ def test_an_advisory_write_does_not_fsync(tmp_path, monkeypatch):
 
 
 # ---- full disks ----------------------------------------------------------------------------------------
+
 
 def test_disk_full_is_told_apart_from_other_errors(tmp_path):
     with pytest.raises(OSError) as full:

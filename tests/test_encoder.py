@@ -76,12 +76,14 @@ def test_int8_vectors_do_not_depend_on_batch_mates(tiny_int8, threads):
     # with its batch-mates (a dark, flat picture among bright ones changes the scale).
     dark = (pixels[1:2] * 0 - 2.0).astype(np.float32)
     bright = (pixels[1:2] * 0 + 2.5).astype(np.float32)
-    alone, mixed = reference(tiny_int8.image_path, pixels[:1]), reference(
-        tiny_int8.image_path, np.concatenate([pixels[:1], dark, bright]))
+    alone, mixed = (
+        reference(tiny_int8.image_path, pixels[:1]),
+        reference(tiny_int8.image_path, np.concatenate([pixels[:1], dark, bright])),
+    )
     assert not np.array_equal(alone[0], mixed[0])
     enc = ImageEncoder(tiny_int8, threads=threads)
     assert enc.rowwise
-    want = np.vstack([enc.encode_array(pixels[i:i + 1]) for i in range(len(pixels))])
+    want = np.vstack([enc.encode_array(pixels[i : i + 1]) for i in range(len(pixels))])
     mixes = [pixels, pixels[::-1], np.concatenate([dark, pixels[5:], bright, pixels[:5]])]
     got = [enc.encode_array(m) for m in mixes]
     assert np.array_equal(got[0], want)
@@ -105,8 +107,7 @@ def test_sessions_stay_resident(tiny, monkeypatch):
 
 def test_providers_prefer_cuda_when_present(monkeypatch):
     assert choose_providers() == ["CPUExecutionProvider"]  # this machine has no GPU
-    monkeypatch.setattr(ort, "get_available_providers",
-                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert choose_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     with pytest.raises(ModelError, match="TensorrtExecutionProvider"):
         choose_providers(["TensorrtExecutionProvider"])
@@ -151,8 +152,9 @@ def test_indexer_encodes_everything_staged_and_hands_back_missing_entries(catalo
 def test_decoding_runs_ahead_on_a_bounded_queue(catalog, data_dir, tiny, library):
     _, stage, _ = library
     index = VectorIndex(data_dir, tiny.image_id, IndexConfig(kind="exact"))
-    indexer = Indexer(catalog, stage, tiny, index, WorkersConfig(batch_size=4, encode_threads=1, decode=2),
-                      queue_batches=2)
+    indexer = Indexer(
+        catalog, stage, tiny, index, WorkersConfig(batch_size=4, encode_threads=1, decode=2), queue_batches=2
+    )
     prepared = []
     ahead = []
     real_prepare, real_encode = indexer._prepare, indexer.encoder.encode_array
@@ -224,8 +226,12 @@ def test_kill_9_while_encoding_repeatedly(kind, catalog, data_dir, tmp_path, tin
     progress = []
     trials = int(os.environ.get("PHOTOD_KILL_TRIALS", 4 if kind == "exact" else 3))
     for trial in range(trials):
-        proc = subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), str(tiny.path), kind],
-                                stdout=subprocess.PIPE, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(data_dir), str(tiny.path), kind],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
         assert proc.stdout.readline().strip() == b"ready", f"trial {trial}"
         time.sleep(rng.uniform(0.0, 0.4))
         proc.kill()

@@ -70,6 +70,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 # ---- kill -9 at random points --------------------------------------------------------------------------
 
+
 def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, data_dir):
     """Random kills while the daemon stages, encodes, saves its index and switches between two models
     (`photod model use` while it runs); afterwards, and after a final run, everything agrees."""
@@ -104,8 +105,11 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
     starts = starts_logged(log)
     proc = start_daemon_process(config, data_dir, log)
     try:
-        wait_for(lambda: starts_logged(log) > starts and faultkit.indexed_for_active(data_dir, n), timeout=240,
-                 what="a run to completion")
+        wait_for(
+            lambda: starts_logged(log) > starts and faultkit.indexed_for_active(data_dir, n),
+            timeout=240,
+            what="a run to completion",
+        )
     finally:
         _stop(proc, log)
     counts = faultkit.check_data_dir(data_dir, settled=True)
@@ -115,15 +119,23 @@ def test_kill_9_during_ingest_encoding_index_saves_and_model_switches(tmp_path, 
     assert len(hashes) == n  # every photo once
     with Catalog.in_data_dir(data_dir) as cat:
         model_id = registry.active_bundle(data_dir).image_id
-        per_photo = cat.scalar("SELECT max(c) FROM (SELECT count(*) c FROM vectors WHERE model_id = ?"
-                               " GROUP BY photo_id)", (model_id,))
+        per_photo = cat.scalar(
+            "SELECT max(c) FROM (SELECT count(*) c FROM vectors WHERE model_id = ? GROUP BY photo_id)", (model_id,)
+        )
     assert per_photo == 1
     assert "Traceback" not in log.read_text()
-    faultkit.record(trials=faultkit.trials(), kills=kills, photos=n, lost=n - len(rows),
-                    duplicates=len(rows) - len(hashes), other_faults=switches)
+    faultkit.record(
+        trials=faultkit.trials(),
+        kills=kills,
+        photos=n,
+        lost=n - len(rows),
+        duplicates=len(rows) - len(hashes),
+        other_faults=switches,
+    )
 
 
 # ---- full disk -----------------------------------------------------------------------------------------
+
 
 def _fill(folder: Path, keep_free: int = 0) -> Path:
     """Fill the filesystem holding `folder`, leaving about `keep_free` bytes."""
@@ -190,8 +202,11 @@ def test_full_disk_while_staging_and_saving_then_everything_completes(tmp_path):
             faultkit.check_data_dir(data_dir)
             filler.unlink()  # space is back
             total = 40 + faultkit.scale(60)
-            wait_for(lambda: faultkit.indexed_for_active(data_dir, total), timeout=120,
-                     what="everything indexed once space is back")
+            wait_for(
+                lambda: faultkit.indexed_for_active(data_dir, total),
+                timeout=120,
+                what="everything indexed once space is back",
+            )
         finally:
             _stop(proc, log)
         faultkit.check_data_dir(data_dir, settled=True)
@@ -199,6 +214,7 @@ def test_full_disk_while_staging_and_saving_then_everything_completes(tmp_path):
 
 
 # ---- roots that vanish, hang, or come back elsewhere ----------------------------------------------------
+
 
 def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalog):
     from photod.config import make_root
@@ -219,6 +235,7 @@ def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalo
     away = tmp_path / "unplugged"
     asked = []
     import photod.roots.scanner as scanner_mod
+
     real_list_tree = scanner_mod.list_tree
 
     def list_tree_unplugging(path, dir_ok, threads, on_listed=None):
@@ -227,6 +244,7 @@ def test_root_vanishing_in_the_middle_of_a_scan_deletes_nothing(tmp_path, catalo
             if len(asked) == 3:
                 root_path.rename(away)
             return dir_ok(name)
+
         return real_list_tree(path, ok, threads, on_listed)
 
     scanner_mod.list_tree = list_tree_unplugging
@@ -322,36 +340,52 @@ def test_drive_remounted_at_a_different_path_deletes_nothing_and_reencodes_nothi
     with Catalog.in_data_dir(data_dir) as cat:
         before = {r["content_hash"]: r for r in cat.query("SELECT * FROM photos")}
         model_id = registry.active_bundle(data_dir).image_id
-        old_vecs = dict(cat.conn.execute("SELECT p.content_hash, v.vector FROM vectors v JOIN photos p"
-                                         " ON p.id = v.photo_id WHERE v.model_id = ?", (model_id,)).fetchall())
+        old_vecs = dict(
+            cat.conn.execute(
+                "SELECT p.content_hash, v.vector FROM vectors v JOIN photos p"
+                " ON p.id = v.photo_id WHERE v.model_id = ?",
+                (model_id,),
+            ).fetchall()
+        )
     # The drive comes back mounted at usb1 (same content, a different path); usb0 is now gone.
     for p in sorted(old.iterdir()):
         os.rename(p, new / p.name)
     old.rmdir()
     with DaemonThread(cfg) as d:
-        wait_for(lambda: faultkit.counts_of(data_dir)["indexed"] == n and faultkit.counts_of(data_dir)["offline"] == n,
-                 timeout=120, what="the remounted copies to be indexed")
+        wait_for(
+            lambda: faultkit.counts_of(data_dir)["indexed"] == n and faultkit.counts_of(data_dir)["offline"] == n,
+            timeout=120,
+            what="the remounted copies to be indexed",
+        )
         stats = dict(d.daemon.models.indexer.stats)
     assert stats["encoded"] == 0, "photos of the remounted drive were encoded again"
     with Catalog.in_data_dir(data_dir) as cat:
         c = cat.counts()
         assert c["deleted"] == 0 and c["offline"] == n and c["indexed"] == n
-        rows = cat.query("SELECT p.*, r.path AS root FROM photos p JOIN roots r ON r.id = p.root_id"
-                         " WHERE p.state = 'indexed'")
+        rows = cat.query(
+            "SELECT p.*, r.path AS root FROM photos p JOIN roots r ON r.id = p.root_id WHERE p.state = 'indexed'"
+        )
         assert {r["root"] for r in rows} == {str(new)}
         assert {r["content_hash"] for r in rows} == set(before)
         for r in rows:  # the metadata travelled with the copy
-            assert (r["width"], r["height"]) == (before[r["content_hash"]]["width"],
-                                                  before[r["content_hash"]]["height"])
-        new_vecs = dict(cat.conn.execute("SELECT p.content_hash, v.vector FROM vectors v JOIN photos p"
-                                         " ON p.id = v.photo_id WHERE v.model_id = ? AND p.state = 'indexed'",
-                                         (model_id,)).fetchall())
+            assert (r["width"], r["height"]) == (
+                before[r["content_hash"]]["width"],
+                before[r["content_hash"]]["height"],
+            )
+        new_vecs = dict(
+            cat.conn.execute(
+                "SELECT p.content_hash, v.vector FROM vectors v JOIN photos p"
+                " ON p.id = v.photo_id WHERE v.model_id = ? AND p.state = 'indexed'",
+                (model_id,),
+            ).fetchall()
+        )
     assert new_vecs == old_vecs
     faultkit.check_data_dir(data_dir, settled=True)
     faultkit.record(other_faults=1)
 
 
 # ---- many files ----------------------------------------------------------------------------------------
+
 
 def test_thousands_of_files_arriving_at_once_are_each_ingested_once(tmp_path, data_dir):
     n = faultkit.scale(1500)  # the long run: 15000
@@ -397,16 +431,32 @@ _SCAN_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("n", [
-    50_000,
-    pytest.param(1_000_000, marks=[pytest.mark.long, pytest.mark.skipif(
-        not faultkit.long_run(), reason="the long fault run only (PHOTOD_FAULT_TRIALS > 3 or PHOTOD_FAULT_SCALE > 1)")]),
-])
+@pytest.mark.parametrize(
+    "n",
+    [
+        50_000,
+        pytest.param(
+            1_000_000,
+            marks=[
+                pytest.mark.long,
+                pytest.mark.skipif(
+                    not faultkit.long_run(),
+                    reason="the long fault run only (PHOTOD_FAULT_TRIALS > 3 or PHOTOD_FAULT_SCALE > 1)",
+                ),
+            ],
+        ),
+    ],
+)
 def test_a_tree_with_many_entries_is_scanned_in_bounded_memory(tmp_path, n):
     root = tmp_path / "huge"
     faultkit.wide_tree(root, n)
-    done = subprocess.run([sys.executable, "-c", _SCAN_CHILD, str(root), str(tmp_path / "catalog.db")],
-                          capture_output=True, text=True, timeout=3000, cwd=faultkit.REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", _SCAN_CHILD, str(root), str(tmp_path / "catalog.db")],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        cwd=faultkit.REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     seen, new, base_kib, peak_kib, seconds = done.stdout.split()
     assert int(seen) == n and int(new) == n
@@ -420,6 +470,7 @@ def test_a_tree_with_many_entries_is_scanned_in_bounded_memory(tmp_path, n):
 
 
 # ---- corruption ----------------------------------------------------------------------------------------
+
 
 def test_corrupted_index_file_is_rebuilt_from_the_catalog_by_the_daemon(tmp_path, data_dir):
     n = 30
@@ -435,8 +486,11 @@ def test_corrupted_index_file_is_rebuilt_from_the_catalog_by_the_daemon(tmp_path
         data[i] ^= 0x5A
     index_file.write_bytes(bytes(data))
     with DaemonThread(cfg) as d:
-        wait_for(lambda: getattr(getattr(d.daemon, "models", None), "index", None) is not None, timeout=60,
-                 what="the model to load")
+        wait_for(
+            lambda: getattr(getattr(d.daemon, "models", None), "index", None) is not None,
+            timeout=60,
+            what="the model to load",
+        )
         assert d.daemon.models.index.rebuilt
         assert len(d.daemon.models.index) == n
         d.daemon.models.index.save(force=True)
@@ -463,6 +517,7 @@ def test_corrupted_stage_entry_is_staged_again_from_the_original(tmp_path, data_
         import io
 
         from PIL import Image
+
         Image.open(io.BytesIO(stage.get_jpeg(victim))).verify()  # staged again from the original
     faultkit.check_data_dir(data_dir, settled=True)
     faultkit.record(other_faults=1)
@@ -481,8 +536,10 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
     # A bundle whose manifest lies about the model (embedding size 16, graphs give 8).
     src = tmp_path / "liar"
     from tests.support.modelkit import tiny_bundle
+
     tiny_bundle(src, name="liar", seed=5)
     import json
+
     manifest = json.loads((src / bundles.MANIFEST).read_text())
     manifest["embed_dim"] = 16
     (src / bundles.MANIFEST).write_text(json.dumps(manifest))
@@ -502,6 +559,7 @@ def test_corrupted_or_mismatched_bundle_is_refused_and_the_old_model_keeps_servi
 
 
 # ---- readers during writes -----------------------------------------------------------------------------
+
 
 def test_readers_see_no_lock_errors_and_no_half_written_results_while_the_daemon_writes(tmp_path, data_dir):
     from photod.search.searcher import Searcher

@@ -45,8 +45,16 @@ from tests.support.smallmodels import build_small_checkpoint
 VOCAB = Path(cn_utils.__file__).parent / "vocab.txt"
 KNOWN = syn.concepts(["红色", "绿色", "蓝色"])
 NEW = syn.concepts(["黄色", "紫色", "橙色", "白色"])
-FT = dict(epochs=10, lr=2e-3, batch_size=24, valid_fraction=0.25, seed=0, progress=False, save_every=0,
-          bundle_precision="fp32")
+FT = dict(
+    epochs=10,
+    lr=2e-3,
+    batch_size=24,
+    valid_fraction=0.25,
+    seed=0,
+    progress=False,
+    save_every=0,
+    bundle_precision="fp32",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -145,8 +153,16 @@ def test_full_finetune_on_an_exported_dataset_file(library, base, tmp_path):
     ckpt, vision, text = base
     dataset_file = export_dataset(library.data_dir, tmp_path / "labels.tar", valid_fraction=0.25, seed=0)
     elsewhere = tmp_path / "gpu-box"
-    r = finetune(elsewhere, base=ckpt, vision_config=vision, text_config=text, dataset=dataset_file,
-                 mode="full", name="full-1", **FT)
+    r = finetune(
+        elsewhere,
+        base=ckpt,
+        vision_config=vision,
+        text_config=text,
+        dataset=dataset_file,
+        mode="full",
+        name="full-1",
+        **FT,
+    )
     print("\n" + r.table())
     assert r.improved and r.installed
     assert r.after.mean_recall > r.before.mean_recall + 10
@@ -178,8 +194,9 @@ def test_dataset_is_cnclip_format_with_disjoint_split(library, tmp_path, tokeniz
         my_image, my_text, image_id, text_id = ours[i]
         assert torch.equal(text, my_text) and int(my_text[eos]) == tokenizer.sep_id
         assert torch.allclose(image, my_image, atol=1e-6)
-        assert library.concept_of(image_id).caption in [e["text"] for e in read_texts(info, "train")
-                                                        if e["text_id"] == text_id]
+        assert library.concept_of(image_id).caption in [
+            e["text"] for e in read_texts(info, "train") if e["text_id"] == text_id
+        ]
     # Another seed, another split; the same seed, the same split.
     again = build_dataset(library.data_dir, tmp_path / "ds2", valid_fraction=0.25, seed=3)
     other = build_dataset(library.data_dir, tmp_path / "ds3", valid_fraction=0.25, seed=4)
@@ -199,6 +216,7 @@ def test_dataset_file_round_trip_and_refusals(library, tmp_path):
     with Catalog.in_data_dir(empty):
         pass
     from photod.store.stage import Stage
+
     Stage(empty).close()
     with pytest.raises(FinetuneError, match="at least"):
         build_dataset(empty, tmp_path / "none")
@@ -215,8 +233,12 @@ def tiny_dataset(tmp_path_factory):
 def _trainer(base, tiny_dataset, tokenizer, ckdir, **overrides) -> Trainer:
     ckpt, vision, text = base
     model = load_model(ckpt, vision_config=vision, text_config=text).model
-    cfg = TrainConfig(**{**dict(mode="full", max_steps=6, batch_size=6, accum_steps=2, lr=1e-3, save_every=2,
-                                progress=False), **overrides})
+    cfg = TrainConfig(
+        **{
+            **dict(mode="full", max_steps=6, batch_size=6, accum_steps=2, lr=1e-3, save_every=2, progress=False),
+            **overrides,
+        }
+    )
     return Trainer(model, tiny_dataset.lmdb_dir("train"), cfg, ckdir, tokenizer=tokenizer, image_size=64)
 
 
@@ -247,13 +269,15 @@ def test_lit_freezes_the_image_tower_and_checkpointing_changes_nothing(base, tin
     plain.fit(resume=False)
     assert all(torch.equal(image_before[k], v) for k, v in plain.model.visual.state_dict().items())
     assert not any(p.requires_grad for p in plain.model.visual.parameters())
-    ckpt = _trainer(base, tiny_dataset, tokenizer, tmp_path / "b", mode="lit", max_steps=2, save_every=0,
-                    grad_checkpointing=True)
+    ckpt = _trainer(
+        base, tiny_dataset, tokenizer, tmp_path / "b", mode="lit", max_steps=2, save_every=0, grad_checkpointing=True
+    )
     ckpt.fit(resume=False)
     a, b = plain.model.state_dict(), ckpt.model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    assert not torch.equal(a["text_projection"], load_model(base[0], vision_config=base[1],
-                                                            text_config=base[2]).model.text_projection)
+    assert not torch.equal(
+        a["text_projection"], load_model(base[0], vision_config=base[1], text_config=base[2]).model.text_projection
+    )
 
 
 def test_loss_is_clip_loss_for_distinct_pairs_and_spares_shared_captions():
@@ -269,10 +293,12 @@ def test_loss_is_clip_loss_for_distinct_pairs_and_spares_shared_captions():
     # matter, so swapping the two text embeddings leaves the loss unchanged; CLIP's plain loss changes.
     shared = torch.tensor([0, 0, 1, 2, 3])
     swapped = txt[[1, 0, 2, 3, 4]]
-    assert torch.allclose(contrastive_loss(img, txt, scale, ids, shared),
-                          contrastive_loss(img, swapped, scale, ids, shared))
-    assert not torch.allclose(contrastive_loss(img, txt, scale, ids, ids),
-                              contrastive_loss(img, swapped, scale, ids, ids))
+    assert torch.allclose(
+        contrastive_loss(img, txt, scale, ids, shared), contrastive_loss(img, swapped, scale, ids, shared)
+    )
+    assert not torch.allclose(
+        contrastive_loss(img, txt, scale, ids, ids), contrastive_loss(img, swapped, scale, ids, ids)
+    )
 
 
 def test_schedule_and_precision():
@@ -297,8 +323,17 @@ def _cnclip_scores(tmp: Path, features: Features) -> tuple[dict, list[float]]:
     pred = tmp / "cnclip_predictions.jsonl"
     script = Path(evaluation.__file__).with_name("make_topk_predictions.py")
     argv, cuda = sys.argv, torch.Tensor.cuda
-    sys.argv = ["make_topk_predictions.py", "--image-feats", str(tmp / "image_feats.jsonl"),
-                "--text-feats", str(tmp / "text_feats.jsonl"), "--top-k", "10", "--output", str(pred)]
+    sys.argv = [
+        "make_topk_predictions.py",
+        "--image-feats",
+        str(tmp / "image_feats.jsonl"),
+        "--text-feats",
+        str(tmp / "text_feats.jsonl"),
+        "--top-k",
+        "10",
+        "--output",
+        str(pred),
+    ]
     torch.Tensor.cuda = lambda self, *a, **k: self
     try:
         runpy.run_path(str(script), run_name="__main__")
@@ -323,9 +358,11 @@ def test_recall_equals_cnclip_on_model_features(base, tokenizer, tmp_path):
     ckpt, vision, text = base
     model = load_model(ckpt, vision_config=vision, text_config=text).model
     # 12 concepts, 2 held-out photos each: 24 images, one text line with two right answers per concept.
-    info = syn.make_dataset(tmp_path / "ds", syn.concepts(["红色", "绿色", "蓝色", "黄色"]), 3, size=64,
-                            valid_per_concept=2)
+    info = syn.make_dataset(
+        tmp_path / "ds", syn.concepts(["红色", "绿色", "蓝色", "黄色"]), 3, size=64, valid_per_concept=2
+    )
     from photod.finetune.evaluate import encode_features
+
     features = encode_features(model, info, "valid", tokenizer=tokenizer, image_size=64)
     assert len(features.image_ids) == 24 and all(len(v) == 2 for v in features.ground_truth.values())
     _check_parity(tmp_path, features)
@@ -340,8 +377,13 @@ def test_recall_equals_cnclip_with_ties_and_several_answers(tmp_path):
     image_feats[9] = image_feats[2]
     image_feats /= np.linalg.norm(image_feats, axis=1, keepdims=True)
     text_feats = np.stack([image_feats[2], image_feats[7], -image_feats[0]]).astype(np.float32)
-    features = Features(image_ids=[30 + i for i in range(14)], image_feats=image_feats, text_ids=[1, 2, 3],
-                        text_feats=text_feats, ground_truth={1: [39], 2: [37, 31], 3: [30]})
+    features = Features(
+        image_ids=[30 + i for i in range(14)],
+        image_feats=image_feats,
+        text_ids=[1, 2, 3],
+        text_feats=text_feats,
+        ground_truth={1: [39], 2: [37, 31], 3: [30]},
+    )
     ours, predictions = evaluate_features(features)
     assert predictions[1][:3] == [32, 35, 39]
     assert (ours.r1, ours.r5) == pytest.approx((100 / 3, 200 / 3))

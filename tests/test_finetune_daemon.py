@@ -34,8 +34,27 @@ def test_lit_bundle_installed_into_a_running_daemon(tmp_path, data_dir, capsys):
             syn.draw(concept, 64, rng).save(folder / f"{i}.jpg", quality=95)
     config = write_config(tmp_path, [root])
     ckpt, vision, text = build_small_checkpoint(tmp_path / "ckpt", "vit", seed=0)
-    assert main(["--config", str(config), "model", "import", str(ckpt), "--vision-config", str(vision),
-                 "--text-config", str(text), "--precision", "fp32", "--name", "base", "--keep-checkpoint"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "model",
+                "import",
+                str(ckpt),
+                "--vision-config",
+                str(vision),
+                "--text-config",
+                str(text),
+                "--precision",
+                "fp32",
+                "--name",
+                "base",
+                "--keep-checkpoint",
+            ]
+        )
+        == 0
+    )
     assert main(["--config", str(config), "scan"]) == 0
     assert main(["--config", str(config), "label", "import", "--folders"]) == 0
     assert counts(data_dir)["indexed"] == 20
@@ -48,12 +67,34 @@ def test_lit_bundle_installed_into_a_running_daemon(tmp_path, data_dir, capsys):
 
     before = text_scores()
     with DaemonThread(load(config)) as daemon:
-        assert main(["--config", str(config), "finetune", "--mode", "lit", "--epochs", "4", "--batch-size", "8",
-                     "--lr", "1e-3", "--name", "lit", "--force"]) == 0
+        assert (
+            main(
+                [
+                    "--config",
+                    str(config),
+                    "finetune",
+                    "--mode",
+                    "lit",
+                    "--epochs",
+                    "4",
+                    "--batch-size",
+                    "8",
+                    "--lr",
+                    "1e-3",
+                    "--name",
+                    "lit",
+                    "--force",
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         assert "installed lit" in out and "nothing is re-encoded" in out
-        wait_for(lambda: daemon.daemon.models.bundle is not None and daemon.daemon.models.bundle.name == "lit",
-                 timeout=30, what="the daemon to switch to the lit bundle")
+        wait_for(
+            lambda: daemon.daemon.models.bundle is not None and daemon.daemon.models.bundle.name == "lit",
+            timeout=30,
+            what="the daemon to switch to the lit bundle",
+        )
         after = text_scores()
         assert registry.serving_name(data_dir) == "lit"
     assert set(after) == set(before)

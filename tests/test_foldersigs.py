@@ -43,8 +43,10 @@ def scan(catalog, root):
 
 
 def signatures(catalog, root_id):
-    return {r["folder"]: r["signature"] for r in catalog.query(
-        "SELECT folder, signature FROM scan_folders WHERE root_id = ?", (root_id,))}
+    return {
+        r["folder"]: r["signature"]
+        for r in catalog.query("SELECT folder, signature FROM scan_folders WHERE root_id = ?", (root_id,))
+    }
 
 
 def state(catalog, rel):
@@ -184,9 +186,11 @@ def test_the_migration_lists_the_folders_of_an_existing_catalog(data_dir, monkey
     with Catalog.in_data_dir(data_dir) as old:
         r = old.add_root(make_root(tree))
         for rel, folder in (("a/b/c.jpg", "a/b"), ("top.jpg", "")):  # as the code of that schema wrote them
-            old.conn.execute("INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns,"
-                             " created_at, updated_at) VALUES (?, ?, ?, ?, 1, 1, 0, 0)",
-                             (r.id, rel, rel.rsplit("/", 1)[-1], folder))
+            old.conn.execute(
+                "INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 1, 1, 0, 0)",
+                (r.id, rel, rel.rsplit("/", 1)[-1], folder),
+            )
         with pytest.raises(sqlite3.OperationalError):
             old.query("SELECT * FROM scan_folders")
     monkeypatch.setattr(schema, "available_migrations", lambda: everything)

@@ -47,8 +47,9 @@ def stage(data_dir):
     s.close()
 
 
-def scan_and_stage(catalog: Catalog, stage: Stage, folder: Path, video: VideoConfig = VideoConfig(),
-                   **root_kw) -> dict[str, dict]:
+def scan_and_stage(
+    catalog: Catalog, stage: Stage, folder: Path, video: VideoConfig = VideoConfig(), **root_kw
+) -> dict[str, dict]:
     """Scan `folder` as a root and stage everything in it; the rows by rel_path."""
     root = catalog.add_root(photod.config.make_root(folder, **root_kw))
     catalog.set_root_online(root.id)
@@ -72,6 +73,7 @@ def mean_color(img: Image.Image) -> np.ndarray:
 
 
 # ---- content, not extension ------------------------------------------------------------------------
+
 
 @needs_samples
 def test_content_is_sniffed_not_trusted_from_the_extension(tmp_path):
@@ -106,6 +108,7 @@ def test_avif_and_jpeg_xl_are_staged_through_pillow(fmt):
 
 
 # ---- RAW -------------------------------------------------------------------------------------------
+
 
 @needs_samples
 def test_raw_is_staged_from_its_preview_when_big_enough_else_from_a_half_size_demosaic():
@@ -172,12 +175,15 @@ def test_raw_and_jpeg_pairs_live_photos_and_edits_are_linked(catalog, stage, tmp
     found = scan_and_stage(catalog, stage, lib)
     assert "IMG_4120.AAE" not in found  # a sidecar: never a photo, never a failed row
     assert {k: v["state"] for k, v in found.items()} == dict.fromkeys(
-        ["IMG_0001.DNG", "IMG_0001.JPG", "IMG_0002.HEIC", "IMG_0002.MOV", "IMG_4120.JPG", "IMG_E4120.JPG"],
-        "staged")
+        ["IMG_0001.DNG", "IMG_0001.JPG", "IMG_0002.HEIC", "IMG_0002.MOV", "IMG_4120.JPG", "IMG_E4120.JPG"], "staged"
+    )
     ids = {k: v["id"] for k, v in found.items()}
-    links = {(l["shown_rel_path"], l["other_rel_path"], l["kind"]) for l in catalog.links_of(ids.values())}
-    assert links == {("IMG_0001.JPG", "IMG_0001.DNG", "raw"), ("IMG_0002.HEIC", "IMG_0002.MOV", "motion"),
-                     ("IMG_4120.JPG", "IMG_E4120.JPG", "edited")}
+    links = {(link["shown_rel_path"], link["other_rel_path"], link["kind"]) for link in catalog.links_of(ids.values())}
+    assert links == {
+        ("IMG_0001.JPG", "IMG_0001.DNG", "raw"),
+        ("IMG_0002.HEIC", "IMG_0002.MOV", "motion"),
+        ("IMG_4120.JPG", "IMG_E4120.JPG", "edited"),
+    }
     shown = lambda: sorted(r["rel_path"] for r in catalog.search_name(limit=None))  # noqa: E731
     # One photo per shot: the JPEG (not the RAW), the Live Photo's still; the original and its edit both.
     assert shown() == ["IMG_0001.JPG", "IMG_0002.HEIC", "IMG_4120.JPG", "IMG_E4120.JPG"]
@@ -237,7 +243,7 @@ def test_bad_videos_fail_alone_with_a_reason_and_the_rest_is_staged(catalog, sta
     mediakit.write_audio_only(lib / "voice_memo.m4v")
     if PRISM.is_dir():
         whole = (PRISM / "earth.mov").read_bytes()
-        (lib / "truncated.mov").write_bytes(whole[:len(whole) // 3])
+        (lib / "truncated.mov").write_bytes(whole[: len(whole) // 3])
         hevc = bytearray((PRISM / "quicktime-hvc1.mov").read_bytes())
         rng = np.random.default_rng(3)
         for i in rng.integers(len(hevc) // 4, len(hevc), 400):
@@ -312,8 +318,13 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
     with Stage(data_dir) as stage:
         found = scan_and_stage(catalog, stage, lib, video=VideoConfig(probe_seconds=0.5))
         assert len(catalog.frame_ids(found["holiday.mp4"]["id"])) == 2
-        Indexer(catalog, stage, bundle, VectorIndex(data_dir, bundle.image_id),
-                WorkersConfig(batch_size=8, encode_threads=1)).run_once()
+        Indexer(
+            catalog,
+            stage,
+            bundle,
+            VectorIndex(data_dir, bundle.image_id),
+            WorkersConfig(batch_size=8, encode_threads=1),
+        ).run_once()
     query = tmp_path / "blue.jpg"
     Image.new("RGB", (96, 64), BLUE).save(query)
     with Searcher(data_dir, threads=1) as s:
@@ -344,22 +355,49 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
 
 # ---- the shared samples ------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"samples not found at {SHARED}")
 def test_every_shared_sample_ends_indexed_or_failed_with_a_reason(catalog, data_dir, tmp_path):
     bundle = install_active(data_dir, tmp_path / "bundle")
-    include = [f"*{ext}" for ext in (".jpg", ".jpeg", ".png", ".heic", ".heif", ".avif", ".tif", ".tiff",
-                                     ".bmp", ".gif", ".dng", ".mov", ".mp4", ".xmp", ".aae")]
+    include = [
+        f"*{ext}"
+        for ext in (
+            ".jpg",
+            ".jpeg",
+            ".png",
+            ".heic",
+            ".heif",
+            ".avif",
+            ".tif",
+            ".tiff",
+            ".bmp",
+            ".gif",
+            ".dng",
+            ".mov",
+            ".mp4",
+            ".xmp",
+            ".aae",
+        )
+    ]
     with Stage(data_dir) as stage:
         # Default globs, so sidecars are not even looked at; then every photo file is accounted for.
         root = catalog.add_root(photod.config.make_root(SHARED))
         catalog.set_root_online(root.id)
         reconcile(catalog, catalog.root(root.id), present=lambda: True)
         Ingester(catalog, stage).drain()
-        Indexer(catalog, stage, bundle, VectorIndex(data_dir, bundle.image_id),
-                WorkersConfig(batch_size=16, encode_threads=1)).run_once()
+        Indexer(
+            catalog,
+            stage,
+            bundle,
+            VectorIndex(data_dir, bundle.image_id),
+            WorkersConfig(batch_size=16, encode_threads=1),
+        ).run_once()
     got = rows(catalog)
-    on_disk = {p.relative_to(SHARED).as_posix() for p in SHARED.rglob("*") if p.is_file()
-               and any(p.name.lower().endswith(e) for e in include)}
+    on_disk = {
+        p.relative_to(SHARED).as_posix()
+        for p in SHARED.rglob("*")
+        if p.is_file() and any(p.name.lower().endswith(e) for e in include)
+    }
     for rel in sorted(on_disk):
         if Path(rel).suffix.lower() in SIDECARS:
             assert rel not in got, f"{rel}: a sidecar was cataloged"

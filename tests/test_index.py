@@ -251,8 +251,7 @@ def test_kill_9_while_saving_the_index_repeatedly(catalog, data_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     want = vectors.indexed_ids(catalog, M)
     for trial in range(int(os.environ.get("PHOTOD_KILL_TRIALS", 4))):
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(data_dir)], stdout=subprocess.PIPE,
-                                env=env, cwd=REPO)
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(data_dir)], stdout=subprocess.PIPE, env=env, cwd=REPO)
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.05, 0.6))
         proc.kill()

@@ -70,6 +70,7 @@ def _diff(a: Image.Image, b: Image.Image) -> float:
 
 # ---- what good photos become ---------------------------------------------------------------------------
 
+
 def test_every_orientation_is_staged_upright(catalog, stage, samples, tmp_path):
     folder = tmp_path / "root"
     for src in sorted((samples / "jpg" / "orientation").glob("*.jpg")):
@@ -143,8 +144,11 @@ def test_exif_lands_in_the_catalog(catalog, stage, samples, tmp_path):
     ids = _register(catalog, folder)
     Ingester(catalog, stage).drain()
     canon = catalog.photo(ids["Canon_40D.jpg"])
-    assert (canon["taken_at"], canon["camera_make"], canon["camera_model"]) == \
-        ("2008-05-30T15:56:01", "Canon", "Canon EOS 40D")
+    assert (canon["taken_at"], canon["camera_make"], canon["camera_model"]) == (
+        "2008-05-30T15:56:01",
+        "Canon",
+        "Canon EOS 40D",
+    )
     assert canon["gps_lat"] is None
     for src in gps_files:
         gps = Image.open(src)._getexif()[34853]  # Pillow's raw GPS tags, converted here by hand
@@ -154,11 +158,13 @@ def test_exif_lands_in_the_catalog(catalog, stage, samples, tmp_path):
         assert row["gps_lat"] == pytest.approx(lat, abs=1e-6)
         assert row["gps_lon"] == pytest.approx(lon, abs=1e-6)
     # the stage size holds whatever the photo's size, and photod never wrote inside the root
-    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == \
-        sorted(["Canon_40D.jpg"] + [p.name for p in gps_files])
+    assert sorted(p.name for p in folder.rglob("*") if p.is_file()) == sorted(
+        ["Canon_40D.jpg"] + [p.name for p in gps_files]
+    )
 
 
 # ---- broken input --------------------------------------------------------------------------------------
+
 
 def _pillow_can_decode(path: Path) -> bool:
     try:
@@ -171,8 +177,11 @@ def _pillow_can_decode(path: Path) -> bool:
 
 def test_broken_files_fail_with_reasons_and_nothing_else_is_affected(catalog, stage, samples, tmp_path):
     folder = tmp_path / "root"
-    good = [samples / "jpg" / "Canon_40D.jpg", samples / "jpg" / "orientation" / "landscape_6.jpg",
-            samples / "tiff" / "Crémieux11.tiff"]
+    good = [
+        samples / "jpg" / "Canon_40D.jpg",
+        samples / "jpg" / "orientation" / "landscape_6.jpg",
+        samples / "tiff" / "Crémieux11.tiff",
+    ]
     odd = [samples / "jpg" / "corrupted.jpg", *sorted((samples / "jpg" / "invalid").glob("*.jpg"))]
     for src in good + odd:
         _copy(src, folder)
@@ -250,9 +259,21 @@ def test_unreadable_file_fails_with_a_hint(catalog, stage, samples, tmp_path):
         catalog.close()
         stage.close()
         done = subprocess.run(
-            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all",
-             sys.executable, "-c", _CHILD_INGEST, str(folder), str(tmp_path / "data")],
-            capture_output=True, text=True, cwd=REPO, timeout=60)
+            [
+                "setpriv",
+                "--bounding-set=-dac_override,-dac_read_search",
+                "--inh-caps=-all",
+                sys.executable,
+                "-c",
+                _CHILD_INGEST,
+                str(folder),
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert "permission denied" in done.stderr  # the one warning line
         rows = json.loads(done.stdout)
@@ -285,6 +306,7 @@ _CHILD_INGEST = textwrap.dedent("""
 
 # ---- moves -------------------------------------------------------------------------------------------
 
+
 class CountingStage(Stage):
     """The real stage, counting the writes ingest asks of it."""
 
@@ -312,8 +334,9 @@ def test_moved_file_keeps_id_captions_and_stage_entry(catalog, data_dir, samples
         os.rename(folder / "2019 三亚" / "DSCN0010.jpg", folder / "wedding" / "sunset.jpg")
         catalog.mark_deleted([old_id])  # what the scanner does for the old path
         st = (folder / "wedding" / "sunset.jpg").stat()
-        new_id, _ = catalog.upsert_file(catalog.photo(old_id)["root_id"], "wedding/sunset.jpg", st.st_size,
-                                        st.st_mtime_ns)
+        new_id, _ = catalog.upsert_file(
+            catalog.photo(old_id)["root_id"], "wedding/sunset.jpg", st.st_size, st.st_mtime_ns
+        )
         assert new_id != old_id
 
         assert ingester.drain() == IngestReport(adopted=1)
@@ -326,8 +349,7 @@ def test_moved_file_keeps_id_captions_and_stage_entry(catalog, data_dir, samples
     assert [c["text"] for c in catalog.captions(old_id)] == ["海边的日落"]
 
 
-def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalog, stage, data_dir, samples,
-                                                                          tmp_path):
+def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalog, stage, data_dir, samples, tmp_path):
     """A backup of photos already encoded gets their vectors from ingest, not from the indexer. The indexer's
     next run takes them into the index before its checkpoint passes them, though nobody told it."""
     from photod.search.index import VectorIndex
@@ -374,8 +396,7 @@ _CHILD = textwrap.dedent("""
 
 def _run_child(data_dir: Path, kill_after: float | None) -> bool:
     """Run an ingest in a child process; SIGKILL it `kill_after` seconds in. True if it finished."""
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(data_dir)], stdout=subprocess.PIPE,
-                             text=True, cwd=REPO)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(data_dir)], stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert child.stdout.readline().strip() == "ready"
     if kill_after is not None:
         time.sleep(kill_after)

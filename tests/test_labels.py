@@ -51,8 +51,11 @@ def test_add_list_remove_by_id_and_path(lib, cat, monkeypatch):
     monkeypatch.chdir(lib.root)  # a path relative to where the command runs
     c = add_label(cat, f"{BLUE.caption}/000.jpg", "蓝色方块")
     rows = list_labels(cat)
-    assert [(r["id"], r["photo_id"], r["text"]) for r in rows] == [(a, red1, "小红 球"), (b, red2, "小红"),
-                                                                  (c, blue1, "蓝色方块")]
+    assert [(r["id"], r["photo_id"], r["text"]) for r in rows] == [
+        (a, red1, "小红 球"),
+        (b, red2, "小红"),
+        (c, blue1, "蓝色方块"),
+    ]
     assert rows[0]["path"] == str(lib.paths[red1])
     assert [r["id"] for r in list_labels(cat, photo=red2)] == [b]
     assert remove_label(cat, a)["text"] == "小红 球"
@@ -108,13 +111,18 @@ def test_csv_import_with_header_relative_and_absolute_paths(lib, cat, tmp_path):
     csv_file.write_text(
         "path,caption\n"
         f"{RED.caption}/000.jpg,小红球\n"
-        f"{lib.paths[red[1]]},\"小红球, 在桌上\"\n"
-        f"{BLUE.caption}/002.jpg,两个蓝块\n", encoding="utf-8")
+        f'{lib.paths[red[1]]},"小红球, 在桌上"\n'
+        f"{BLUE.caption}/002.jpg,两个蓝块\n",
+        encoding="utf-8",
+    )
     report = import_labels(cat, csv_file, base=lib.root)
     assert (report.added, report.photos, report.format) == (3, 3, "csv")
     got = {(r["photo_id"], r["text"], r["source"]) for r in cat.captions()}
-    assert got == {(red[0], "小红球", "import"), (red[1], "小红球, 在桌上", "import"),
-                   (lib.photos[BLUE][2], "两个蓝块", "import")}
+    assert got == {
+        (red[0], "小红球", "import"),
+        (red[1], "小红球, 在桌上", "import"),
+        (lib.photos[BLUE][2], "两个蓝块", "import"),
+    }
     again = import_labels(cat, csv_file, base=lib.root)
     assert (again.added, again.duplicates) == (0, 3)
     assert n_captions(cat) == 3
@@ -133,7 +141,9 @@ def test_malformed_csv_names_the_line_and_imports_nothing(lib, cat, tmp_path):
         f"{RED.caption}/000.jpg,好的一行\n"
         f"{RED.caption}/001.jpg,多了,一列\n"
         f"{RED.caption}/404.jpg,没有这张\n"
-        f"{RED.caption}/002.jpg,\n", encoding="utf-8")
+        f"{RED.caption}/002.jpg,\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelError) as err:
         import_labels(cat, csv_file, base=lib.root)
     text = str(err.value)
@@ -168,15 +178,15 @@ def test_flickr8k_json_list(lib, cat, tmp_path):
 def test_flickr8k_malformed_item_names_its_line(lib, cat, tmp_path):
     f = tmp_path / "bad.json"
     f.write_text(
-        "[\n"
-        f'  {{"image": "{RED.caption}/000.jpg", "caption": ["好"]}},\n'
-        f'  {{"image": "{RED.caption}/001.jpg"}},\n'
-        "]\n", encoding="utf-8")
+        f'[\n  {{"image": "{RED.caption}/000.jpg", "caption": ["好"]}},\n  {{"image": "{RED.caption}/001.jpg"}},\n]\n',
+        encoding="utf-8",
+    )
     with pytest.raises(LabelError, match=r"bad\.json: line 3: the item for .* has no \"caption\""):
         import_labels(cat, f, base=lib.root)
     broken = tmp_path / "broken.json"
-    broken.write_text('[\n {"image": "a.jpg", "caption": ["x"]},\n {"image": "b.jpg" "caption": []}\n]\n',
-                      encoding="utf-8")
+    broken.write_text(
+        '[\n {"image": "a.jpg", "caption": ["x"]},\n {"image": "b.jpg" "caption": []}\n]\n', encoding="utf-8"
+    )
     with pytest.raises(LabelError, match=r"line 3: not valid JSON"):
         import_labels(cat, broken, base=lib.root)
     assert n_captions(cat) == 0
@@ -196,20 +206,29 @@ def test_cnclip_files_match_images_by_content(lib, cat, tmp_path):
         _tsv_line(1000, lib.paths[red0].read_bytes())  # the original file: matched by content hash
         + _tsv_line(1001, lib.paths[red1].read_bytes())
         + _tsv_line(blue0, staged_blue)  # photod's own export: id is the photo id, bytes the staged JPEG
-        + _tsv_line(2000, stranger), encoding="utf-8")
+        + _tsv_line(2000, stranger),
+        encoding="utf-8",
+    )
     texts = tmp_path / "mine_texts.jsonl"
     texts.write_text(
-        json.dumps({"text_id": 1, "text": "小红", "image_ids": [1000, 1001]}, ensure_ascii=False) + "\n"
-        + json.dumps({"text_id": 2, "text": "蓝色的东西", "image_ids": [blue0]}, ensure_ascii=False) + "\n"
-        + json.dumps({"text_id": 3, "text": "绿色三角", "image_ids": [2000]}, ensure_ascii=False) + "\n",
-        encoding="utf-8")
+        json.dumps({"text_id": 1, "text": "小红", "image_ids": [1000, 1001]}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"text_id": 2, "text": "蓝色的东西", "image_ids": [blue0]}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"text_id": 3, "text": "绿色三角", "image_ids": [2000]}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelError, match=r"line 3: image 2000 of mine_imgs\.tsv matches no photo"):
         import_labels(cat, texts, data_dir=lib.data_dir)
     assert n_captions(cat) == 0
     report = import_labels(cat, texts, data_dir=lib.data_dir, unmatched="skip")
     assert (report.format, report.added, report.unmatched) == ("cnclip", 3, ["2000"])
-    assert {(r["photo_id"], r["text"]) for r in cat.captions()} == {(red0, "小红"), (red1, "小红"),
-                                                                    (blue0, "蓝色的东西")}
+    assert {(r["photo_id"], r["text"]) for r in cat.captions()} == {
+        (red0, "小红"),
+        (red1, "小红"),
+        (blue0, "蓝色的东西"),
+    }
 
 
 def test_cnclip_texts_without_tsv_use_photo_ids(lib, cat, tmp_path):
@@ -217,8 +236,13 @@ def test_cnclip_texts_without_tsv_use_photo_ids(lib, cat, tmp_path):
     texts = tmp_path / "valid_texts.jsonl"
     texts.write_text(json.dumps({"text_id": 7, "text": "圆", "image_ids": [red0]}) + "\n", encoding="utf-8")
     assert import_labels(cat, texts).added == 1
-    texts.write_text(json.dumps({"text_id": 7, "text": "圆", "image_ids": [red0]}) + "\n"
-                     + json.dumps({"text_id": 8, "text": "方", "image_ids": [99999]}) + "\n", encoding="utf-8")
+    texts.write_text(
+        json.dumps({"text_id": 7, "text": "圆", "image_ids": [red0]})
+        + "\n"
+        + json.dumps({"text_id": 8, "text": "方", "image_ids": [99999]})
+        + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelError, match=r"line 2: image id 99999 is not a photo id"):
         import_labels(cat, texts)
 
@@ -226,10 +250,15 @@ def test_cnclip_texts_without_tsv_use_photo_ids(lib, cat, tmp_path):
 def test_cnclip_malformed_jsonl_names_the_line(lib, cat, tmp_path):
     texts = tmp_path / "x_texts.jsonl"
     texts.write_text(
-        json.dumps({"text_id": 1, "text": "好", "image_ids": [lib.photos[RED][0]]}) + "\n"
-        + json.dumps({"text_id": 2, "image_ids": [lib.photos[RED][1]]}) + "\n"
+        json.dumps({"text_id": 1, "text": "好", "image_ids": [lib.photos[RED][0]]})
+        + "\n"
+        + json.dumps({"text_id": 2, "image_ids": [lib.photos[RED][1]]})
+        + "\n"
         + "{not json\n"
-        + json.dumps({"text_id": 4, "text": "x", "image_ids": ["1"]}) + "\n", encoding="utf-8")
+        + json.dumps({"text_id": 4, "text": "x", "image_ids": ["1"]})
+        + "\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelError) as err:
         import_labels(cat, texts)
     assert "line 2: missing field text" in str(err.value)
@@ -257,9 +286,10 @@ def test_labelled_pairs_count_marked_search_results(lib, cat):
     red0, red1 = lib.photos[RED][:2]
     add_label(cat, red0, "小红")
     with cat.transaction() as conn:
-        conn.executemany("INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
-                         [(red1, "小红", 1, time.time()), (red0, "蓝色", 0, time.time()),
-                          (red0, "小红", 1, time.time())])
+        conn.executemany(
+            "INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
+            [(red1, "小红", 1, time.time()), (red0, "蓝色", 0, time.time()), (red0, "小红", 1, time.time())],
+        )
     pairs = labelled_pairs(cat)
     assert [(p.photo_id, p.text, p.source) for p in pairs] == [(red0, "小红", "user"), (red1, "小红", "feedback")]
     assert [p.photo_id for p in labelled_pairs(cat, feedback=False)] == [red0]

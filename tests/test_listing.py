@@ -23,8 +23,12 @@ def as_map(folders: list[Folder]) -> dict[str, tuple]:
     out = {}
     for f in folders:
         assert f.rel not in out, f"{f.rel!r} listed twice"
-        out[f.rel] = (f.file_names(), *f.columns(), f.error.errno if f.error else None,
-                      sorted((n, e.errno) for n, e in f.file_errors))
+        out[f.rel] = (
+            f.file_names(),
+            *f.columns(),
+            f.error.errno if f.error else None,
+            sorted((n, e.errno) for n, e in f.file_errors),
+        )
     return out
 
 
@@ -60,8 +64,16 @@ def test_c_listing_equals_the_python_listing(awkward, threads):
     c = as_map(list_tree(awkward, skip_system, threads))
     py = as_map(list_tree_python(awkward, skip_system))
     assert c == py
-    assert set(c) == {"", "2019 三亚 婚礼", "deep", "deep/er", "deep/er/est", "empty", "empty/nested",
-                      os.fsdecode(b"caf\xe9")}
+    assert set(c) == {
+        "",
+        "2019 三亚 婚礼",
+        "deep",
+        "deep/er",
+        "deep/er/est",
+        "empty",
+        "empty/nested",
+        os.fsdecode(b"caf\xe9"),
+    }
 
 
 @pytest.mark.parametrize("lister", [list_tree, list_tree_python])

@@ -46,6 +46,7 @@ def photos():
 # --------------------------------------------------------------------------------------------------------
 # the import path, end to end
 
+
 def test_fp32_bundle_matches_cn_clip_pytorch(small, photos):
     bundle = small.bundles["fp32"]
     assert bundle.precision == "fp32" and bundle.arch == "custom"
@@ -106,7 +107,8 @@ def test_manifest_describes_the_model(small):
     assert b.name == f"small-{small.kind}-s0-int8"
     assert registry.active_bundle(small.data_dir).name == f"small-{small.kind}-s0-fp32"
     assert {x.name for x in registry.list_bundles(small.data_dir)} == {
-        f"small-{small.kind}-s0-{p}" for p in modelkit.PRECISIONS}
+        f"small-{small.kind}-s0-{p}" for p in modelkit.PRECISIONS
+    }
     # Different precisions are different image towers: vectors of one are not valid for another.
     assert len({x.image_id for x in small.bundles.values()}) == 3
     assert not [p for p in registry.models_dir(small.data_dir).iterdir() if p.name.startswith(".")]
@@ -145,6 +147,7 @@ def test_bundle_works_with_the_daemon_encoder(small_vit_bundle, photos):
 # --------------------------------------------------------------------------------------------------------
 # refusals
 
+
 def test_disagreeing_export_is_refused_and_nothing_written(small_vit_bundle, tmp_path, monkeypatch):
     data = tmp_path / "data"
     ckpt, vcfg, tcfg = small_vit_bundle.checkpoint, small_vit_bundle.vision_config, small_vit_bundle.text_config
@@ -166,6 +169,7 @@ def test_broken_fp32_export_is_refused(small_vit_bundle, tmp_path, monkeypatch):
         if input_name == "image":
             import onnx
             from onnx import numpy_helper
+
             model = onnx.load(str(path))
             init = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
             arr = numpy_helper.to_array(init).copy()
@@ -177,19 +181,28 @@ def test_broken_fp32_export_is_refused(small_vit_bundle, tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod, "_export", sabotaged)
     s = small_vit_bundle
     with pytest.raises(ModelError, match="fp32 ONNX image tower disagrees"):
-        export_mod.import_checkpoint(s.checkpoint, tmp_path / "d", vision_config=s.vision_config,
-                                     text_config=s.text_config, precision="fp32")
+        export_mod.import_checkpoint(
+            s.checkpoint, tmp_path / "d", vision_config=s.vision_config, text_config=s.text_config, precision="fp32"
+        )
     assert not [p for p in registry.models_dir(tmp_path / "d").iterdir()]
 
 
 def test_mismatched_checkpoint_names_keys(small_vit_bundle, tmp_path):
     s = small_vit_bundle
     rn_vision = tmp_path / "rn.json"
-    rn_vision.write_text(json.dumps({"embed_dim": 32, "image_resolution": 64, "vision_layers": "[1,1,1,1]",
-                                     "vision_width": 16, "vision_patch_size": None}))
+    rn_vision.write_text(
+        json.dumps(
+            {
+                "embed_dim": 32,
+                "image_resolution": 64,
+                "vision_layers": "[1,1,1,1]",
+                "vision_width": 16,
+                "vision_patch_size": None,
+            }
+        )
+    )
     with pytest.raises(ModelError) as err:
-        export_mod.import_checkpoint(s.checkpoint, tmp_path / "d", vision_config=rn_vision,
-                                     text_config=s.text_config)
+        export_mod.import_checkpoint(s.checkpoint, tmp_path / "d", vision_config=rn_vision, text_config=s.text_config)
     msg = str(err.value)
     assert "does not fit architecture custom" in msg
     assert "missing keys (first: visual.conv1.weight" in msg or "missing keys (first: visual." in msg
@@ -268,8 +281,17 @@ def test_config_errors(tmp_path):
     with pytest.raises(ModelError, match="lacks vision_width, vision_patch_size"):
         ckpt_mod.load_configs(vision_config=bad, text_config=tmp_path / "t.json")
     evil = tmp_path / "e.json"
-    evil.write_text(json.dumps({"embed_dim": 8, "image_resolution": 32, "vision_layers": "__import__('os')",
-                                "vision_width": 8, "vision_patch_size": 8}))
+    evil.write_text(
+        json.dumps(
+            {
+                "embed_dim": 8,
+                "image_resolution": 32,
+                "vision_layers": "__import__('os')",
+                "vision_width": 8,
+                "vision_patch_size": 8,
+            }
+        )
+    )
     with pytest.raises(ModelError, match="not a list of integers"):
         ckpt_mod.load_configs(vision_config=evil, text_config=tmp_path / "t.json")
     with pytest.raises(ModelError, match="does not exist"):
@@ -295,6 +317,7 @@ def test_default_names():
 
 # --------------------------------------------------------------------------------------------------------
 # pull
+
 
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -418,6 +441,7 @@ def test_text_queries_run_on_their_own_length_and_match_the_padded_embedding(sma
 # --------------------------------------------------------------------------------------------------------
 # the fused ViT image tower (photod/finetune/optimize.py)
 
+
 def _ops(path: Path) -> dict[str, int]:
     import collections
 
@@ -429,8 +453,14 @@ def _ops(path: Path) -> dict[str, int]:
 def _vit_model(layers: int, width: int, head_width: int, patch: int = 8, resolution: int = 32):
     from tests.support.smallmodels import SMALL_TEXT
 
-    vision = {"embed_dim": 16, "image_resolution": resolution, "vision_layers": layers, "vision_width": width,
-              "vision_patch_size": patch, "vision_head_width": head_width}
+    vision = {
+        "embed_dim": 16,
+        "image_resolution": resolution,
+        "vision_layers": layers,
+        "vision_width": width,
+        "vision_patch_size": patch,
+        "vision_head_width": head_width,
+    }
     vision = ckpt_mod.normalise_vision_config(vision, "test vit")
     torch.manual_seed(layers * 100 + width)
     return ckpt_mod.build_model(vision, dict(SMALL_TEXT)), vision, dict(SMALL_TEXT)

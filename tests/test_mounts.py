@@ -43,7 +43,7 @@ def test_mount_for_takes_the_longest_prefix_not_a_string_prefix(tmp_path):
     mounts = parse_mounts(MOUNTINFO)
     assert mount_for("/mnt/nas/2019/a.jpg", mounts).fs_type == "cifs"
     assert mount_for("/mnt/nas/sub/x", mounts).fs_type == "nfs4"
-    assert mount_for("/mnt/nassy", mounts).fs_type == "ext4"   # /mnt/nas is not a prefix of /mnt/nassy
+    assert mount_for("/mnt/nassy", mounts).fs_type == "ext4"  # /mnt/nas is not a prefix of /mnt/nassy
     assert mount_for("/media/usb drive/DCIM", mounts).fs_type == "vfat"
 
 
@@ -52,12 +52,27 @@ def test_later_mount_on_the_same_point_wins():
     assert mount_for("/mnt/p", mounts).fs_type == "nfs"
 
 
-@pytest.mark.parametrize("fs,network", [
-    ("nfs", True), ("nfs4", True), ("cifs", True), ("smb3", True), ("fuse.sshfs", True),
-    ("fuse.rclone", True), ("fuse.somethingnew", True), ("9p", True), ("ceph", True),
-    ("ext4", False), ("btrfs", False), ("vfat", False), ("exfat", False), ("fuseblk", False),
-    ("fuse.ntfs-3g", False), ("tmpfs", False),
-])
+@pytest.mark.parametrize(
+    "fs,network",
+    [
+        ("nfs", True),
+        ("nfs4", True),
+        ("cifs", True),
+        ("smb3", True),
+        ("fuse.sshfs", True),
+        ("fuse.rclone", True),
+        ("fuse.somethingnew", True),
+        ("9p", True),
+        ("ceph", True),
+        ("ext4", False),
+        ("btrfs", False),
+        ("vfat", False),
+        ("exfat", False),
+        ("fuseblk", False),
+        ("fuse.ntfs-3g", False),
+        ("tmpfs", False),
+    ],
+)
 def test_network_filesystems(fs, network):
     assert is_network_fs(fs) is network
 

@@ -18,7 +18,7 @@ from photod.store.catalog import Catalog
 from photod.tui.data import full_path, open_with_system
 from tests.support.daemonkit import DaemonThread, load, wait_for, write_config
 
-SANYA_GBK = "三亚".encode("gbk")          # b'\xc8\xfd\xd1\xc7'
+SANYA_GBK = "三亚".encode("gbk")  # b'\xc8\xfd\xd1\xc7'
 BEACH_GBK = "海边日落.jpg".encode("gbk")
 TAIPEI_BIG5 = "台北.jpg".encode("big5")
 
@@ -48,11 +48,15 @@ def test_the_names_module_round_trips_and_decodes():
     # Big5 and Shift_JIS pairs are valid GB18030 too, and GB18030 is tried first: they are shown as GB18030
     # reads them. Big5 wins only for bytes GB18030 refuses (0x80 or 0xFF, a lone lead byte).
     assert names.decoded(TAIPEI_BIG5)[1] == "gb18030"
-    assert names.decoded("台北".encode("big5") + b"\x80.jpg") is None or \
-        names.decoded("台北".encode("big5") + b"\x80.jpg")[1] != "gb18030"
+    assert (
+        names.decoded("台北".encode("big5") + b"\x80.jpg") is None
+        or names.decoded("台北".encode("big5") + b"\x80.jpg")[1] != "gb18030"
+    )
     assert names.storable("三亚/ok.jpg") == ("三亚/ok.jpg", None)
-    assert names.decoded(b"\xff\xfe\xff.jpg") is None and names.shown("\\xff\\xfe\\xff.jpg", b"\xff\xfe\xff.jpg") \
-        == "\\xff\\xfe\\xff.jpg"
+    assert (
+        names.decoded(b"\xff\xfe\xff.jpg") is None
+        and names.shown("\\xff\\xfe\\xff.jpg", b"\xff\xfe\xff.jpg") == "\\xff\\xfe\\xff.jpg"
+    )
 
 
 def test_a_shell_turns_the_copied_path_back_into_the_exact_file(tmp_path):
@@ -89,25 +93,38 @@ def test_gbk_names_are_staged_searchable_and_followed_by_the_watcher(tmp_path, d
             return found[0] if found else None
 
     with DaemonThread(cfg):
-        wait_for(lambda: (r := row("rel_bytes IS NOT NULL")) is not None and r["state"] == "staged",
-                 what="the GBK-named photo to be staged")
+        wait_for(
+            lambda: (r := row("rel_bytes IS NOT NULL")) is not None and r["state"] == "staged",
+            what="the GBK-named photo to be staged",
+        )
         first = row("rel_bytes IS NOT NULL")
         assert first["rel_bytes"] == SANYA_GBK + b"/" + BEACH_GBK and first["error"] is None
         # A new file with a GBK name, seen by the watcher.
         put(root, SANYA_GBK + b"/" + "椰子树.jpg".encode("gbk"), jpeg((0, 160, 0)))
-        wait_for(lambda: (r := row("rel_bytes = ?", SANYA_GBK + b"/" + "椰子树.jpg".encode("gbk"))) is not None
-                 and r["state"] == "staged", what="the watcher's new GBK file")
+        wait_for(
+            lambda: (
+                (r := row("rel_bytes = ?", SANYA_GBK + b"/" + "椰子树.jpg".encode("gbk"))) is not None
+                and r["state"] == "staged"
+            ),
+            what="the watcher's new GBK file",
+        )
         # A rename of the GBK folder to another GBK name: same ids, new bytes.
         new_folder = "海南".encode("gbk")
         os.rename(os.path.join(os.fsencode(root), SANYA_GBK), os.path.join(os.fsencode(root), new_folder))
-        wait_for(lambda: (r := row("id = ?", first["id"])) is not None and r["rel_bytes"] == new_folder + b"/" +
-                 BEACH_GBK, what="the folder rename")
+        wait_for(
+            lambda: (r := row("id = ?", first["id"])) is not None and r["rel_bytes"] == new_folder + b"/" + BEACH_GBK,
+            what="the folder rename",
+        )
         assert row("id = ?", first["id"])["state"] == "staged"
         # A file renamed within it, then deleted.
-        os.rename(os.path.join(os.fsencode(root), new_folder, BEACH_GBK),
-                  os.path.join(os.fsencode(root), new_folder, "日落.jpg".encode("gbk")))
-        wait_for(lambda: row("id = ?", first["id"])["rel_bytes"] == new_folder + b"/" + "日落.jpg".encode("gbk"),
-                 what="the file rename")
+        os.rename(
+            os.path.join(os.fsencode(root), new_folder, BEACH_GBK),
+            os.path.join(os.fsencode(root), new_folder, "日落.jpg".encode("gbk")),
+        )
+        wait_for(
+            lambda: row("id = ?", first["id"])["rel_bytes"] == new_folder + b"/" + "日落.jpg".encode("gbk"),
+            what="the file rename",
+        )
         os.unlink(os.path.join(os.fsencode(root), new_folder, "日落.jpg".encode("gbk")))
         wait_for(lambda: row("id = ?", first["id"])["state"] == "deleted", what="the delete")
     # Found by the decoded name, shown marked; the path opens the right file.

@@ -46,8 +46,10 @@ def test_rendered_text_is_found_by_its_words_at_every_size(reader, capsys):
             hits += found(reader.read(_staged_copy(photo)).text, phrase.word)
         recall[share] = hits / len(photos)
     with capsys.disabled():
-        print("\nOCR recall by text height (share of a 12-MP photo's height): "
-              + ", ".join(f"{s:.0%}: {r:.2f}" for s, r in recall.items()))
+        print(
+            "\nOCR recall by text height (share of a 12-MP photo's height): "
+            + ", ".join(f"{s:.0%}: {r:.2f}" for s, r in recall.items())
+        )
     assert all(recall[s] >= 0.95 for s in SIZES if s >= 0.03), recall
     assert recall[0.02] >= 0.8, recall
 
@@ -75,8 +77,15 @@ def test_a_glyph_named_in_fur_is_not_text(reader):
     assert not ocr.kept("", 1.0)
 
 
-@pytest.mark.parametrize("image", [Image.new("RGB", (1, 1)), Image.new("RGB", (1600, 1200)),
-                                   Image.new("RGB", (20000, 40), "white"), Image.new("L", (300, 200), 128)])
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("RGB", (1, 1)),
+        Image.new("RGB", (1600, 1200)),
+        Image.new("RGB", (20000, 40), "white"),
+        Image.new("L", (300, 200), 128),
+    ],
+)
 def test_odd_images_give_no_text_or_a_clear_error(reader, image):
     try:
         result = reader.read(image)

@@ -41,9 +41,25 @@ WITHOUT = ("torch", "torchvision", "torchgen", "functorch", "triton", "nvidia", 
 
 def _deploy(checkpoint: Path, folder: Path, *ours: str) -> Path:
     folder.mkdir()
-    done = subprocess.run([sys.executable, str(DEPLOY), *ours, "--", "--model-arch", "RN50", "--pytorch-ckpt-path",
-                           str(checkpoint), "--save-onnx-path", str(folder / "rn50"), "--convert-text",
-                           "--convert-vision"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(DEPLOY),
+            *ours,
+            "--",
+            "--model-arch",
+            "RN50",
+            "--pytorch-ckpt-path",
+            str(checkpoint),
+            "--save-onnx-path",
+            str(folder / "rn50"),
+            "--convert-text",
+            "--convert-vision",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return folder
 
@@ -53,17 +69,25 @@ def deployed(tmp_path_factory):
     """{"checkpoint": .pt, "new": folder from this torch, "legacy": folder as older torch wrote it}."""
     root = tmp_path_factory.mktemp("deployed")
     checkpoint = root / "rn50.pt"
-    return {"new": _deploy(checkpoint, root / "new", "--random", "RN50", str(checkpoint)),
-            "legacy": _deploy(checkpoint, root / "legacy", "--torchscript"), "checkpoint": checkpoint}
+    return {
+        "new": _deploy(checkpoint, root / "new", "--random", "RN50", str(checkpoint)),
+        "legacy": _deploy(checkpoint, root / "legacy", "--torchscript"),
+        "checkpoint": checkpoint,
+    }
 
 
 def _venv_without_torch(root: Path) -> Path:
     """A venv whose site-packages reaches every package of this one except WITHOUT (through a folder of
     links named by a .pth file), so `import torch` really fails there. Returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    site = Path(subprocess.run([str(root / "bin" / "python"), "-c", "import sysconfig; "
-                                "print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(root / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     links = root / "packages"
     links.mkdir()
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
@@ -86,8 +110,9 @@ def bare_python(tmp_path_factory):
 def _photod(python: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PHOTOD_DATA_DIR=str(data_dir))
     env.pop("PHOTOD_CONFIG", None)
-    return subprocess.run([str(python), "-m", "photod", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [str(python), "-m", "photod", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=600
+    )
 
 
 def _torch_scores(checkpoint: Path, images, texts) -> tuple[np.ndarray, np.ndarray]:
@@ -114,11 +139,19 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------------
 
+
 def test_files_from_this_torch_have_the_shapes_people_meet(deployed):
     names = sorted(p.name for p in deployed["new"].iterdir())
-    assert names == ["rn50.img.fp16.onnx", "rn50.img.fp16.onnx.extra_file", "rn50.img.fp32.onnx",
-                     "rn50.img.fp32.onnx.data", "rn50.txt.fp16.onnx", "rn50.txt.fp16.onnx.extra_file",
-                     "rn50.txt.fp32.onnx", "rn50.txt.fp32.onnx.data"]
+    assert names == [
+        "rn50.img.fp16.onnx",
+        "rn50.img.fp16.onnx.extra_file",
+        "rn50.img.fp32.onnx",
+        "rn50.img.fp32.onnx.data",
+        "rn50.txt.fp16.onnx",
+        "rn50.txt.fp16.onnx.extra_file",
+        "rn50.txt.fp32.onnx",
+        "rn50.txt.fp32.onnx.data",
+    ]
     legacy = onnx.load(str(deployed["legacy"] / "rn50.img.fp32.onnx"), load_external_data=False)
     assert not (deployed["legacy"] / "rn50.img.fp32.onnx.data").exists()
     assert next(o.version for o in legacy.opset_import if o.domain == "") == 14
@@ -132,8 +165,13 @@ def test_import_without_torch_matches_cn_clip_scores(deployed, bare_python, tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "rn50-int8"
     bundle = Bundle.load(data / "models" / "rn50-int8", verify_files=True)
-    assert (bundle.arch, bundle.precision, bundle.embed_dim, bundle.image_size, bundle.context_length) == \
-        ("RN50", "int8", 1024, 224, 52)
+    assert (bundle.arch, bundle.precision, bundle.embed_dim, bundle.image_size, bundle.context_length) == (
+        "RN50",
+        "int8",
+        1024,
+        224,
+        52,
+    )
     low, mean = BOUNDS["int8"]
     for tower in ("image", "text"):
         figures = bundle.verification["int8"][tower]
@@ -197,8 +235,11 @@ def test_a_missing_weights_file_is_named(deployed, tmp_path):
     for name in ("rn50.img.fp32.onnx", "rn50.txt.fp32.onnx", "rn50.txt.fp32.onnx.data"):
         (folder / name).symlink_to(deployed["new"] / name)
     pair = onnx_import.find_pair([folder])
-    with pytest.raises(ModelError, match=r"rn50.img.fp32.onnx keeps its weights in rn50.img.fp32.onnx.data, "
-                                         r"which is not beside it"):
+    with pytest.raises(
+        ModelError,
+        match=r"rn50.img.fp32.onnx keeps its weights in rn50.img.fp32.onnx.data, "
+        r"which is not beside it",
+    ):
         onnx_import.load_tower(pair["image"])
 
 
@@ -243,9 +284,16 @@ def test_vit_attention_is_fused_from_the_graph_alone(tmp_path, exporter):
     example = torch.zeros(1, 3, size, size)
     path = tmp_path / "vit.img.fp32.onnx"
     options = {"dynamo": False, "opset_version": 14} if exporter == "torchscript" else {"opset_version": 13}
-    torch.onnx.export(model, (example, None), str(path), input_names=["image"],
-                      output_names=["unnorm_image_features"], export_params=True, do_constant_folding=False,
-                      **options)
+    torch.onnx.export(
+        model,
+        (example, None),
+        str(path),
+        input_names=["image"],
+        output_names=["unnorm_image_features"],
+        export_params=True,
+        do_constant_folding=False,
+        **options,
+    )
     plain = onnx.load(str(path))
     fused = fuse.fold_constants(path, tmp_path / "folded.onnx", external=False)
     heads = SMALL_VIT["vision_width"] // SMALL_VIT["vision_head_width"]
@@ -257,8 +305,9 @@ def test_vit_attention_is_fused_from_the_graph_alone(tmp_path, exporter):
     want, got = onnx_import._row_by_row(path, inputs), onnx_import._row_by_row(fused_path, inputs)
     assert _cos(got, want).min() > 0.99999
 
-    built = onnx_import._build_tower(plain, "image", "int8", SMALL_VIT["embed_dim"], heads, tmp_path,
-                                     tmp_path / "image.onnx", inputs)
+    built = onnx_import._build_tower(
+        plain, "image", "int8", SMALL_VIT["embed_dim"], heads, tmp_path, tmp_path / "image.onnx", inputs
+    )
     assert built["fused"] and built["figures"]["min"] >= BOUNDS["int8"][0]
     body = onnx.load(str(tmp_path / "image.onnx")).graph.node[0].attribute[0].g
     assert Counter(n.op_type for n in body.node)["QAttention"] == SMALL_VIT["vision_layers"]

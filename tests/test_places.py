@@ -20,7 +20,7 @@ class Known(NamedTuple):
     lon: float
     country: str
     province: str | None  # the Chinese names the place must have at each level; None: not checked
-    city: str | None      # abroad: the town's English name
+    city: str | None  # abroad: the town's English name
     district: str | None
     border: bool = False  # within a few km of a border, where the nearest centre lies across it
 
@@ -48,17 +48,49 @@ KNOWN = [
     Known("Tsim Sha Tsui, Hong Kong", 22.2976, 114.1722, "HK", None, "香港特别行政区", "油尖旺区"),
     Known("Ruins of St Paul's, Macao", 22.1975, 113.5409, "MO", None, "澳门特别行政区", None),
     # borders in China
-    Known("Yanjiao: Hebei, though Beijing's Tongzhou is nearer", 39.9550, 116.8150, "CN", "河北省", "廊坊市",
-          "三河市", True),
-    Known("Songzhuang, Tongzhou: west of the Chaobai, across from Yanjiao", 39.9560, 116.7350, "CN", "北京市",
-          "北京市", "通州区", True),
-    Known("Dachang, in the Hebei enclave between Beijing and Tianjin", 39.8860, 116.9890, "CN", "河北省", "廊坊市",
-          "大厂回族自治县", True),
+    Known(
+        "Yanjiao: Hebei, though Beijing's Tongzhou is nearer",
+        39.9550,
+        116.8150,
+        "CN",
+        "河北省",
+        "廊坊市",
+        "三河市",
+        True,
+    ),
+    Known(
+        "Songzhuang, Tongzhou: west of the Chaobai, across from Yanjiao",
+        39.9560,
+        116.7350,
+        "CN",
+        "北京市",
+        "北京市",
+        "通州区",
+        True,
+    ),
+    Known(
+        "Dachang, in the Hebei enclave between Beijing and Tianjin",
+        39.8860,
+        116.9890,
+        "CN",
+        "河北省",
+        "廊坊市",
+        "大厂回族自治县",
+        True,
+    ),
     Known("Xianghe, in the same enclave", 39.7630, 117.0060, "CN", "河北省", "廊坊市", "香河县", True),
     Known("Wuqing, Tianjin, between Beijing and Tianjin", 39.3840, 117.0440, "CN", "天津市", "天津市", "武清区", True),
     Known("Zhuozhou, Hebei, next to Beijing's Fangshan", 39.4850, 115.9740, "CN", "河北省", "保定市", "涿州市", True),
-    Known("Huaqiao, Kunshan, across the line from Shanghai's Anting", 31.3050, 121.0950, "CN", "江苏省", "苏州市",
-          "昆山市", True),
+    Known(
+        "Huaqiao, Kunshan, across the line from Shanghai's Anting",
+        31.3050,
+        121.0950,
+        "CN",
+        "江苏省",
+        "苏州市",
+        "昆山市",
+        True,
+    ),
     Known("Anting, Jiading, Shanghai", 31.2950, 121.1600, "CN", "上海市", "上海市", "嘉定区", True),
     Known("Zhujiajiao, Qingpu, Shanghai", 31.1080, 121.0540, "CN", "上海市", "上海市", "青浦区", True),
     Known("Zhouzhuang, Kunshan, on the Shanghai line", 31.1166, 120.8466, "CN", "江苏省", "苏州市", "昆山市", True),
@@ -66,11 +98,13 @@ KNOWN = [
     Known("Futian, 1 km north of the Shenzhen River", 22.5230, 114.0550, "CN", "广东省", "深圳市", "福田区", True),
     Known("Dongmen, Luohu, 2 km from Hong Kong", 22.5450, 114.1180, "CN", "广东省", "深圳市", "罗湖区", True),
     Known("Sheung Shui, Hong Kong, 3 km south of Luohu", 22.5016, 114.1280, "HK", None, "香港特别行政区", "北区", True),
-    Known("Gongbei, Zhuhai, 1 km from the Macao border gate", 22.2240, 113.5500, "CN", "广东省", "珠海市", "香洲区",
-          True),
+    Known(
+        "Gongbei, Zhuhai, 1 km from the Macao border gate", 22.2240, 113.5500, "CN", "广东省", "珠海市", "香洲区", True
+    ),
     Known("Taipa, Macao", 22.1560, 113.5580, "MO", None, "澳门特别行政区", None, True),
-    Known("Hengqin, Zhuhai, across the channel from Taipa", 22.1230, 113.5100, "CN", "广东省", "珠海市", "香洲区",
-          True),
+    Known(
+        "Hengqin, Zhuhai, across the channel from Taipa", 22.1230, 113.5100, "CN", "广东省", "珠海市", "香洲区", True
+    ),
     Known("Gulangyu, Siming, a small island off Xiamen", 24.4478, 118.0667, "CN", "福建省", "厦门市", "思明区", True),
     Known("Haicang, across the strait from Gulangyu", 24.4850, 118.0330, "CN", "福建省", "厦门市", "海沧区", True),
     Known("Sanya Phoenix airport: Tianya", 18.3029, 109.4122, "CN", "海南省", "三亚市", "天涯区", True),
@@ -96,8 +130,16 @@ KNOWN = [
     Known("Honolulu", 21.3069, -157.8583, "US", None, "Honolulu", None),
     Known("Auckland", -36.8485, 174.7633, "NZ", None, "Auckland", None),
     # borders abroad
-    Known("University of Windsor: Canada, though bigger Detroit is as near", 42.3043, -83.0660, "CA", None,
-          "Windsor", None, True),
+    Known(
+        "University of Windsor: Canada, though bigger Detroit is as near",
+        42.3043,
+        -83.0660,
+        "CA",
+        None,
+        "Windsor",
+        None,
+        True,
+    ),
     Known("Detroit, across the river", 42.3314, -83.0458, "US", None, "Detroit", None, True),
     Known("Strasbourg, on the Rhine", 48.5818, 7.7510, "FR", None, "Strasbourg", None, True),
     Known("Kehl, across the Rhine from Strasbourg", 48.5700, 7.8150, "DE", None, "Kehl", None, True),
@@ -134,8 +176,10 @@ def test_known_places_are_named_right_borders_included(gazetteer, capsys):
     borders = [row for row in KNOWN if row.border]
     border_wrong = [row for row in borders if row.what in wrong]
     with capsys.disabled():
-        print(f"\nplaces: {len(KNOWN) - len(wrong)}/{len(KNOWN)} right; border cases "
-              f"{len(borders) - len(border_wrong)}/{len(borders)}")
+        print(
+            f"\nplaces: {len(KNOWN) - len(wrong)}/{len(KNOWN)} right; border cases "
+            f"{len(borders) - len(border_wrong)}/{len(borders)}"
+        )
     assert len(KNOWN) >= 30 and len(borders) >= 10
     assert not wrong, wrong
 
@@ -168,8 +212,20 @@ def test_a_beach_the_coastline_misses_is_still_on_land(gazetteer):
     assert place is not None and place.city == ("三亚市", "Sanya")
 
 
-@pytest.mark.parametrize("lat, lon", [(float("nan"), 110.0), (30.0, float("nan")), (91.0, 0.0), (-90.5, 0.0),
-                                      (10.0, 181.0), (0.0, 0.0), (math.inf, 1.0), ("x", 1.0), (None, None)])
+@pytest.mark.parametrize(
+    "lat, lon",
+    [
+        (float("nan"), 110.0),
+        (30.0, float("nan")),
+        (91.0, 0.0),
+        (-90.5, 0.0),
+        (10.0, 181.0),
+        (0.0, 0.0),
+        (math.inf, 1.0),
+        ("x", 1.0),
+        (None, None),
+    ],
+)
 def test_no_position_is_no_place_never_an_error(gazetteer, lat, lon):
     assert gazetteer.locate(lat, lon) is None
 
@@ -215,9 +271,21 @@ def test_chinese_names_abroad_are_simplified_with_the_others_searchable(gazettee
 
 
 def test_short_names():
-    assert [short_name(n) for n in ("三亚市", "海南省", "香港特别行政区", "大理白族自治州", "广西壮族自治区",
-                                    "内蒙古自治区", "彭水苗族土家族自治县", "浦东新区", "城区", "神农架林区")] == \
-        ["三亚", "海南", "香港", "大理", "广西", "内蒙古", "彭水", "浦东", "城区", "神农架"]
+    assert [
+        short_name(n)
+        for n in (
+            "三亚市",
+            "海南省",
+            "香港特别行政区",
+            "大理白族自治州",
+            "广西壮族自治区",
+            "内蒙古自治区",
+            "彭水苗族土家族自治县",
+            "浦东新区",
+            "城区",
+            "神农架林区",
+        )
+    ] == ["三亚", "海南", "香港", "大理", "广西", "内蒙古", "彭水", "浦东", "城区", "神农架"]
 
 
 def test_loads_once_on_first_use_from_several_threads(monkeypatch):
@@ -226,8 +294,7 @@ def test_loads_once_on_first_use_from_several_threads(monkeypatch):
     monkeypatch.setattr(Gazetteer, "_read", lambda self: calls.append(1) or real(self))
     assert not calls  # nothing is read until a lookup asks
     results: list[Place | None] = []
-    threads = [threading.Thread(target=lambda: results.append(gazetteer.locate(22.2976, 114.1722)))
-               for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(gazetteer.locate(22.2976, 114.1722))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -46,8 +46,9 @@ def test_empty_mount_point_is_offline_only_when_photos_are_known(root):
     (root.path / "a.jpg").unlink()
     p = check_root(root, known_photos=5)
     assert not p.online
-    assert p.reason == (f"{root.path} is an empty folder; the drive is probably not mounted "
-                        "(photod knows 5 photos there)")
+    assert p.reason == (
+        f"{root.path} is an empty folder; the drive is probably not mounted (photod knows 5 photos there)"
+    )
     assert check_root(root, known_photos=0).online  # a new, empty root is just empty
 
 
@@ -94,6 +95,7 @@ def test_hung_stat_is_offline_within_the_timeout(root):
         p = check_root(root, known_photos=1, timeout=0.3, stat=hung)
         assert time.monotonic() - t0 < 2
         assert not p.online and "not answering" in p.reason
+
         # A second check of the same path waits on the stuck one rather than starting another.
         # Count only this path's probes: other tests' threads may end meanwhile.
         def probes():

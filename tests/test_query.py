@@ -157,6 +157,7 @@ def test_what_is_recognised_is_shown_back():
 
 # ---- the parser -----------------------------------------------------------------------------------------
 
+
 def _terms(text: str, **kw) -> list[tuple]:
     parsed = parse(text, today=TODAY, **kw)
     return [(t.text, t.weight, t.exact, t.like) for t in parsed.terms]
@@ -167,8 +168,12 @@ def test_terms_weights_exact_phrases_and_examples():
     assert _terms("cat + 2:dog - grass") == [("cat", 1.0, False, None), ("dog", 2.0, False, None)]
     assert _terms('"三亚湾" 菜单') == [("三亚湾", 1.0, True, None), ("菜单", 1.0, False, None)]
     assert _terms("“三亚湾” 菜单") == _terms('"三亚湾" 菜单')  # Chinese quotes
-    assert _terms("like:/photos/2019-07-01.jpg 海边")[0] == ("/photos/2019-07-01.jpg", 1.0, False,
-                                                             "/photos/2019-07-01.jpg")
+    assert _terms("like:/photos/2019-07-01.jpg 海边")[0] == (
+        "/photos/2019-07-01.jpg",
+        1.0,
+        False,
+        "/photos/2019-07-01.jpg",
+    )
     assert parse("海边 －人", today=TODAY).exclusions[0].text == "人"  # a full-width minus
     assert parse("海边 \u2212人", today=TODAY).exclusions[0].text == "人"  # the CLI's minus sign
     assert [t.text for t in parse('海边 -"三亚湾"', today=TODAY).exclusions] == ["三亚湾"]
@@ -180,8 +185,10 @@ def test_place_words_found_inside_chinese_and_across_english_words():
     assert parse("三亚海边", today=TODAY).places == ()  # a place the library has no photo of is a word
 
 
-@pytest.mark.parametrize("text", ["", "   ", "-", "+", "---", "!!!", "。，、", "😀😀", '"', '""', "2:", "-\"\"",
-                                  "like:", "\x00\x01", "x" * 10_000])
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "-", "+", "---", "!!!", "。，、", "😀😀", '"', '""', "2:", '-""', "like:", "\x00\x01", "x" * 10_000],
+)
 def test_nothing_searchable_is_not_an_error(text):
     parsed = parse(text, today=TODAY)
     assert all(t.text for t in parsed.terms)
@@ -194,8 +201,12 @@ def test_a_very_long_query_is_cut_and_says_so():
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('海边人三亚年月日夏天春节去上个-+:"“” 2019０１like:/.😀ab*()\\\'')),
-               max_size=60) | st.text(max_size=80))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("海边人三亚年月日夏天春节去上个-+:\"“” 2019０１like:/.😀ab*()\\'")), max_size=60
+    )
+    | st.text(max_size=80)
+)
 def test_the_parser_never_fails(text):
     parsed = parse(text, today=TODAY, places={"三亚"})
     for term in (*parsed.terms, *parsed.exclusions):

@@ -29,11 +29,22 @@ def _ids(data_dir, text: str, **kw) -> list[int]:
 def library(catalog, data_dir, tmp_path):
     """Six photos: two from the summer of 2019, one from 春节 2020, a menu, a sign, a caption."""
     ids = []
-    for taken in ("2019-07-14T10:00:00", "2019-08-30T18:00:00", "2020-01-26T12:00:00", "2021-03-01T09:00:00",
-                  "2025-06-01T09:00:00", "2026-11-15T09:00:00"):
+    for taken in (
+        "2019-07-14T10:00:00",
+        "2019-08-30T18:00:00",
+        "2020-01-26T12:00:00",
+        "2021-03-01T09:00:00",
+        "2025-06-01T09:00:00",
+        "2026-11-15T09:00:00",
+    ):
         ids += add_photos(catalog, tmp_path / f"lib{len(ids)}", 1, taken_at=taken)
-    signals.store_text(catalog, [signals.FoundText(ids[0], "e", (("三亚湾海鲜 菜单", 0.9, 0, 0, 9, 9),)),
-                                 signals.FoundText(ids[3], "e", (("三亚 湾仔 码头", 0.9, 0, 0, 9, 9),))])
+    signals.store_text(
+        catalog,
+        [
+            signals.FoundText(ids[0], "e", (("三亚湾海鲜 菜单", 0.9, 0, 0, 9, 9),)),
+            signals.FoundText(ids[3], "e", (("三亚 湾仔 码头", 0.9, 0, 0, 9, 9),)),
+        ],
+    )
     labels.add_captions(catalog, [ids[1]], "小白在海边")
     labels.add_captions(catalog, [ids[2]], "小白和全家福")
     return ids
@@ -45,14 +56,14 @@ def test_date_words_filter_and_are_shown_back(library, data_dir):
     assert [r["id"] for r in outcome.results] == [ids[1]]
     assert outcome.understood == ["日期 2019-06-01 … 2019-08-31"]
     assert _ids(data_dir, "2020年春节 小白") == [ids[2]]  # 2020-01-26 is 初二
-    assert _ids(data_dir, "春节 小白") == [ids[2]]        # any year's Spring Festival
+    assert _ids(data_dir, "春节 小白") == [ids[2]]  # any year's Spring Festival
     assert _ids(data_dir, "去年") == [ids[4]] and _ids(data_dir, "上个月") == [ids[5]]
     assert set(_ids(data_dir, "2019")) == {ids[0], ids[1]}
 
 
 def test_an_exact_phrase_is_required_and_words_across_channels_combine(library, data_dir):
     ids = library
-    assert _ids(data_dir, '"三亚湾"') == [ids[0]]     # not 三亚 湾仔, whose characters are apart
+    assert _ids(data_dir, '"三亚湾"') == [ids[0]]  # not 三亚 湾仔, whose characters are apart
     assert set(_ids(data_dir, "三亚 湾")) == {ids[0], ids[3]}
     assert _ids(data_dir, '"三亚湾" 菜单') == [ids[0]]
 
@@ -80,8 +91,13 @@ def test_the_cutoff_hides_weak_looks_and_all_shows_them(catalog, data_dir, tmp_p
     ids = add_photos(catalog, tmp_path / "lib", 80)
     with Stage(data_dir) as stage:
         stage_pictures(stage, ids)
-        Indexer(catalog, stage, bundle, VectorIndex(data_dir, bundle.image_id),
-                WorkersConfig(batch_size=16, encode_threads=1)).run_once()
+        Indexer(
+            catalog,
+            stage,
+            bundle,
+            VectorIndex(data_dir, bundle.image_id),
+            WorkersConfig(batch_size=16, encode_threads=1),
+        ).run_once()
     outcome = find_once(Config(data_dir=data_dir), Query(text="海边的日落", k=10))
     assert len(outcome.results) + outcome.hidden == 10 and outcome.hidden >= 8
     every = find_once(Config(data_dir=data_dir), Query(text="海边的日落", k=10, show_all=True)).results
@@ -90,9 +106,32 @@ def test_the_cutoff_hides_weak_looks_and_all_shows_them(catalog, data_dir, tmp_p
     assert f"{outcome.hidden} weaker match" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text", ["x" * 10_000, "!!!", "-", "+", "---", '"unbalanced', '""', "😀🐱", "猫 🐱 cat ネコ 고양이",
-                                  "2019年2月30日 海边", "like:", "-like:/nowhere.jpg 猫", "\x00", "2:", "0:猫 -0:狗",
-                                  "((()))", "*", "NEAR(a b)", "a OR b", "^海边", '"三亚" -"三亚"'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 10_000,
+        "!!!",
+        "-",
+        "+",
+        "---",
+        '"unbalanced',
+        '""',
+        "😀🐱",
+        "猫 🐱 cat ネコ 고양이",
+        "2019年2月30日 海边",
+        "like:",
+        "-like:/nowhere.jpg 猫",
+        "\x00",
+        "2:",
+        "0:猫 -0:狗",
+        "((()))",
+        "*",
+        "NEAR(a b)",
+        "a OR b",
+        "^海边",
+        '"三亚" -"三亚"',
+    ],
+)
 def test_bad_queries_never_fail(library, data_dir, capsys, text):
     outcome = find_once(Config(data_dir=data_dir), Query(text=text, today=TODAY))
     assert isinstance(outcome.results, list)

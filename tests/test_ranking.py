@@ -52,6 +52,7 @@ class World:
 
         def searcher():
             return Searcher.from_config(cfg) if model else _Nothing()
+
         outcome = find(Query(text=text, k=k, show_all=show_all), lambda: open_catalog(cfg), searcher)
         return [r["id"] for r in outcome.results]
 
@@ -106,8 +107,9 @@ def world(tmp_path_factory) -> World:
             for pid in w.kind:
                 lat, lon = SANYA if pid in w.sanya else BEIJING
                 cat.conn.execute("UPDATE photos SET gps_lat = ?, gps_lon = ? WHERE id = ?", (lat, lon, pid))
-        Indexer(cat, stage, bundle, VectorIndex(data_dir, bundle.image_id),
-                WorkersConfig(batch_size=16, encode_threads=2)).run_once()
+        Indexer(
+            cat, stage, bundle, VectorIndex(data_dir, bundle.image_id), WorkersConfig(batch_size=16, encode_threads=2)
+        ).run_once()
         worker = SignalWorker(cfg, cat, ingester, None)
         while worker.place_batch():
             pass
@@ -119,26 +121,34 @@ def _share(found, wanted: set[int]) -> float:
     return len(set(found) & wanted) / max(1, len(wanted))
 
 
-@pytest.mark.parametrize("query, relevant", [
-    ("暖色", lambda k: k.tone == "暖色"),     # many: half the library
-    ("红色", lambda k: k.colour == "红色"),   # a quarter
-    ("紫色", lambda k: k.colour == "紫色"),   # few: 4 of 100
-])
+@pytest.mark.parametrize(
+    "query, relevant",
+    [
+        ("暖色", lambda k: k.tone == "暖色"),  # many: half the library
+        ("红色", lambda k: k.colour == "红色"),  # a quarter
+        ("紫色", lambda k: k.colour == "紫色"),  # few: 4 of 100
+    ],
+)
 def test_the_cutoff_keeps_the_relevant_and_hides_the_rest(world, query, relevant):
     wanted = world.ids(relevant)
     shown = world.find(query)
     unwanted = set(world.kind) - wanted
     kept, hidden = _share(shown, wanted), 1 - _share(shown, unwanted)
-    print(f"\ncutoff {query}: {len(wanted)} relevant of {len(world.kind)}; kept {kept:.2f}, hid {hidden:.2f} "
-          f"of the irrelevant")
+    print(
+        f"\ncutoff {query}: {len(wanted)} relevant of {len(world.kind)}; kept {kept:.2f}, hid {hidden:.2f} "
+        f"of the irrelevant"
+    )
     assert kept >= 0.90 and hidden >= 0.80
     assert len(world.find(query, show_all=True)) == len(world.kind)  # --all: everything, ranked
 
 
-@pytest.mark.parametrize("query, relevant, excluded", [
-    ("暖色 -红色", lambda k: k.tone == "暖色", lambda k: k.colour == "红色"),
-    ("冷色 -蓝色", lambda k: k.tone == "冷色", lambda k: k.colour == "蓝色"),
-])
+@pytest.mark.parametrize(
+    "query, relevant, excluded",
+    [
+        ("暖色 -红色", lambda k: k.tone == "暖色", lambda k: k.colour == "红色"),
+        ("冷色 -蓝色", lambda k: k.tone == "冷色", lambda k: k.colour == "蓝色"),
+    ],
+)
 def test_an_exclusion_removes_what_matches_it_and_keeps_the_rest(world, query, relevant, excluded):
     rest = world.ids(lambda k: relevant(k) and not excluded(k))
     matching = world.ids(lambda k: relevant(k) and excluded(k))
@@ -176,9 +186,14 @@ def test_fusion_beats_the_best_single_channel(world):
         fused.append(_recall_at_10(world.find(query), wanted))
         words.append(_recall_at_10(world.find(query, show_all=True, model=False), wanted))
         look.append(_recall_at_10(world.find(look_words, show_all=True), wanted))
-    mean = lambda xs: sum(xs) / len(xs)
-    print(f"\nmean recall@10 over {len(TWO_CHANNELS)} two-channel queries: fused {mean(fused):.2f}, "
-          f"words alone {mean(words):.2f}, look alone {mean(look):.2f}")
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    print(
+        f"\nmean recall@10 over {len(TWO_CHANNELS)} two-channel queries: fused {mean(fused):.2f}, "
+        f"words alone {mean(words):.2f}, look alone {mean(look):.2f}"
+    )
     assert mean(fused) > max(mean(words), mean(look)) + 0.1
 
 

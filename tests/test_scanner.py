@@ -161,14 +161,17 @@ def test_folder_error_marks_the_walk_incomplete(tree, monkeypatch, caplog):
 
 # ---- reconcile ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def root(catalog, tree):
     return catalog.add_root(make_root(tree))
 
 
 def states(catalog, root_id):
-    return {r["rel_path"]: r["state"] for r in catalog.query(
-        "SELECT rel_path, state FROM photos WHERE root_id = ?", (root_id,))}
+    return {
+        r["rel_path"]: r["state"]
+        for r in catalog.query("SELECT rel_path, state FROM photos WHERE root_id = ?", (root_id,))
+    }
 
 
 def test_reconcile_new_changed_unchanged_deleted(catalog, root, tree):
@@ -287,11 +290,13 @@ def test_non_utf8_names_are_cataloged_with_their_exact_bytes(catalog, tmp_path):
     r = catalog.add_root(make_root(base))
     report = reconcile(catalog, r, present=lambda: True)
     assert (report.seen, report.new, report.errors) == (3, 3, 0)
-    assert states(catalog, r.id) == {"ok.jpg": "new", "caf\\xe9.jpg": "new",
-                                     "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "new"}
+    assert states(catalog, r.id) == {"ok.jpg": "new", "caf\\xe9.jpg": "new", "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "new"}
     raw = {row["rel_path"]: row["rel_bytes"] for row in catalog.query("SELECT rel_path, rel_bytes FROM photos")}
-    assert raw == {"ok.jpg": None, "caf\\xe9.jpg": b"caf\xe9.jpg",
-                   "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "三亚".encode("gbk") + b"/inside.jpg"}
+    assert raw == {
+        "ok.jpg": None,
+        "caf\\xe9.jpg": b"caf\xe9.jpg",
+        "\\xc8\\xfd\\xd1\\xc7/inside.jpg": "三亚".encode("gbk") + b"/inside.jpg",
+    }
     assert not catalog.failed()
     again = reconcile(catalog, r, present=lambda: True)  # stable: the same rows, nothing new or deleted
     assert (again.new, again.deleted, again.unchanged) == (0, 0, 3)

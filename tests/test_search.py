@@ -83,8 +83,7 @@ def test_like_a_photo_id_or_a_file_ranks_that_photo_first(data_dir, library, cat
         found = s.search(like=twin, k=3)
         assert found[0].id == b[7] and found[0].score > 0.98
         # A cataloged file (same content hash): its stored vector is used, no model run at all.
-        catalog.conn.execute("UPDATE photos SET content_hash = ? WHERE id = ?",
-                             (content_hash(twin.read_bytes()), a[9]))
+        catalog.conn.execute("UPDATE photos SET content_hash = ? WHERE id = ?", (content_hash(twin.read_bytes()), a[9]))
         s._image = None
         found = s.search(like=twin, k=1)
         assert found[0].id == a[9] and s._image is None
@@ -151,7 +150,7 @@ def test_searching_while_the_daemon_writes(data_dir, library, catalog, tmp_path)
         try:
             with Catalog.in_data_dir(data_dir) as cat:
                 for start in range(0, 600, 20):
-                    vectors.store_vectors(cat, bundle.image_id, more[start:start + 20], vecs[start:start + 20])
+                    vectors.store_vectors(cat, bundle.image_id, more[start : start + 20], vecs[start : start + 20])
                     cat.mark_deleted([more[start]])  # and other writes the daemon makes
                     time.sleep(0.02)
         except BaseException as exc:

@@ -38,13 +38,26 @@ def test_daemon_opens_no_network_socket_and_never_writes_inside_a_root(tmp_path,
     log = tmp_path / "daemon.log"
     proc = start_daemon_process(config, data_dir, log)
     try:
-        wait_for(lambda: faultkit.counts_of(data_dir)["indexed"] == 18 and faultkit.counts_of(data_dir)["failed"] == 1
-                 and "search uses model" in log.read_text(), timeout=120, what="indexing")
+        wait_for(
+            lambda: (
+                faultkit.counts_of(data_dir)["indexed"] == 18
+                and faultkit.counts_of(data_dir)["failed"] == 1
+                and "search uses model" in log.read_text()
+            ),
+            timeout=120,
+            what="indexing",
+        )
         inet = faultkit.inet_sockets(proc.pid)
         sockets = faultkit.socket_inodes(proc.pid)
         # Everything a user does besides the daemon, run while it is up.
-        for args in (("search", "海边的日落", "--json"), ("search", "--name", "img"), ("status", "--json"),
-                     ("failed",), ("scan",), ("reindex",)):
+        for args in (
+            ("search", "海边的日落", "--json"),
+            ("search", "--name", "img"),
+            ("status", "--json"),
+            ("failed",),
+            ("scan",),
+            ("reindex",),
+        ):
             done = faultkit.photod(config, data_dir, *args)
             assert done.returncode == 0, (args, done.stderr[-2000:])
     finally:
@@ -53,8 +66,9 @@ def test_daemon_opens_no_network_socket_and_never_writes_inside_a_root(tmp_path,
     assert inet == [], f"the daemon has network sockets open: {inet}"
     print(f"daemon sockets: {len(sockets)} open, none of them TCP/UDP/raw")
     after = faultkit.snapshot_tree(root)
-    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
-                             if before.get(k) != after.get(k)}
+    assert after == before, {
+        k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)
+    }
 
 
 def test_daemon_indexes_a_read_only_root(tmp_path, data_dir):
@@ -86,8 +100,13 @@ def _torch_load_calls(folder: Path):
     for path in sorted(folder.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
                 yield path, node
 
 
@@ -96,17 +115,21 @@ def test_every_torch_load_is_weights_only():
     assert calls, "no torch.load found: the checkpoint reader moved; update this test"
     for path, node in calls:
         kw = {k.arg: k.value for k in node.keywords}
-        assert "weights_only" in kw and isinstance(kw["weights_only"], ast.Constant) \
-            and kw["weights_only"].value is True, f"{path}:{node.lineno}: torch.load without weights_only=True"
+        assert (
+            "weights_only" in kw and isinstance(kw["weights_only"], ast.Constant) and kw["weights_only"].value is True
+        ), f"{path}:{node.lineno}: torch.load without weights_only=True"
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"files": {"../../etc/passwd": "0" * 64}}, "files"),
-    ({"embed_dim": "512; rm -rf /"}, "embed_dim"),
-    ({"image_size": 10**9}, "image_size"),
-    ({"mean": [0.5, 0.5]}, "mean"),
-    ({"format": 99}, "format"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"files": {"../../etc/passwd": "0" * 64}}, "files"),
+        ({"embed_dim": "512; rm -rf /"}, "embed_dim"),
+        ({"image_size": 10**9}, "image_size"),
+        ({"mean": [0.5, 0.5]}, "mean"),
+        ({"format": 99}, "format"),
+    ],
+)
 def test_bundle_manifests_are_validated_before_use(tmp_path, data_dir, change, field):
     from tests.support.modelkit import tiny_bundle
 
@@ -136,8 +159,16 @@ def test_systemd_unit_sandbox_read_back(tmp_path, monkeypatch):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
     assert settings["RestrictAddressFamilies"] == ["AF_UNIX"]  # notify socket only: no TCP/UDP at all
-    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
-                "ProtectKernelModules", "ProtectControlGroups", "RestrictSUIDSGID", "RestrictRealtime"):
+    for key in (
+        "NoNewPrivileges",
+        "PrivateTmp",
+        "PrivateDevices",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectControlGroups",
+        "RestrictSUIDSGID",
+        "RestrictRealtime",
+    ):
         assert settings.get(key) == ["yes"], key
     assert settings["ProtectSystem"] == ["strict"] and settings["ProtectHome"] == ["read-only"]
     assert settings["ReadWritePaths"] == ["/var/lib/photod"]

@@ -23,8 +23,26 @@ def small_checkpoint(tmp_path_factory):
 
 def import_model(config, ckpt, precision="fp32", name="small"):
     checkpoint, vision, text = ckpt
-    assert main(["--config", str(config), "model", "import", str(checkpoint), "--vision-config", str(vision),
-                 "--text-config", str(text), "--precision", precision, "--name", name]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "model",
+                "import",
+                str(checkpoint),
+                "--vision-config",
+                str(vision),
+                "--text-config",
+                str(text),
+                "--precision",
+                precision,
+                "--name",
+                name,
+            ]
+        )
+        == 0
+    )
 
 
 def search_json(capsys, config, *args):
@@ -33,8 +51,7 @@ def search_json(capsys, config, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_photo_dropped_into_a_watched_folder_is_found_by_like(tmp_path, data_dir, small_checkpoint, capsys,
-                                                              samples):
+def test_photo_dropped_into_a_watched_folder_is_found_by_like(tmp_path, data_dir, small_checkpoint, capsys, samples):
     root = tmp_path / "library"
     make_photos(root / "old", 12)
     config = write_config(tmp_path, [root])
@@ -89,8 +106,9 @@ def test_model_list_use_and_offline_results(tmp_path, data_dir, small_checkpoint
     assert len(rows) == 5 and all(r["online"] is False for r in rows)
 
 
-def test_reindex_works_on_a_copied_data_dir_without_the_roots(tmp_path, data_dir, small_checkpoint, capsys,
-                                                              monkeypatch):
+def test_reindex_works_on_a_copied_data_dir_without_the_roots(
+    tmp_path, data_dir, small_checkpoint, capsys, monkeypatch
+):
     root = tmp_path / "nas"
     make_photos(root, 8)
     config = write_config(tmp_path, [root])

@@ -21,8 +21,16 @@ from photod.store.signals import FoundPlace, FoundText
 from photod.store.stage import Stage
 from tests.support.onnxkit import add_photos, install_active, stage_pictures
 
-SANYA = FoundPlace(0, "v1", 18.25, 109.5, "CN", "海南 三亚 天涯区", "Tianya, Sanya, Hainan, China",
-                   ("中国", "China", "海南省", "海南", "Hainan", "三亚市", "三亚", "Sanya", "天涯区", "Tianya"))
+SANYA = FoundPlace(
+    0,
+    "v1",
+    18.25,
+    109.5,
+    "CN",
+    "海南 三亚 天涯区",
+    "Tianya, Sanya, Hainan, China",
+    ("中国", "China", "海南省", "海南", "Hainan", "三亚市", "三亚", "Sanya", "天涯区", "Tianya"),
+)
 
 
 def _find(data_dir, text: str = "", k: int = 20, **filters) -> list[dict]:
@@ -34,8 +42,16 @@ def _text(photo_id: int, *lines: str) -> FoundText:
 
 
 def _place(photo_id: int, place: FoundPlace = SANYA) -> FoundPlace:
-    return FoundPlace(photo_id, place.version, place.gps_lat, place.gps_lon, place.country_code, place.label_zh,
-                      place.label_en, place.names)
+    return FoundPlace(
+        photo_id,
+        place.version,
+        place.gps_lat,
+        place.gps_lon,
+        place.country_code,
+        place.label_zh,
+        place.label_en,
+        place.names,
+    )
 
 
 def test_text_in_a_photo_finds_it_and_says_which_line(catalog, data_dir, tmp_path):
@@ -102,11 +118,16 @@ def test_readings_of_an_earlier_filter_are_filtered_in_place(catalog, data_dir, 
 
     ids = add_photos(catalog, tmp_path / "lib", 3)
     old = ocr.FILTERED_ENGINES[0]
-    signals.store_text(catalog, [
-        FoundText(ids[0], old, (("人", 0.75, 0, 0, 440, 330),)),
-        FoundText(ids[1], old, (("三亚湾海鲜", 0.62, 0, 0, 90, 20), ("5", 1.0, 0, 30, 9, 40),
-                                ("水", 0.52, 0, 0, 9, 9))),
-        FoundText(ids[2], old, error="the OCR engine failed: test")])
+    signals.store_text(
+        catalog,
+        [
+            FoundText(ids[0], old, (("人", 0.75, 0, 0, 440, 330),)),
+            FoundText(
+                ids[1], old, (("三亚湾海鲜", 0.62, 0, 0, 90, 20), ("5", 1.0, 0, 30, 9, 40), ("水", 0.52, 0, 0, 9, 9))
+            ),
+            FoundText(ids[2], old, error="the OCR engine failed: test"),
+        ],
+    )
     assert [r["id"] for r in _find(data_dir, "人")] == [ids[0]]
     assert signals.filter_text(catalog, ocr.FILTERED_ENGINES, ocr.ENGINE_ID, ocr.kept) == 3
     assert _find(data_dir, "人") == [] and _find(data_dir, "水") == []
@@ -146,6 +167,7 @@ def test_status_reports_each_channel(catalog, data_dir, tmp_path, capsys):
 
 # ---- captions by meaning ------------------------------------------------------------------------------------
 
+
 def test_caption_vectors_follow_edits_and_removals(catalog, data_dir, tmp_path):
     ids = add_photos(catalog, tmp_path / "lib", 2)
     [a, b] = labels.add_captions(catalog, ids, "我家的白猫")
@@ -181,8 +203,13 @@ def test_search_puts_caption_meaning_between_words_and_looks(catalog, data_dir, 
     ids = add_photos(catalog, tmp_path / "lib", 12)
     with Stage(data_dir) as stage:
         stage_pictures(stage, ids)
-        Indexer(catalog, stage, bundle, VectorIndex(data_dir, bundle.image_id),
-                WorkersConfig(batch_size=16, encode_threads=1)).run_once()
+        Indexer(
+            catalog,
+            stage,
+            bundle,
+            VectorIndex(data_dir, bundle.image_id),
+            WorkersConfig(batch_size=16, encode_threads=1),
+        ).run_once()
     labels.add_captions(catalog, [ids[5]], "我家的白猫")
     labels.add_captions(catalog, [ids[7]], "我家白猫在睡觉")
     found = _find(data_dir, "我家白猫", k=12)
@@ -190,5 +217,7 @@ def test_search_puts_caption_meaning_between_words_and_looks(catalog, data_dir, 
     second = found[1]["matched"][0]
     assert found[1]["id"] == ids[5] and second["channel"] == "caption" and second["score"] > 0.5
     assert [m["channel"] for m in found[1]["matched"]] == ["caption", "image"]
-    off = find_once(Config(data_dir=data_dir), Query(text="我家白猫", k=12, captions_by_meaning=False, show_all=True)).results
+    off = find_once(
+        Config(data_dir=data_dir), Query(text="我家白猫", k=12, captions_by_meaning=False, show_all=True)
+    ).results
     assert [m["channel"] for m in off[1]["matched"]] == ["image"]

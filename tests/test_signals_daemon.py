@@ -29,8 +29,9 @@ def _library(folder: Path) -> dict[str, str]:
     word to search}."""
     folder.mkdir(parents=True)
     words = {}
-    for i, (path, phrase, word) in enumerate([(sample_photos()[0], "三亚湾海鲜大排档", "海鲜"),
-                                               (sample_photos()[1], "Grand Hotel Sanya", "Hotel")]):
+    for i, (path, phrase, word) in enumerate(
+        [(sample_photos()[0], "三亚湾海鲜大排档", "海鲜"), (sample_photos()[1], "Grand Hotel Sanya", "Hotel")]
+    ):
         render(as_large_photo(path, side=2000), phrase, 0.04, seed=i).save(folder / f"sign{i}.jpg", quality=90)
         words[f"sign{i}.jpg"] = word
     shutil.copy(GPS / "DSCN0012.jpg", folder / "plain.jpg")
@@ -89,8 +90,10 @@ def test_a_copy_reuses_the_text_read_in_its_original(tmp_path):
     summary = scan_once(cfg, encode=False)
     assert summary.staged == 1 and summary.channels["text"] == 0  # copied, not read again
     with Catalog.in_data_dir(cfg.data_dir) as cat:
-        texts = {r["filename"]: r["text"] for r in cat.query(
-            "SELECT p.filename, t.text FROM photos p JOIN photo_text t ON t.photo_id = p.id")}
+        texts = {
+            r["filename"]: r["text"]
+            for r in cat.query("SELECT p.filename, t.text FROM photos p JOIN photo_text t ON t.photo_id = p.id")
+        }
     assert texts["sign0-copy.jpg"] == texts["sign0.jpg"] != ""
 
 
@@ -100,9 +103,11 @@ def test_text_read_before_the_short_line_rule_is_filtered_not_read_again(tmp_pat
     cfg = _config(tmp_path, root)
     scan_once(cfg, encode=False)
     with Catalog.in_data_dir(cfg.data_dir) as cat, cat.transaction() as conn:  # as the earlier reader left it
-        conn.execute("UPDATE photo_text SET engine = ?, text = text || char(10) || '人',"
-                     " lines_json = json_insert(lines_json, '$[#]', json_array('人', 0.75, 0, 0, 640, 480))",
-                     (ocr.FILTERED_ENGINES[0],))
+        conn.execute(
+            "UPDATE photo_text SET engine = ?, text = text || char(10) || '人',"
+            " lines_json = json_insert(lines_json, '$[#]', json_array('人', 0.75, 0, 0, 640, 480))",
+            (ocr.FILTERED_ENGINES[0],),
+        )
     assert len(_find(cfg, "人")) == 5
     summary = scan_once(cfg, encode=False)
     assert summary.channels["filtered"] == 5 and summary.channels["text"] == 0  # no photo read again

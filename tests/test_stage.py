@@ -63,8 +63,7 @@ def test_values_are_chinese_clip_format(data_dir):
     with Stage(data_dir) as stage:
         stage.put_many({42: jpeg})
     # Read it exactly as cn_clip's LMDB dataset does.
-    env = lmdb.open(str(data_dir / "stage"), readonly=True, create=False, lock=False, readahead=False,
-                    meminit=False)
+    env = lmdb.open(str(data_dir / "stage"), readonly=True, create=False, lock=False, readahead=False, meminit=False)
     with env.begin(buffers=True) as txn:
         image_b64 = txn.get("{}".format(42).encode("utf-8")).tobytes()
     env.close()
@@ -99,8 +98,13 @@ _READER = textwrap.dedent("""
 def test_reader_process_sees_writes_while_writer_holds_it_open(data_dir):
     with Stage(data_dir, map_size=64 * 1024) as stage:
         stage.put_many({1: _jpeg(1)})
-        reader = subprocess.Popen([sys.executable, "-c", _READER, str(data_dir)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, cwd=REPO)
+        reader = subprocess.Popen(
+            [sys.executable, "-c", _READER, str(data_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         try:
             assert reader.stdout.readline().split(" ", 1) == ["open", "[1]\n"]
             big = {i: _jpeg(i, (160, 120), noise=True) for i in range(2, 30)}
@@ -158,6 +162,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(tiny_disk):
 
 
 # ---- consistency with the catalog ----------------------------------------------------------------------
+
 
 def _rows(catalog, folder: Path, names: list[str]) -> dict[str, int]:
     folder.mkdir(exist_ok=True)
@@ -254,7 +259,6 @@ def test_reading_every_photo_leaves_little_of_the_stage_mapped(data_dir):
         assert stage.keys() == set(items) and 7 in stage
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc/self/smaps and madvise")
 def test_pages_mapped_around_the_values_read_are_swept_too(data_dir):
     """A page fault maps the pages around it too (the kernel's fault-around, large folios): pages of photos
@@ -271,6 +275,7 @@ def test_pages_mapped_around_the_values_read_are_swept_too(data_dir):
         assert stage.get_jpeg(3) == items[3]
         assert _mapped_kib(mdb) < mapped_before // 16
         assert all(stage.get_jpeg(i) == items[i] for i in items)  # swept pages read back intact
+
 
 def test_map_grows_while_other_threads_read(data_dir):
     """The daemon's ingest thread grows the map while the indexer's decode workers read: growing waits for

@@ -7,8 +7,9 @@ from photod.service.systemd import Notifier, install_unit, render_unit
 
 def test_unit_is_notify_with_hardening(tmp_path):
     cfg_file = tmp_path / "config.toml"
-    cfg_file.write_text('[daemon]\ndata_dir = "/var/lib/photod"\n[[roots]]\npath = "/mnt/usb photos"\n'
-                        '[[roots]]\npath = "/mnt/nas"\n')
+    cfg_file.write_text(
+        '[daemon]\ndata_dir = "/var/lib/photod"\n[[roots]]\npath = "/mnt/usb photos"\n[[roots]]\npath = "/mnt/nas"\n'
+    )
     os.environ.pop("PHOTOD_DATA_DIR", None)
     cfg = load_config(cfg_file)
     unit = install_unit(cfg, user=False, config_path=cfg_file, target=tmp_path / "photod.service")

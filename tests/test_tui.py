@@ -86,6 +86,7 @@ async def typed(pilot, text: str) -> None:
 
 # ---- searching -------------------------------------------------------------------------------------
 
+
 async def test_newest_photos_show_before_anything_is_typed(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -124,8 +125,21 @@ async def test_text_in_a_photo_and_its_place_find_it_and_the_detail_shows_both(a
     with Catalog.in_data_dir(data_dir) as cat:
         cat.conn.execute("UPDATE photos SET gps_lat = 18.3, gps_lon = 109.45 WHERE id = ?", (photo,))
         signals.store_text(cat, [FoundText(photo, "engine-1", (("三亚湾海鲜大排档", 0.9, 1, 2, 30, 9),))])
-        signals.store_places(cat, [FoundPlace(photo, "v1", 18.3, 109.45, "CN", "海南 三亚 天涯区",
-                                              "Tianya, Sanya, Hainan, China", ("海南", "三亚", "Sanya"))])
+        signals.store_places(
+            cat,
+            [
+                FoundPlace(
+                    photo,
+                    "v1",
+                    18.3,
+                    109.45,
+                    "CN",
+                    "海南 三亚 天涯区",
+                    "Tianya, Sanya, Hainan, China",
+                    ("海南", "三亚", "Sanya"),
+                )
+            ],
+        )
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await typed(pilot, "海鲜")
@@ -162,8 +176,14 @@ async def test_keys_that_arrive_together_act_in_the_order_typed(app):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await typed(pilot, "sunset")
-        for key, char in [("ctrl+u", "\x15"), ("三", "三"), ("亚", "亚"), ("x", "x"), ("left", None),
-                          ("backspace", "\x7f")]:
+        for key, char in [
+            ("ctrl+u", "\x15"),
+            ("三", "三"),
+            ("亚", "亚"),
+            ("x", "x"),
+            ("left", None),
+            ("backspace", "\x7f"),
+        ]:
             app.post_message(events.Key(key, char))
         await settle(pilot)
         assert app.screen.query_one("#query").value == "三x"
@@ -249,6 +269,7 @@ async def test_filter_online_only_and_root(app, data_dir):
 
 # ---- detail -------------------------------------------------------------------------------------------
 
+
 async def test_open_a_detail_shows_where_and_what(picture_app):
     app = picture_app
     async with app.run_test(size=SIZE) as pilot:
@@ -306,6 +327,7 @@ async def test_more_like_this_from_a_detail_goes_back_to_the_search(app, library
 
 
 # ---- captions and feedback ---------------------------------------------------------------------------
+
 
 async def test_add_a_caption_and_find_it_in_the_catalog(app, data_dir, library):
     async with app.run_test(size=SIZE) as pilot:
@@ -392,6 +414,7 @@ async def test_mark_a_result_right_or_wrong_for_the_query(app, data_dir, library
 
 # ---- status ---------------------------------------------------------------------------------------------
 
+
 async def test_status_shows_an_offline_root_and_failed_files(app, data_dir):
     with Catalog.in_data_dir(data_dir) as cat:
         cat.set_root_offline(cat.find_root("nas").id)
@@ -403,8 +426,10 @@ async def test_status_shows_an_offline_root_and_failed_files(app, data_dir):
         rows = {table.get_row_at(i)[0]: table.get_row_at(i) for i in range(table.row_count)}
         assert rows["nas"][2] == "OFFLINE" and rows["family"][2] == "online"
         failed = app.screen.query_one("#failed-table")
-        assert failed.get_row_at(0) == ["/photos/family/2020/broken.jpg",
-                                         "cannot identify image file (truncated or not a photo)"]
+        assert failed.get_row_at(0) == [
+            "/photos/family/2020/broken.jpg",
+            "cannot identify image file (truncated or not a photo)",
+        ]
         summary = str(app.screen.query_one("#status-summary").render())
         assert "1 offline" in summary and "none installed" in summary
         await pilot.press("escape")
@@ -465,6 +490,7 @@ async def test_list_mode_and_keyboard_moves(app):
 
 # ---- more like this, with a real (small) model ---------------------------------------------------------
 
+
 def _index_with_model(data_dir: Path, small) -> None:
     """Install the small bundle into the library and encode every staged photo with it, as the daemon would."""
     from photod.model import registry
@@ -499,7 +525,8 @@ async def test_more_like_this_puts_the_photo_itself_first(request, data_dir, lib
         assert grid.results[0]["id"] == target
         assert grid.results[0]["score"] == pytest.approx(1.0, abs=1e-3)
         assert "similar" in str(app.screen.query_one("#summary").render()) or "like" in str(
-            app.screen.query_one("#summary").render())
+            app.screen.query_one("#summary").render()
+        )
         # A text query now goes by meaning: scores appear and there is no filename hint.
         await pilot.press("slash")
         await typed(pilot, "海边的日落")
@@ -509,6 +536,7 @@ async def test_more_like_this_puts_the_photo_itself_first(request, data_dir, lib
 
 
 # ---- the data layer on its own ------------------------------------------------------------------------
+
 
 def test_parse_date_accepts_prefixes_and_refuses_non_dates():
     assert parse_date(" 2019 ") == "2019" and parse_date("2019-06") == "2019-06"
@@ -526,16 +554,20 @@ def test_feedback_needs_a_text_query_and_an_existing_photo(catalog, data_dir, li
     record_feedback(catalog, library["sunset.jpg"], "海边的日落", True)
     record_feedback(catalog, library["cat_sofa.jpg"], "海边的日落", False)
     got = catalog.query("SELECT photo_id, relevant FROM feedback ORDER BY photo_id")
-    assert got == [{"photo_id": library["cat_sofa.jpg"], "relevant": 0},
-                   {"photo_id": library["sunset.jpg"], "relevant": 1}]
+    assert got == [
+        {"photo_id": library["cat_sofa.jpg"], "relevant": 0},
+        {"photo_id": library["sunset.jpg"], "relevant": 1},
+    ]
 
 
 def test_group_captions_by_text():
-    rows = [{"id": 1, "photo_id": 10, "text": "猫"}, {"id": 2, "photo_id": 11, "text": "狗"},
-            {"id": 3, "photo_id": 11, "text": "猫"}]
+    rows = [
+        {"id": 1, "photo_id": 10, "text": "猫"},
+        {"id": 2, "photo_id": 11, "text": "狗"},
+        {"id": 3, "photo_id": 11, "text": "猫"},
+    ]
     groups = group_captions(rows)
-    assert [(g.text, g.caption_ids, g.photo_ids) for g in groups] == [("猫", (1, 3), (10, 11)),
-                                                                      ("狗", (2,), (11,))]
+    assert [(g.text, g.caption_ids, g.photo_ids) for g in groups] == [("猫", (1, 3), (10, 11)), ("狗", (2,), (11,))]
 
 
 def test_activity_meter_rates_per_minute():

@@ -66,8 +66,7 @@ def test_search_screen(snap_compare, snap_library):
     async def ready(pilot) -> None:
         await wait_for(pilot, lambda: all_pictures_in(app))
         await pilot.press(*"2019")
-        await wait_for(pilot, lambda: app.screen.query_one(ResultGrid).shown_generation >= 2
-                       and all_pictures_in(app))
+        await wait_for(pilot, lambda: app.screen.query_one(ResultGrid).shown_generation >= 2 and all_pictures_in(app))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -94,9 +93,12 @@ def test_status_screen(snap_compare, snap_library):
         # Both tables, not just the status: on a busy machine the picture could otherwise be taken
         # between the status arriving and the tables being drawn with their rows.
         screen = app.screen
-        return (isinstance(screen, StatusScreen) and screen.status is not None
-                and screen.query_one("#roots-table", DataTable).row_count == 2
-                and screen.query_one("#failed-table", DataTable).row_count >= 1)
+        return (
+            isinstance(screen, StatusScreen)
+            and screen.status is not None
+            and screen.query_one("#roots-table", DataTable).row_count == 2
+            and screen.query_one("#failed-table", DataTable).row_count >= 1
+        )
 
     async def ready(pilot) -> None:
         await pilot.press("f5")

@@ -18,8 +18,9 @@ import pytest
 
 from tests.support.tuikit import REPO_ROOT, build_library, write_config
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
-                                reason="tmux is not installed (apt-get install tmux) - it runs the real TUI")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux) - it runs the real TUI"
+)
 
 
 def tui_command(config: Path) -> str:
@@ -29,8 +30,10 @@ def tui_command(config: Path) -> str:
     if "tui" in COMMANDS:
         args = [sys.executable, "-m", "photod", "--config", str(config), "tui"]
     else:
-        code = ("from photod.config import load_config; from photod.tui.app import run_tui; "
-                f"raise SystemExit(run_tui(load_config({str(config)!r})))")
+        code = (
+            "from photod.config import load_config; from photod.tui.app import run_tui; "
+            f"raise SystemExit(run_tui(load_config({str(config)!r})))"
+        )
         args = [sys.executable, "-c", code]
     return shlex.join(args)
 
@@ -42,8 +45,9 @@ class Tmux:
     def __call__(self, *args: str) -> str:
         # -u and a UTF-8 locale: without them tmux drops the Chinese characters it is asked to type.
         env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-        out = subprocess.run(["tmux", "-u", "-L", self.socket, *args], capture_output=True, text=True,
-                             timeout=30, env=env)
+        out = subprocess.run(
+            ["tmux", "-u", "-L", self.socket, *args], capture_output=True, text=True, timeout=30, env=env
+        )
         if out.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)} failed: {out.stderr.strip()}")
         return out.stdout
@@ -74,11 +78,25 @@ def test_real_tui_in_tmux_finds_a_photo(tmux, tmp_path):
     data_dir.mkdir()
     build_library(data_dir)
     config = write_config(tmp_path / "config.toml", data_dir)
-    env = {"PHOTOD_TUI_IMAGES": "halfcell", "TERM": "xterm-256color", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-           "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        "PHOTOD_TUI_IMAGES": "halfcell",
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    tmux("new-session", "-d", "-s", "tui", "-x", "110", "-y", "34",
-         f"cd {shlex.quote(str(REPO_ROOT))} && env {exports} {tui_command(config)}; sleep 60")
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "110",
+        "-y",
+        "34",
+        f"cd {shlex.quote(str(REPO_ROOT))} && env {exports} {tui_command(config)}; sleep 60",
+    )
     tmux.wait_for("newest first")
     tmux("send-keys", "-t", "tui", "-l", "sunset")
     screen = tmux.wait_for("1 photo ·")

@@ -15,8 +15,10 @@ M = "model-a"
 
 
 def states(catalog, ids):
-    return {r["id"]: (r["state"], r["prev_state"]) for r in catalog.query(
-        f"SELECT id, state, prev_state FROM photos WHERE id IN ({','.join(map(str, ids))})")}
+    return {
+        r["id"]: (r["state"], r["prev_state"])
+        for r in catalog.query(f"SELECT id, state, prev_state FROM photos WHERE id IN ({','.join(map(str, ids))})")
+    }
 
 
 def test_round_trip_is_float16_exact_and_marks_indexed(catalog, tmp_path):
@@ -41,8 +43,10 @@ def test_state_indexed_iff_vector_stored_even_when_the_transaction_fails(catalog
     ids = add_photos(catalog, tmp_path / "root", 10)
     vectors.store_vectors(catalog, M, ids[:5], unit_vectors(5, 16))
     # A failure inside the transaction (a CHECK violation on the state update) rolls back both halves.
-    catalog.conn.execute("CREATE TRIGGER boom BEFORE UPDATE OF state ON photos WHEN NEW.id = %d"
-                         " BEGIN SELECT RAISE(ABORT, 'boom'); END" % ids[7])
+    catalog.conn.execute(
+        "CREATE TRIGGER boom BEFORE UPDATE OF state ON photos WHEN NEW.id = %d"
+        " BEGIN SELECT RAISE(ABORT, 'boom'); END" % ids[7]
+    )
     with pytest.raises(sqlite3.IntegrityError):
         vectors.store_vectors(catalog, M, ids[5:], unit_vectors(5, 16, seed=2))
     catalog.conn.execute("DROP TRIGGER boom")

@@ -54,8 +54,9 @@ def folder(tmp_path):
 def local_mounts(tmp_path):
     """A mount table saying the temp folder is local ext4, whatever the test machine has."""
     f = tmp_path / "mountinfo"
-    f.write_text(f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
-                 f"90 27 0:77 / {os.path.realpath(tmp_path)} rw - ext4 /dev/sdz1 rw\n")
+    f.write_text(
+        f"27 1 254:0 / / rw - ext4 /dev/vda rw\n90 27 0:77 / {os.path.realpath(tmp_path)} rw - ext4 /dev/sdz1 rw\n"
+    )
     return f
 
 
@@ -80,11 +81,14 @@ def add(catalog, watcher, path, **kw):
     return root, watcher.add_root(root)
 
 
-def test_root_on_cifs_is_polled_and_a_new_photo_arrives_once(catalog, events, watcher_factory, folder,
-                                                            tmp_path, samples):
+def test_root_on_cifs_is_polled_and_a_new_photo_arrives_once(
+    catalog, events, watcher_factory, folder, tmp_path, samples
+):
     table = tmp_path / "cifs-mountinfo"
-    table.write_text(f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
-                     f"91 27 0:78 / {os.path.realpath(folder)} rw,relatime - cifs //nas/photos rw\n")
+    table.write_text(
+        f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+        f"91 27 0:78 / {os.path.realpath(folder)} rw,relatime - cifs //nas/photos rw\n"
+    )
     watcher = watcher_factory(mounts_path=table)
     root, mode = add(catalog, watcher, folder, poll_interval=0.2)
     assert mode == "poll" and watcher.modes() == {root.id: "poll"}
@@ -136,16 +140,17 @@ def test_delete_move_and_finished_download(catalog, events, watcher_factory, fol
     (folder / "d.jpg.part").rename(folder / "d.jpg")
     assert events.wait_for(lambda items: any(e.kind == "file" for e in items))
     time.sleep(SETTLE)
-    assert events.items == [WatchEvent("deleted", root.id, "a.jpg"),
-                            WatchEvent("moved", root.id, "b.jpg", "c.jpg"),
-                            WatchEvent("file", root.id, "d.jpg")]
+    assert events.items == [
+        WatchEvent("deleted", root.id, "a.jpg"),
+        WatchEvent("moved", root.id, "b.jpg", "c.jpg"),
+        WatchEvent("file", root.id, "d.jpg"),
+    ]
 
 
 def test_excluded_and_non_photo_files_are_ignored(catalog, events, watcher_factory, folder):
     watcher = watcher_factory()
     root, _ = add(catalog, watcher, folder)
-    for rel in ("@eaDir/a.jpg/SYNOPHOTO_THUMB.jpg", ".hidden/b.jpg", "$RECYCLE.BIN/c.jpg", "notes.txt",
-                "sub/.d.jpg"):
+    for rel in ("@eaDir/a.jpg/SYNOPHOTO_THUMB.jpg", ".hidden/b.jpg", "$RECYCLE.BIN/c.jpg", "notes.txt", "sub/.d.jpg"):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_bytes(b"x")
     (folder / "sub" / "ok.JPG").write_bytes(b"x")
@@ -165,7 +170,8 @@ def test_files_in_a_folder_moved_in_from_outside_arrive(catalog, events, watcher
     assert events.wait_for(lambda items: len(items) >= 3)
     time.sleep(SETTLE)
     assert sorted(events.items, key=lambda e: e.rel_path) == [
-        WatchEvent("file", root.id, f"trip/{i}.jpg") for i in range(3)]
+        WatchEvent("file", root.id, f"trip/{i}.jpg") for i in range(3)
+    ]
 
 
 class ExhaustedInotify(InotifyObserver):
@@ -175,8 +181,9 @@ class ExhaustedInotify(InotifyObserver):
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
 
-def test_inotify_out_of_watches_falls_back_to_polling_with_one_warning(catalog, events, watcher_factory, folder,
-                                                                        caplog):
+def test_inotify_out_of_watches_falls_back_to_polling_with_one_warning(
+    catalog, events, watcher_factory, folder, caplog
+):
     watcher = watcher_factory(inotify_observer=ExhaustedInotify)
     with caplog.at_level(logging.WARNING, logger="photod.roots.watcher"):
         root, mode = add(catalog, watcher, folder, poll_interval=0.2)
@@ -248,8 +255,9 @@ def test_removing_a_root_on_a_hung_share_does_not_hang(catalog, watcher_factory,
         return os.lstat(path)
 
     monkeypatch.setattr(watcher_mod, "STOP_WAIT", 0.3)
-    watcher = watcher_factory(polling_observer=lambda interval, matcher: PollingObserverVFS(
-        stat, os.scandir, polling_interval=0.05))
+    watcher = watcher_factory(
+        polling_observer=lambda interval, matcher: PollingObserverVFS(stat, os.scandir, polling_interval=0.05)
+    )
     root, mode = add(catalog, watcher, folder, watch="poll")
     hang.set()
     time.sleep(0.2)  # the next poll is now stuck in stat

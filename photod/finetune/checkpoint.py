@@ -32,10 +32,19 @@ log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(cn_utils.__file__).parent / "model_configs"
 VISION_KEYS = ("embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size")
-TEXT_KEYS = ("vocab_size", "text_attention_probs_dropout_prob", "text_hidden_act", "text_hidden_dropout_prob",
-             "text_hidden_size", "text_initializer_range", "text_intermediate_size",
-             "text_max_position_embeddings", "text_num_attention_heads", "text_num_hidden_layers",
-             "text_type_vocab_size")
+TEXT_KEYS = (
+    "vocab_size",
+    "text_attention_probs_dropout_prob",
+    "text_hidden_act",
+    "text_hidden_dropout_prob",
+    "text_hidden_size",
+    "text_initializer_range",
+    "text_intermediate_size",
+    "text_max_position_embeddings",
+    "text_num_attention_heads",
+    "text_num_hidden_layers",
+    "text_type_vocab_size",
+)
 _CLIP_ARGS = set(inspect.signature(CLIP.__init__).parameters) - {"self", "tokenizer", "use_flash_attention"}
 
 
@@ -57,6 +66,7 @@ class LoadedModel:
 
 # ---------------------------------------------------------------------------------------------------------
 # configs
+
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
@@ -82,12 +92,16 @@ def normalise_vision_config(cfg: dict[str, Any], origin: str) -> dict[str, Any]:
             raise ModelError(f"vision config {origin}: vision_layers {layers!r} is not a list of integers") from None
     if isinstance(layers, (list, tuple)):
         if len(layers) != 4 or not all(isinstance(n, int) and n > 0 for n in layers):
-            raise ModelError(f"vision config {origin}: vision_layers must be 4 positive integers "
-                             f"(ResNet) or one integer (ViT), got {layers!r}")
+            raise ModelError(
+                f"vision config {origin}: vision_layers must be 4 positive integers "
+                f"(ResNet) or one integer (ViT), got {layers!r}"
+            )
         layers = list(layers)
     elif not (isinstance(layers, int) and layers > 0):
-        raise ModelError(f"vision config {origin}: vision_layers must be a positive integer (ViT) or a "
-                         f"list of 4 (ResNet), got {layers!r}")
+        raise ModelError(
+            f"vision config {origin}: vision_layers must be a positive integer (ViT) or a "
+            f"list of 4 (ResNet), got {layers!r}"
+        )
     cfg["vision_layers"] = layers
     return cfg
 
@@ -95,22 +109,29 @@ def normalise_vision_config(cfg: dict[str, Any], origin: str) -> dict[str, Any]:
 def _check_keys(cfg: dict[str, Any], required: tuple[str, ...], origin: str, what: str) -> None:
     missing = [k for k in required if k not in cfg]
     if missing:
-        raise ModelError(f"{what} {origin} lacks {', '.join(missing)}",
-                         "use cn_clip's model-config format (see cn_clip/clip/model_configs/*.json)")
+        raise ModelError(
+            f"{what} {origin} lacks {', '.join(missing)}",
+            "use cn_clip's model-config format (see cn_clip/clip/model_configs/*.json)",
+        )
     unknown = sorted(set(cfg) - _CLIP_ARGS)
     if unknown:
         raise ModelError(f"{what} {origin} has keys cn_clip's CLIP does not take: {', '.join(unknown)}")
 
 
-def load_configs(arch: str | None = None, vision_config: str | os.PathLike | None = None,
-                 text_config: str | os.PathLike | None = None) -> tuple[dict, dict, str]:
+def load_configs(
+    arch: str | None = None,
+    vision_config: str | os.PathLike | None = None,
+    text_config: str | os.PathLike | None = None,
+) -> tuple[dict, dict, str]:
     """(vision config, text config, arch name) from a named arch or from two cn_clip-format JSON files."""
     if arch and (vision_config or text_config):
         raise ModelError("give either --arch or --vision-config/--text-config, not both")
     if arch:
         if arch not in cn_utils._MODEL_INFO:
-            raise ModelError(f"unknown architecture {arch!r}", f"use one of {', '.join(known_archs())}, or "
-                             "--vision-config FILE --text-config FILE for other shapes")
+            raise ModelError(
+                f"unknown architecture {arch!r}",
+                f"use one of {', '.join(known_archs())}, or --vision-config FILE --text-config FILE for other shapes",
+            )
         vision_name, text_name = cn_utils._MODEL_INFO[arch]["struct"].split("@")
         vision = _read_json(CONFIG_DIR / f"{vision_name}.json", "vision config")
         text = _read_json(CONFIG_DIR / f"{text_name}.json", "text config")
@@ -120,8 +141,10 @@ def load_configs(arch: str | None = None, vision_config: str | os.PathLike | Non
         text = _read_json(Path(text_config), "text config")
         origin_v, origin_t, name = str(vision_config), str(text_config), "custom"
     else:
-        raise ModelError("the model architecture is not given",
-                         f"pass --arch ({', '.join(known_archs())}) or both --vision-config and --text-config")
+        raise ModelError(
+            "the model architecture is not given",
+            f"pass --arch ({', '.join(known_archs())}) or both --vision-config and --text-config",
+        )
     vision = normalise_vision_config(vision, origin_v)
     _check_keys(vision, VISION_KEYS, origin_v, "vision config")
     _check_keys(text, TEXT_KEYS, origin_t, "text config")
@@ -130,6 +153,7 @@ def load_configs(arch: str | None = None, vision_config: str | os.PathLike | Non
 
 # ---------------------------------------------------------------------------------------------------------
 # checkpoint files
+
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state dict without "module." prefixes or "bert.pooler" keys, info) from a cn_clip checkpoint file."""
@@ -141,17 +165,21 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     except pickle.UnpicklingError as exc:
         # weights_only refuses pickled classes and functions: such a file could run code when loaded.
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"checkpoint {path} holds objects other than tensors and plain data; "
-                         f"refusing to unpickle it ({first})",
-                         "re-save it as {'state_dict': model.state_dict()} with torch.save") from None
+        raise ModelError(
+            f"checkpoint {path} holds objects other than tensors and plain data; refusing to unpickle it ({first})",
+            "re-save it as {'state_dict': model.state_dict()} with torch.save",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a file that is not its own
-        raise ModelError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
-                         "give a Chinese-CLIP .pt file (an official one or one written by `photod finetune`)"
-                         ) from None
+        raise ModelError(
+            f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
+            "give a Chinese-CLIP .pt file (an official one or one written by `photod finetune`)",
+        ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         kind = type(ckpt).__name__ if not isinstance(ckpt, dict) else "a dict without 'state_dict'"
-        raise ModelError(f"checkpoint {path} is {kind}, not a Chinese-CLIP checkpoint",
-                         "expected cn_clip's format: a dict with 'state_dict' (and maybe 'epoch', 'name')")
+        raise ModelError(
+            f"checkpoint {path} is {kind}, not a Chinese-CLIP checkpoint",
+            "expected cn_clip's format: a dict with 'state_dict' (and maybe 'epoch', 'name')",
+        )
     raw = ckpt["state_dict"]
     bad = [k for k, v in raw.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
@@ -159,7 +187,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     state = {}
     for key, value in raw.items():
         if key.startswith("module."):
-            key = key[len("module."):]
+            key = key[len("module.") :]
         if "bert.pooler" in key:
             continue  # cn_clip's BertModel has no pooler; its own loaders drop these keys too
         state[key] = value
@@ -173,7 +201,8 @@ def describe_state_dict(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     if "visual.layer1.0.conv1.weight" in state:
         facts["vision"] = "resnet"
         facts["vision_layers"] = [
-            len({k.split(".")[2] for k in state if k.startswith(f"visual.layer{i}.")}) for i in range(1, 5)]
+            len({k.split(".")[2] for k in state if k.startswith(f"visual.layer{i}.")}) for i in range(1, 5)
+        ]
         facts["vision_width"] = int(state["visual.conv3.weight"].shape[0]) if "visual.conv3.weight" in state else None
         pos = state.get("visual.attnpool.positional_embedding")
         if pos is not None:
@@ -197,10 +226,14 @@ def guess_arch(state: dict[str, torch.Tensor]) -> str | None:
     facts = describe_state_dict(state)
     for arch in known_archs():
         vision, text, _ = load_configs(arch)
-        want = {"vision_width": vision["vision_width"], "vision_layers": vision["vision_layers"],
-                "image_resolution": vision["image_resolution"], "embed_dim": vision["embed_dim"],
-                "text_hidden_size": text["text_hidden_size"],
-                "text_num_hidden_layers": text["text_num_hidden_layers"]}
+        want = {
+            "vision_width": vision["vision_width"],
+            "vision_layers": vision["vision_layers"],
+            "image_resolution": vision["image_resolution"],
+            "embed_dim": vision["embed_dim"],
+            "text_hidden_size": text["text_hidden_size"],
+            "text_num_hidden_layers": text["text_num_hidden_layers"],
+        }
         if vision.get("vision_patch_size"):
             want["vision_patch_size"] = vision["vision_patch_size"]
         if all(facts.get(k) == v for k, v in want.items()):
@@ -211,8 +244,11 @@ def guess_arch(state: dict[str, torch.Tensor]) -> str | None:
 def _mismatch_error(path: Path, arch: str, state: dict, model_state: dict) -> ModelError:
     missing = [k for k in model_state if k not in state]
     unexpected = [k for k in state if k not in model_state]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in model_state.items()
-              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in model_state.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
@@ -225,13 +261,15 @@ def _mismatch_error(path: Path, arch: str, state: dict, model_state: dict) -> Mo
         hint = f"this checkpoint looks like --arch {guess}"
     else:
         facts = describe_state_dict(state)
-        hint = ("pass --vision-config/--text-config files matching its shapes: "
-                + ", ".join(f"{k}={v}" for k, v in facts.items()))
+        hint = "pass --vision-config/--text-config files matching its shapes: " + ", ".join(
+            f"{k}={v}" for k, v in facts.items()
+        )
     return ModelError(f"checkpoint {path} does not fit architecture {arch}: " + "; ".join(parts), hint)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # models
+
 
 def build_model(vision_config: dict[str, Any], text_config: dict[str, Any]) -> CLIP:
     """cn_clip's CLIP from the two configs, merged as cn_clip's create_model does; fp32, eval mode."""
@@ -243,9 +281,12 @@ def build_model(vision_config: dict[str, Any], text_config: dict[str, Any]) -> C
     return model.float().eval()
 
 
-def load_model(checkpoint: str | os.PathLike, arch: str | None = None,
-               vision_config: str | os.PathLike | None = None,
-               text_config: str | os.PathLike | None = None) -> LoadedModel:
+def load_model(
+    checkpoint: str | os.PathLike,
+    arch: str | None = None,
+    vision_config: str | os.PathLike | None = None,
+    text_config: str | os.PathLike | None = None,
+) -> LoadedModel:
     """Load a Chinese-CLIP checkpoint into cn_clip's CLIP (fp32, eval). Raises ModelError on any mismatch."""
     path = Path(checkpoint)
     state, info = read_checkpoint(path)
@@ -255,8 +296,7 @@ def load_model(checkpoint: str | os.PathLike, arch: str | None = None,
     with torch.device("meta"):
         model = build_model(vision, text)
     model_state = model.state_dict()
-    if set(state) != set(model_state) or any(tuple(state[k].shape) != tuple(v.shape)
-                                             for k, v in model_state.items()):
+    if set(state) != set(model_state) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in model_state.items()):
         raise _mismatch_error(path, arch_name, state, model_state)
     model.load_state_dict(state, strict=True, assign=True)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]

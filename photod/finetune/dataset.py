@@ -102,8 +102,15 @@ def split_photos(photo_ids: Iterable[int], valid_fraction: float, seed: int) -> 
     return train, valid
 
 
-def build_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, valid_fraction: float = 0.2,
-                  seed: int = 0, sources: Iterable[str] | None = None, feedback: bool = True) -> DatasetInfo:
+def build_dataset(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    valid_fraction: float = 0.2,
+    seed: int = 0,
+    sources: Iterable[str] | None = None,
+    feedback: bool = True,
+) -> DatasetInfo:
     """Write the labelled, staged photos of `data_dir` as a Chinese-CLIP dataset in `out_dir` (replaced).
 
     sources: which caption sources to use (user, import, folder, feedback); all when None.
@@ -118,28 +125,47 @@ def build_dataset(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *, va
         usable = [lab for lab in labels if lab.photo_id in staged]
         skipped = len({lab.photo_id for lab in labels} - staged)
         if skipped:
-            log.warning("%d labelled photos are not staged yet and are left out (start the daemon to stage them)",
-                        skipped)
+            log.warning(
+                "%d labelled photos are not staged yet and are left out (start the daemon to stage them)", skipped
+            )
         photos = {lab.photo_id for lab in usable}
         if len(photos) < MIN_PHOTOS:
             raise FinetuneError(
                 f"only {len(photos)} labelled, staged photos in {data_dir}: at least {MIN_PHOTOS} are needed",
-                "caption more photos with `photod label add` or `photod label import`")
+                "caption more photos with `photod label add` or `photod label import`",
+            )
         train_ids, valid_ids = split_photos(photos, valid_fraction, seed)
-        info = write_dataset(out_dir, usable, set(valid_ids), stage.get_jpeg, seed=seed,
-                             valid_fraction=valid_fraction, source=str(data_dir))
+        info = write_dataset(
+            out_dir,
+            usable,
+            set(valid_ids),
+            stage.get_jpeg,
+            seed=seed,
+            valid_fraction=valid_fraction,
+            source=str(data_dir),
+        )
     finally:
         stage.close()
     info.skipped_unstaged = skipped
     _write_manifest(info)
-    log.info("dataset %s: %s", info.path, ", ".join(
-        f"{s} {i.images} photos / {i.texts} texts / {i.pairs} pairs" for s, i in info.splits.items()))
+    log.info(
+        "dataset %s: %s",
+        info.path,
+        ", ".join(f"{s} {i.images} photos / {i.texts} texts / {i.pairs} pairs" for s, i in info.splits.items()),
+    )
     return info
 
 
-def write_dataset(out_dir: str | os.PathLike, labels: list[Label], valid_ids: set[int],
-                  jpeg_of: Callable[[int], bytes | None], *, seed: int = 0, valid_fraction: float = 0.2,
-                  source: str = "") -> DatasetInfo:
+def write_dataset(
+    out_dir: str | os.PathLike,
+    labels: list[Label],
+    valid_ids: set[int],
+    jpeg_of: Callable[[int], bytes | None],
+    *,
+    seed: int = 0,
+    valid_fraction: float = 0.2,
+    source: str = "",
+) -> DatasetInfo:
     """Write labels (photos in `valid_ids` held out) and their JPEGs as a dataset folder; replaces `out_dir`."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,16 +178,22 @@ def write_dataset(out_dir: str | os.PathLike, labels: list[Label], valid_ids: se
         for split in SPLITS:
             chosen = [lab for lab in labels if (lab.photo_id in valid_ids) == (split == "valid")]
             splits[split] = _write_split(tmp, split, chosen, text_ids, jpeg_of)
-        info = DatasetInfo(path=out, splits=splits, seed=seed, valid_fraction=valid_fraction, source=source,
-                           created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                           valid_photo_ids=sorted(valid_ids & {lab.photo_id for lab in labels}))
-        (tmp / MANIFEST).write_text(json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n",
-                                    encoding="utf-8")
+        info = DatasetInfo(
+            path=out,
+            splits=splits,
+            seed=seed,
+            valid_fraction=valid_fraction,
+            source=source,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            valid_photo_ids=sorted(valid_ids & {lab.photo_id for lab in labels}),
+        )
+        (tmp / MANIFEST).write_text(json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return info
 
 
-def _write_split(root: Path, split: str, labels: list[Label], text_ids: dict[str, int],
-                 jpeg_of: Callable[[int], bytes | None]) -> SplitInfo:
+def _write_split(
+    root: Path, split: str, labels: list[Label], text_ids: dict[str, int], jpeg_of: Callable[[int], bytes | None]
+) -> SplitInfo:
     """One split: its texts.jsonl, then its pairs and imgs LMDBs in build_lmdb_dataset.py's order."""
     by_text: dict[str, list[int]] = {}
     for lab in labels:
@@ -179,8 +211,9 @@ def _write_split(root: Path, split: str, labels: list[Label], text_ids: dict[str
             if pid not in images:
                 jpeg = jpeg_of(pid)
                 if jpeg is None:
-                    raise FinetuneError(f"photo {pid} vanished from the stage while the dataset was written",
-                                        "run the command again")
+                    raise FinetuneError(
+                        f"photo {pid} vanished from the stage while the dataset was written", "run the command again"
+                    )
                 images[pid] = encode_value(jpeg)
     lmdb_dir = root / "lmdb" / split
     lmdb_dir.mkdir(parents=True)
@@ -204,8 +237,7 @@ def _write_split(root: Path, split: str, labels: list[Label], text_ids: dict[str
 
 
 def _write_manifest(info: DatasetInfo) -> None:
-    (info.path / MANIFEST).write_text(json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n",
-                                      encoding="utf-8")
+    (info.path / MANIFEST).write_text(json.dumps(info.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def load_dataset(path: str | os.PathLike) -> DatasetInfo:
@@ -214,17 +246,24 @@ def load_dataset(path: str | os.PathLike) -> DatasetInfo:
     try:
         data = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FinetuneError(f"{path} is not a photod dataset (no {MANIFEST})",
-                            "make one with `photod dataset export OUT`") from None
+        raise FinetuneError(
+            f"{path} is not a photod dataset (no {MANIFEST})", "make one with `photod dataset export OUT`"
+        ) from None
     except (OSError, ValueError) as exc:
         raise FinetuneError(f"cannot read {path / MANIFEST}: {exc}") from None
     if data.get("format") != FORMAT:
         raise FinetuneError(f"dataset {path} has format {data.get('format')!r}; this photod reads {FORMAT}")
     splits = {name: SplitInfo(**s) for name, s in data["splits"].items()}
-    info = DatasetInfo(path=path, splits=splits, seed=data["seed"], valid_fraction=data["valid_fraction"],
-                       source=data.get("source", ""), created_at=data.get("created_at", ""),
-                       skipped_unstaged=data.get("skipped_unstaged", 0),
-                       valid_photo_ids=data.get("valid_photo_ids", []))
+    info = DatasetInfo(
+        path=path,
+        splits=splits,
+        seed=data["seed"],
+        valid_fraction=data["valid_fraction"],
+        source=data.get("source", ""),
+        created_at=data.get("created_at", ""),
+        skipped_unstaged=data.get("skipped_unstaged", 0),
+        valid_photo_ids=data.get("valid_photo_ids", []),
+    )
     for split in SPLITS:
         for sub in ("imgs", "pairs"):
             if not (info.lmdb_dir(split) / sub / "data.mdb").is_file():
@@ -259,15 +298,15 @@ def open_dataset(path: str | os.PathLike, work_dir: str | os.PathLike) -> Datase
         with tarfile.open(path, "r") as tar:
             names = tar.getnames()
             if not names or any(n != TAR_ROOT and not n.startswith(TAR_ROOT + "/") for n in names):
-                raise FinetuneError(f"{path} is not a photod dataset file",
-                                    "make one with `photod dataset export OUT`")
+                raise FinetuneError(f"{path} is not a photod dataset file", "make one with `photod dataset export OUT`")
             dest = Path(work_dir)
             dest.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(dest / TAR_ROOT, ignore_errors=True)
             tar.extractall(dest, filter="data")  # refuses absolute paths, links out, devices
     except tarfile.TarError as exc:
-        raise FinetuneError(f"{path} is not a readable dataset file: {exc}",
-                            "copy it again; make one with `photod dataset export OUT`") from None
+        raise FinetuneError(
+            f"{path} is not a readable dataset file: {exc}", "copy it again; make one with `photod dataset export OUT`"
+        ) from None
     return load_dataset(dest / TAR_ROOT)
 
 

@@ -84,9 +84,19 @@ def split_images(info: DatasetInfo, split: str) -> tuple[list[int], list[bytes]]
 
 
 @torch.no_grad()
-def encode_features(model: torch.nn.Module, info: DatasetInfo, split: str = "valid", *, tokenizer: Tokenizer,
-                    image_size: int, context_length: int = DEFAULT_CONTEXT_LENGTH, mean=CLIP_MEAN, std=CLIP_STD,
-                    device: str | torch.device = "cpu", batch_size: int = 64) -> Features:
+def encode_features(
+    model: torch.nn.Module,
+    info: DatasetInfo,
+    split: str = "valid",
+    *,
+    tokenizer: Tokenizer,
+    image_size: int,
+    context_length: int = DEFAULT_CONTEXT_LENGTH,
+    mean=CLIP_MEAN,
+    std=CLIP_STD,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+) -> Features:
     """Step 1: the split's image and text embeddings from `model` (cn_clip CLIP), L2-normalised."""
     model.eval()
     device = torch.device(device)
@@ -94,7 +104,7 @@ def encode_features(model: torch.nn.Module, info: DatasetInfo, split: str = "val
     image_feats = []
     for start in range(0, len(jpegs), batch_size):
         images = []
-        for jpeg in jpegs[start:start + batch_size]:
+        for jpeg in jpegs[start : start + batch_size]:
             with Image.open(BytesIO(jpeg)) as img:
                 img.load()
                 images.append(img.copy())
@@ -103,7 +113,7 @@ def encode_features(model: torch.nn.Module, info: DatasetInfo, split: str = "val
     entries = read_texts(info, split)
     text_feats = []
     for start in range(0, len(entries), batch_size):
-        texts = [prepare_text(str(e["text"])) for e in entries[start:start + batch_size]]
+        texts = [prepare_text(str(e["text"])) for e in entries[start : start + batch_size]]
         tokens = torch.from_numpy(tokenizer.tokenize(texts, context_length)).to(device)
         text_feats.append(_unit(model.encode_text(tokens)))
     dim = int(model.text_projection.shape[1])
@@ -123,8 +133,9 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 # ---- step 2: top-k -------------------------------------------------------------------------------------------
 
 
-def topk_predictions(image_ids: Sequence[int], image_feats: np.ndarray, text_ids: Sequence[int],
-                     text_feats: np.ndarray, k: int = 10) -> dict[int, list[int]]:
+def topk_predictions(
+    image_ids: Sequence[int], image_feats: np.ndarray, text_ids: Sequence[int], text_feats: np.ndarray, k: int = 10
+) -> dict[int, list[int]]:
     """Step 2: text id -> the ids of its k best images, best first; equal scores keep image order."""
     images = torch.from_numpy(np.ascontiguousarray(image_feats, dtype=np.float32))
     ids = np.asarray(image_ids)
@@ -156,8 +167,15 @@ def recall(predictions: dict[int, list[int]], ground_truth: dict[int, list[int]]
     n = len(ground_truth)
     r = {k: 100.0 * hits[k] / n for k in KS}
     chance = [100.0 * np.mean([chance_hit(n_images, len(set(t)), k) for t in ground_truth.values()]) for k in KS]
-    return Recall(r1=r[1], r5=r[5], r10=r[10], mean_recall=sum(r.values()) / len(KS), texts=n,
-                  images=n_images, chance_mean_recall=float(np.mean(chance)))
+    return Recall(
+        r1=r[1],
+        r5=r[5],
+        r10=r[10],
+        mean_recall=sum(r.values()) / len(KS),
+        texts=n,
+        images=n_images,
+        chance_mean_recall=float(np.mean(chance)),
+    )
 
 
 def chance_hit(n_images: int, n_true: int, k: int) -> float:
@@ -172,28 +190,42 @@ def chance_hit(n_images: int, n_true: int, k: int) -> float:
 
 def evaluate_features(features: Features) -> tuple[Recall, dict[int, list[int]]]:
     """Steps 2 and 3 on computed features: (recall, predictions)."""
-    predictions = topk_predictions(features.image_ids, features.image_feats, features.text_ids,
-                                   features.text_feats, k=max(KS))
+    predictions = topk_predictions(
+        features.image_ids, features.image_feats, features.text_ids, features.text_feats, k=max(KS)
+    )
     return recall(predictions, features.ground_truth, len(features.image_ids)), predictions
 
 
-def evaluate_model(model: torch.nn.Module, info: DatasetInfo, split: str = "valid", *,
-                   out_dir: str | os.PathLike | None = None, **encode_options) -> Recall:
+def evaluate_model(
+    model: torch.nn.Module,
+    info: DatasetInfo,
+    split: str = "valid",
+    *,
+    out_dir: str | os.PathLike | None = None,
+    **encode_options,
+) -> Recall:
     """Recall of `model` on a split; with `out_dir`, cn_clip-format files and recall.json are written there."""
     features = encode_features(model, info, split, **encode_options)
     result, predictions = evaluate_features(features)
     if out_dir is not None:
         write_cnclip_files(Path(out_dir), features, predictions, result)
-    log.info("%s split: R@1 %.1f  R@5 %.1f  R@10 %.1f  mean %.1f  (%d texts, %d images)", split, result.r1,
-             result.r5, result.r10, result.mean_recall, result.texts, result.images)
+    log.info(
+        "%s split: R@1 %.1f  R@5 %.1f  R@10 %.1f  mean %.1f  (%d texts, %d images)",
+        split,
+        result.r1,
+        result.r5,
+        result.r10,
+        result.mean_recall,
+        result.texts,
+        result.images,
+    )
     return result
 
 
 # ---- files and tables ----------------------------------------------------------------------------------------
 
 
-def write_cnclip_files(out_dir: Path, features: Features, predictions: dict[int, list[int]],
-                       result: Recall) -> None:
+def write_cnclip_files(out_dir: Path, features: Features, predictions: dict[int, list[int]], result: Recall) -> None:
     """image_feats.jsonl, text_feats.jsonl, predictions.jsonl and ground_truth.jsonl as cn_clip writes and
     reads them, and recall.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +256,8 @@ def format_table(before: Recall, after: Recall | None = None) -> str:
             a = getattr(after, key)
             line += f"{a:>9.1f}{a - b:>+9.1f}"
         lines.append(line)
-    lines.append(f"({before.texts} texts, {before.images} photos; a random ranking scores "
-                 f"{before.chance_mean_recall:.1f} mean recall)")
+    lines.append(
+        f"({before.texts} texts, {before.images} photos; a random ranking scores "
+        f"{before.chance_mean_recall:.1f} mean recall)"
+    )
     return "\n".join(lines)

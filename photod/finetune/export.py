@@ -2,8 +2,8 @@
 
 Path: cn_clip's CLIP (fp32, eval) -> image tower (encode_image, L2-normalised) and text tower (encode_text
 on token ids, L2-normalised) -> ONNX with a dynamic batch axis -> fp32 as is, fp16 by onnxruntime's float16
-converter, or int8 by onnxruntime's dynamic quantization (photod/model/convert.py, no torch) -> both graphs run in onnxruntime on sample images
-and texts and compared with the PyTorch model -> bundle written and installed.
+converter, or int8 by onnxruntime's dynamic quantization (photod/model/convert.py, no torch) -> both graphs
+run in onnxruntime on sample images and texts and compared with the PyTorch model -> bundle written and installed.
 
 Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports in
 well under a second per tower where the torch.export-based one takes ~10 s even for tiny ones, and both
@@ -54,7 +54,6 @@ FALLBACK_OPSET = 18
 EXTERNAL_DATA_BYTES = convert.EXTERNAL_BYTES
 
 
-
 class _ImageTower(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -77,6 +76,7 @@ class _TextTower(torch.nn.Module):
 
 # ---------------------------------------------------------------------------------------------------------
 # sample inputs
+
 
 def _load_images(images: Sequence[Image.Image | str | Path]) -> list[Image.Image]:
     out = []
@@ -105,8 +105,10 @@ def _text_batch(texts: Sequence[str], context_length: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 # export and conversion
 
-def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str,
-            output_name: str, fused: bool = False) -> dict[str, Any]:
+
+def _export(
+    module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str, fused: bool = False
+) -> dict[str, Any]:
     """Export one tower with a dynamic batch axis (and, for text, a dynamic token axis, so short queries
     run on their own length rather than the padded context); returns the exporter used and its opset.
 
@@ -121,10 +123,17 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+                module,
+                (example,),
+                str(path),
+                input_names=[input_name],
+                output_names=[output_name],
                 dynamic_axes={input_name: axes, output_name: {0: "batch"}},
-                opset_version=OPSET, do_constant_folding=True, dynamo=False,
-                custom_opsets=CUSTOM_OPSETS if fused else None)
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+                custom_opsets=CUSTOM_OPSETS if fused else None,
+            )
         return {"exporter": "torchscript", "opset": OPSET, "dynamic_tokens": text, "fused": fused}
     except Exception as exc:  # noqa: BLE001 - any failure of the old exporter sends us to the new one
         if fused:
@@ -139,8 +148,14 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                module, (example,), input_names=[input_name], output_names=[output_name],
-                dynamic_shapes={input_name: shapes}, opset_version=FALLBACK_OPSET, dynamo=True)
+                module,
+                (example,),
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_shapes={input_name: shapes},
+                opset_version=FALLBACK_OPSET,
+                dynamo=True,
+            )
         program.save(str(path))
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"exporting the {input_name} tower to ONNX failed: {exc}") from exc
@@ -150,18 +165,28 @@ def _export(module: torch.nn.Module, example: torch.Tensor, path: Path, input_na
 # ---------------------------------------------------------------------------------------------------------
 # public API
 
+
 def default_name(checkpoint: str | Path | None, arch: str, precision: str) -> str:
-    """"vit-b-16-int8" for a named arch, else "<checkpoint stem>-<precision>" made safe as a folder name."""
+    """ "vit-b-16-int8" for a named arch, else "<checkpoint stem>-<precision>" made safe as a folder name."""
     stem = arch if arch != "custom" or checkpoint is None else Path(checkpoint).stem
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._").lower() or "model"
     return f"{stem[:50]}-{precision}"
 
 
-def export_bundle_from_model(model: torch.nn.Module, vision_config: dict[str, Any], text_config: dict[str, Any],
-                             out_dir: str | Path, *, precision: str = "int8", arch: str = "custom",
-                             name: str = "model", source: str = "", context_length: int = DEFAULT_CONTEXT_LENGTH,
-                             images: Sequence[Image.Image | str | Path] | None = None,
-                             texts: Sequence[str] | None = None) -> bundles.Bundle:
+def export_bundle_from_model(
+    model: torch.nn.Module,
+    vision_config: dict[str, Any],
+    text_config: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    precision: str = "int8",
+    arch: str = "custom",
+    name: str = "model",
+    source: str = "",
+    context_length: int = DEFAULT_CONTEXT_LENGTH,
+    images: Sequence[Image.Image | str | Path] | None = None,
+    texts: Sequence[str] | None = None,
+) -> bundles.Bundle:
     """Export a cn_clip CLIP model to a verified bundle folder `out_dir` (created; must not exist).
 
     The model is copied to CPU fp32 (the caller's is untouched). Both towers are exported, converted to
@@ -169,25 +194,51 @@ def export_bundle_from_model(model: torch.nn.Module, vision_config: dict[str, An
     Chinese/English ones) and compared with PyTorch; a tower below the bounds in BOUNDS raises ModelError
     and leaves no `out_dir`. Returns the Bundle (not installed: see photod.model.registry.install_bundle).
     """
-    return _export_folder(copy.deepcopy(model).to("cpu").float().eval(), vision_config, text_config, out_dir,
-                          precision=precision, arch=arch, name=name, source=source,
-                          context_length=context_length, images=images, texts=texts)
+    return _export_folder(
+        copy.deepcopy(model).to("cpu").float().eval(),
+        vision_config,
+        text_config,
+        out_dir,
+        precision=precision,
+        arch=arch,
+        name=name,
+        source=source,
+        context_length=context_length,
+        images=images,
+        texts=texts,
+    )
 
 
-def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_config: dict[str, Any],
-                   out_dir: str | Path, *, precision: str, arch: str, name: str, source: str,
-                   context_length: int = DEFAULT_CONTEXT_LENGTH, images=None, texts=None) -> bundles.Bundle:
+def _export_folder(
+    model: torch.nn.Module,
+    vision_config: dict[str, Any],
+    text_config: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    precision: str,
+    arch: str,
+    name: str,
+    source: str,
+    context_length: int = DEFAULT_CONTEXT_LENGTH,
+    images=None,
+    texts=None,
+) -> bundles.Bundle:
     """export_bundle_from_model for a model already on CPU in fp32 (used as is, not copied)."""
     if precision not in bundles.PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     registry.check_name(name)
     if context_length > int(text_config["text_max_position_embeddings"]):
-        raise ModelError(f"context length {context_length} exceeds the text tower's "
-                         f"{text_config['text_max_position_embeddings']} positions")
+        raise ModelError(
+            f"context length {context_length} exceeds the text tower's "
+            f"{text_config['text_max_position_embeddings']} positions"
+        )
     vocab_lines = sum(1 for _ in bundles.VOCAB_SOURCE.open(encoding="utf-8"))
     if vocab_lines > int(text_config["vocab_size"]):
-        raise ModelError(f"the text tower has {text_config['vocab_size']} token embeddings but cn_clip's "
-                         f"vocabulary has {vocab_lines} tokens", "use a text config with vocab_size 21128")
+        raise ModelError(
+            f"the text tower has {text_config['vocab_size']} token embeddings but cn_clip's "
+            f"vocabulary has {vocab_lines} tokens",
+            "use a text config with vocab_size 21128",
+        )
     out = Path(out_dir)
     if out.exists():
         raise ModelError(f"export folder {out} already exists", "give a new folder")
@@ -195,8 +246,20 @@ def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_c
     scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         out.mkdir()
-        return _export_bundle(model.eval(), vision_config, text_config, out, scratch, precision, arch, name,
-                              source, context_length, images, texts)
+        return _export_bundle(
+            model.eval(),
+            vision_config,
+            text_config,
+            out,
+            scratch,
+            precision,
+            arch,
+            name,
+            source,
+            context_length,
+            images,
+            texts,
+        )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -204,9 +267,17 @@ def _export_folder(model: torch.nn.Module, vision_config: dict[str, Any], text_c
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _export_fp32(model: torch.nn.Module, module: torch.nn.Module, fused: torch.nn.Module | None,
-                 inputs: torch.Tensor, path: Path, input_name: str, output_name: str, reference: np.ndarray,
-                 tower: str) -> tuple[dict[str, Any], dict[str, float]]:
+def _export_fp32(
+    model: torch.nn.Module,
+    module: torch.nn.Module,
+    fused: torch.nn.Module | None,
+    inputs: torch.Tensor,
+    path: Path,
+    input_name: str,
+    output_name: str,
+    reference: np.ndarray,
+    tower: str,
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Export one tower's fp32 graph to `path` and verify it against `reference`: (export info, figures).
 
     The fused form, where there is one, is tried first; if it fails to export or to verify, the tower is
@@ -222,9 +293,17 @@ def _export_fp32(model: torch.nn.Module, module: torch.nn.Module, fused: torch.n
     return _export_verified(model, module, *args)
 
 
-def _export_verified(model: torch.nn.Module, module: torch.nn.Module, inputs: torch.Tensor, path: Path,
-                     input_name: str, output_name: str, reference: np.ndarray, tower: str,
-                     fused: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+def _export_verified(
+    model: torch.nn.Module,
+    module: torch.nn.Module,
+    inputs: torch.Tensor,
+    path: Path,
+    input_name: str,
+    output_name: str,
+    reference: np.ndarray,
+    tower: str,
+    fused: bool = False,
+) -> tuple[dict[str, Any], dict[str, float]]:
     # Trace with a batch of 2: a batch of 1 lets the tracer fold the batch size into broadcasts.
     info = _export(module, inputs[:2], path, input_name, output_name, fused=fused)
     onnx.checker.check_model(str(path))
@@ -235,8 +314,20 @@ def _export_verified(model: torch.nn.Module, module: torch.nn.Module, inputs: to
     return info, figures
 
 
-def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, precision: str, arch: str,
-                   name: str, source: str, context_length: int, images, texts) -> bundles.Bundle:
+def _export_bundle(
+    model,
+    vision_config,
+    text_config,
+    out: Path,
+    scratch: Path,
+    precision: str,
+    arch: str,
+    name: str,
+    source: str,
+    context_length: int,
+    images,
+    texts,
+) -> bundles.Bundle:
     size = int(vision_config["image_resolution"])
     image_inputs = _image_batch(_load_images(images) if images else sample_images(), size)
     text_inputs = _text_batch(texts if texts else SAMPLE_TEXTS, context_length)
@@ -264,8 +355,9 @@ def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, 
         work.mkdir()
         fp32_path = work / filename
         t0 = time.perf_counter()
-        export_info[tower], figures = _export_fp32(model, module, fused.get(tower), inputs, fp32_path,
-                                                   input_name, output_name, reference[tower], tower)
+        export_info[tower], figures = _export_fp32(
+            model, module, fused.get(tower), inputs, fp32_path, input_name, output_name, reference[tower], tower
+        )
         seconds[f"export_{tower}"] = time.perf_counter() - t0
         verification["fp32"][tower] = figures
         external = sum(p.numel() * 4 for p in module.parameters()) > EXTERNAL_DATA_BYTES
@@ -276,34 +368,57 @@ def _export_bundle(model, vision_config, text_config, out: Path, scratch: Path, 
             figures = compare(out / filename, input_name, inputs.numpy(), reference[tower], precision)
             verification[precision][tower] = figures
             check(figures, precision, tower)
-        log.info("%s tower: %s", tower, {k: v.get(tower) for k, v in verification.items() if k in
-                                         ("fp32", precision)})
+        log.info("%s tower: %s", tower, {k: v.get(tower) for k, v in verification.items() if k in ("fp32", precision)})
     shutil.copyfile(bundles.VOCAB_SOURCE, out / bundles.VOCAB_FILE)
-    export_info.update({
-        "torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    })
+    export_info.update(
+        {
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        }
+    )
     return bundles.write_manifest(
-        out, name=name, arch=arch, vision_config=dict(vision_config), text_config=dict(text_config),
-        embed_dim=int(vision_config["embed_dim"]), image_size=size, context_length=context_length,
-        mean=list(CLIP_MEAN), std=list(CLIP_STD), precision=precision, source=source,
-        verification=verification, export=export_info)
+        out,
+        name=name,
+        arch=arch,
+        vision_config=dict(vision_config),
+        text_config=dict(text_config),
+        embed_dim=int(vision_config["embed_dim"]),
+        image_size=size,
+        context_length=context_length,
+        mean=list(CLIP_MEAN),
+        std=list(CLIP_STD),
+        precision=precision,
+        source=source,
+        verification=verification,
+        export=export_info,
+    )
 
 
 def _add_checkpoint(exported: bundles.Bundle, checkpoint: Path) -> bundles.Bundle:
     """Put the source weights into the bundle folder and re-hash it (the manifest lists every file)."""
     shutil.copy2(checkpoint, exported.path / bundles.CHECKPOINT_FILE)
-    fields = {k: v for k, v in exported.to_manifest().items()
-              if k not in ("files", "image_id", "text_id", "model_id")}
+    fields = {k: v for k, v in exported.to_manifest().items() if k not in ("files", "image_id", "text_id", "model_id")}
     return bundles.write_manifest(exported.path, **fields)
 
 
-def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str | None = None,
-                      vision_config: str | Path | None = None, text_config: str | Path | None = None,
-                      precision: str = "int8", name: str | None = None, activate: bool = True,
-                      replace: bool = False, source: str | None = None,
-                      images: Sequence[Image.Image | str | Path] | None = None,
-                      texts: Sequence[str] | None = None, keep_checkpoint: bool = False) -> bundles.Bundle:
+def import_checkpoint(
+    checkpoint: str | Path,
+    data_dir: str | Path,
+    *,
+    arch: str | None = None,
+    vision_config: str | Path | None = None,
+    text_config: str | Path | None = None,
+    precision: str = "int8",
+    name: str | None = None,
+    activate: bool = True,
+    replace: bool = False,
+    source: str | None = None,
+    images: Sequence[Image.Image | str | Path] | None = None,
+    texts: Sequence[str] | None = None,
+    keep_checkpoint: bool = False,
+) -> bundles.Bundle:
     """Import a Chinese-CLIP checkpoint into `<data_dir>/models/<name>` as a verified bundle.
 
     Architecture: `arch` (RN50, ViT-B-16, ViT-L-14, ViT-L-14-336, ViT-H-14) or `vision_config` +
@@ -323,9 +438,17 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
     build = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
     try:
         exported = _export_folder(
-            loaded.model, loaded.vision_config, loaded.text_config, build / "bundle", precision=precision,
-            arch=loaded.arch, name=name, source=source or str(Path(checkpoint).resolve()),
-            images=images, texts=texts)
+            loaded.model,
+            loaded.vision_config,
+            loaded.text_config,
+            build / "bundle",
+            precision=precision,
+            arch=loaded.arch,
+            name=name,
+            source=source or str(Path(checkpoint).resolve()),
+            images=images,
+            texts=texts,
+        )
         if keep_checkpoint:
             exported = _add_checkpoint(exported, Path(checkpoint))
         installed = registry.install_bundle(exported.path, data_dir, name, replace=replace)
@@ -333,6 +456,12 @@ def import_checkpoint(checkpoint: str | Path, data_dir: str | Path, *, arch: str
         shutil.rmtree(build, ignore_errors=True)
     if activate:
         installed = registry.use_bundle(data_dir, name)
-    log.info("imported %s as model %s (%s, model id %s) in %.1f s", checkpoint, name, precision,
-             installed.model_id, time.perf_counter() - t0)
+    log.info(
+        "imported %s as model %s (%s, model id %s) in %.1f s",
+        checkpoint,
+        name,
+        precision,
+        installed.model_id,
+        time.perf_counter() - t0,
+    )
     return installed

@@ -51,11 +51,13 @@ def require_finetune() -> None:
 def onnx_hint(name: str) -> str:
     """What to download and run instead of `pull` where torch is not installed (a Raspberry Pi)."""
     stem = name.lower() if name in archs.CONFIGS else "vit-b-16"
-    return (f"without torch, import Chinese-CLIP's ONNX files: put {stem}.img.fp32.onnx and {stem}.txt.fp32.onnx "
-            "(and the .onnx.data or .onnx.extra_file beside each, where there is one) in a folder and run "
-            "`photod model import FOLDER`. Chinese-CLIP's deploy script (cn_clip/deploy/pytorch_to_onnx.py) "
-            "writes them on any machine with torch; MT Photos publishes vit-b-16.img.fp32.onnx and "
-            "vit-b-16.txt.fp32.onnx")
+    return (
+        f"without torch, import Chinese-CLIP's ONNX files: put {stem}.img.fp32.onnx and {stem}.txt.fp32.onnx "
+        "(and the .onnx.data or .onnx.extra_file beside each, where there is one) in a folder and run "
+        "`photod model import FOLDER`. Chinese-CLIP's deploy script (cn_clip/deploy/pytorch_to_onnx.py) "
+        "writes them on any machine with torch; MT Photos publishes vit-b-16.img.fp32.onnx and "
+        "vit-b-16.txt.fp32.onnx"
+    )
 
 
 def source_host(source: str) -> tuple[str, int]:
@@ -114,9 +116,16 @@ def _arch_names() -> dict[str, str]:
     return {name: filename for name, (_, filename) in cn_utils._MODELS.items()}
 
 
-def pull(name: str, data_dir: str | os.PathLike, source: str = "huggingface", precision: str = "int8",
-         *, timeout: float = CONNECT_TIMEOUT, activate: bool = True,
-         bundle_name: str | None = None) -> Bundle:
+def pull(
+    name: str,
+    data_dir: str | os.PathLike,
+    source: str = "huggingface",
+    precision: str = "int8",
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    activate: bool = True,
+    bundle_name: str | None = None,
+) -> Bundle:
     """Download the official checkpoint `name` (RN50, ViT-B-16, ...) from `source` and import it.
 
     Offline or blocked: ModelError at once naming the source and host tried, and how to import a local
@@ -125,23 +134,29 @@ def pull(name: str, data_dir: str | os.PathLike, source: str = "huggingface", pr
     missing = _missing_finetune()
     if missing:
         if name not in archs.CONFIGS:
-            raise ModelError(f"there is no official Chinese-CLIP model named {name!r}",
-                             f"use one of {', '.join(archs.CONFIGS)}")
-        raise ModelError(f"`photod model pull` downloads PyTorch checkpoints and needs {missing}",
-                         onnx_hint(name) + "; or install the model tools with `pip install 'photod[finetune]'`")
+            raise ModelError(
+                f"there is no official Chinese-CLIP model named {name!r}", f"use one of {', '.join(archs.CONFIGS)}"
+            )
+        raise ModelError(
+            f"`photod model pull` downloads PyTorch checkpoints and needs {missing}",
+            onnx_hint(name) + "; or install the model tools with `pip install 'photod[finetune]'`",
+        )
     host, port = source_host(source)
     files = _arch_names()
     if name not in files:
-        raise ModelError(f"there is no official Chinese-CLIP model named {name!r}",
-                         f"use one of {', '.join(files)}")
-    local_hint = (f"download {files[name]} on a machine with network access (Hugging Face OFA-Sys or "
-                  f"ModelScope AI-ModelScope), copy it here and run "
-                  f"`photod model import {files[name]} --arch {name}`")
+        raise ModelError(f"there is no official Chinese-CLIP model named {name!r}", f"use one of {', '.join(files)}")
+    local_hint = (
+        f"download {files[name]} on a machine with network access (Hugging Face OFA-Sys or "
+        f"ModelScope AI-ModelScope), copy it here and run "
+        f"`photod model import {files[name]} --arch {name}`"
+    )
     problem = check_reachable(host, port, timeout)
     if problem:
         other = [s for s in SOURCES if s != source]
-        raise ModelError(f"cannot reach {host}:{port} to download {name} from {source} ({problem})",
-                         local_hint + f", or try --source {other[0]}")
+        raise ModelError(
+            f"cannot reach {host}:{port} to download {name} from {source} ({problem})",
+            local_hint + f", or try --source {other[0]}",
+        )
     downloads = Path(data_dir) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     from cn_clip.clip import utils as cn_utils
@@ -150,12 +165,21 @@ def pull(name: str, data_dir: str | os.PathLike, source: str = "huggingface", pr
     try:
         checkpoint = cn_utils._download(name, str(downloads), use_modelscope=(source == "modelscope"))
     except Exception as exc:  # noqa: BLE001 - network, HTTP and missing-client errors all end the same way
-        raise ModelError(f"downloading {name} from {source} failed: {type(exc).__name__}: {str(exc)[:300]}",
-                         local_hint) from None
+        raise ModelError(
+            f"downloading {name} from {source} failed: {type(exc).__name__}: {str(exc)[:300]}", local_hint
+        ) from None
     # The weights go into the bundle (checkpoint.pt), so `photod finetune` can start from it on any machine the
     # data dir is copied to; the download itself is then dropped, leaving one copy on disk.
-    bundle = import_file(checkpoint, data_dir, arch=name, precision=precision, name=bundle_name,
-                         activate=activate, source=f"{source}:{name}", keep_checkpoint=True)
+    bundle = import_file(
+        checkpoint,
+        data_dir,
+        arch=name,
+        precision=precision,
+        name=bundle_name,
+        activate=activate,
+        source=f"{source}:{name}",
+        keep_checkpoint=True,
+    )
     Path(checkpoint).unlink(missing_ok=True)
     return bundle
 

@@ -48,8 +48,13 @@ class _ContribAttention(torch.autograd.Function):
     """Self-attention with packed QKV weights, exported as one com.microsoft.Attention node."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # noqa: ARG004
-                heads: int) -> torch.Tensor:
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,  # noqa: ARG004
+        heads: int,
+    ) -> torch.Tensor:
         q, k, v = torch.matmul(x, weight).add(bias).chunk(3, dim=-1)
         return _attention(q, k, v, heads)
 
@@ -148,9 +153,15 @@ def fused_image_tower(model: torch.nn.Module) -> FusedViTImageTower | None:
         return None
     for block in visual.transformer.resblocks:
         attn = getattr(block, "attn", None)
-        if (not isinstance(attn, torch.nn.MultiheadAttention) or getattr(block, "attn_mask", None) is not None
-                or not attn._qkv_same_embed_dim or attn.in_proj_bias is None or attn.bias_k is not None
-                or attn.add_zero_attn or attn.batch_first):
+        if (
+            not isinstance(attn, torch.nn.MultiheadAttention)
+            or getattr(block, "attn_mask", None) is not None
+            or not attn._qkv_same_embed_dim
+            or attn.in_proj_bias is None
+            or attn.bias_k is not None
+            or attn.add_zero_attn
+            or attn.batch_first
+        ):
             log.info("image tower attention is not plain self-attention; exporting it unfused")
             return None
     return FusedViTImageTower(model).eval()

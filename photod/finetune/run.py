@@ -79,17 +79,24 @@ class FinetuneResult:
 # ---- the base model --------------------------------------------------------------------------------------
 
 
-def resolve_base(data_dir: str | os.PathLike, base: bundles.Bundle | str | os.PathLike | None = None, *,
-                 arch: str | None = None, vision_config: str | os.PathLike | None = None,
-                 text_config: str | os.PathLike | None = None) -> BaseModel:
+def resolve_base(
+    data_dir: str | os.PathLike,
+    base: bundles.Bundle | str | os.PathLike | None = None,
+    *,
+    arch: str | None = None,
+    vision_config: str | os.PathLike | None = None,
+    text_config: str | os.PathLike | None = None,
+) -> BaseModel:
     """The base model from a Bundle, a bundle name or folder, a checkpoint file, or (None) the active bundle."""
     if isinstance(base, bundles.Bundle):
         return _from_bundle(base)
     if base is None:
         active = registry.active_bundle(data_dir)
         if active is None:
-            raise FinetuneError("no base model: no model is active and none was given",
-                                "pass --base CHECKPOINT.pt --arch ViT-B-16, or import one with `photod model import`")
+            raise FinetuneError(
+                "no base model: no model is active and none was given",
+                "pass --base CHECKPOINT.pt --arch ViT-B-16, or import one with `photod model import`",
+            )
         return _from_bundle(active)
     path = Path(base)
     if path.is_dir():
@@ -97,12 +104,21 @@ def resolve_base(data_dir: str | os.PathLike, base: bundles.Bundle | str | os.Pa
     if not path.exists() and registry.models_dir(data_dir).joinpath(str(base)).is_dir():
         return _from_bundle(bundles.Bundle.load(registry.models_dir(data_dir) / str(base)))
     if not path.is_file():
-        raise FinetuneError(f"base model {base} is neither a checkpoint file nor an installed model",
-                            "see `photod model list`, or give a Chinese-CLIP .pt file")
+        raise FinetuneError(
+            f"base model {base} is neither a checkpoint file nor an installed model",
+            "see `photod model list`, or give a Chinese-CLIP .pt file",
+        )
     vision, text, name = load_configs(arch, vision_config, text_config)
     from cn_clip.clip import utils as cn_utils
-    return BaseModel(checkpoint=path, vision_config=vision, text_config=text, arch=name,
-                     vocab=Path(cn_utils.__file__).parent / "vocab.txt", image_size=int(vision["image_resolution"]))
+
+    return BaseModel(
+        checkpoint=path,
+        vision_config=vision,
+        text_config=text,
+        arch=name,
+        vocab=Path(cn_utils.__file__).parent / "vocab.txt",
+        image_size=int(vision["image_resolution"]),
+    )
 
 
 def _from_bundle(b: bundles.Bundle) -> BaseModel:
@@ -113,10 +129,21 @@ def _from_bundle(b: bundles.Bundle) -> BaseModel:
             f"model {b.name} has no PyTorch checkpoint to train from (looked for "
             f"{', '.join(str(c) for c in candidates)})",
             f"copy the .pt file it was imported from next to it as {bundles.CHECKPOINT_FILE}, "
-            "or pass --base FILE.pt --arch ...")
-    return BaseModel(checkpoint=found, vision_config=dict(b.vision_config), text_config=dict(b.text_config),
-                     arch=b.arch, vocab=b.vocab_path, image_size=b.image_size, context_length=b.context_length,
-                     mean=list(b.mean), std=list(b.std), precision=b.precision, bundle=b)
+            "or pass --base FILE.pt --arch ...",
+        )
+    return BaseModel(
+        checkpoint=found,
+        vision_config=dict(b.vision_config),
+        text_config=dict(b.text_config),
+        arch=b.arch,
+        vocab=b.vocab_path,
+        image_size=b.image_size,
+        context_length=b.context_length,
+        mean=list(b.mean),
+        std=list(b.std),
+        precision=b.precision,
+        bundle=b,
+    )
 
 
 def load_base_model(base: BaseModel):
@@ -126,25 +153,49 @@ def load_base_model(base: BaseModel):
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"checkpoint {base.checkpoint} does not fit the {base.arch} architecture: "
-                         f"{str(exc).splitlines()[0]}", "give the matching --arch or config files") from None
+        raise ModelError(
+            f"checkpoint {base.checkpoint} does not fit the {base.arch} architecture: {str(exc).splitlines()[0]}",
+            "give the matching --arch or config files",
+        ) from None
     return model.eval()
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
 
 
-def finetune(data_dir: str | os.PathLike, *, base: bundles.Bundle | str | os.PathLike | None = None,
-             arch: str | None = None, vision_config: str | os.PathLike | None = None,
-             text_config: str | os.PathLike | None = None, dataset: str | os.PathLike | None = None,
-             work_dir: str | os.PathLike | None = None, mode: str = "lit", epochs: int = 10,
-             max_steps: int | None = None, lr: float | None = None, batch_size: int = 32, accum_steps: int = 1,
-             warmup_steps: int | None = None, weight_decay: float = 0.01, precision: str = "auto",
-             grad_checkpointing: bool = False, valid_fraction: float = 0.2, seed: int = 0,
-             sources: Iterable[str] | None = None, feedback: bool = True, save_every: int = 100,
-             device: str = "auto", num_workers: int = 0, bundle_precision: str | None = None,
-             name: str | None = None, force: bool = False, install: bool = True, resume: bool = True,
-             progress: bool = True) -> FinetuneResult:
+def finetune(
+    data_dir: str | os.PathLike,
+    *,
+    base: bundles.Bundle | str | os.PathLike | None = None,
+    arch: str | None = None,
+    vision_config: str | os.PathLike | None = None,
+    text_config: str | os.PathLike | None = None,
+    dataset: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    mode: str = "lit",
+    epochs: int = 10,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    batch_size: int = 32,
+    accum_steps: int = 1,
+    warmup_steps: int | None = None,
+    weight_decay: float = 0.01,
+    precision: str = "auto",
+    grad_checkpointing: bool = False,
+    valid_fraction: float = 0.2,
+    seed: int = 0,
+    sources: Iterable[str] | None = None,
+    feedback: bool = True,
+    save_every: int = 100,
+    device: str = "auto",
+    num_workers: int = 0,
+    bundle_precision: str | None = None,
+    name: str | None = None,
+    force: bool = False,
+    install: bool = True,
+    resume: bool = True,
+    progress: bool = True,
+) -> FinetuneResult:
     """Fine-tune the base model on the labels of `data_dir` (or on `dataset`) and hand back a bundle.
 
     Writes everything under `work_dir` (default `<data_dir>/finetune/<name>`): dataset/, checkpoints/
@@ -158,48 +209,107 @@ def finetune(data_dir: str | os.PathLike, *, base: bundles.Bundle | str | os.Pat
     work = Path(work_dir) if work_dir is not None else data_dir / "finetune" / run_name
     work.mkdir(parents=True, exist_ok=True)
     base_model = resolve_base(data_dir, base, arch=arch, vision_config=vision_config, text_config=text_config)
-    cfg = TrainConfig(mode=mode, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                      accum_steps=accum_steps, lr=lr if lr is not None else DEFAULT_LR, weight_decay=weight_decay,
-                      warmup_steps=warmup_steps, precision=precision, grad_checkpointing=grad_checkpointing,
-                      seed=seed, save_every=save_every, context_length=base_model.context_length, device=device,
-                      num_workers=num_workers, progress=progress, name=run_name)
+    cfg = TrainConfig(
+        mode=mode,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        accum_steps=accum_steps,
+        lr=lr if lr is not None else DEFAULT_LR,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        precision=precision,
+        grad_checkpointing=grad_checkpointing,
+        seed=seed,
+        save_every=save_every,
+        context_length=base_model.context_length,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+        name=run_name,
+    )
     cfg.check()
-    info = _dataset(data_dir, dataset, work, resume, valid_fraction=valid_fraction, seed=seed, sources=sources,
-                    feedback=feedback)
+    info = _dataset(
+        data_dir, dataset, work, resume, valid_fraction=valid_fraction, seed=seed, sources=sources, feedback=feedback
+    )
     tokenizer = Tokenizer.from_vocab(base_model.vocab)
-    feed = dict(tokenizer=tokenizer, image_size=base_model.image_size, context_length=base_model.context_length,
-                mean=base_model.mean, std=base_model.std)
+    feed = dict(
+        tokenizer=tokenizer,
+        image_size=base_model.image_size,
+        context_length=base_model.context_length,
+        mean=base_model.mean,
+        std=base_model.std,
+    )
     dev = pick_device(device)
 
     model = load_base_model(base_model).to(dev)
     before = evaluate_model(model, info, "valid", out_dir=work / "eval-before", device=dev, **feed)
-    trainer = Trainer(model, info.lmdb_dir("train"), cfg, work / "checkpoints", tokenizer=tokenizer,
-                      image_size=base_model.image_size, mean=base_model.mean, std=base_model.std)
+    trainer = Trainer(
+        model,
+        info.lmdb_dir("train"),
+        cfg,
+        work / "checkpoints",
+        tokenizer=tokenizer,
+        image_size=base_model.image_size,
+        mean=base_model.mean,
+        std=base_model.std,
+    )
     trained = trainer.fit(resume=resume)
     after = evaluate_model(trainer.model, info, "valid", out_dir=work / "eval-after", device=dev, **feed)
     log.info("held-out recall before and after fine-tuning:\n%s", format_table(before, after))
 
-    checkpoint = save_model_checkpoint(trainer.model, work / "finetuned.pt", name=run_name,
-                                       epoch=trained.steps // max(1, trainer.steps_per_epoch), step=trained.steps)
+    checkpoint = save_model_checkpoint(
+        trainer.model,
+        work / "finetuned.pt",
+        name=run_name,
+        epoch=trained.steps // max(1, trainer.steps_per_epoch),
+        step=trained.steps,
+    )
     vision_path, text_path = _write_configs(work, base_model)
     improved = after.mean_recall > before.mean_recall
     bundle = None
     if improved or force:
         if not improved:
-            log.warning("held-out mean recall did not improve (%.1f -> %.1f); installing anyway (force)",
-                        before.mean_recall, after.mean_recall)
-        bundle = _export(checkpoint, data_dir, base_model, vision_path, text_path, run_name,
-                         bundle_precision or base_model.precision, activate=install)
+            log.warning(
+                "held-out mean recall did not improve (%.1f -> %.1f); installing anyway (force)",
+                before.mean_recall,
+                after.mean_recall,
+            )
+        bundle = _export(
+            checkpoint,
+            data_dir,
+            base_model,
+            vision_path,
+            text_path,
+            run_name,
+            bundle_precision or base_model.precision,
+            activate=install,
+        )
     else:
-        log.warning("held-out mean recall did not improve (%.1f -> %.1f): the model is NOT installed; "
-                    "its checkpoint is %s (install anyway with --force)", before.mean_recall, after.mean_recall,
-                    checkpoint)
+        log.warning(
+            "held-out mean recall did not improve (%.1f -> %.1f): the model is NOT installed; "
+            "its checkpoint is %s (install anyway with --force)",
+            before.mean_recall,
+            after.mean_recall,
+            checkpoint,
+        )
     installed = bundle is not None and install
     base_image_id = base_model.bundle.image_id if base_model.bundle else None
     reencode = bundle is not None and bundle.image_id != base_image_id
-    result = FinetuneResult(mode=mode, before=before, after=after, improved=improved, installed=installed,
-                            bundle=bundle, checkpoint=checkpoint, report=work / "report.json", train=trained,
-                            dataset=info, work_dir=work, reencode=reencode)
+    result = FinetuneResult(
+        mode=mode,
+        before=before,
+        after=after,
+        improved=improved,
+        installed=installed,
+        bundle=bundle,
+        checkpoint=checkpoint,
+        report=work / "report.json",
+        train=trained,
+        dataset=info,
+        work_dir=work,
+        reencode=reencode,
+    )
     _write_report(result, cfg, base_model)
     return result
 
@@ -225,13 +335,29 @@ def _write_configs(work: Path, base: BaseModel) -> tuple[Path, Path]:
     return vision, text
 
 
-def _export(checkpoint: Path, data_dir: Path, base: BaseModel, vision_path: Path, text_path: Path, name: str,
-            precision: str, activate: bool) -> bundles.Bundle:
+def _export(
+    checkpoint: Path,
+    data_dir: Path,
+    base: BaseModel,
+    vision_path: Path,
+    text_path: Path,
+    name: str,
+    precision: str,
+    activate: bool,
+) -> bundles.Bundle:
     from photod.finetune.export import import_checkpoint  # onnx and onnxruntime: only when a bundle is made
 
-    return import_checkpoint(checkpoint, data_dir, vision_config=vision_path, text_config=text_path,
-                             precision=precision, name=name, activate=activate, replace=True,
-                             source=str(checkpoint.resolve()))
+    return import_checkpoint(
+        checkpoint,
+        data_dir,
+        vision_config=vision_path,
+        text_config=text_path,
+        precision=precision,
+        name=name,
+        activate=activate,
+        replace=True,
+        source=str(checkpoint.resolve()),
+    )
 
 
 def _write_report(result: FinetuneResult, cfg: TrainConfig, base: BaseModel) -> None:
@@ -240,18 +366,27 @@ def _write_report(result: FinetuneResult, cfg: TrainConfig, base: BaseModel) -> 
     train["checkpoint"] = str(train["checkpoint"]) if train["checkpoint"] else None
     report = {
         "mode": result.mode,
-        "base": {"checkpoint": str(base.checkpoint), "arch": base.arch,
-                 "bundle": base.bundle.name if base.bundle else None,
-                 "image_id": base.bundle.image_id if base.bundle else None},
+        "base": {
+            "checkpoint": str(base.checkpoint),
+            "arch": base.arch,
+            "bundle": base.bundle.name if base.bundle else None,
+            "image_id": base.bundle.image_id if base.bundle else None,
+        },
         "dataset": result.dataset.to_json() | {"path": str(result.dataset.path)},
         "before": result.before.to_json(),
         "after": result.after.to_json(),
         "improved": result.improved,
         "installed": result.installed,
         "reencode": result.reencode,
-        "bundle": None if result.bundle is None else {
-            "name": result.bundle.name, "model_id": result.bundle.model_id, "image_id": result.bundle.image_id,
-            "text_id": result.bundle.text_id, "path": str(result.bundle.path)},
+        "bundle": None
+        if result.bundle is None
+        else {
+            "name": result.bundle.name,
+            "model_id": result.bundle.model_id,
+            "image_id": result.bundle.image_id,
+            "text_id": result.bundle.text_id,
+            "path": str(result.bundle.path),
+        },
         "checkpoint": str(result.checkpoint),
         "train": train,
         "config": asdict(cfg) | {"betas": list(cfg.betas)},

@@ -64,8 +64,18 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LATEST = "latest.pt"
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: temperature never below 0.01
 # Settings a resumed run must share with the run that wrote the checkpoint, or it would not be the same run.
-_RESUME_KEYS = ("mode", "epochs", "max_steps", "batch_size", "accum_steps", "lr", "weight_decay",
-                "warmup_steps", "seed", "context_length")
+_RESUME_KEYS = (
+    "mode",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "accum_steps",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "seed",
+    "context_length",
+)
 
 
 @dataclass
@@ -137,8 +147,15 @@ class PairDataset(torch.utils.data.Dataset):
     data a step sees depends only on the order, which the trainer seeds.
     """
 
-    def __init__(self, lmdb_dir: str | os.PathLike, tokenizer: Tokenizer, image_size: int,
-                 context_length: int = DEFAULT_CONTEXT_LENGTH, mean=CLIP_MEAN, std=CLIP_STD):
+    def __init__(
+        self,
+        lmdb_dir: str | os.PathLike,
+        tokenizer: Tokenizer,
+        image_size: int,
+        context_length: int = DEFAULT_CONTEXT_LENGTH,
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+    ):
         self.lmdb_dir = Path(lmdb_dir)
         self.tokenizer = tokenizer
         self.image_size = image_size
@@ -163,8 +180,10 @@ class PairDataset(torch.utils.data.Dataset):
         with self._imgs.begin() as txn:
             value = txn.get(str(image_id).encode())
         if value is None:
-            raise FinetuneError(f"dataset {self.lmdb_dir}: image {image_id} of pair {index} is missing",
-                                "build or export the dataset again")
+            raise FinetuneError(
+                f"dataset {self.lmdb_dir}: image {image_id} of pair {index} is missing",
+                "build or export the dataset again",
+            )
         with Image.open(BytesIO(decode_value(value))) as img:
             pixels = image_transform(img, self.image_size, self.mean, self.std)
         tokens = self.tokenizer.tokenize(prepare_text(text), self.context_length)[0]
@@ -185,7 +204,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     """
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=gen).tolist()
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     return [b for b in batches if len(b) >= 2]
 
 
@@ -201,8 +220,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FinetuneError(f"device {name} was asked for but torch sees no CUDA GPU",
-                            "run on the GPU box, or pass --device cpu (slow)")
+        raise FinetuneError(
+            f"device {name} was asked for but torch sees no CUDA GPU", "run on the GPU box, or pass --device cpu (slow)"
+        )
     return torch.device(name)
 
 
@@ -240,9 +260,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+    )
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
@@ -257,8 +280,13 @@ def lr_at(step: int, base_lr: float, warmup: int, total: int) -> float:
 # ---- loss ----------------------------------------------------------------------------------------------
 
 
-def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
-                     image_ids: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: torch.Tensor,
+    image_ids: torch.Tensor,
+    text_ids: torch.Tensor,
+) -> torch.Tensor:
     """Symmetric cross-entropy over a batch of L2-normalised embeddings; pairs sharing a text or a photo
     are positives of each other (see the module docstring)."""
     logits = logit_scale * image_features.float() @ text_features.float().t()
@@ -272,7 +300,7 @@ def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
     """Drop the columns that are padding in every row. Padding is masked out of BERT's attention and the
     positions are absolute, so the embeddings do not change; short captions train several times faster."""
     used = int((tokens != 0).any(dim=0).nonzero().max()) + 1 if tokens.numel() else 0
-    return tokens[:, :max(used, 1)]
+    return tokens[:, : max(used, 1)]
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
@@ -285,9 +313,18 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """Trains `model` (cn_clip CLIP) on one split folder (`lmdb/train`) of a photod dataset."""
 
-    def __init__(self, model: torch.nn.Module, train_dir: str | os.PathLike, cfg: TrainConfig,
-                 checkpoint_dir: str | os.PathLike, *, tokenizer: Tokenizer, image_size: int,
-                 mean=CLIP_MEAN, std=CLIP_STD):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_dir: str | os.PathLike,
+        cfg: TrainConfig,
+        checkpoint_dir: str | os.PathLike,
+        *,
+        tokenizer: Tokenizer,
+        image_size: int,
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+    ):
         cfg.check()
         self.cfg = cfg
         self.device = pick_device(cfg.device)
@@ -297,8 +334,10 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir)
         self.data = PairDataset(train_dir, tokenizer, image_size, cfg.context_length, mean, std)
         if len(self.data) < 2:
-            raise FinetuneError(f"the training split {train_dir} has {len(self.data)} pairs; at least 2 are needed",
-                                "caption more photos")
+            raise FinetuneError(
+                f"the training split {train_dir} has {len(self.data)} pairs; at least 2 are needed",
+                "caption more photos",
+            )
         self.model = model.to(self.device).float()
         set_trainable(self.model, cfg.mode)
         if cfg.grad_checkpointing:
@@ -350,8 +389,8 @@ class Trainer:
                 with self._autocast():
                     img_j = cached_img[j] if self.cfg.mode == "lit" else self._encode_images(images)
                     txt_j = self._encode_texts(texts)
-                    img = torch.cat(cached_img[:j] + [img_j] + cached_img[j + 1:])
-                    txt = torch.cat(cached_txt[:j] + [txt_j] + cached_txt[j + 1:])
+                    img = torch.cat(cached_img[:j] + [img_j] + cached_img[j + 1 :])
+                    txt = torch.cat(cached_txt[:j] + [txt_j] + cached_txt[j + 1 :])
                     loss = contrastive_loss(img, txt, self.model.logit_scale.exp(), image_ids, text_ids)
                 self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -365,12 +404,21 @@ class Trainer:
         # global RNG would shift dropout masks between an interrupted run (which starts a fresh loader
         # mid-epoch) and an uninterrupted one.
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(self.data, batch_sampler=batches, collate_fn=_collate,
-                                             num_workers=self.cfg.num_workers, generator=gen,
-                                             pin_memory=self.device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            self.data,
+            batch_sampler=batches,
+            collate_fn=_collate,
+            num_workers=self.cfg.num_workers,
+            generator=gen,
+            pin_memory=self.device.type == "cuda",
+        )
         for images, texts, image_ids, text_ids in loader:
-            yield (images.to(self.device, non_blocking=True), texts.to(self.device, non_blocking=True),
-                   image_ids, text_ids)
+            yield (
+                images.to(self.device, non_blocking=True),
+                texts.to(self.device, non_blocking=True),
+                image_ids,
+                text_ids,
+            )
 
     # -- the loop --
 
@@ -386,8 +434,14 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         losses: list[float] = []
         images_seen, t0 = 0, time.perf_counter()
-        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not cfg.progress,
-                   desc=f"finetune {cfg.mode}", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            disable=not cfg.progress,
+            desc=f"finetune {cfg.mode}",
+            dynamic_ncols=True,
+        )
         interrupted = False
         try:
             with warnings.catch_warnings():
@@ -398,7 +452,7 @@ class Trainer:
                 while self.step < self.total_steps:
                     epoch, offset = divmod(self.step, self.steps_per_epoch)
                     batches = epoch_batches(len(self.data), cfg.batch_size, cfg.seed, epoch)
-                    groups = [batches[i:i + cfg.accum_steps] for i in range(0, len(batches), cfg.accum_steps)]
+                    groups = [batches[i : i + cfg.accum_steps] for i in range(0, len(batches), cfg.accum_steps)]
                     # Only the batches still to come are loaded: a resumed epoch skips the done ones for free.
                     todo = [b for g in groups[offset:] for b in g]
                     loader = self._loader(todo, epoch)
@@ -416,8 +470,11 @@ class Trainer:
                         images_seen += n_images
                         losses.append(loss)
                         bar.update(1)
-                        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
-                                        img_s=f"{n_images / max(time.perf_counter() - step_start, 1e-9):.1f}")
+                        bar.set_postfix(
+                            loss=f"{loss:.4f}",
+                            lr=f"{lr:.2e}",
+                            img_s=f"{n_images / max(time.perf_counter() - step_start, 1e-9):.1f}",
+                        )
                         if cfg.save_every and self.step % cfg.save_every == 0:
                             self.save(self.checkpoint_dir / LATEST)
                         if stop_after is not None and self.step >= stop_after and self.step < self.total_steps:
@@ -431,11 +488,19 @@ class Trainer:
         path = self.save(self.checkpoint_dir / LATEST)
         peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
         self.model.eval()
-        return TrainResult(steps=self.step, total_steps=self.total_steps, seconds=seconds,
-                           images_per_second=images_seen / seconds if seconds > 0 else 0.0,
-                           final_loss=losses[-1] if losses else None, losses=losses, checkpoint=path,
-                           interrupted=interrupted, device=str(self.device), precision=self.precision,
-                           peak_memory_bytes=peak)
+        return TrainResult(
+            steps=self.step,
+            total_steps=self.total_steps,
+            seconds=seconds,
+            images_per_second=images_seen / seconds if seconds > 0 else 0.0,
+            final_loss=losses[-1] if losses else None,
+            losses=losses,
+            checkpoint=path,
+            interrupted=interrupted,
+            device=str(self.device),
+            precision=self.precision,
+            peak_memory_bytes=peak,
+        )
 
     # -- checkpoints --
 
@@ -464,7 +529,8 @@ class Trainer:
             raise FinetuneError(
                 f"the checkpoint {path} was written with other settings ({', '.join(differ)}); "
                 "it cannot be resumed with these",
-                "run with the same settings, or start afresh (remove the checkpoint or pass --fresh)")
+                "run with the same settings, or start afresh (remove the checkpoint or pass --fresh)",
+            )
         state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
         self.model.load_state_dict(state)
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -480,11 +546,11 @@ def model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {"module." + k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def save_model_checkpoint(model: torch.nn.Module, path: str | os.PathLike, *, name: str = "photod-finetune",
-                          epoch: int = 0, step: int = 0) -> Path:
+def save_model_checkpoint(
+    model: torch.nn.Module, path: str | os.PathLike, *, name: str = "photod-finetune", epoch: int = 0, step: int = 0
+) -> Path:
     """The hand-back checkpoint: {"epoch", "step", "name", "state_dict"}, as official cn_clip files are."""
-    return atomic_save({"epoch": epoch, "step": step, "name": name, "state_dict": model_state_dict(model)},
-                       Path(path))
+    return atomic_save({"epoch": epoch, "step": step, "name": name, "state_dict": model_state_dict(model)}, Path(path))
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
@@ -512,8 +578,12 @@ def _rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),
         # As tensors and plain numbers, so the checkpoint loads with weights_only=True.
-        "numpy": [torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
+        "numpy": [
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

@@ -61,8 +61,14 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
-def decode_photo(data: bytes, name: str, size: int = StageConfig.size, quality: int = StageConfig.quality,
-                 draft: bool = StageConfig.jpeg_draft, text_side: int | None = None) -> Decoded:
+def decode_photo(
+    data: bytes,
+    name: str,
+    size: int = StageConfig.size,
+    quality: int = StageConfig.quality,
+    draft: bool = StageConfig.jpeg_draft,
+    text_side: int | None = None,
+) -> Decoded:
     """Decode `data` (the file `name`) into an upright RGB JPEG whose shorter side is `size` (never upscaled),
     and, with `text_side`, also an upright RGB copy whose longer side is at most `text_side` to read text in.
 
@@ -111,8 +117,13 @@ def _decode(img: Image.Image, name: str, size: int, quality: int, draft: bool, t
     return Decoded(staged.jpeg, meta, staged.text_image)
 
 
-def from_image(img: Image.Image, name: str, size: int = StageConfig.size, quality: int = StageConfig.quality,
-               text_side: int | None = None) -> Decoded:
+def from_image(
+    img: Image.Image,
+    name: str,
+    size: int = StageConfig.size,
+    quality: int = StageConfig.quality,
+    text_side: int | None = None,
+) -> Decoded:
     """The stage's JPEG (and text copy) of an image that is already upright, whatever produced it (a still,
     a RAW's preview or demosaic, a video frame); its meta holds only the size."""
     _check_pixels(img, name)
@@ -130,8 +141,10 @@ def _check_pixels(img: Image.Image, name: str) -> None:
     limit = Image.MAX_IMAGE_PIXELS
     w, h = img.size
     if limit and w * h > limit:
-        raise DecodeError(f"{name}: {w}x{h} pixels exceeds the decompression-bomb limit ({limit:,} pixels)",
-                          "photod refuses images this large")
+        raise DecodeError(
+            f"{name}: {w}x{h} pixels exceeds the decompression-bomb limit ({limit:,} pixels)",
+            "photod refuses images this large",
+        )
 
 
 def _bomb_text(exc: Exception) -> str:
@@ -166,8 +179,7 @@ def _fit_long_side(img: Image.Image, side: int) -> Image.Image:
     if max(w, h) <= side:
         return img
     scale = side / max(w, h)
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR,
-                      reducing_gap=2.0)
+    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _exif_transpose(img: Image.Image, name: str) -> None:
@@ -217,4 +229,3 @@ def _downscale(img: Image.Image, size: int) -> Image.Image:
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     # reducing_gap: a cheap integer reduce first, then LANCZOS; visually the same, much faster on 12 MP HEIC
     return img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
-

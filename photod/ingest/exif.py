@@ -28,23 +28,27 @@ _YEARS = (1900, 2100)
 def read_exif(img: Image.Image) -> dict[str, Any]:
     """EXIF fields of `img` named as in PhotoMeta; each is None when absent or unreadable. Never raises."""
     out: dict[str, Any] = dict.fromkeys(
-        ("taken_at", "camera_make", "camera_model", "lens", "orientation", "gps_lat", "gps_lon"))
+        ("taken_at", "camera_make", "camera_model", "lens", "orientation", "gps_lat", "gps_lon")
+    )
     exif = _safe("EXIF block", lambda: img.getexif())
     if exif is None:
         return out
     sub = _safe("Exif IFD", lambda: exif.get_ifd(ExifTags.IFD.Exif)) or {}
     gps = _safe("GPS IFD", lambda: exif.get_ifd(ExifTags.IFD.GPSInfo)) or {}
 
-    out["taken_at"] = _safe("date", lambda: _first_date(
-        sub.get(_T.DateTimeOriginal), sub.get(_T.DateTimeDigitized), exif.get(_T.DateTime)))
+    out["taken_at"] = _safe(
+        "date", lambda: _first_date(sub.get(_T.DateTimeOriginal), sub.get(_T.DateTimeDigitized), exif.get(_T.DateTime))
+    )
     out["camera_make"] = _safe("make", lambda: _text(exif.get(_T.Make)))
     out["camera_model"] = _safe("model", lambda: _text(exif.get(_T.Model)))
     out["lens"] = _safe("lens", lambda: _text(sub.get(_T.LensModel)))
     out["orientation"] = _safe("orientation", lambda: _orientation(exif.get(_T.Orientation)))
-    out["gps_lat"] = _safe("latitude", lambda: _coordinate(
-        gps.get(_GPS.GPSLatitude), gps.get(_GPS.GPSLatitudeRef), "S", 90.0))
-    out["gps_lon"] = _safe("longitude", lambda: _coordinate(
-        gps.get(_GPS.GPSLongitude), gps.get(_GPS.GPSLongitudeRef), "W", 180.0))
+    out["gps_lat"] = _safe(
+        "latitude", lambda: _coordinate(gps.get(_GPS.GPSLatitude), gps.get(_GPS.GPSLatitudeRef), "S", 90.0)
+    )
+    out["gps_lon"] = _safe(
+        "longitude", lambda: _coordinate(gps.get(_GPS.GPSLongitude), gps.get(_GPS.GPSLongitudeRef), "W", 180.0)
+    )
     return out
 
 

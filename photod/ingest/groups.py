@@ -68,8 +68,11 @@ def relink(catalog: Catalog, folders: Iterable[tuple[int, str]]) -> int:
     n = 0
     with catalog.transaction():
         for root_id, folder in set(folders):
-            rows = catalog.query("SELECT id, filename FROM photos WHERE root_id = ? AND folder = ?"
-                                 " AND kind != 'frame' AND state != 'deleted'", (root_id, folder))
+            rows = catalog.query(
+                "SELECT id, filename FROM photos WHERE root_id = ? AND folder = ?"
+                " AND kind != 'frame' AND state != 'deleted'",
+                (root_id, folder),
+            )
             links = links_in((r["id"], r["filename"]) for r in rows)
             catalog.replace_links([r["id"] for r in rows], links)
             n += len(links)

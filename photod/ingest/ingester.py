@@ -67,13 +67,18 @@ class IngestReport:
     failed: int = 0
     adopted: int = 0
     skipped: int = 0  # unreadable for now (vanished, I/O error): left `new` for a later try
-    reused: int = 0   # copies of a photo already staged: its JPEG and vectors copied, nothing decoded
-    frames: int = 0   # moments of videos staged besides each video's first
+    reused: int = 0  # copies of a photo already staged: its JPEG and vectors copied, nothing decoded
+    frames: int = 0  # moments of videos staged besides each video's first
 
     def __add__(self, other: "IngestReport") -> "IngestReport":
-        return IngestReport(self.staged + other.staged, self.failed + other.failed,
-                            self.adopted + other.adopted, self.skipped + other.skipped,
-                            self.reused + other.reused, self.frames + other.frames)
+        return IngestReport(
+            self.staged + other.staged,
+            self.failed + other.failed,
+            self.adopted + other.adopted,
+            self.skipped + other.skipped,
+            self.reused + other.reused,
+            self.frames + other.frames,
+        )
 
     @property
     def done(self) -> int:
@@ -94,9 +99,16 @@ class _File:
 class Ingester:
     """Stages pending photos in batches. Use it from the thread that owns `catalog`."""
 
-    def __init__(self, catalog: Catalog, stage: Stage, settings: StageConfig = StageConfig(), *,
-                 workers: int = WorkersConfig.decode, reader: TextReader | None = None,
-                 video: VideoConfig = VideoConfig()):
+    def __init__(
+        self,
+        catalog: Catalog,
+        stage: Stage,
+        settings: StageConfig = StageConfig(),
+        *,
+        workers: int = WorkersConfig.decode,
+        reader: TextReader | None = None,
+        video: VideoConfig = VideoConfig(),
+    ):
         self.catalog = catalog
         self.stage = stage
         self.settings = settings
@@ -128,10 +140,13 @@ class Ingester:
             to_decode = self._adopt_moved(to_decode, report)
             to_decode = self._reuse_copies(to_decode, report)
             results = list(pool.map(self._decode, to_decode))
-        staged = {f.row["id"]: (f, res) for f, res in zip(to_decode, results)
-                  if isinstance(res, (Decoded, DecodedVideo))}
-        entries = {pid: res.jpeg if isinstance(res, Decoded) else res.moments[0].staged.jpeg
-                   for pid, (_f, res) in staged.items()}
+        staged = {
+            f.row["id"]: (f, res) for f, res in zip(to_decode, results) if isinstance(res, (Decoded, DecodedVideo))
+        }
+        entries = {
+            pid: res.jpeg if isinstance(res, Decoded) else res.moments[0].staged.jpeg
+            for pid, (_f, res) in staged.items()
+        }
         frames = self._frame_rows(staged, entries)
         # Stage first (synced), catalog second: see the module docstring.
         self.stage.put_many(entries)
@@ -149,8 +164,14 @@ class Ingester:
         groups.relink(self.catalog, [(f.row["root_id"], f.row["folder"]) for f, _res in staged.values()])
         report.failed += sum(isinstance(res, DecodeError) for res in results)
         if report.done or report.skipped:
-            log.info("ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
-                     report.staged, report.failed, report.adopted, report.reused, report.skipped)
+            log.info(
+                "ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
+                report.staged,
+                report.failed,
+                report.adopted,
+                report.reused,
+                report.skipped,
+            )
         return report
 
     def close(self) -> None:
@@ -207,8 +228,9 @@ class Ingester:
                     self._defer(f)
                     results[id(f)] = "skip"
                     continue
-                thread = threading.Thread(target=lambda f=f: results.setdefault(id(f), self._read(f)),
-                                          name="photod-read", daemon=True)
+                thread = threading.Thread(
+                    target=lambda f=f: results.setdefault(id(f), self._read(f)), name="photod-read", daemon=True
+                )
                 thread.start()
                 running.append((f, thread, time.monotonic()))
             f, thread, started = running.pop(0)
@@ -216,9 +238,13 @@ class Ingester:
             if thread.is_alive() and results.setdefault(id(f), "skip") == "skip":
                 self._hung[f.row["root_id"]] = time.monotonic() + HUNG_RETRY
                 self._defer(f)
-                log.warning("reading %s took more than %.0f s: its drive or share is not answering; photod "
-                            "goes on with other roots and tries this one again in %.0f s", f.path, READ_DEADLINE,
-                            HUNG_RETRY)
+                log.warning(
+                    "reading %s took more than %.0f s: its drive or share is not answering; photod "
+                    "goes on with other roots and tries this one again in %.0f s",
+                    f.path,
+                    READ_DEADLINE,
+                    HUNG_RETRY,
+                )
         return [results[id(f)] for f in files]
 
     def _read(self, f: _File) -> str | None:
@@ -297,8 +323,11 @@ class Ingester:
                 else:
                     rest.append(f)  # the original left the stage meanwhile: decode this one after all
         if report.reused:
-            log.info("%d files are copies of photos already staged (a drive at a new path, a backup): "
-                     "their stage entries and vectors were copied, nothing decoded", report.reused)
+            log.info(
+                "%d files are copies of photos already staged (a drive at a new path, a backup): "
+                "their stage entries and vectors were copied, nothing decoded",
+                report.reused,
+            )
         return rest
 
     def _decode(self, f: _File) -> Decoded | DecodedVideo | DecodeError:
@@ -335,8 +364,11 @@ class Ingester:
 
         def run() -> None:
             try:
-                out.append(decode_video(os.fspath(f.path), f.row["rel_path"], self.video, self.settings.size,
-                                        self.settings.quality))
+                out.append(
+                    decode_video(
+                        os.fspath(f.path), f.row["rel_path"], self.video, self.settings.size, self.settings.quality
+                    )
+                )
             except DecodeError as exc:
                 out.append(exc)
             except Exception as exc:  # noqa: BLE001 - a decoder bug is this video's failure, not the daemon's
@@ -347,9 +379,11 @@ class Ingester:
         thread.start()
         thread.join(self.video.deadline_seconds + VIDEO_GRACE)
         if thread.is_alive() or not out:
-            return DecodeError(f"{f.row['rel_path']}: decoding the video took more than "
-                               f"{self.video.deadline_seconds:.0f} s and was abandoned",
-                               "raise [video] deadline_seconds for very long or very large videos")
+            return DecodeError(
+                f"{f.row['rel_path']}: decoding the video took more than "
+                f"{self.video.deadline_seconds:.0f} s and was abandoned",
+                "raise [video] deadline_seconds for very long or very large videos",
+            )
         return out[0]
 
     def _frame_rows(self, staged: dict, entries: dict[int, bytes]) -> dict[int, list[int]]:
@@ -391,17 +425,25 @@ class Ingester:
         from photod.ingest.ocr import ENGINE_ID
 
         now = time.monotonic()
-        rows = [r for r in signals.text_pending(self.catalog, ENGINE_ID, limit + len(self._deferred))
-                if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung][:limit]
+        rows = [
+            r
+            for r in signals.text_pending(self.catalog, ENGINE_ID, limit + len(self._deferred))
+            if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung
+        ][:limit]
         files = [_File(row=r, path=file_path(r)) for r in rows]
         read = self._read_all(files)
         # A file unreadable for good is recorded as such, so it is not read again at every step.
-        found = [FoundText(f.row["id"], ENGINE_ID, error=err) for f, err in zip(files, read) if err not in (None, "skip")]
+        found = [
+            FoundText(f.row["id"], ENGINE_ID, error=err) for f, err in zip(files, read) if err not in (None, "skip")
+        ]
         ready = [f for f, err in zip(files, read) if err is None and self._unchanged(f)]
         with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-text") as pool:
             results = list(pool.map(self._decode, ready))
-        found += [f.text or FoundText(f.row["id"], ENGINE_ID, error=_reason(res) if isinstance(res, DecodeError)
-                                      else "not read") for f, res in zip(ready, results)]
+        found += [
+            f.text
+            or FoundText(f.row["id"], ENGINE_ID, error=_reason(res) if isinstance(res, DecodeError) else "not read")
+            for f, res in zip(ready, results)
+        ]
         signals.store_text(self.catalog, found)
         if found:
             log.info("text read in %d photos staged before", len(found))
@@ -438,9 +480,17 @@ def _read_regular(path: Path, name: str) -> tuple[bytes | None, str, str]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode)
-                    or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a directory"
-                    if stat.S_ISDIR(mode) else "not a regular file")
+            kind = (
+                "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a directory"
+                if stat.S_ISDIR(mode)
+                else "not a regular file"
+            )
             raise _NotRegular(errno.EINVAL, f"is {kind}")
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
@@ -492,7 +542,7 @@ def check_stage_consistency(catalog: Catalog, stage: Stage) -> tuple[int, int]:
     removed = stage.delete_many(sorted(orphans)) if orphans else 0
     unstaged = catalog.unstage(sorted(missing)) if missing else 0
     if removed or unstaged:
-        log.warning("stage repaired: %d entries without a catalog row removed, %d photos to be staged again",
-                    removed, unstaged)
+        log.warning(
+            "stage repaired: %d entries without a catalog row removed, %d photos to be staged again", removed, unstaged
+        )
     return removed, unstaged
-

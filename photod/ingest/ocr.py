@@ -41,7 +41,7 @@ OCR_SIDE = 1600
 # 10 (as many as RapidOCR's default pipeline at 2,221 ms) in 281 ms, 640 read 10 in 322 ms.
 FIRST_LOOK_SIDE = 560
 FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and cost 25 % more
-FIRST_LOOK_UNCLIP = 2.0      # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
+FIRST_LOOK_UNCLIP = 2.0  # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
 MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)
 # Seconds one photo's text may take before its reading is stopped (ONNX Runtime's terminate flag): a photo
 # takes well under a second here; a run that does not end costs that photo its text, not the daemon a worker.
@@ -190,8 +190,13 @@ def _recognise(recogniser: Any, pixels: np.ndarray, boxes: np.ndarray) -> tuple[
     for text, score, box in zip(result.txts or (), result.scores or (), boxes):
         text = " ".join(str(text).split())
         if kept(text, score):
-            lines.append(TextLine(text, float(score), (int(box[:, 0].min()), int(box[:, 1].min()),
-                                                       int(box[:, 0].max()), int(box[:, 1].max()))))
+            lines.append(
+                TextLine(
+                    text,
+                    float(score),
+                    (int(box[:, 0].min()), int(box[:, 1].min()), int(box[:, 0].max()), int(box[:, 1].max())),
+                )
+            )
     return tuple(lines)
 
 
@@ -222,15 +227,23 @@ def _open_models(threads: int) -> tuple[Any, Any, Any]:
         raise OcrError(f"the OCR engine cannot be loaded: {exc}", "pip install 'photod[ocr]'") from None
     models = _model_dir()
     logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-    engine = RapidOCR(params={
-        "Global.log_level": "warning",
-        "Det.model_path": str(DET_MODEL),
-        "Rec.model_path": str(models / MODELS["rec"]),
-        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-    })
-    regions = DBPostProcess(thresh=0.3, box_thresh=FIRST_LOOK_BOX_THRESH, max_candidates=MAX_LINES,
-                            unclip_ratio=FIRST_LOOK_UNCLIP, use_dilation=True, score_mode="fast")
+    engine = RapidOCR(
+        params={
+            "Global.log_level": "warning",
+            "Det.model_path": str(DET_MODEL),
+            "Rec.model_path": str(models / MODELS["rec"]),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+    regions = DBPostProcess(
+        thresh=0.3,
+        box_thresh=FIRST_LOOK_BOX_THRESH,
+        max_candidates=MAX_LINES,
+        unclip_ratio=FIRST_LOOK_UNCLIP,
+        use_dilation=True,
+        score_mode="fast",
+    )
     detector, recogniser = engine._load_det_model(), engine._load_rec_model()
     # RapidOCR's sessions keep their idle threads spinning, and a spinning detector pool took a core from
     # the recogniser's run after it (and from the other decode worker): recognition ran 1.5 times as long on
@@ -312,8 +325,9 @@ def _bgr(image: Image.Image) -> np.ndarray:
 
     if max(image.size) > OCR_SIDE:
         scale = OCR_SIDE / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             PILImage.Resampling.BILINEAR)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), PILImage.Resampling.BILINEAR
+        )
     if image.mode != "RGB":
         image = image.convert("RGB")
     # OpenCV swaps the channels about fifty times as fast as numpy's reversed view copied.

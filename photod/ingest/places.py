@@ -47,9 +47,11 @@ SEA_KM = 22.2  # 12 nautical miles: a country's territorial sea; beyond it a pho
 KM_PER_DEGREE = 111.2  # of latitude, or of longitude at the equator
 EARTH_KM = 6371.0
 
-_ETHNIC = ("蒙古|回|藏|维吾尔|苗|彝|壮|布依|朝鲜|满|侗|瑶|白|土家|哈尼|哈萨克|傣|黎|傈僳|佤|畲|高山|拉祜|水|东乡|纳西|"
-           "景颇|柯尔克孜|土|达斡尔|仫佬|羌|布朗|撒拉|毛南|仡佬|锡伯|阿昌|普米|塔吉克|怒|乌孜别克|俄罗斯|鄂温克|"
-           "德昂|保安|裕固|京|塔塔尔|独龙|鄂伦春|赫哲|门巴|珞巴|基诺|各")  # 各族: of all its peoples (龙胜各族自治县)
+_ETHNIC = (
+    "蒙古|回|藏|维吾尔|苗|彝|壮|布依|朝鲜|满|侗|瑶|白|土家|哈尼|哈萨克|傣|黎|傈僳|佤|畲|高山|拉祜|水|东乡|纳西|"
+    "景颇|柯尔克孜|土|达斡尔|仫佬|羌|布朗|撒拉|毛南|仡佬|锡伯|阿昌|普米|塔吉克|怒|乌孜别克|俄罗斯|鄂温克|"
+    "德昂|保安|裕固|京|塔塔尔|独龙|鄂伦春|赫哲|门巴|珞巴|基诺|各"
+)  # 各族: of all its peoples (龙胜各族自治县)
 _AUTONOMOUS = re.compile(rf"(?:(?:{_ETHNIC})族?)+自治[区州县旗]$")
 _SUFFIXES = ("特别行政区", "自治区", "自治州", "自治县", "自治旗", "地区", "新区", "省", "市", "区", "县", "旗", "盟")
 
@@ -71,12 +73,12 @@ def short_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Place:
-    country_code: str                  # ISO 3166-1 alpha-2, e.g. "CN"
-    country: tuple[str, str]           # (Chinese, English), e.g. ("中国", "China")
-    province: tuple[str, str] | None = None   # ("海南省", "Hainan")
-    city: tuple[str, str] | None = None       # ("三亚市", "Sanya")
-    district: tuple[str, str] | None = None   # ("天涯区", "Tianya")
-    aliases: tuple[str, ...] = ()      # the town's other Chinese names (迪拜 beside 杜拜): searched, not shown
+    country_code: str  # ISO 3166-1 alpha-2, e.g. "CN"
+    country: tuple[str, str]  # (Chinese, English), e.g. ("中国", "China")
+    province: tuple[str, str] | None = None  # ("海南省", "Hainan")
+    city: tuple[str, str] | None = None  # ("三亚市", "Sanya")
+    district: tuple[str, str] | None = None  # ("天涯区", "Tianya")
+    aliases: tuple[str, ...] = ()  # the town's other Chinese names (迪拜 beside 杜拜): searched, not shown
 
     def _levels(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -160,8 +162,9 @@ class _Areas:
         box = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
         hits = self.tree.query(shapely.box(*box))
         # Only what lies within reach matters: clipped first, a country's coast is a few hundred points.
-        local = shapely.transform(shapely.clip_by_rect(self.geoms[hits], *box),
-                                  lambda xy: (xy - (lon, lat)) * (scale, 1.0))
+        local = shapely.transform(
+            shapely.clip_by_rect(self.geoms[hits], *box), lambda xy: (xy - (lon, lat)) * (scale, 1.0)
+        )
         dist = shapely.distance(local, shapely.Point(0.0, 0.0)) * KM_PER_DEGREE  # NaN: nothing in reach
         if not len(hits) or np.isnan(dist).all():
             return None
@@ -204,8 +207,9 @@ class Gazetteer:
             try:
                 self._read()
             except Exception as exc:  # a damaged or foreign file fails in many ways, each meaning the same
-                raise PlaceError(f"the place data {DATA_FILE} cannot be read: {type(exc).__name__}: {exc}",
-                                 "reinstall photod") from None
+                raise PlaceError(
+                    f"the place data {DATA_FILE} cannot be read: {type(exc).__name__}: {exc}", "reinstall photod"
+                ) from None
             self._loaded = True
 
     def _read(self) -> None:
@@ -227,11 +231,18 @@ class Gazetteer:
         ends = np.flatnonzero(arrays["town_rows"] == ord("\n"))
         self._town_start = np.concatenate(([0], ends + 1))
         self._town_end = np.concatenate((ends, [len(self._town_text)]))
-        if not (len(self._china_rows) == len(self._china.geoms) and len(self._world_codes) == len(self._world.geoms)
-                and len(self._town_start) == len(self._town_lat)):
+        if not (
+            len(self._china_rows) == len(self._china.geoms)
+            and len(self._world_codes) == len(self._world.geoms)
+            and len(self._town_start) == len(self._town_lat)
+        ):
             raise ValueError("its tables do not match in length")
-        log.debug("place data loaded: %d districts, %d country areas, %d towns", len(self._china_rows),
-                  len(self._world_codes), len(self._town_lat))
+        log.debug(
+            "place data loaded: %d districts, %d country areas, %d towns",
+            len(self._china_rows),
+            len(self._world_codes),
+            len(self._town_lat),
+        )
 
     # ---- lookups
 
@@ -284,8 +295,13 @@ class Gazetteer:
         if district is None:
             return place
         d_en, d_zh, *d_aliases = self._town(district)
-        return Place(code, place.country, city=place.city, district=(d_zh or d_en, d_en),
-                     aliases=place.aliases + tuple(d_aliases))
+        return Place(
+            code,
+            place.country,
+            city=place.city,
+            district=(d_zh or d_en, d_en),
+            aliases=place.aliases + tuple(d_aliases),
+        )
 
     def _towns_near(self, code: str, lat: float, lon: float) -> tuple[np.ndarray, np.ndarray]:
         """Indices of `code`'s towns within TOWN_KM of the point, and their distances in km."""
@@ -301,7 +317,7 @@ class Gazetteer:
 
     def _town(self, index: int) -> list[str]:
         """English name, then the Chinese names (the first one to show), '' where there is none."""
-        parts = self._town_text[self._town_start[index]:self._town_end[index]].decode().split("\t")
+        parts = self._town_text[self._town_start[index] : self._town_end[index]].decode().split("\t")
         return parts + [""] * (2 - len(parts))
 
 

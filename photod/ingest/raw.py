@@ -35,15 +35,24 @@ def decode_raw(data: bytes, name: str, size: int, quality: int, text_side: int |
     except DecodeError:
         raise
     except (rawpy.LibRawError, ValueError, OSError) as exc:
-        raise DecodeError(f"{name}: not a RAW file LibRaw can read ({type(exc).__name__}: {exc})",
-                          "the file may be damaged, or from a camera newer than this LibRaw") from None
+        raise DecodeError(
+            f"{name}: not a RAW file LibRaw can read ({type(exc).__name__}: {exc})",
+            "the file may be damaged, or from a camera newer than this LibRaw",
+        ) from None
     except MemoryError:
         raise DecodeError(f"{name}: not enough memory to decode the RAW file", "lower workers.decode") from None
     if orientation in (6, 8):
         width, height = height, width
     decoded = stills.from_image(img, name, size, quality, text_side)
-    meta = stills.PhotoMeta(**{**decoded.meta.__dict__, **_tiff_exif(data), "width": width, "height": height,
-                               "format": "RAW " + name.rsplit(".", 1)[-1].upper()})
+    meta = stills.PhotoMeta(
+        **{
+            **decoded.meta.__dict__,
+            **_tiff_exif(data),
+            "width": width,
+            "height": height,
+            "format": "RAW " + name.rsplit(".", 1)[-1].upper(),
+        }
+    )
     return stills.Decoded(decoded.jpeg, meta, decoded.text_image)
 
 

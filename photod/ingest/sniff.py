@@ -12,17 +12,41 @@ from typing import Literal
 Kind = Literal["image", "raw", "video"]
 
 # The RAW formats LibRaw reads that a camera writes (issue-sized list: the common ones of each maker).
-RAW_EXTENSIONS = frozenset({
-    "dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "raf", "orf", "rw2", "pef", "srw", "x3f",
-    "3fr", "iiq", "erf", "mef", "mos", "mrw", "dcr", "kdc",
-})
+RAW_EXTENSIONS = frozenset(
+    {
+        "dng",
+        "cr2",
+        "cr3",
+        "crw",
+        "nef",
+        "nrw",
+        "arw",
+        "srf",
+        "sr2",
+        "raf",
+        "orf",
+        "rw2",
+        "pef",
+        "srw",
+        "x3f",
+        "3fr",
+        "iiq",
+        "erf",
+        "mef",
+        "mos",
+        "mrw",
+        "dcr",
+        "kdc",
+    }
+)
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "m4v", "3gp", "3g2", "mkv", "avi", "webm", "mts", "m2ts"})
 # Files beside photos that describe them (Lightroom/darktable XMP, Apple's edit instructions): never a photo.
 SIDECAR_EXTENSIONS = frozenset({"xmp", "aae"})
 
 # ISO base media (MP4, MOV, HEIF, AVIF, CR3) brands that mean a still image or an image collection.
-_IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif",
-                           b"avis", b"mif2", b"jxl "})
+_IMAGE_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis", b"mif2", b"jxl "}
+)
 _TIFF = (b"II*\x00", b"MM\x00*", b"IIRO", b"IIU\x00", b"MMOR")  # TIFF, and Olympus/Panasonic variants
 
 
@@ -38,7 +62,7 @@ def sniff(head: bytes, name: str) -> Kind:
         brand = head[8:12]
         if brand == b"crx ":
             return "raw"  # Canon CR3
-        brands = {head[i:i + 4] for i in range(16, min(len(head), int.from_bytes(head[:4], "big")), 4)}
+        brands = {head[i : i + 4] for i in range(16, min(len(head), int.from_bytes(head[:4], "big")), 4)}
         if brand in _IMAGE_BRANDS or (brands & _IMAGE_BRANDS and not brands & {b"isom", b"mp41", b"mp42", b"qt  "}):
             return "image"
         return "video"
@@ -59,5 +83,6 @@ def sniff(head: bytes, name: str) -> Kind:
 
 def _transport_stream(head: bytes) -> bool:
     # MPEG-TS: a 0x47 sync byte every 188 bytes; M2TS (AVCHD .mts/.m2ts): every 192, after a 4-byte stamp.
-    return (len(head) >= 377 and head[0] == head[188] == head[376] == 0x47) or \
-        (len(head) >= 389 and head[4] == head[196] == head[388] == 0x47)
+    return (len(head) >= 377 and head[0] == head[188] == head[376] == 0x47) or (
+        len(head) >= 389 and head[4] == head[196] == head[388] == 0x47
+    )

@@ -39,20 +39,25 @@ _THUMB = 16  # side of the small colour thumbnail moments are compared by (grey 
 
 @dataclass(frozen=True)
 class Moment:
-    time: float        # seconds from the start
-    staged: Decoded    # the frame as the stage keeps it
+    time: float  # seconds from the start
+    staged: Decoded  # the frame as the stage keeps it
 
 
 @dataclass(frozen=True)
 class DecodedVideo:
     meta: PhotoMeta
-    moments: list[Moment]   # never empty; the first is the video's own stage entry (its poster)
-    looked: int             # how many moments were looked at
-    cut_short: bool         # the deadline ended the looking early
+    moments: list[Moment]  # never empty; the first is the video's own stage entry (its poster)
+    looked: int  # how many moments were looked at
+    cut_short: bool  # the deadline ended the looking early
 
 
-def decode_video(path: str, name: str, settings: VideoConfig = VideoConfig(), size: int = StageConfig.size,
-                 quality: int = StageConfig.quality) -> DecodedVideo:
+def decode_video(
+    path: str,
+    name: str,
+    settings: VideoConfig = VideoConfig(),
+    size: int = StageConfig.size,
+    quality: int = StageConfig.quality,
+) -> DecodedVideo:
     """Catalog data and sampled moments of the video at `path` (shown as `name` in errors)."""
     import av
 
@@ -70,8 +75,9 @@ def decode_video(path: str, name: str, settings: VideoConfig = VideoConfig(), si
     except DecodeError:
         raise
     except av.FFmpegError as exc:
-        raise DecodeError(f"{name}: not a video FFmpeg can read ({exc})",
-                          "the file may be incomplete (still copying) or damaged") from None
+        raise DecodeError(
+            f"{name}: not a video FFmpeg can read ({exc})", "the file may be incomplete (still copying) or damaged"
+        ) from None
     except MemoryError:
         raise DecodeError(f"{name}: not enough memory to decode the video", "lower workers.decode") from None
     if not moments:
@@ -97,10 +103,18 @@ def _meta(container, stream, duration: float | None) -> PhotoMeta:
     width, height = ctx.width or None, ctx.height or None
     tags = container.metadata | stream.metadata
     lat, lon = _location(tags)
-    return PhotoMeta(width=width, height=height, format=f"video {ctx.name.upper()}", kind="video",
-                     taken_at=_created(tags), duration=duration, gps_lat=lat, gps_lon=lon,
-                     camera_make=tags.get("com.apple.quicktime.make") or tags.get("make"),
-                     camera_model=tags.get("com.apple.quicktime.model") or tags.get("model"))
+    return PhotoMeta(
+        width=width,
+        height=height,
+        format=f"video {ctx.name.upper()}",
+        kind="video",
+        taken_at=_created(tags),
+        duration=duration,
+        gps_lat=lat,
+        gps_lon=lon,
+        camera_make=tags.get("com.apple.quicktime.make") or tags.get("make"),
+        camera_model=tags.get("com.apple.quicktime.model") or tags.get("model"),
+    )
 
 
 # ISO 6709 as phones write it: +52.4597+013.3220+051.178/ (latitude, longitude, optional altitude)
@@ -143,8 +157,9 @@ def _probe_times(duration: float | None, settings: VideoConfig) -> list[float]:
     return [min(i * step, max(0.0, duration - 0.05)) for i in range(n)]
 
 
-def _sample(container, stream, looks: list[float], settings: VideoConfig, size: int, quality: int,
-            deadline: float) -> tuple[list[Moment], int, bool]:
+def _sample(
+    container, stream, looks: list[float], settings: VideoConfig, size: int, quality: int, deadline: float
+) -> tuple[list[Moment], int, bool]:
     # (time, how much it changed, staged): at most max_frames at any time, so memory stays that of a few
     # small JPEGs however long the video and however often it changes.
     kept: list[tuple[float, float, Decoded]] = []
@@ -153,8 +168,13 @@ def _sample(container, stream, looks: list[float], settings: VideoConfig, size: 
     looked = 0
     for i, t in enumerate(looks):
         if time.monotonic() > deadline:
-            log.warning("video %s: stopped looking at %.0f s of %.0f s (decode deadline); %d moments kept",
-                        container.name, t, looks[-1], len(kept))
+            log.warning(
+                "video %s: stopped looking at %.0f s of %.0f s (decode deadline); %d moments kept",
+                container.name,
+                t,
+                looks[-1],
+                len(kept),
+            )
             return _moments(kept), looked, True
         found = _frame_at(container, stream, t, looks[i + 1] if i + 1 < len(looks) else float("inf"))
         looked += 1

@@ -51,7 +51,8 @@ class PhotoMatcher:
         self.ids: set[int] = set()
         rows = catalog.query(
             "SELECT p.id, p.rel_path, p.filename, r.path AS root_path FROM photos p"
-            " JOIN roots r ON r.id = p.root_id WHERE p.state != 'deleted'")
+            " JOIN roots r ON r.id = p.root_id WHERE p.state != 'deleted'"
+        )
         for r in rows:
             self.ids.add(r["id"])
             self.by_abs[os.path.normpath(os.path.join(r["root_path"], r["rel_path"]))] = r["id"]
@@ -100,8 +101,10 @@ def add_label(catalog: Catalog, photo: str | int, text: str, source: str = "user
     try:
         photo_id = PhotoMatcher(catalog).match_ref(photo, Path.cwd())
     except ValueError as exc:
-        raise LabelError(f"cannot caption {photo}: {exc}",
-                         "name the photo by its id or path; `photod search --name ... --json` shows both") from exc
+        raise LabelError(
+            f"cannot caption {photo}: {exc}",
+            "name the photo by its id or path; `photod search --name ... --json` shows both",
+        ) from exc
     return add_captions(catalog, [photo_id], text, source)[0]
 
 
@@ -151,13 +154,17 @@ def record_feedback(catalog: Catalog, photo_id: int, query: str, relevant: bool)
     """
     query = clean_text(query)
     if not query:
-        raise LabelError("only a result of a text search can be marked right or wrong",
-                         "type what the photo shows, then mark the results")
+        raise LabelError(
+            "only a result of a text search can be marked right or wrong",
+            "type what the photo shows, then mark the results",
+        )
     with catalog.transaction() as conn:
         _check_photo(catalog, photo_id)
         conn.execute("DELETE FROM feedback WHERE photo_id = ? AND query = ?", (photo_id, query))
-        cur = conn.execute("INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
-                           (photo_id, query, int(bool(relevant)), time.time()))
+        cur = conn.execute(
+            "INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
+            (photo_id, query, int(bool(relevant)), time.time()),
+        )
     return cur.lastrowid
 
 
@@ -189,7 +196,9 @@ def list_labels(catalog: Catalog, photo: str | int | None = None, source: str | 
     return catalog.query(
         "SELECT c.id, c.photo_id, c.text, c.source, c.created_at, r.path || '/' || p.rel_path AS path"
         " FROM captions c JOIN photos p ON p.id = c.photo_id JOIN roots r ON r.id = p.root_id"
-        f" WHERE {' AND '.join(where)} ORDER BY c.id", params)
+        f" WHERE {' AND '.join(where)} ORDER BY c.id",
+        params,
+    )
 
 
 def remove_label(catalog: Catalog, caption_id: int) -> dict:
@@ -201,8 +210,7 @@ def remove_label(catalog: Catalog, caption_id: int) -> dict:
     return rows[0]
 
 
-def labelled_pairs(catalog: Catalog, *, sources: Iterable[str] | None = None,
-                   feedback: bool = True) -> list[Label]:
+def labelled_pairs(catalog: Catalog, *, sources: Iterable[str] | None = None, feedback: bool = True) -> list[Label]:
     """Every (photo, text) pair to train on: captions, and search results marked right (query -> photo).
 
     Deleted photos are left out; a pair given twice (a caption that is also a marked query) counts once.
@@ -212,11 +220,13 @@ def labelled_pairs(catalog: Catalog, *, sources: Iterable[str] | None = None,
     out: list[Label] = []
     rows = catalog.query(
         "SELECT c.photo_id, c.text, c.source FROM captions c JOIN photos p ON p.id = c.photo_id"
-        " WHERE p.state != 'deleted' ORDER BY c.id")
+        " WHERE p.state != 'deleted' ORDER BY c.id"
+    )
     if feedback:
         rows += catalog.query(
             "SELECT f.photo_id, f.query AS text, 'feedback' AS source FROM feedback f"
-            " JOIN photos p ON p.id = f.photo_id WHERE f.relevant = 1 AND p.state != 'deleted' ORDER BY f.id")
+            " JOIN photos p ON p.id = f.photo_id WHERE f.relevant = 1 AND p.state != 'deleted' ORDER BY f.id"
+        )
     for r in rows:
         text = clean_text(r["text"])
         key = (r["photo_id"], text)

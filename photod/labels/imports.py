@@ -75,13 +75,19 @@ def detect_format(path: Path) -> str:
         return "flickr8k"
     if name.endswith((".csv", ".tsv")) and not name.endswith("_imgs.tsv"):
         return "csv"
-    raise LabelError(f"cannot tell the format of {path} from its name",
-                     f"pass --format, one of {', '.join(FORMATS)}")
+    raise LabelError(f"cannot tell the format of {path} from its name", f"pass --format, one of {', '.join(FORMATS)}")
 
 
-def import_labels(catalog: Catalog, path: str | os.PathLike, fmt: str | None = None, *,
-                  base: str | os.PathLike | None = None, images: str | os.PathLike | None = None,
-                  unmatched: str = "error", data_dir: str | os.PathLike | None = None) -> ImportReport:
+def import_labels(
+    catalog: Catalog,
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    base: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
+    unmatched: str = "error",
+    data_dir: str | os.PathLike | None = None,
+) -> ImportReport:
     """Import captions from a file (`photod label import FILE --format ...`). All or nothing.
 
     fmt: 'cnclip' (a `*_texts.jsonl`; `images` is its `*_imgs.tsv`, found beside it when not given),
@@ -108,8 +114,13 @@ def import_labels(catalog: Catalog, path: str | os.PathLike, fmt: str | None = N
     else:
         labels = _resolve(matcher, path, _csv_rows(path), base_dir)
     report.count(labels, write_labels(catalog, labels)[1])
-    log.info("imported %d captions for %d photos from %s (%d already there)",
-             report.added, report.photos, path, report.duplicates)
+    log.info(
+        "imported %d captions for %d photos from %s (%d already there)",
+        report.added,
+        report.photos,
+        path,
+        report.duplicates,
+    )
     return report
 
 
@@ -144,12 +155,12 @@ class _Problems:
         shown = "; ".join(f"line {line}: {what}" for line, what in self.items[:_MAX_REPORTED])
         more = len(self.items) - _MAX_REPORTED
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
-        raise LabelError(f"{self.path}: {shown}{suffix}",
-                         "fix the file and import it again; nothing from it was imported")
+        raise LabelError(
+            f"{self.path}: {shown}{suffix}", "fix the file and import it again; nothing from it was imported"
+        )
 
 
-def _resolve(matcher: PhotoMatcher, path: Path, rows: Iterator[tuple[int, str | None, str]],
-             base: Path) -> list[Label]:
+def _resolve(matcher: PhotoMatcher, path: Path, rows: Iterator[tuple[int, str | None, str]], base: Path) -> list[Label]:
     """(line, image path, caption) rows -> labels, or a LabelError naming every bad line.
 
     A row whose path is None is a line that could not be read; its third field says why.
@@ -189,9 +200,11 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise LabelError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})",
-                         "save the file as UTF-8 and import it again; nothing from it was imported") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise LabelError(
+            f"{path}: line {line}: not UTF-8 text (byte {exc.start})",
+            "save the file as UTF-8 and import it again; nothing from it was imported",
+        ) from exc
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, str | None, str]]:
@@ -216,8 +229,11 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, str | None, str]]:
 
 def _is_header(row: list[str]) -> bool:
     cells = [c.strip().lower() for c in row]
-    return len(cells) == 2 and cells[0] in {"path", "image", "file", "filename", "photo"} \
+    return (
+        len(cells) == 2
+        and cells[0] in {"path", "image", "file", "filename", "photo"}
         and cells[1] in {"caption", "text", "label", "captions"}
+    )
 
 
 def _flickr8k_rows(path: Path) -> Iterator[tuple[int, str, str]]:
@@ -273,8 +289,15 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
-def _cnclip_labels(catalog: Catalog, matcher: PhotoMatcher, path: Path, images: str | os.PathLike | None,
-                   unmatched: str, data_dir: str | os.PathLike | None, report: ImportReport) -> list[Label]:
+def _cnclip_labels(
+    catalog: Catalog,
+    matcher: PhotoMatcher,
+    path: Path,
+    images: str | os.PathLike | None,
+    unmatched: str,
+    data_dir: str | os.PathLike | None,
+    report: ImportReport,
+) -> list[Label]:
     """Labels of a Chinese-CLIP `*_texts.jsonl`, image ids mapped to photos through its `*_imgs.tsv`."""
     tsv = Path(images) if images is not None else _sibling_tsv(path)
     problems = _Problems(path)
@@ -307,8 +330,11 @@ def _cnclip_labels(catalog: Catalog, matcher: PhotoMatcher, path: Path, images: 
             elif tsv is not None:
                 problems.add(line, f"image {image_id} is not in {tsv.name}")
             else:
-                problems.add(line, f"image id {image_id} is not a photo id in the catalog"
-                             f" (and there is no {path.name.replace('_texts.jsonl', '_imgs.tsv')} beside it)")
+                problems.add(
+                    line,
+                    f"image id {image_id} is not a photo id in the catalog"
+                    f" (and there is no {path.name.replace('_texts.jsonl', '_imgs.tsv')} beside it)",
+                )
     problems.raise_if_any()
     return labels
 
@@ -341,20 +367,24 @@ def _cnclip_entry(obj: object) -> tuple[str, list[int]] | str:
     text, ids = obj["text"], obj["image_ids"]
     if not isinstance(text, str) or not clean_text(text):
         return "text must be a non-empty string"
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool)
-                                                        for i in ids):
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         return "image_ids must be a non-empty list of integers"
     return clean_text(text), ids
 
 
-def _match_tsv(catalog: Catalog, tsv: Path, data_dir: str | os.PathLike | None,
-               wanted: set[int]) -> tuple[dict[int, int], set[int]]:
+def _match_tsv(
+    catalog: Catalog, tsv: Path, data_dir: str | os.PathLike | None, wanted: set[int]
+) -> tuple[dict[int, int], set[int]]:
     """image id -> photo id for the TSV's images that are in the library, and the ids of those that are not.
 
     Only the images the texts use are decoded. A malformed TSV line is a LabelError naming it.
     """
-    by_hash = {r[0]: r[1] for r in catalog.conn.execute(
-        "SELECT content_hash, id FROM photos WHERE content_hash IS NOT NULL AND state != 'deleted'")}
+    by_hash = {
+        r[0]: r[1]
+        for r in catalog.conn.execute(
+            "SELECT content_hash, id FROM photos WHERE content_hash IS NOT NULL AND state != 'deleted'"
+        )
+    }
     stage = _open_stage(data_dir)
     problems = _Problems(tsv)
     id_map: dict[int, int] = {}
@@ -397,5 +427,3 @@ def _open_stage(data_dir: str | os.PathLike | None) -> Stage | None:
         return Stage(data_dir, readonly=True)
     except StageError:
         return None
-
-

@@ -13,27 +13,66 @@ from dataclasses import dataclass, fields
 from photod.errors import ModelError
 
 VOCAB_SIZE = 21128
-_TEXT_COMMON = {"vocab_size": VOCAB_SIZE, "text_attention_probs_dropout_prob": 0.1, "text_hidden_act": "gelu",
-                "text_hidden_dropout_prob": 0.1, "text_initializer_range": 0.02,
-                "text_max_position_embeddings": 512, "text_type_vocab_size": 2}
-_RBT3 = {**_TEXT_COMMON, "text_hidden_size": 768, "text_intermediate_size": 3072, "text_num_attention_heads": 12,
-         "text_num_hidden_layers": 3}
+_TEXT_COMMON = {
+    "vocab_size": VOCAB_SIZE,
+    "text_attention_probs_dropout_prob": 0.1,
+    "text_hidden_act": "gelu",
+    "text_hidden_dropout_prob": 0.1,
+    "text_initializer_range": 0.02,
+    "text_max_position_embeddings": 512,
+    "text_type_vocab_size": 2,
+}
+_RBT3 = {
+    **_TEXT_COMMON,
+    "text_hidden_size": 768,
+    "text_intermediate_size": 3072,
+    "text_num_attention_heads": 12,
+    "text_num_hidden_layers": 3,
+}
 _BASE = {**_RBT3, "text_num_hidden_layers": 12}
-_LARGE = {**_TEXT_COMMON, "text_hidden_size": 1024, "text_intermediate_size": 4096,
-          "text_num_attention_heads": 16, "text_num_hidden_layers": 24}
+_LARGE = {
+    **_TEXT_COMMON,
+    "text_hidden_size": 1024,
+    "text_intermediate_size": 4096,
+    "text_num_attention_heads": 16,
+    "text_num_hidden_layers": 24,
+}
 
 # name -> (vision config, text config)
 CONFIGS: dict[str, tuple[dict, dict]] = {
-    "RN50": ({"embed_dim": 1024, "image_resolution": 224, "vision_layers": "[3,4,6,3]", "vision_width": 64,
-              "vision_patch_size": None}, _RBT3),
-    "ViT-B-16": ({"embed_dim": 512, "image_resolution": 224, "vision_layers": 12, "vision_width": 768,
-                  "vision_patch_size": 16}, _BASE),
-    "ViT-L-14": ({"embed_dim": 768, "image_resolution": 224, "vision_layers": 24, "vision_width": 1024,
-                  "vision_patch_size": 14}, _BASE),
-    "ViT-L-14-336": ({"embed_dim": 768, "image_resolution": 336, "vision_layers": 24, "vision_width": 1024,
-                      "vision_patch_size": 14}, _BASE),
-    "ViT-H-14": ({"embed_dim": 1024, "image_resolution": 224, "vision_layers": 32, "vision_width": 1280,
-                  "vision_head_width": 80, "vision_patch_size": 14}, _LARGE),
+    "RN50": (
+        {
+            "embed_dim": 1024,
+            "image_resolution": 224,
+            "vision_layers": "[3,4,6,3]",
+            "vision_width": 64,
+            "vision_patch_size": None,
+        },
+        _RBT3,
+    ),
+    "ViT-B-16": (
+        {"embed_dim": 512, "image_resolution": 224, "vision_layers": 12, "vision_width": 768, "vision_patch_size": 16},
+        _BASE,
+    ),
+    "ViT-L-14": (
+        {"embed_dim": 768, "image_resolution": 224, "vision_layers": 24, "vision_width": 1024, "vision_patch_size": 14},
+        _BASE,
+    ),
+    "ViT-L-14-336": (
+        {"embed_dim": 768, "image_resolution": 336, "vision_layers": 24, "vision_width": 1024, "vision_patch_size": 14},
+        _BASE,
+    ),
+    "ViT-H-14": (
+        {
+            "embed_dim": 1024,
+            "image_resolution": 224,
+            "vision_layers": 32,
+            "vision_width": 1280,
+            "vision_head_width": 80,
+            "vision_patch_size": 14,
+        },
+        _LARGE,
+    ),
 }
 
 
@@ -55,8 +94,7 @@ class Facts:
     text_layers: int | None
 
     def describe(self) -> str:
-        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self)
-                         if getattr(self, f.name) is not None)
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name) is not None)
 
 
 def vision_heads(arch: str) -> int | None:
@@ -72,9 +110,15 @@ def expected(arch: str) -> Facts:
     """The Facts a pair of towers of `arch` shows."""
     vision, text = CONFIGS[arch]
     patch = vision["vision_patch_size"]
-    return Facts(image_size=vision["image_resolution"], embed_dim=vision["embed_dim"], context_length=None,
-                 patch_size=patch, vision_attention=vision["vision_layers"] if patch else 1,
-                 text_width=text["text_hidden_size"], text_layers=text["text_num_hidden_layers"])
+    return Facts(
+        image_size=vision["image_resolution"],
+        embed_dim=vision["embed_dim"],
+        context_length=None,
+        patch_size=patch,
+        vision_attention=vision["vision_layers"] if patch else 1,
+        text_width=text["text_hidden_size"],
+        text_layers=text["text_num_hidden_layers"],
+    )
 
 
 def mismatches(facts: Facts, arch: str) -> list[str]:
@@ -101,15 +145,20 @@ def recognise(facts: Facts, arch: str | None = None) -> str:
             raise ModelError(f"unknown architecture {arch!r}", f"use one of {', '.join(CONFIGS)}")
         problems = mismatches(facts, arch)
         if problems:
-            raise ModelError(f"these ONNX files are not {arch}: " + "; ".join(problems),
-                             "leave out --arch to let photod recognise the architecture")
+            raise ModelError(
+                f"these ONNX files are not {arch}: " + "; ".join(problems),
+                "leave out --arch to let photod recognise the architecture",
+            )
         return arch
     fitting = [name for name in CONFIGS if not mismatches(facts, name)]
     if len(fitting) == 1:
         return fitting[0]
     if not fitting:
-        raise ModelError(f"the ONNX files match no official Chinese-CLIP architecture ({facts.describe()})",
-                         "a model of your own design imports from its checkpoint: "
-                         "`photod model import FILE.pt --vision-config V.json --text-config T.json`")
-    raise ModelError(f"the ONNX files could be {' or '.join(fitting)} ({facts.describe()})",
-                     f"say which with --arch {fitting[0]}")
+        raise ModelError(
+            f"the ONNX files match no official Chinese-CLIP architecture ({facts.describe()})",
+            "a model of your own design imports from its checkpoint: "
+            "`photod model import FILE.pt --vision-config V.json --text-config T.json`",
+        )
+    raise ModelError(
+        f"the ONNX files could be {' or '.join(fitting)} ({facts.describe()})", f"say which with --arch {fitting[0]}"
+    )

@@ -34,16 +34,17 @@ def only_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
     weights = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in weights]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise ModelError(f"an ONNX tower must have one input and one output, this one has "
-                         f"{[i.name for i in inputs]} -> {[o.name for o in graph.output]}",
-                         "give the .img. and .txt. files written by Chinese-CLIP's deploy script")
+        raise ModelError(
+            f"an ONNX tower must have one input and one output, this one has "
+            f"{[i.name for i in inputs]} -> {[o.name for o in graph.output]}",
+            "give the .img. and .txt. files written by Chinese-CLIP's deploy script",
+        )
     return inputs[0]
 
 
 def dims(value: onnx.ValueInfoProto) -> list[int | str]:
     """A value's shape: numbers where fixed, names where symbolic, '?' where unknown."""
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-            for d in value.type.tensor_type.shape.dim]
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
 
 
 def _row_body(model: onnx.ModelProto, embed_dim: int) -> onnx.GraphProto:
@@ -54,18 +55,28 @@ def _row_body(model: onnx.ModelProto, embed_dim: int) -> onnx.GraphProto:
     elem = source.type.tensor_type.elem_type
     # The one-row input is renamed: a subgraph must not redefine a name of the graph around it, and the
     # bundle's input names (image, text) are what cn_clip calls its inputs too.
-    body = [helper.make_node(n.op_type, [one if i == source.name else i for i in n.input], n.output,
-                             name=n.name, domain=n.domain) for n in graph.node]
+    body = [
+        helper.make_node(
+            n.op_type, [one if i == source.name else i for i in n.input], n.output, name=n.name, domain=n.domain
+        )
+        for n in graph.node
+    ]
     for made, node in zip(body, graph.node):
         made.attribute.extend(node.attribute)
     weights = list(graph.initializer) + [helper.make_tensor(axis, TensorProto.INT64, [1], [0])]
-    nodes = [helper.make_node("Unsqueeze", [row, axis], [one], name=_PREFIX + "add_batch"),
-             *_in_order(body, {t.name for t in weights} | {one}),
-             helper.make_node("Squeeze", [result.name, axis], [out], name=_PREFIX + "drop_batch")]
+    nodes = [
+        helper.make_node("Unsqueeze", [row, axis], [one], name=_PREFIX + "add_batch"),
+        *_in_order(body, {t.name for t in weights} | {one}),
+        helper.make_node("Squeeze", [result.name, axis], [out], name=_PREFIX + "drop_batch"),
+    ]
     return helper.make_graph(
-        nodes, "row", [helper.make_tensor_value_info(row, elem, dims(source)[1:])],
+        nodes,
+        "row",
+        [helper.make_tensor_value_info(row, elem, dims(source)[1:])],
         [helper.make_tensor_value_info(out, result.type.tensor_type.elem_type, [embed_dim])],
-        initializer=weights, value_info=[v for v in graph.value_info if v.name != source.name])
+        initializer=weights,
+        value_info=[v for v in graph.value_info if v.name != source.name],
+    )
 
 
 def _in_order(nodes: list[onnx.NodeProto], known: set[str]) -> list[onnx.NodeProto]:
@@ -93,10 +104,12 @@ def _padding(input_name: str, context_length: int) -> tuple[list[onnx.NodeProto]
         helper.make_node("Concat", [p + "no_pad", p + "missing"], [p + "pads"], axis=0),
         helper.make_node("Pad", [input_name, p + "pads"], [p + "padded"], mode="constant"),
     ]
-    weights = [helper.make_tensor(p + "one", TensorProto.INT64, [1], [1]),
-               helper.make_tensor(p + "two", TensorProto.INT64, [1], [2]),
-               helper.make_tensor(p + "context", TensorProto.INT64, [1], [context_length]),
-               helper.make_tensor(p + "no_pad", TensorProto.INT64, [3], [0, 0, 0])]
+    weights = [
+        helper.make_tensor(p + "one", TensorProto.INT64, [1], [1]),
+        helper.make_tensor(p + "two", TensorProto.INT64, [1], [2]),
+        helper.make_tensor(p + "context", TensorProto.INT64, [1], [context_length]),
+        helper.make_tensor(p + "no_pad", TensorProto.INT64, [3], [0, 0, 0]),
+    ]
     return nodes, weights, p + "padded"
 
 
@@ -116,19 +129,28 @@ def batched_tower(model: onnx.ModelProto, tower: str, embed_dim: int) -> onnx.Mo
         name, output = bundles.IMAGE_INPUT, bundles.IMAGE_OUTPUT
         nodes, weights, rows = [], [], name
     raw = _PREFIX + "embeddings"
-    nodes += [helper.make_node("Scan", [rows], [raw], name=_PREFIX + "rows", num_scan_inputs=1,
-                               body=_row_body(model, embed_dim)),
-              helper.make_node("LpNormalization", [raw], [output], axis=1, p=2)]
+    nodes += [
+        helper.make_node(
+            "Scan", [rows], [raw], name=_PREFIX + "rows", num_scan_inputs=1, body=_row_body(model, embed_dim)
+        ),
+        helper.make_node("LpNormalization", [raw], [output], axis=1, p=2),
+    ]
     batch_dims = ["batch"] + (["tokens"] if tower == "text" else shape[1:])
     graph = helper.make_graph(
-        nodes, f"photod_{tower}_tower",
+        nodes,
+        f"photod_{tower}_tower",
         [helper.make_tensor_value_info(name, source.type.tensor_type.elem_type, batch_dims)],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", embed_dim])], initializer=weights)
-    out = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version,
-                            producer_name="photod")
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", embed_dim])],
+        initializer=weights,
+    )
+    out = helper.make_model(
+        graph, opset_imports=list(model.opset_import), ir_version=model.ir_version, producer_name="photod"
+    )
     if _opset(out) < 13:
-        raise ModelError(f"the {tower} graph is ONNX opset {_opset(out)}; photod reads opset 13 or newer",
-                         "export it again with Chinese-CLIP's deploy script (it writes opset 13)")
+        raise ModelError(
+            f"the {tower} graph is ONNX opset {_opset(out)}; photod reads opset 13 or newer",
+            "export it again with Chinese-CLIP's deploy script (it writes opset 13)",
+        )
     return out
 
 

@@ -119,20 +119,25 @@ class Bundle:
         path = Path(path)
         manifest_path = path / MANIFEST
         if not path.is_dir():
-            raise ModelError(f"model bundle {path} does not exist or is not a folder",
-                             "list the installed models with `photod model list`")
+            raise ModelError(
+                f"model bundle {path} does not exist or is not a folder",
+                "list the installed models with `photod model list`",
+            )
         try:
             raw = manifest_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ModelError(f"model bundle {path} has no {MANIFEST}",
-                             "re-import the model with `photod model import`") from None
+            raise ModelError(
+                f"model bundle {path} has no {MANIFEST}", "re-import the model with `photod model import`"
+            ) from None
         except OSError as exc:
             raise ModelError(f"model bundle {path}: cannot read {MANIFEST}: {exc}") from exc
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ModelError(f"model bundle {path}: {MANIFEST} is not valid JSON ({exc})",
-                             "re-import the model with `photod model import`") from None
+            raise ModelError(
+                f"model bundle {path}: {MANIFEST} is not valid JSON ({exc})",
+                "re-import the model with `photod model import`",
+            ) from None
         bundle = cls(path=path, **_validate_manifest(data, path))
         _check_files(bundle, verify_files)
         return bundle
@@ -141,12 +146,15 @@ class Bundle:
 # ---------------------------------------------------------------------------------------------------------
 # manifest validation
 
+
 def _bad(path: Path, field_name: str, what: str, value: Any) -> ModelError:
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return ModelError(f"model bundle {path}: manifest field '{field_name}' {what}, got {shown}",
-                      "re-import the model with `photod model import`, or remove it with `photod model remove`")
+    return ModelError(
+        f"model bundle {path}: manifest field '{field_name}' {what}, got {shown}",
+        "re-import the model with `photod model import`, or remove it with `photod model remove`",
+    )
 
 
 def _is_int(v: Any) -> bool:
@@ -160,6 +168,7 @@ def _is_num(v: Any) -> bool:
 def _positive_int(limit: int):
     def check(v: Any) -> str | None:
         return None if _is_int(v) and 0 < v <= limit else f"must be an integer between 1 and {limit}"
+
     return check
 
 
@@ -177,6 +186,7 @@ def _triple(positive: bool):
         if ok and positive:
             ok = all(x > 0 for x in v)
         return None if ok else "must be a list of 3 " + ("positive numbers" if positive else "numbers")
+
     return check
 
 
@@ -198,8 +208,11 @@ def _files(v: Any) -> str | None:
 
 _CHECKS = {
     "format": lambda v: None if v == FORMAT else f"must be {FORMAT} (this photod reads bundle format {FORMAT})",
-    "name": lambda v: None if isinstance(v, str) and NAME_RE.match(v) else
-    "must be a name of letters, digits, '.', '_' or '-' (at most 64)",
+    "name": lambda v: (
+        None
+        if isinstance(v, str) and NAME_RE.match(v)
+        else "must be a name of letters, digits, '.', '_' or '-' (at most 64)"
+    ),
     "arch": lambda v: None if isinstance(v, str) and v else "must be a non-empty string",
     "vision_config": _object,
     "text_config": _object,
@@ -225,8 +238,10 @@ def _validate_manifest(data: Any, path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, check in _CHECKS.items():
         if name not in data:
-            raise ModelError(f"model bundle {path}: manifest field '{name}' is missing",
-                             "re-import the model with `photod model import`")
+            raise ModelError(
+                f"model bundle {path}: manifest field '{name}' is missing",
+                "re-import the model with `photod model import`",
+            )
         problem = check(data[name])
         if problem:
             raise _bad(path, name, problem, data[name])
@@ -254,19 +269,22 @@ def _check_files(bundle: Bundle, verify: bool) -> None:
     for name, digest in bundle.files.items():
         file = bundle.path / name
         if not file.is_file():
-            raise ModelError(f"model bundle {bundle.path}: file {name} is missing",
-                             "re-import the model with `photod model import`")
+            raise ModelError(
+                f"model bundle {bundle.path}: file {name} is missing", "re-import the model with `photod model import`"
+            )
         if verify:
             actual = sha256_file(file)
             if actual != digest:
                 raise ModelError(
                     f"model bundle {bundle.path}: {name} is corrupt (sha256 {actual[:16]}..., "
                     f"manifest says {digest[:16]}...)",
-                    "re-import the model with `photod model import`; the file changed after it was written")
+                    "re-import the model with `photod model import`; the file changed after it was written",
+                )
 
 
 # ---------------------------------------------------------------------------------------------------------
 # hashing and ids
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
@@ -291,8 +309,7 @@ def content_id(fields: dict[str, Any]) -> str:
     Name, source, creation time and verification figures are left out, so the same export installed
     under two names has one id.
     """
-    keyed = {k: fields[k] for k in ("files", "embed_dim", "image_size", "context_length", "mean", "std",
-                                    "precision")}
+    keyed = {k: fields[k] for k in ("files", "embed_dim", "image_size", "context_length", "mean", "std", "precision")}
     blob = json.dumps(keyed, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -304,8 +321,11 @@ def write_manifest(bundle_dir: str | os.PathLike, **fields: Any) -> Bundle:
     context_length, mean, std, precision, source, verification, export); created_at defaults to now.
     """
     bundle_dir = Path(bundle_dir)
-    files = {name: sha256_file(bundle_dir / name)
-             for name in REQUIRED_FILES + OPTIONAL_FILES if (bundle_dir / name).is_file()}
+    files = {
+        name: sha256_file(bundle_dir / name)
+        for name in REQUIRED_FILES + OPTIONAL_FILES
+        if (bundle_dir / name).is_file()
+    }
     fields = dict(fields)
     fields.setdefault("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     fields.setdefault("verification", {})

@@ -36,8 +36,14 @@ def _file_bytes(path: Path) -> int:
 def save(model: onnx.ModelProto, path: Path, external: bool) -> None:
     """Write `model`; with `external` its tensors go to one `<name>.data` file beside it (towers over 2 GB)."""
     if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=1024,
+        )
     else:
         onnx.save_model(model, str(path))
 
@@ -86,8 +92,15 @@ class _QuietQuantizer(logging.Filter):
         return "quantization" not in record.pathname or "onnxruntime" not in record.pathname
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: bool = True,
-                  reduce_range: bool = True, signed_weights: bool = True) -> None:
+def quantize_int8(
+    fp32_path: Path,
+    out_path: Path,
+    tower: str,
+    *,
+    per_channel: bool = True,
+    reduce_range: bool = True,
+    signed_weights: bool = True,
+) -> None:
     """Write the int8 form of the fp32 graph at `fp32_path` (one file: int8 towers stay far below 2 GB).
 
     Dynamic quantization: int8 weights, activations quantized at run time, so no calibration set is needed.
@@ -104,8 +117,11 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: b
 
     model = onnx.load(str(fp32_path))
     moved = constants_to_initializers(model)
-    ops = ["MatMul", "Gemm"] + (["Gather"] if tower == "text" else []) + (
-        ["Attention"] if has_op(model, "Attention") else [])
+    ops = (
+        ["MatMul", "Gemm"]
+        + (["Gather"] if tower == "text" else [])
+        + (["Attention"] if has_op(model, "Attention") else [])
+    )
     quiet = _QuietQuantizer()
     logging.getLogger().addFilter(quiet)
     try:
@@ -115,28 +131,36 @@ def quantize_int8(fp32_path: Path, out_path: Path, tower: str, *, per_channel: b
                 source = Path(tmp) / fp32_path.name
                 save(model, source, external=_file_bytes(fp32_path) > EXTERNAL_BYTES)
             del model
-            quantize_dynamic(str(source), str(out_path), op_types_to_quantize=ops, per_channel=per_channel,
-                             reduce_range=reduce_range,
-                             weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
-                             use_external_data_format=False,
-                             # Towers are fp32 throughout; nodes ONNX Runtime's own optimizer wrote
-                             # (photod.model.fuse.fold_constants) carry no type for shape inference to find.
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_dynamic(
+                str(source),
+                str(out_path),
+                op_types_to_quantize=ops,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
+                use_external_data_format=False,
+                # Towers are fp32 throughout; nodes ONNX Runtime's own optimizer wrote
+                # (photod.model.fuse.fold_constants) carry no type for shape inference to find.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
     finally:
         logging.getLogger().removeFilter(quiet)
     quantized = onnx.load(str(out_path))
     dropped = prune_initializers(quantized)
     if dropped:
         save(quantized, out_path, external=False)
-    log.info("%s tower in int8: %.1f MB of Constant weights quantized, %.1f MB of unused tensors dropped",
-             tower, moved / 1e6, dropped / 1e6)
+    log.info(
+        "%s tower in int8: %.1f MB of Constant weights quantized, %.1f MB of unused tensors dropped",
+        tower,
+        moved / 1e6,
+        dropped / 1e6,
+    )
 
 
 def _upcast_tensor(tensor: onnx.TensorProto) -> bool:
     if tensor.data_type != onnx.TensorProto.FLOAT16:
         return False
-    tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor).astype("float32"),
-                                                 tensor.name))
+    tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor).astype("float32"), tensor.name))
     return True
 
 
@@ -179,8 +203,7 @@ def convert(fp32_path: Path, out_path: Path, precision: str, tower: str, externa
 
         # keep_io_types: callers feed and read float32 whatever the precision inside.
         # Shape inference cannot run on a protobuf over 2 GB; the converter works without it.
-        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True,
-                                         disable_shape_infer=external)
+        model = convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True, disable_shape_infer=external)
         save(model, out_path, external=False)
     elif precision == "int8":
         quantize_int8(fp32_path, out_path, tower)

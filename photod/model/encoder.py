@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
-           "tensor(int32)": np.int32}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
@@ -46,15 +50,15 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     if requested:
         missing = [p for p in requested if p not in available]
         if missing:
-            raise ModelError(f"onnxruntime here has no {', '.join(missing)}",
-                             f"available: {', '.join(available)}")
+            raise ModelError(f"onnxruntime here has no {', '.join(missing)}", f"available: {', '.join(available)}")
         return list(requested)
     chosen = [p for p in ("CUDAExecutionProvider",) if p in available]
     return chosen + ["CPUExecutionProvider"]
 
 
-def open_session(path: str | os.PathLike, threads: int = 2, providers: Sequence[str] | None = None,
-                 arena: bool = True) -> ort.InferenceSession:
+def open_session(
+    path: str | os.PathLike, threads: int = 2, providers: Sequence[str] | None = None, arena: bool = True
+) -> ort.InferenceSession:
     """An inference session on `threads` CPU threads (intra-op), optimised once at load. `arena=False` for
     models whose input shapes change from call to call: ONNX Runtime's arena keeps the largest it has served
     for good."""
@@ -72,8 +76,10 @@ def open_session(path: str | os.PathLike, threads: int = 2, providers: Sequence[
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=choose_providers(providers))
     except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, NoSuchFile, Fail, ...)
-        raise ModelError(f"cannot load the ONNX model {path}: {exc}",
-                         "the bundle may be incomplete; import the model again with `photod model import`") from exc
+        raise ModelError(
+            f"cannot load the ONNX model {path}: {exc}",
+            "the bundle may be incomplete; import the model again with `photod model import`",
+        ) from exc
     log.debug("loaded %s with %s", path, session.get_providers())
     return session
 
@@ -114,12 +120,17 @@ class _Tower:
 
     def _run_rows(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         """The embeddings of `parts` (batches, or single rows in rowwise mode) stacked in order."""
-        outs = list(self._rows.map(self._call, parts)) if self._rows and len(parts) > 1 else \
-            [self._call(part) for part in parts]
+        outs = (
+            list(self._rows.map(self._call, parts))
+            if self._rows and len(parts) > 1
+            else [self._call(part) for part in parts]
+        )
         out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         if out.ndim != 2 or out.shape[1] != self.dim:
-            raise ModelError(f"{self.bundle.path} gave embeddings of shape {out.shape}, expected (n, {self.dim})",
-                             "the manifest's embedding size does not match the model: import it again")
+            raise ModelError(
+                f"{self.bundle.path} gave embeddings of shape {out.shape}, expected (n, {self.dim})",
+                "the manifest's embedding size does not match the model: import it again",
+            )
         return normalise(out)
 
 
@@ -185,4 +196,4 @@ def trim_tokens(tokens: np.ndarray) -> np.ndarray:
     """Drop the padding columns that every row of a token batch shares. The text tower masks padding and
     reads the [CLS] position, so the embeddings are those of the padded batch."""
     used = np.flatnonzero(tokens.any(axis=0))
-    return tokens[:, :int(used[-1]) + 1] if used.size else tokens[:, :2]
+    return tokens[:, : int(used[-1]) + 1] if used.size else tokens[:, :2]

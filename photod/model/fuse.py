@@ -139,8 +139,7 @@ def fold_constants(path: Path, out: Path, external: bool) -> onnx.ModelProto:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(out)
     if external:
-        options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
-                                         out.name + ".data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", out.name + ".data")
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return onnx.load(str(out))
 
@@ -169,17 +168,23 @@ def fuse_attention(model: onnx.ModelProto, heads: int) -> int:
         weight = qkv.input[1]
         if g.weight_of(qkv) != g.weights[weight]:  # a Gemm's transB weight: Attention wants (w, 3w)
             source = next(t for t in model.graph.initializer if t.name == weight)
-            model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(source).T.copy(),
-                                                                   p + "weight"))
+            model.graph.initializer.append(
+                numpy_helper.from_array(numpy_helper.to_array(source).T.copy(), p + "weight")
+            )
             weight = p + "weight"
-        model.graph.initializer.extend([
-            helper.make_tensor(p + "batch_first", TensorProto.INT64, [3], [1, -1, width]),
-            helper.make_tensor(p + "tokens_first", TensorProto.INT64, [2], [-1, width])])
+        model.graph.initializer.extend(
+            [
+                helper.make_tensor(p + "batch_first", TensorProto.INT64, [3], [1, -1, width]),
+                helper.make_tensor(p + "tokens_first", TensorProto.INT64, [2], [-1, width]),
+            ]
+        )
         new_nodes[id(region[0])] = [
             helper.make_node("Reshape", [qkv.input[0], p + "batch_first"], [p + "in"]),
-            helper.make_node("Attention", [p + "in", weight, bias], [p + "out"], domain=CONTRIB,
-                             num_heads=heads, name=p + "node"),
-            helper.make_node("Reshape", [p + "out", p + "tokens_first"], [last])]
+            helper.make_node(
+                "Attention", [p + "in", weight, bias], [p + "out"], domain=CONTRIB, num_heads=heads, name=p + "node"
+            ),
+            helper.make_node("Reshape", [p + "out", p + "tokens_first"], [last]),
+        ]
         drop |= {id(n) for n in region}
     kept = []
     for node in model.graph.node:

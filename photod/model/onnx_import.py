@@ -47,8 +47,10 @@ from photod.model.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 TOWER_MARKS = {"image": ".img.", "text": ".txt."}
-FILES_HINT = ("give the <name>.img.<fp32|fp16>.onnx and <name>.txt.<fp32|fp16>.onnx files that Chinese-CLIP's "
-              "deploy script writes (with their .onnx.data or .onnx.extra_file beside them), or their folder")
+FILES_HINT = (
+    "give the <name>.img.<fp32|fp16>.onnx and <name>.txt.<fp32|fp16>.onnx files that Chinese-CLIP's "
+    "deploy script writes (with their .onnx.data or .onnx.extra_file beside them), or their folder"
+)
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,13 @@ class Tower:
 # ---------------------------------------------------------------------------------------------------------
 # finding the files
 
+
 def _graph_head(path: Path) -> onnx.ModelProto:
     """The graph without its weights (cheap even for a 2 GB tower)."""
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise several classes for a bad file
-        raise ModelError(f"{path} is not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})",
-                         FILES_HINT) from None
+        raise ModelError(f"{path} is not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})", FILES_HINT) from None
 
 
 def _classify(path: Path) -> Tower:
@@ -80,8 +82,7 @@ def _classify(path: Path) -> Tower:
         name = batching.only_input(head.graph).name
         tower = name if name in TOWER_MARKS else None  # cn_clip names the inputs image and text
         if tower is None:
-            raise ModelError(f"cannot tell whether {path} is the image or the text tower (input {name!r})",
-                             FILES_HINT)
+            raise ModelError(f"cannot tell whether {path} is the image or the text tower (input {name!r})", FILES_HINT)
     precision = "fp16" if ".fp16." in path.name else "fp32" if ".fp32." in path.name else None
     if precision is None:
         head = head or _graph_head(path)
@@ -121,8 +122,13 @@ def find_pair(paths: Sequence[str | os.PathLike]) -> dict[str, Tower]:
 
 def _weights_files(model: onnx.ModelProto) -> set[str]:
     tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
-    return {entry.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
-            for entry in t.external_data if entry.key == "location"}
+    return {
+        entry.value
+        for t in tensors
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for entry in t.external_data
+        if entry.key == "location"
+    }
 
 
 def load_tower(tower: Tower) -> onnx.ModelProto:
@@ -131,13 +137,16 @@ def load_tower(tower: Tower) -> onnx.ModelProto:
     model = _graph_head(tower.path)
     for name in sorted(_weights_files(model)):
         if not (tower.path.parent / name).is_file():
-            raise ModelError(f"{tower.path} keeps its weights in {name}, which is not beside it",
-                             f"copy {name} into {tower.path.parent} (the deploy script writes it next to the .onnx)")
+            raise ModelError(
+                f"{tower.path} keeps its weights in {name}, which is not beside it",
+                f"copy {name} into {tower.path.parent} (the deploy script writes it next to the .onnx)",
+            )
     try:
         load_external_data_for_model(model, str(tower.path.parent))
     except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"cannot read the weights of {tower.path}: {type(exc).__name__}: {str(exc)[:200]}",
-                         FILES_HINT) from None
+        raise ModelError(
+            f"cannot read the weights of {tower.path}: {type(exc).__name__}: {str(exc)[:200]}", FILES_HINT
+        ) from None
     if tower.precision == "fp16":
         convert.upcast_fp16(model)
     return model
@@ -145,6 +154,7 @@ def load_tower(tower: Tower) -> onnx.ModelProto:
 
 # ---------------------------------------------------------------------------------------------------------
 # what the graphs say
+
 
 def _ops(model: onnx.ModelProto) -> Counter:
     return Counter(node.op_type for node in model.graph.node)
@@ -163,8 +173,9 @@ def _patch_size(model: onnx.ModelProto) -> int | None:
 def _token_table(model: onnx.ModelProto) -> tuple[int, int] | None:
     """(rows, width) of the largest table a Gather reads: the token embeddings."""
     weights = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    tables = [weights[n.input[0]] for n in model.graph.node
-              if n.op_type == "Gather" and len(weights.get(n.input[0], ())) == 2]
+    tables = [
+        weights[n.input[0]] for n in model.graph.node if n.op_type == "Gather" and len(weights.get(n.input[0], ())) == 2
+    ]
     return max(tables, default=None)
 
 
@@ -178,16 +189,27 @@ def read_facts(image: onnx.ModelProto, text: onnx.ModelProto) -> archs.Facts:
     image_in, text_in = batching.only_input(image.graph), batching.only_input(text.graph)
     dims = {t: _int_dim(m.graph.output[0], 1) for t, m in (("image", image), ("text", text))}
     if dims["image"] and dims["text"] and dims["image"] != dims["text"]:
-        raise ModelError(f"the image tower gives {dims['image']}-d embeddings and the text tower {dims['text']}-d: "
-                         "they are not one model", "give the .img. and .txt. files of the same model")
+        raise ModelError(
+            f"the image tower gives {dims['image']}-d embeddings and the text tower {dims['text']}-d: "
+            "they are not one model",
+            "give the .img. and .txt. files of the same model",
+        )
     table = _token_table(text)
     if table and table[0] != archs.VOCAB_SIZE:
-        raise ModelError(f"the text tower's token table has {table[0]} rows; Chinese-CLIP's vocabulary, which "
-                         f"photod tokenizes with, has {archs.VOCAB_SIZE}", FILES_HINT)
-    return archs.Facts(image_size=_int_dim(image_in, 2), embed_dim=dims["image"] or dims["text"],
-                       context_length=_int_dim(text_in, 1), patch_size=_patch_size(image),
-                       vision_attention=_ops(image)["Softmax"] or None, text_width=table[1] if table else None,
-                       text_layers=_ops(text)["Softmax"] or None)
+        raise ModelError(
+            f"the text tower's token table has {table[0]} rows; Chinese-CLIP's vocabulary, which "
+            f"photod tokenizes with, has {archs.VOCAB_SIZE}",
+            FILES_HINT,
+        )
+    return archs.Facts(
+        image_size=_int_dim(image_in, 2),
+        embed_dim=dims["image"] or dims["text"],
+        context_length=_int_dim(text_in, 1),
+        patch_size=_patch_size(image),
+        vision_attention=_ops(image)["Softmax"] or None,
+        text_width=table[1] if table else None,
+        text_layers=_ops(text)["Softmax"] or None,
+    )
 
 
 def recognise(pair: dict[str, Tower], arch: str | None = None) -> tuple[archs.Facts, str]:
@@ -199,6 +221,7 @@ def recognise(pair: dict[str, Tower], arch: str | None = None) -> tuple[archs.Fa
 # ---------------------------------------------------------------------------------------------------------
 # building and checking
 
+
 def _row_by_row(path: Path, inputs: np.ndarray) -> np.ndarray:
     """Unit embeddings of `inputs` through the one-row graph at `path`, one row per run."""
     session = verify.session(path)
@@ -208,12 +231,15 @@ def _row_by_row(path: Path, inputs: np.ndarray) -> np.ndarray:
 
 def _sample_inputs(size: int, context_length: int) -> dict[str, np.ndarray]:
     tokenizer = Tokenizer.from_vocab(bundles.VOCAB_SOURCE)
-    return {"image": preprocess_batch(verify.sample_images(), size, CLIP_MEAN, CLIP_STD),
-            "text": tokenizer.tokenize(verify.SAMPLE_TEXTS, context_length)}
+    return {
+        "image": preprocess_batch(verify.sample_images(), size, CLIP_MEAN, CLIP_STD),
+        "text": tokenizer.tokenize(verify.SAMPLE_TEXTS, context_length),
+    }
 
 
-def _fused(source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, path: Path,
-           external: bool) -> str | None:
+def _fused(
+    source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, path: Path, external: bool
+) -> str | None:
     """Write the ViT graph at `source` with fused attention to `path` if it fuses and agrees with
     `reference` as an fp32 export must; None when it does, else why not (the plain graph is then used)."""
     fused = fuse.fold_constants(source, path.with_name("folded.onnx"), external)
@@ -228,8 +254,16 @@ def _fused(source: Path, heads: int, reference: np.ndarray, inputs: np.ndarray, 
     return None
 
 
-def _build_tower(model: onnx.ModelProto, tower: str, precision: str, embed_dim: int, heads: int | None,
-                 work: Path, out: Path, inputs: np.ndarray) -> dict[str, Any]:
+def _build_tower(
+    model: onnx.ModelProto,
+    tower: str,
+    precision: str,
+    embed_dim: int,
+    heads: int | None,
+    work: Path,
+    out: Path,
+    inputs: np.ndarray,
+) -> dict[str, Any]:
     """Write the bundle tower `out` from the fp32 one-row `model`, verified; returns its figures and
     whether its attention is fused (ViT image towers in fp32 and int8, as for a checkpoint's export)."""
     external = model.ByteSize() > convert.EXTERNAL_BYTES
@@ -262,15 +296,21 @@ def _fp16_agreement(tower: Tower, inputs: np.ndarray, reference: Path) -> dict[s
 
 def _tower_export(source: Tower, built: dict[str, Any]) -> dict[str, Any]:
     """The manifest's record of how one tower was made."""
-    record = {"file": source.path.name, "precision": source.precision, "batch": "scan over rows",
-              "dynamic_tokens": False, "fused": built["fused"]}
+    record = {
+        "file": source.path.name,
+        "precision": source.precision,
+        "batch": "scan over rows",
+        "dynamic_tokens": False,
+        "fused": built["fused"],
+    }
     if source.tower == "image" and not built["fused"]:
         record["why_plain"] = built["why_plain"]
     return record
 
 
-def build_bundle(pair: dict[str, Tower], out: Path, facts: archs.Facts, arch: str, *, precision: str = "int8",
-                 name: str = "model") -> bundles.Bundle:
+def build_bundle(
+    pair: dict[str, Tower], out: Path, facts: archs.Facts, arch: str, *, precision: str = "int8", name: str = "model"
+) -> bundles.Bundle:
     """The verified bundle folder `out` (created) from the towers `pair`, whose facts and architecture
     `recognise` gave; see the module docstring."""
     if precision not in bundles.PRECISIONS:
@@ -284,35 +324,63 @@ def build_bundle(pair: dict[str, Tower], out: Path, facts: archs.Facts, arch: st
     embed_dim = facts.embed_dim or vision_config["embed_dim"]
     inputs = _sample_inputs(size, context)
     out.mkdir(parents=True)
-    verification: dict[str, Any] = {"reference": "fp32 graph", "samples": {t: len(x) for t, x in inputs.items()},
-                                    "bounds": {precision: dict(zip(("min", "mean"), verify.BOUNDS[precision]))},
-                                    precision: {}}
+    verification: dict[str, Any] = {
+        "reference": "fp32 graph",
+        "samples": {t: len(x) for t, x in inputs.items()},
+        "bounds": {precision: dict(zip(("min", "mean"), verify.BOUNDS[precision]))},
+        precision: {},
+    }
     built = {}
     with tempfile.TemporaryDirectory(prefix=".onnx-import-", dir=out.parent) as tmp:
         for tower, source in pair.items():  # one tower in memory at a time: a Pi has little of it
             filename = bundles.TEXT_FILE if tower == "text" else bundles.IMAGE_FILE
             heads = archs.vision_heads(arch) if tower == "image" else None
-            built[tower] = _build_tower(load_tower(source), tower, precision, embed_dim, heads, Path(tmp),
-                                        out / filename, inputs[tower])
+            built[tower] = _build_tower(
+                load_tower(source), tower, precision, embed_dim, heads, Path(tmp), out / filename, inputs[tower]
+            )
             verification[precision][tower] = built[tower]["figures"]
             if source.precision == "fp16":
                 verification.setdefault("fp16_source", {})[tower] = _fp16_agreement(
-                    source, inputs[tower][:4], Path(tmp) / f"{tower}.fp32.onnx")
+                    source, inputs[tower][:4], Path(tmp) / f"{tower}.fp32.onnx"
+                )
             log.info("%s tower: %s", tower, verification[precision][tower])
     shutil.copyfile(bundles.VOCAB_SOURCE, out / bundles.VOCAB_FILE)
-    export = {"from": "Chinese-CLIP deploy ONNX", "facts": facts.describe(), "onnx": onnx.__version__,
-              "onnxruntime": ort.__version__, "seconds": round(time.perf_counter() - t0, 1),
-              **{t: _tower_export(source, built[t]) for t, source in pair.items()}}
+    export = {
+        "from": "Chinese-CLIP deploy ONNX",
+        "facts": facts.describe(),
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "seconds": round(time.perf_counter() - t0, 1),
+        **{t: _tower_export(source, built[t]) for t, source in pair.items()},
+    }
     return bundles.write_manifest(
-        out, name=name, arch=arch, vision_config=dict(vision_config), text_config=dict(text_config),
-        embed_dim=embed_dim, image_size=size, context_length=context, mean=list(CLIP_MEAN), std=list(CLIP_STD),
-        precision=precision, source=", ".join(str(t.path.resolve()) for t in pair.values()),
-        verification=verification, export=export)
+        out,
+        name=name,
+        arch=arch,
+        vision_config=dict(vision_config),
+        text_config=dict(text_config),
+        embed_dim=embed_dim,
+        image_size=size,
+        context_length=context,
+        mean=list(CLIP_MEAN),
+        std=list(CLIP_STD),
+        precision=precision,
+        source=", ".join(str(t.path.resolve()) for t in pair.values()),
+        verification=verification,
+        export=export,
+    )
 
 
-def import_onnx(paths: Sequence[str | os.PathLike], data_dir: str | os.PathLike, *, arch: str | None = None,
-                precision: str = "int8", name: str | None = None, activate: bool = True,
-                replace: bool = False) -> bundles.Bundle:
+def import_onnx(
+    paths: Sequence[str | os.PathLike],
+    data_dir: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    precision: str = "int8",
+    name: str | None = None,
+    activate: bool = True,
+    replace: bool = False,
+) -> bundles.Bundle:
     """Import Chinese-CLIP ONNX towers into `<data_dir>/models/<name>` as a verified bundle (the module
     docstring says how). `name` defaults to "<arch>-<precision>". Raises ModelError, with nothing written,
     on missing files, towers of no known architecture, a name already taken (unless `replace`), or a
@@ -330,6 +398,11 @@ def import_onnx(paths: Sequence[str | os.PathLike], data_dir: str | os.PathLike,
         shutil.rmtree(build, ignore_errors=True)
     if activate:
         installed = registry.use_bundle(data_dir, installed.name)
-    log.info("imported %s as model %s (%s %s)", ", ".join(str(t.path) for t in pair.values()), installed.name,
-             installed.arch, precision)
+    log.info(
+        "imported %s as model %s (%s %s)",
+        ", ".join(str(t.path) for t in pair.values()),
+        installed.name,
+        installed.arch,
+        precision,
+    )
     return installed

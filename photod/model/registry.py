@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 ACTIVE_FILE = "ACTIVE"
 
 
-
 def models_dir(data_dir: str | os.PathLike) -> Path:
     """`<data_dir>/models`, where bundles are installed."""
     return Path(data_dir) / "models"
@@ -33,8 +32,10 @@ def models_dir(data_dir: str | os.PathLike) -> Path:
 def check_name(name: str) -> str:
     """Return `name` if it is usable as a bundle folder name, else raise ModelError."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ModelError(f"model name {name!r} is not usable",
-                         "use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit")
+        raise ModelError(
+            f"model name {name!r} is not usable",
+            "use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit",
+        )
     return name
 
 
@@ -75,8 +76,10 @@ def active_bundle(data_dir: str | os.PathLike) -> Bundle | None:
         return None
     path = models_dir(data_dir) / name
     if not path.is_dir():
-        raise ModelError(f"the active model {name!r} is not installed (no folder {path})",
-                         "pick another with `photod model use NAME` (see `photod model list`)")
+        raise ModelError(
+            f"the active model {name!r} is not installed (no folder {path})",
+            "pick another with `photod model use NAME` (see `photod model list`)",
+        )
     return Bundle.load(path)
 
 
@@ -86,8 +89,9 @@ def use_bundle(data_dir: str | os.PathLike, name: str) -> Bundle:
     check_name(name)
     path = models_dir(data_dir) / name
     if not path.is_dir():
-        raise ModelError(f"no model named {name!r} in {models_dir(data_dir)}",
-                         "see the installed models with `photod model list`")
+        raise ModelError(
+            f"no model named {name!r} in {models_dir(data_dir)}", "see the installed models with `photod model list`"
+        )
     bundle = Bundle.load(path, verify_files=True)
     durable.write_text(models_dir(data_dir) / ACTIVE_FILE, name + "\n")
     log.info("active model is now %s (model id %s)", name, bundle.model_id)
@@ -103,8 +107,10 @@ def remove_bundle(data_dir: str | os.PathLike, name: str, force: bool = False) -
         raise ModelError(f"no model named {name!r} in {root}", "see the installed models with `photod model list`")
     if active_name(data_dir) == name:
         if not force:
-            raise ModelError(f"model {name!r} is the active model; refusing to remove it",
-                             "switch first with `photod model use OTHER`, or pass --force")
+            raise ModelError(
+                f"model {name!r} is the active model; refusing to remove it",
+                "switch first with `photod model use OTHER`, or pass --force",
+            )
         (root / ACTIVE_FILE).unlink(missing_ok=True)
         durable.fsync_dir(root)  # ACTIVE is gone before the bundle it named
     durable.remove_dir(path)
@@ -117,13 +123,14 @@ def free_name(data_dir: str | os.PathLike, name: str, replace: bool = False) -> 
     check_name(name)
     root = models_dir(data_dir)
     if (root / name).exists() and not replace:
-        raise ModelError(f"a model named {name!r} is already installed in {root}",
-                         "choose another name with --name, or remove it with `photod model remove`")
+        raise ModelError(
+            f"a model named {name!r} is already installed in {root}",
+            "choose another name with --name, or remove it with `photod model remove`",
+        )
     return root
 
 
-def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name: str,
-                   replace: bool = False) -> Bundle:
+def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name: str, replace: bool = False) -> Bundle:
     """Copy the bundle at `src_dir` into `models/<name>` atomically and return it.
 
     The source is verified (hashes) first; the copy goes to a hidden temp dir in the models folder,
@@ -172,8 +179,9 @@ def serving_name(data_dir: str | os.PathLike) -> str | None:
     if active is None:
         return serving
     try:
-        same_tower = Bundle.load(models_dir(data_dir) / serving).image_id == \
-            Bundle.load(models_dir(data_dir) / active).image_id
+        same_tower = (
+            Bundle.load(models_dir(data_dir) / serving).image_id == Bundle.load(models_dir(data_dir) / active).image_id
+        )
     except ModelError as exc:
         log.warning("serving model %s cannot be read (%s); using %s", serving, exc, active)
         return active

@@ -33,11 +33,25 @@ from photod.model.encoder import runs_rowwise, trim_tokens
 BOUNDS = {"fp32": (0.9999, 0.9999), "fp16": (0.999, 0.9995), "int8": (0.98, 0.99)}
 
 SAMPLE_TEXTS = [
-    "海边的日落", "我家的猫在沙发上", "穿红衣服的小女孩在草地上", "雪山下的湖泊", "北京故宫的红墙",
-    "生日蛋糕上点着蜡烛", "夜晚城市的灯光", "一碗热腾腾的拉面", "下雨天的街道", "樱花盛开的公园",
-    "a dog running on the beach", "two friends hiking in the mountains", "a red car parked on the street",
-    "sunset over the sea 日落", "iPhone 拍的 2019 年国庆节烟花 🎆", "ＡＢＣ，全角标点！？",
-    "婚礼", "", "孩子们在操场上踢足球，老师在旁边看着，天空很蓝，远处有一排高高的白杨树，"
+    "海边的日落",
+    "我家的猫在沙发上",
+    "穿红衣服的小女孩在草地上",
+    "雪山下的湖泊",
+    "北京故宫的红墙",
+    "生日蛋糕上点着蜡烛",
+    "夜晚城市的灯光",
+    "一碗热腾腾的拉面",
+    "下雨天的街道",
+    "樱花盛开的公园",
+    "a dog running on the beach",
+    "two friends hiking in the mountains",
+    "a red car parked on the street",
+    "sunset over the sea 日落",
+    "iPhone 拍的 2019 年国庆节烟花 🎆",
+    "ＡＢＣ，全角标点！？",
+    "婚礼",
+    "",
+    "孩子们在操场上踢足球，老师在旁边看着，天空很蓝，远处有一排高高的白杨树，"
     "风吹过来树叶沙沙作响，大家都笑得很开心，这是一段很长很长的描述，超过了模型的上下文长度。",
     "Grandma's 80th birthday party in the garden",
 ]
@@ -59,8 +73,9 @@ def sample_images(count: int = 8, size: int = 256, seed: int = 0) -> list[Image.
         np.stack([(np.sin((xx + yy) * 30) + 1) / 2, yy, np.full_like(xx, 0.3)], -1),
     ]
     coarse = rng.rand(8, 8, 3)
-    arrays.append(np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size),
-                                                                                        Image.BICUBIC)) / 255.0)
+    arrays.append(
+        np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
+    )
     images = [Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8)) for a in arrays]
     scene = Image.new("RGB", (size, size), (90, 150, 230))
     draw = ImageDraw.Draw(scene)
@@ -91,8 +106,9 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
-def compare(path: Path, input_name: str, batch: np.ndarray, reference: np.ndarray,
-            precision: str = "fp32") -> dict[str, float]:
+def compare(
+    path: Path, input_name: str, batch: np.ndarray, reference: np.ndarray, precision: str = "fp32"
+) -> dict[str, float]:
     """Min and mean cosine between ONNX and reference embeddings, run as photod.model.encoder runs the
     precision: the whole batch and batch size 1, or (int8) one row per call."""
     tower = session(path)
@@ -110,8 +126,10 @@ def compare(path: Path, input_name: str, batch: np.ndarray, reference: np.ndarra
         full = run(batch)
         parts = [cosines(full, reference), cosines(run(batch[:1]), reference[:1])]
         if text:  # as photod runs it: padding trimmed, against the padded reference
-            parts += [cosines(run(trim_tokens(batch)), reference),
-                      cosines(run(trim_tokens(batch[1:2])), reference[1:2])]
+            parts += [
+                cosines(run(trim_tokens(batch)), reference),
+                cosines(run(trim_tokens(batch[1:2])), reference[1:2]),
+            ]
     if full.shape != reference.shape:
         raise ModelError(f"ONNX {input_name} tower returned shape {full.shape}, expected {reference.shape}")
     return figures(np.concatenate(parts))
@@ -138,5 +156,7 @@ def check(figures: dict[str, float], precision: str, tower: str, reference: str 
             f"the {precision} ONNX {tower} tower disagrees with {reference}: cosine min "
             f"{figures['min']:.6f}, mean {figures['mean']:.6f} (needs min >= {low}, mean >= {mean}); "
             "nothing was written",
-            "try --precision fp32" if precision != "fp32" else
-            "this is an export bug for this architecture; please report it with the model's arch")
+            "try --precision fp32"
+            if precision != "fp32"
+            else "this is an export bug for this architecture; please report it with the model's arch",
+        )

@@ -72,10 +72,12 @@ def _live_rows(catalog: "Catalog", root_id: int, folders: Sequence[str], columns
     cur = catalog.conn.cursor()
     cur.row_factory = None
     for start in range(0, len(folders), CHUNK):
-        chunk = folders[start:start + CHUNK]
+        chunk = folders[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
-        yield from cur.execute(f"SELECT {columns} FROM photos WHERE root_id = ? AND folder IN ({marks})"
-                               " AND state != 'deleted'", (root_id, *chunk))
+        yield from cur.execute(
+            f"SELECT {columns} FROM photos WHERE root_id = ? AND folder IN ({marks}) AND state != 'deleted'",
+            (root_id, *chunk),
+        )
 
 
 def rows_in(catalog: "Catalog", root_id: int, folders: Sequence[str]) -> dict[str, tuple]:
@@ -84,8 +86,12 @@ def rows_in(catalog: "Catalog", root_id: int, folders: Sequence[str]) -> dict[st
     return {row[0]: row for row in rows}
 
 
-def remember(catalog: "Catalog", root_id: int, listed: dict[str, tuple[bytes, list[tuple[str, int, int]]]],
-             vanished: Iterable[str]) -> int:
+def remember(
+    catalog: "Catalog",
+    root_id: int,
+    listed: dict[str, tuple[bytes, list[tuple[str, int, int]]]],
+    vanished: Iterable[str],
+) -> int:
     """Store signatures for the folders whose catalog rows now equal their listing; forget folders gone
     from disk that no longer hold any photo. `listed` maps folder -> (signature, [(filename, size,
     mtime_ns), ...] of the photo files the listing holds). Returns the signatures stored."""
@@ -102,11 +108,15 @@ def remember(catalog: "Catalog", root_id: int, listed: dict[str, tuple[bytes, li
             rows = actual.get(folder, [])
             if any(r[3] == "offline" for r in rows) or sorted(r[:3] for r in rows) != sorted(expected):
                 continue  # changed since the scan compared it: left for the next scan
-            catalog.conn.execute("INSERT OR REPLACE INTO scan_folders (root_id, folder, signature, photos)"
-                                 " VALUES (?, ?, ?, ?)", (root_id, folder, sig, len(expected)))
+            catalog.conn.execute(
+                "INSERT OR REPLACE INTO scan_folders (root_id, folder, signature, photos) VALUES (?, ?, ?, ?)",
+                (root_id, folder, sig, len(expected)),
+            )
             stored += 1
         for folder in vanished:
             catalog.conn.execute(
                 "DELETE FROM scan_folders WHERE root_id = ? AND folder = ? AND NOT EXISTS (SELECT 1 FROM photos"
-                " WHERE root_id = ? AND folder = ? AND state != 'deleted')", (root_id, folder, root_id, folder))
+                " WHERE root_id = ? AND folder = ? AND state != 'deleted')",
+                (root_id, folder, root_id, folder),
+            )
     return stored

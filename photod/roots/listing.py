@@ -54,8 +54,12 @@ class Folder(NamedTuple):
         return len(self.sizes) // 8
 
 
-def list_tree(root: str | os.PathLike, dir_ok: Callable[[str], bool], threads: int | None = None,
-              on_listed: Callable[[int], None] | None = None) -> list[Folder]:
+def list_tree(
+    root: str | os.PathLike,
+    dir_ok: Callable[[str], bool],
+    threads: int | None = None,
+    on_listed: Callable[[int], None] | None = None,
+) -> list[Folder]:
     """Every folder under `root` (itself included, as rel '') whose every folder name on the way passes
     `dir_ok`, in no particular order. `on_listed(n)` hears the count of files listed so far every
     REPORT_EVERY files: on a slow share the listing is most of a scan, and a progress bar needs a pulse."""
@@ -75,8 +79,9 @@ def _from_c(r: tuple) -> Folder:
     return Folder(rel, names, sizes, mtimes, error, errors)
 
 
-def list_tree_python(root: str | os.PathLike, dir_ok: Callable[[str], bool],
-                     on_listed: Callable[[int], None] | None = None) -> list[Folder]:
+def list_tree_python(
+    root: str | os.PathLike, dir_ok: Callable[[str], bool], on_listed: Callable[[int], None] | None = None
+) -> list[Folder]:
     """The pure-Python listing: same records as the C one, from os.scandir."""
     out: list[Folder] = []
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]

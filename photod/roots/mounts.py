@@ -23,18 +23,61 @@ PROC_MOUNTS = "/proc/mounts"
 INOTIFY_SYSCTL_DIR = "/proc/sys/fs/inotify"
 
 # Filesystems where changes can come from other machines, so inotify misses them.
-NETWORK_FS = frozenset({
-    "nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ncpfs", "9p", "virtiofs", "vboxsf", "vmhgfs",
-    "davfs", "coda", "afs", "ceph", "glusterfs", "lustre", "gpfs", "beegfs", "ocfs2", "gfs2", "orangefs",
-    "fuse", "fuse.sshfs", "sshfs", "fuse.rclone", "fuse.s3fs", "fuse.gcsfuse", "fuse.goofys",
-    "fuse.davfs2", "fuse.gvfsd-fuse", "fuse.vmhgfs-fuse", "fuse.juicefs", "fuse.glusterfs", "fuse.cephfs",
-})
+NETWORK_FS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "9p",
+        "virtiofs",
+        "vboxsf",
+        "vmhgfs",
+        "davfs",
+        "coda",
+        "afs",
+        "ceph",
+        "glusterfs",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "ocfs2",
+        "gfs2",
+        "orangefs",
+        "fuse",
+        "fuse.sshfs",
+        "sshfs",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.gcsfuse",
+        "fuse.goofys",
+        "fuse.davfs2",
+        "fuse.gvfsd-fuse",
+        "fuse.vmhgfs-fuse",
+        "fuse.juicefs",
+        "fuse.glusterfs",
+        "fuse.cephfs",
+    }
+)
 
 # FUSE filesystems that drive a local disk: every change passes through this kernel, so inotify works.
-LOCAL_FUSE = frozenset({
-    "fuseblk", "fuse.ntfs-3g", "fuse.ntfs", "fuse.exfat", "fuse.exfat-fuse", "fuse.fuse-exfat",
-    "fuse.apfs-fuse", "fuse.lxcfs", "fuse.portal", "fuse.fuse-overlayfs",
-})
+LOCAL_FUSE = frozenset(
+    {
+        "fuseblk",
+        "fuse.ntfs-3g",
+        "fuse.ntfs",
+        "fuse.exfat",
+        "fuse.exfat-fuse",
+        "fuse.fuse-exfat",
+        "fuse.apfs-fuse",
+        "fuse.lxcfs",
+        "fuse.portal",
+        "fuse.fuse-overlayfs",
+    }
+)
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
@@ -107,8 +150,9 @@ def is_network_fs(fs_type: str) -> bool:
     return fs_type in NETWORK_FS or fs_type.startswith("fuse.") or fs_type.startswith("nfs")
 
 
-def choose_watch_mode(configured: str, path: str | os.PathLike,
-                      mounts: Sequence[Mount] | None = None) -> tuple[str, str]:
+def choose_watch_mode(
+    configured: str, path: str | os.PathLike, mounts: Sequence[Mount] | None = None
+) -> tuple[str, str]:
     """("inotify" | "poll", reason): what to watch `path` with.
 
     An explicit `inotify` or `poll` is honoured; `auto` polls network and FUSE filesystems, where
@@ -123,8 +167,10 @@ def choose_watch_mode(configured: str, path: str | os.PathLike,
     if m is None:
         return "inotify", f"the mount table does not say what {path} is on; assuming a local filesystem"
     if is_network_fs(m.fs_type):
-        return "poll", (f"{path} is on {m.fs_type} ({m.source} at {m.mount_point}); inotify sees no changes "
-                        "made by other machines there, so it is polled")
+        return "poll", (
+            f"{path} is on {m.fs_type} ({m.source} at {m.mount_point}); inotify sees no changes "
+            "made by other machines there, so it is polled"
+        )
     return "inotify", f"{path} is on local {m.fs_type} ({m.source} at {m.mount_point})"
 
 

@@ -42,9 +42,14 @@ class Presence:
     reason: str
 
 
-def check_root(root: "Root", known_photos: int, *, timeout: float = DEFAULT_TIMEOUT,
-               stat: Callable[[str], os.stat_result] = os.stat,
-               sample: Sequence[str] = ()) -> Presence:
+def check_root(
+    root: "Root",
+    known_photos: int,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    stat: Callable[[str], os.stat_result] = os.stat,
+    sample: Sequence[str] = (),
+) -> Presence:
     """Whether `root` is online, with its st_dev and a human-readable reason.
 
     Offline when the path is gone, not a folder, unreadable, empty while the catalog knows
@@ -58,13 +63,13 @@ def check_root(root: "Root", known_photos: int, *, timeout: float = DEFAULT_TIME
         thread, result = _inflight.get(path) or _start_probe(path, root.device, known_photos, stat, sample)
     thread.join(timeout)
     if not result:
-        return Presence(False, None, f"{path} is not answering (no reply in {timeout:g} s; "
-                                     "a hung network share?)")
+        return Presence(False, None, f"{path} is not answering (no reply in {timeout:g} s; a hung network share?)")
     return result[0]
 
 
-def _start_probe(path: str, device: int | None, known_photos: int, stat: Callable[[str], os.stat_result],
-                 sample: Sequence[str]) -> tuple[threading.Thread, list]:
+def _start_probe(
+    path: str, device: int | None, known_photos: int, stat: Callable[[str], os.stat_result], sample: Sequence[str]
+) -> tuple[threading.Thread, list]:
     """Start a probe thread; the caller holds _inflight_lock."""
     result: list[Presence] = []
 
@@ -83,16 +88,17 @@ def _start_probe(path: str, device: int | None, known_photos: int, stat: Callabl
     return thread, result
 
 
-def _probe(path: str, device: int | None, known_photos: int, stat: Callable[[str], os.stat_result],
-           sample: Sequence[str]) -> Presence:
+def _probe(
+    path: str, device: int | None, known_photos: int, stat: Callable[[str], os.stat_result], sample: Sequence[str]
+) -> Presence:
     try:
         st = stat(path)
     except FileNotFoundError:
-        return Presence(False, None, f"{path} does not exist; the drive is probably unplugged or the share "
-                                     "not mounted")
+        return Presence(False, None, f"{path} does not exist; the drive is probably unplugged or the share not mounted")
     except PermissionError:
-        return Presence(False, None, f"{path} cannot be reached (permission denied); check the permissions "
-                                     "of its parent folders")
+        return Presence(
+            False, None, f"{path} cannot be reached (permission denied); check the permissions of its parent folders"
+        )
     except OSError as exc:
         return Presence(False, None, f"{path} cannot be read: {exc.strerror or exc}")
     if not stat_mod.S_ISDIR(st.st_mode):
@@ -101,20 +107,33 @@ def _probe(path: str, device: int | None, known_photos: int, stat: Callable[[str
         with os.scandir(path) as it:
             empty = next(it, None) is None
     except PermissionError:
-        return Presence(False, st.st_dev, f"{path} cannot be read (permission denied); photod needs read "
-                                          "and execute permission on it")
+        return Presence(
+            False,
+            st.st_dev,
+            f"{path} cannot be read (permission denied); photod needs read and execute permission on it",
+        )
     except OSError as exc:
         return Presence(False, st.st_dev, f"{path} cannot be listed: {exc.strerror or exc}")
     if empty and known_photos > 0:
-        return Presence(False, st.st_dev, f"{path} is an empty folder; the drive is probably not mounted "
-                                          f"(photod knows {known_photos} photos there)")
+        return Presence(
+            False,
+            st.st_dev,
+            f"{path} is an empty folder; the drive is probably not mounted (photod knows {known_photos} photos there)",
+        )
     if device is not None and st.st_dev != device:
         if _sample_present(path, sample, stat):
-            return Presence(True, st.st_dev, f"{path} is back under a new device number ({st.st_dev}, was "
-                                             f"{device}) with the photos photod knows")
-        return Presence(False, st.st_dev, f"{path} is on a different device than before ({st.st_dev}, was "
-                                          f"{device}); the drive is probably not mounted and this is the "
-                                          "folder underneath its mount point")
+            return Presence(
+                True,
+                st.st_dev,
+                f"{path} is back under a new device number ({st.st_dev}, was {device}) with the photos photod knows",
+            )
+        return Presence(
+            False,
+            st.st_dev,
+            f"{path} is on a different device than before ({st.st_dev}, was "
+            f"{device}); the drive is probably not mounted and this is the "
+            "folder underneath its mount point",
+        )
     return Presence(True, st.st_dev, f"{path} is present")
 
 
@@ -176,5 +195,10 @@ class RootKeeper:
         deleted: a drive unplugged during the scan must not look like photos removed."""
         root = self.catalog.root(root_id)
         known = self.known_photos(root_id)
-        return reconcile(self.catalog, root, present=lambda: check_root(root, known).online,
-                         on_progress=on_progress, threads=self.threads)
+        return reconcile(
+            self.catalog,
+            root,
+            present=lambda: check_root(root, known).online,
+            on_progress=on_progress,
+            threads=self.threads,
+        )

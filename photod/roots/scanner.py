@@ -26,17 +26,18 @@ from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Sequence
 from photod.roots import foldersigs
 from photod.roots.listing import Folder, list_tree
 from photod.roots.matcher import Matcher
-from photod.store.names import is_utf8, key as name_key
+from photod.store.names import is_utf8
+from photod.store.names import key as name_key
 
 if TYPE_CHECKING:
     from photod.store.catalog import Catalog, Root
 
 log = logging.getLogger(__name__)
 
-WRITE_BATCH = 1000        # catalog writes per transaction: large enough to be fast, short enough not to
-                          # keep readers (the TUI, `photod search`) waiting on the write lock
-PROGRESS_EVERY = 2000     # files between progress callbacks
-MAX_ERROR_LINES = 5       # unreadable folders named one by one in the log before a summary line
+WRITE_BATCH = 1000  # catalog writes per transaction: large enough to be fast, short enough not to
+# keep readers (the TUI, `photod search`) waiting on the write lock
+PROGRESS_EVERY = 2000  # files between progress callbacks
+MAX_ERROR_LINES = 5  # unreadable folders named one by one in the log before a summary line
 
 
 class FileEntry(NamedTuple):
@@ -48,6 +49,7 @@ class FileEntry(NamedTuple):
 
 
 # ---- the walk --------------------------------------------------------------------------------------
+
 
 def _names_ok(folder: str, names_: list[str]) -> bool:
     """Whether a folder's path and every one of its file names are valid UTF-8."""
@@ -97,9 +99,13 @@ class Walk:
                 self._note_errors(folder)
             self.finished = True
             if len(self.failed) > MAX_ERROR_LINES:
-                log.warning("%d folders or files under %s could not be read in all (the first %d are named "
-                            "above); nothing under them was deleted", len(self.failed), self.root_path,
-                            MAX_ERROR_LINES)
+                log.warning(
+                    "%d folders or files under %s could not be read in all (the first %d are named "
+                    "above); nothing under them was deleted",
+                    len(self.failed),
+                    self.root_path,
+                    MAX_ERROR_LINES,
+                )
         return self._folders
 
     def entries(self, folder: Folder) -> list[FileEntry]:
@@ -133,22 +139,27 @@ class Walk:
     def _fail(self, rel: str, exc: OSError) -> None:
         self.failed.append(rel)
         if len(self.failed) <= MAX_ERROR_LINES:
-            log.warning("cannot read %s: %s; the scan skips it and deletes nothing under it",
-                        os.path.join(self.root_path, rel), exc.strerror or exc)
+            log.warning(
+                "cannot read %s: %s; the scan skips it and deletes nothing under it",
+                os.path.join(self.root_path, rel),
+                exc.strerror or exc,
+            )
 
     def _bad_name(self, rel: str) -> None:
         if rel in self._bad_set:
             return
         if not self.bad_names:
-            log.info("%s has file names that are not valid UTF-8 (first: %r); they are shown decoded as "
-                     "GB18030, Big5, Shift_JIS or EUC-KR where one reads them", self.root_path,
-                     rel.encode("utf-8", "surrogateescape"))
+            log.info(
+                "%s has file names that are not valid UTF-8 (first: %r); they are shown decoded as "
+                "GB18030, Big5, Shift_JIS or EUC-KR where one reads them",
+                self.root_path,
+                rel.encode("utf-8", "surrogateescape"),
+            )
         self.bad_names.append(rel)
         self._bad_set.add(rel)
 
 
-def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str],
-         threads: int | None = None) -> Walk:
+def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str], threads: int | None = None) -> Walk:
     """Every regular photo file under `root_path` as FileEntry, in no particular order.
 
     Returns a `Walk` (iterable); after iterating, its `failed` and `complete` tell whether any folder
@@ -158,6 +169,7 @@ def walk(root_path: Path | str, include: Sequence[str], exclude: Sequence[str],
 
 
 # ---- reconcile -------------------------------------------------------------------------------------
+
 
 @dataclass
 class ScanReport:
@@ -171,11 +183,11 @@ class ScanReport:
     errors: int = 0
     complete: bool = False
     seconds: float = 0.0
-    kept_missing: int = 0              # missing files not marked deleted (unread folder, root gone)
+    kept_missing: int = 0  # missing files not marked deleted (unread folder, root gone)
     root_present: bool = True
     failed_paths: list[str] = field(default_factory=list)
-    folders: int = 0                   # folders listed
-    compared: int = 0                  # folders compared file by file (the rest were unchanged)
+    folders: int = 0  # folders listed
+    compared: int = 0  # folders compared file by file (the rest were unchanged)
 
 
 def _under_failed(rel_path: str, failed: set[str]) -> bool:
@@ -186,8 +198,14 @@ def _under_failed(rel_path: str, failed: set[str]) -> bool:
     return any("/".join(parts[:i]) in failed for i in range(1, len(parts)))
 
 
-def reconcile(catalog: "Catalog", root: "Root", *, present: Callable[[], bool],
-              on_progress: Callable[[int], None] | None = None, threads: int | None = None) -> ScanReport:
+def reconcile(
+    catalog: "Catalog",
+    root: "Root",
+    *,
+    present: Callable[[], bool],
+    on_progress: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> ScanReport:
     """One reconcile pass of `root`: new and changed files upserted, missing files marked deleted.
 
     Folders whose listing hashes to the signature stored by an earlier pass are unchanged and passed
@@ -236,8 +254,9 @@ class _Plan:
     vanished: list[str]
 
 
-def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
-          on_progress: Callable[[int], None] | None) -> _Plan:
+def _plan(
+    catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport, on_progress: Callable[[int], None] | None
+) -> _Plan:
     folders = walker.folders(on_progress)
     known = foldersigs.load(catalog, root.id)
     # Offline rows are revived by a comparison (the upsert brings them back), so while a root still has
@@ -262,8 +281,14 @@ def _plan(catalog: "Catalog", root: "Root", walker: Walk, report: ScanReport,
     return _Plan(changed, list(known))
 
 
-def _compare(catalog: "Catalog", root_id: int, walker: Walk, plan: _Plan, report: ScanReport,
-             on_progress: Callable[[int], None] | None) -> tuple[dict[str, tuple], list[FileEntry], dict]:
+def _compare(
+    catalog: "Catalog",
+    root_id: int,
+    walker: Walk,
+    plan: _Plan,
+    report: ScanReport,
+    on_progress: Callable[[int], None] | None,
+) -> tuple[dict[str, tuple], list[FileEntry], dict]:
     """Compare the planned folders with their catalog rows. Returns (known files not seen, files to
     upsert, {folder: (signature, photo files)} for foldersigs.remember)."""
     folders = [name_key(f.rel) for f, _ in plan.changed] + plan.vanished
@@ -312,5 +337,5 @@ def _still_present(present: Callable[[], bool], root: "Root") -> bool:
 def _write_upserts(catalog: "Catalog", root_id: int, upserts: list[FileEntry]) -> None:
     for start in range(0, len(upserts), WRITE_BATCH):
         with catalog.transaction():
-            for entry in upserts[start:start + WRITE_BATCH]:
+            for entry in upserts[start : start + WRITE_BATCH]:
                 catalog.upsert_file(root_id, entry.rel_path, entry.size, entry.mtime_ns)

@@ -86,6 +86,7 @@ def _default_polling(interval: float, matcher: Matcher) -> BaseObserver:
     On a NAS every stat is a network round trip, and folders such as @eaDir hold more files than the
     photos themselves. lstat: a symlink is never followed, so a link loop cannot make a poll endless.
     """
+
     def listdir(path: str | None):
         with os.scandir(path) as it:
             entries = list(it)
@@ -107,10 +108,15 @@ class Watcher:
     observers; they exist so that tests can make inotify fail the way an exhausted system does.
     """
 
-    def __init__(self, on_event: Callable[[WatchEvent], None], *, settle_seconds: float = 2.0,
-                 mounts_path: str | os.PathLike | None = None,
-                 inotify_observer: Callable[[], BaseObserver] = InotifyObserver,
-                 polling_observer: Callable[[float, Matcher], BaseObserver] = _default_polling):
+    def __init__(
+        self,
+        on_event: Callable[[WatchEvent], None],
+        *,
+        settle_seconds: float = 2.0,
+        mounts_path: str | os.PathLike | None = None,
+        inotify_observer: Callable[[], BaseObserver] = InotifyObserver,
+        polling_observer: Callable[[float, Matcher], BaseObserver] = _default_polling,
+    ):
         self._on_event = on_event
         self.settle_seconds = settle_seconds
         self._mounts_path = mounts_path
@@ -118,8 +124,8 @@ class Watcher:
         self._new_polling = polling_observer
         self._roots: dict[int, _Watched] = {}
         self._pending: dict[tuple[int, str], _Pending] = {}
-        self._lock = threading.Lock()          # guards _roots and _pending
-        self._emit_lock = threading.Lock()     # one on_event call at a time
+        self._lock = threading.Lock()  # guards _roots and _pending
+        self._emit_lock = threading.Lock()  # one on_event call at a time
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._settler = threading.Thread(target=self._settle_loop, name="photod-settle", daemon=True)
@@ -162,8 +168,12 @@ class Watcher:
                 "inotify cannot watch %s (%s): polling it every %gs instead. The kernel allows too few "
                 "inotify watches (fs.inotify.max_user_watches) or instances (fs.inotify.max_user_instances)"
                 "; raise them with `%s` (add fs.inotify.max_user_watches=524288 to /etc/sysctl.d/"
-                "90-photod.conf to keep it)", root.path, exc.strerror or exc, root.poll_interval,
-                RAISE_WATCHES)
+                "90-photod.conf to keep it)",
+                root.path,
+                exc.strerror or exc,
+                root.poll_interval,
+                RAISE_WATCHES,
+            )
             return None
 
     @staticmethod
@@ -175,8 +185,9 @@ class Watcher:
             _stop_quietly(observer)
             if exc.errno in INOTIFY_LIMIT_ERRNOS:
                 raise
-            raise RootError(f"cannot watch {root.path}: {exc.strerror or exc}",
-                            "check that the folder exists and is readable") from exc
+            raise RootError(
+                f"cannot watch {root.path}: {exc.strerror or exc}", "check that the folder exists and is readable"
+            ) from exc
         return observer
 
     def remove_root(self, root_id: int) -> None:
@@ -197,8 +208,9 @@ class Watcher:
         """Whether the root's observer is still running (it stops when the root's folder vanishes)."""
         with self._lock:
             watched = self._roots.get(root_id)
-        return watched is not None and watched.observer.is_alive() and all(
-            e.is_alive() for e in watched.observer.emitters)
+        return (
+            watched is not None and watched.observer.is_alive() and all(e.is_alive() for e in watched.observer.emitters)
+        )
 
     def stop(self) -> None:
         """Stop every observer and the settling thread. Unsettled files are dropped: the next
@@ -270,7 +282,7 @@ class Watcher:
         base = watched.root_str.rstrip(os.sep)
         if not path.startswith(base + os.sep):
             return None
-        rel = path[len(base) + 1:]
+        rel = path[len(base) + 1 :]
         return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
     def _emit(self, event: WatchEvent) -> None:

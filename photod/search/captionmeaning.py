@@ -78,16 +78,22 @@ class CaptionMeanings:
         stamp = (model_id, self.catalog.scalar("PRAGMA data_version"), self.catalog.conn.total_changes)
         if stamp == self._stamp:
             return
-        key = (model_id, *self.catalog.conn.execute(
-            "SELECT count(*), max(id), (SELECT count(*) FROM caption_vectors WHERE model_id = ?)"
-            " FROM captions", (model_id,)).fetchone())
+        key = (
+            model_id,
+            *self.catalog.conn.execute(
+                "SELECT count(*), max(id), (SELECT count(*) FROM caption_vectors WHERE model_id = ?) FROM captions",
+                (model_id,),
+            ).fetchone(),
+        )
         if key == self._key:
             self._stamp = stamp
             return
         ids, photos, texts, vecs = signals.caption_vectors(self.catalog, model_id, dim)
         missing = self.catalog.query(
             "SELECT c.id, c.photo_id, c.text FROM captions c LEFT JOIN caption_vectors v ON v.caption_id = c.id"
-            " AND v.model_id = ? WHERE v.caption_id IS NULL ORDER BY c.id DESC LIMIT ?", (model_id, EMBED_AT_QUERY))
+            " AND v.model_id = ? WHERE v.caption_id IS NULL ORDER BY c.id DESC LIMIT ?",
+            (model_id, EMBED_AT_QUERY),
+        )
         if missing:
             photos += [r["photo_id"] for r in missing]
             texts += [r["text"] for r in missing]

@@ -88,8 +88,9 @@ def look_texts(parsed: ParsedQuery) -> list[str]:
     terms = parsed.meaning_terms
     if not terms:
         return []
-    return [t.text for t in (*terms, *parsed.exclusions) if t.like is None] + \
-        ([parsed.meaning_text] if parsed.meaning_text else [])
+    return [t.text for t in (*terms, *parsed.exclusions) if t.like is None] + (
+        [parsed.meaning_text] if parsed.meaning_text else []
+    )
 
 
 def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> Look:

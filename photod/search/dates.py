@@ -59,11 +59,41 @@ class DateError(ValueError):
 
 # ---- the words -----------------------------------------------------------------------------------------
 
-_CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
-              "九": 9}
-_MONTHS_EN = {name: i for i, names in enumerate(
-    ("", "january jan", "february feb", "march mar", "april apr", "may", "june jun", "july jul",
-     "august aug", "september sep sept", "october oct", "november nov", "december dec")) for name in names.split()}
+_CN_DIGITS = {
+    "〇": 0,
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_MONTHS_EN = {
+    name: i
+    for i, names in enumerate(
+        (
+            "",
+            "january jan",
+            "february feb",
+            "march mar",
+            "april apr",
+            "may",
+            "june jun",
+            "july jul",
+            "august aug",
+            "september sep sept",
+            "october oct",
+            "november nov",
+            "december dec",
+        )
+    )
+    for name in names.split()
+}
 _SEASONS = {"春": 3, "夏": 6, "秋": 9, "冬": 12, "spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
 _RELATIVE_YEARS = {"今年": 0, "去年": -1, "前年": -2, "明年": 1, "this year": 0, "last year": -1}
 
@@ -72,42 +102,58 @@ _YEAR_CN = r"(?:(?P<y>\d{4}|[〇零一二三四五六七八九]{4})年|(?P<ry>�
 _HOLIDAY_CN = r"(?P<h>春节|过年|除夕|国庆节?|元旦|中秋节?|元宵节?|圣诞节?|情人节|劳动节|五一)"
 _SEASON_CN = r"(?P<s>[春夏秋冬])(?:天|季)"
 
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [(name, re.compile(rx, re.IGNORECASE)) for name, rx in [
-    # Chinese, most specific first.
-    ("cn_ymd", rf"{_YEAR_CN}(?P<m>{_NUM})月(?P<d>{_NUM})[日号]"),
-    ("cn_ym", rf"{_YEAR_CN}(?P<m>{_NUM})月份?"),
-    ("cn_year_season", rf"{_YEAR_CN}的?{_SEASON_CN}"),
-    ("cn_year_holiday", rf"{_YEAR_CN}的?{_HOLIDAY_CN}"),
-    ("cn_year_half", rf"{_YEAR_CN}(?P<half>上半年|下半年)"),
-    ("cn_decade", r"(?P<dec>\d{2}|\d{4})年代"),
-    ("cn_year", _YEAR_CN),
-    ("cn_md", rf"(?<![\d年])(?P<m>{_NUM})月(?P<d>{_NUM})[日号]"),
-    ("cn_month", rf"(?<![\d年〇零一二两三四五六七八九十])(?P<m>{_NUM})月份?"),
-    ("cn_season", _SEASON_CN),
-    ("cn_holiday", _HOLIDAY_CN),
-    ("cn_relative", r"(?P<rel>上个?月|这个?月|本月|上周|上星期|这周|本周|今天|昨天|前天|最近一周|最近一个月)"),
-    # ISO and numeric.
-    ("iso_ymd", r"(?<!\d)(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?!\d)"),
-    ("iso_ym", r"(?<!\d)(?P<y>\d{4})[-/.](?P<m>\d{1,2})(?![\d-])"),
-    # English.
-    ("en_mdy", r"\b(?P<mn>[a-z]{3,9})\.? (?P<d>\d{1,2})(?:st|nd|rd|th)?,? (?P<y>\d{4})\b"),
-    ("en_dmy", r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)? (?P<mn>[a-z]{3,9})\.?,? (?P<y>\d{4})\b"),
-    ("en_my", r"\b(?P<mn>[a-z]{3,9})\.?,? (?P<y>\d{4})\b"),
-    ("en_season_year", r"\b(?P<s>spring|summer|autumn|fall|winter)(?: of)? (?P<y>\d{4})\b"),
-    ("en_rel_season", r"\b(?P<which>last|this) (?P<s>spring|summer|autumn|fall|winter)\b"),
-    ("en_holiday_year", r"\b(?P<h>chinese new year|spring festival|national day|christmas|new year'?s? day)"
-                        r"(?: of)? (?P<y>\d{4})\b"),
-    ("en_holiday", r"\b(?P<h>chinese new year|spring festival|national day|christmas|new year'?s? day)\b"),
-    ("en_decade", r"\b(?:the )?(?P<dec>\d{2}|\d{4})'?s\b"),
-    ("en_relative", r"\b(?P<rel>last year|this year|last month|this month|last week|this week|today|yesterday)\b"),
-    ("en_season", r"\b(?P<s>spring|summer|autumn|fall|winter)\b"),
-    ("en_month", r"\b(?:in )?(?P<mn>january|february|march|april|june|july|august|september|october|november"
-                 r"|december)\b"),
-    ("year", r"(?<![0-9A-Za-z_.-])(?P<y>(?:19|20)\d{2})(?![0-9A-Za-z_.-])"),  # 2019三亚 too, not IMG_2019
-]]
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (name, re.compile(rx, re.IGNORECASE))
+    for name, rx in [
+        # Chinese, most specific first.
+        ("cn_ymd", rf"{_YEAR_CN}(?P<m>{_NUM})月(?P<d>{_NUM})[日号]"),
+        ("cn_ym", rf"{_YEAR_CN}(?P<m>{_NUM})月份?"),
+        ("cn_year_season", rf"{_YEAR_CN}的?{_SEASON_CN}"),
+        ("cn_year_holiday", rf"{_YEAR_CN}的?{_HOLIDAY_CN}"),
+        ("cn_year_half", rf"{_YEAR_CN}(?P<half>上半年|下半年)"),
+        ("cn_decade", r"(?P<dec>\d{2}|\d{4})年代"),
+        ("cn_year", _YEAR_CN),
+        ("cn_md", rf"(?<![\d年])(?P<m>{_NUM})月(?P<d>{_NUM})[日号]"),
+        ("cn_month", rf"(?<![\d年〇零一二两三四五六七八九十])(?P<m>{_NUM})月份?"),
+        ("cn_season", _SEASON_CN),
+        ("cn_holiday", _HOLIDAY_CN),
+        ("cn_relative", r"(?P<rel>上个?月|这个?月|本月|上周|上星期|这周|本周|今天|昨天|前天|最近一周|最近一个月)"),
+        # ISO and numeric.
+        ("iso_ymd", r"(?<!\d)(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?!\d)"),
+        ("iso_ym", r"(?<!\d)(?P<y>\d{4})[-/.](?P<m>\d{1,2})(?![\d-])"),
+        # English.
+        ("en_mdy", r"\b(?P<mn>[a-z]{3,9})\.? (?P<d>\d{1,2})(?:st|nd|rd|th)?,? (?P<y>\d{4})\b"),
+        ("en_dmy", r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)? (?P<mn>[a-z]{3,9})\.?,? (?P<y>\d{4})\b"),
+        ("en_my", r"\b(?P<mn>[a-z]{3,9})\.?,? (?P<y>\d{4})\b"),
+        ("en_season_year", r"\b(?P<s>spring|summer|autumn|fall|winter)(?: of)? (?P<y>\d{4})\b"),
+        ("en_rel_season", r"\b(?P<which>last|this) (?P<s>spring|summer|autumn|fall|winter)\b"),
+        (
+            "en_holiday_year",
+            r"\b(?P<h>chinese new year|spring festival|national day|christmas|new year'?s? day)"
+            r"(?: of)? (?P<y>\d{4})\b",
+        ),
+        ("en_holiday", r"\b(?P<h>chinese new year|spring festival|national day|christmas|new year'?s? day)\b"),
+        ("en_decade", r"\b(?:the )?(?P<dec>\d{2}|\d{4})'?s\b"),
+        ("en_relative", r"\b(?P<rel>last year|this year|last month|this month|last week|this week|today|yesterday)\b"),
+        ("en_season", r"\b(?P<s>spring|summer|autumn|fall|winter)\b"),
+        (
+            "en_month",
+            r"\b(?:in )?(?P<mn>january|february|march|april|june|july|august|september|october|november"
+            r"|december)\b",
+        ),
+        ("year", r"(?<![0-9A-Za-z_.-])(?P<y>(?:19|20)\d{2})(?![0-9A-Za-z_.-])"),  # 2019三亚 too, not IMG_2019
+    ]
+]
 
-_EN_HOLIDAYS = {"chinese new year": "春节", "spring festival": "春节", "national day": "国庆", "christmas": "圣诞",
-                "new year day": "元旦", "new years day": "元旦", "new year's day": "元旦"}
+_EN_HOLIDAYS = {
+    "chinese new year": "春节",
+    "spring festival": "春节",
+    "national day": "国庆",
+    "christmas": "圣诞",
+    "new year day": "元旦",
+    "new years day": "元旦",
+    "new year's day": "元旦",
+}
 
 
 def find_dates(text: str, today: dt.date) -> tuple[list[DateSpan], str, list[str]]:
@@ -116,7 +162,8 @@ def find_dates(text: str, today: dt.date) -> tuple[list[DateSpan], str, list[str
     spans: list[DateSpan] = []
     problems: list[str] = []
     for name, pattern in _PATTERNS:
-        def take(match: re.Match[str]) -> str:
+
+        def take(match: re.Match[str], name: str = name) -> str:
             try:
                 span = _span(name, match, today)
             except DateError as exc:
@@ -126,6 +173,7 @@ def find_dates(text: str, today: dt.date) -> tuple[list[DateSpan], str, list[str
                 return match.group(0)
             spans.append(span)
             return " "
+
         text = pattern.sub(take, text)
     return spans, text, problems
 
@@ -151,6 +199,7 @@ def intersect(spans: list[DateSpan]) -> DateSpan | None:
 
 
 # ---- one expression -------------------------------------------------------------------------------------
+
 
 def _span(name: str, m: re.Match[str], today: dt.date) -> DateSpan | None:
     g = m.groupdict()
@@ -187,8 +236,9 @@ def _span(name: str, m: re.Match[str], today: dt.date) -> DateSpan | None:
         return _holiday(text, _holiday_name(g["h"]), year, today)
     if name == "cn_year_half":
         first = g["half"] == "上半年"
-        return DateSpan(text, ((dt.date(year, 1 if first else 7, 1), dt.date(year, 6 if first else 12,
-                                                                              30 if first else 31)),))
+        return DateSpan(
+            text, ((dt.date(year, 1 if first else 7, 1), dt.date(year, 6 if first else 12, 30 if first else 31)),)
+        )
     if name in ("cn_decade", "en_decade"):
         return _decade(text, g["dec"])
     if name in ("cn_relative", "en_relative"):
@@ -227,8 +277,9 @@ def _check_day(text: str, year: int, month: int, day: int) -> dt.date:
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise DateError(f"「{text}」 is not a date ({year}-{month:02d}-{day:02d} does not exist), so no date "
-                        "filter was applied") from None
+        raise DateError(
+            f"「{text}」 is not a date ({year}-{month:02d}-{day:02d} does not exist), so no date filter was applied"
+        ) from None
 
 
 def _day(text: str, year: int | None, month: int, day: int) -> DateSpan:
@@ -254,8 +305,9 @@ def _season(text: str, first_month: int, year: int | None) -> DateSpan:
     if year is None:
         return DateSpan(text, yearly=((first_month, 1), (last_month, _last_day(2000, last_month))))
     end_year = year + (last_month < first_month)
-    return DateSpan(text, ((dt.date(year, first_month, 1),
-                            dt.date(end_year, last_month, _last_day(end_year, last_month))),))
+    return DateSpan(
+        text, ((dt.date(year, first_month, 1), dt.date(end_year, last_month, _last_day(end_year, last_month))),)
+    )
 
 
 def _season_year(first_month: int, today: dt.date, last: bool) -> int:
@@ -273,15 +325,25 @@ def _holiday_name(raw: str) -> str:
     raw = raw.lower()
     if raw in _EN_HOLIDAYS:
         return _EN_HOLIDAYS[raw]
-    return {"过年": "春节", "国庆节": "国庆", "中秋节": "中秋", "元宵节": "元宵", "圣诞节": "圣诞",
-            "五一": "劳动节"}.get(raw, raw)
+    return {
+        "过年": "春节",
+        "国庆节": "国庆",
+        "中秋节": "中秋",
+        "元宵节": "元宵",
+        "圣诞节": "圣诞",
+        "五一": "劳动节",
+    }.get(raw, raw)
 
 
-_FIXED_HOLIDAYS = {"国庆": ((10, 1), (10, 7)), "元旦": ((1, 1), (1, 1)), "圣诞": ((12, 24), (12, 26)),
-                   "情人节": ((2, 14), (2, 14)), "劳动节": ((5, 1), (5, 5))}
+_FIXED_HOLIDAYS = {
+    "国庆": ((10, 1), (10, 7)),
+    "元旦": ((1, 1), (1, 1)),
+    "圣诞": ((12, 24), (12, 26)),
+    "情人节": ((2, 14), (2, 14)),
+    "劳动节": ((5, 1), (5, 5)),
+}
 # Lunar (month, day), and the first and last day as days from it: 春节 is 除夕 (the eve) to 初七.
-_LUNAR_HOLIDAYS = {"春节": ((1, 1), -1, 6), "除夕": ((1, 1), -1, -1), "中秋": ((8, 15), 0, 0),
-                   "元宵": ((1, 15), 0, 0)}
+_LUNAR_HOLIDAYS = {"春节": ((1, 1), -1, 6), "除夕": ((1, 1), -1, -1), "中秋": ((8, 15), 0, 0), "元宵": ((1, 15), 0, 0)}
 
 
 def _holiday(text: str, name: str, year: int | None, today: dt.date) -> DateSpan:

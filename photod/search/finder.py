@@ -23,8 +23,15 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from photod.config import Config
 from photod.errors import NoModelError
 from photod.search import fusion
-from photod.search.channels import (Look, WordHits, caption_channel, catalog_filters, look_channel, look_texts,
-                                     second_look)
+from photod.search.channels import (
+    Look,
+    WordHits,
+    caption_channel,
+    catalog_filters,
+    look_channel,
+    look_texts,
+    second_look,
+)
 from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
 from photod.store import signals
@@ -66,10 +73,16 @@ class Filters:
         """The filters as Searcher.search and Searcher.by_captions take them, with the dates a parsed
         query names."""
         dates = parsed.dates if parsed else None
-        return {"after": self.after, "before": self.before, "root": self.root, "camera": self.camera,
-                "folder": self.folder, "place": self.place,
-                "dates": dates.sql_ranges() if dates and not dates.yearly else None,
-                "yearly": dates.sql_yearly() if dates else None}
+        return {
+            "after": self.after,
+            "before": self.before,
+            "root": self.root,
+            "camera": self.camera,
+            "folder": self.folder,
+            "place": self.place,
+            "dates": dates.sql_ranges() if dates and not dates.yearly else None,
+            "yearly": dates.sql_yearly() if dates else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,8 +123,10 @@ class Outcome:
         """What to tell the person about how the search was done, if anything."""
         notes = list(self.parsed.notes) if self.parsed else []
         if self.fallback is not None:
-            notes.append(f"No model installed, so this searches {self.fallback.SEARCHED_WITHOUT}. "
-                         "To search by meaning, " + self.fallback.hint)
+            notes.append(
+                f"No model installed, so this searches {self.fallback.SEARCHED_WITHOUT}. "
+                "To search by meaning, " + self.fallback.hint
+            )
         return "\n".join(notes) or None
 
 
@@ -153,7 +168,7 @@ def find(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outcome:
 def _finish(outcome: Outcome, started: float) -> Outcome:
     if outcome.query.filters.online_only:
         outcome.results = [r for r in outcome.results if r["online"]]
-    outcome.results = outcome.results[:outcome.query.k]
+    outcome.results = outcome.results[: outcome.query.k]
     outcome.elapsed = time.perf_counter() - started
     return outcome
 
@@ -214,8 +229,9 @@ def _depth(query: Query) -> int:
     return max(CHANNEL_MIN, CHANNEL_DEPTH * _fetch(query))
 
 
-def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: WordHits,
-             clock: _Clock) -> tuple[Look, NoModelError | None]:
+def _by_look(
+    query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: WordHits, clock: _Clock
+) -> tuple[Look, NoModelError | None]:
     """The look and the captions' meaning, with the searcher lent for them; an empty Look (and why) when no
     model is installed. An example photo with no model is a NoModelError."""
     with searcher() as s:
@@ -244,13 +260,15 @@ def _by_look(query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSea
 def _fused(words: WordHits, look: Look) -> list[tuple[int, float]]:
     """Every photo any channel found, once, best first, with its fused score; excluded photos dropped."""
     dropped = words.excluded | look.excluded
-    fused = fusion.fuse([words.ranking, [r.id for r in look.captions],
-                         *([r.id for r in ranking] for ranking in look.rankings)])
+    fused = fusion.fuse(
+        [words.ranking, [r.id for r in look.captions], *([r.id for r in ranking] for ranking in look.rankings)]
+    )
     return sorted(((pid, score) for pid, score in fused.items() if pid not in dropped), key=lambda item: -item[1])
 
 
-def _page(order: list[tuple[int, float]], words: WordHits, look: Look,
-          query: Query) -> tuple[list[tuple[int, float, bool]], int]:
+def _page(
+    order: list[tuple[int, float]], words: WordHits, look: Look, query: Query
+) -> tuple[list[tuple[int, float, bool]], int]:
     """The page shown, as (photo, fused score, a match?), and how many of what `show_all` would show on it are
     hidden: a photo holding the words, or captioned with their meaning, always shows; one found by its look
     only when it stands out."""

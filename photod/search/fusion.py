@@ -109,8 +109,13 @@ def _fits(x: np.ndarray, n: np.ndarray, floor: float, steps: int = 20):
     counts = range(1, MAX_GROUPS + 1)
     starts = np.cumsum([0, *counts])[:-1]  # each fit's first column
     owner = np.repeat(np.arange(len(counts)), list(counts))  # the fit each column belongs to
-    means = np.array([x[min(np.searchsorted(cumulative, (g + 0.5) / groups), x.size - 1)]
-                      for groups in counts for g in range(groups)])
+    means = np.array(
+        [
+            x[min(np.searchsorted(cumulative, (g + 0.5) / groups), x.size - 1)]
+            for groups in counts
+            for g in range(groups)
+        ]
+    )
     sds = np.array([max(spread / groups, floor) for groups in counts for _ in range(groups)])
     weights = np.array([1.0 / groups for groups in counts for _ in range(groups)])
     xs, norm = x[:, None], np.sqrt(2 * np.pi)
@@ -124,9 +129,15 @@ def _fits(x: np.ndarray, n: np.ndarray, floor: float, steps: int = 20):
         sds = np.maximum(np.sqrt((resp * (xs - means) ** 2).sum(axis=0) / mass), floor)
     dens = weights * np.exp(-0.5 * ((xs - means) / sds) ** 2) / (sds * norm)
     loglik = (n[:, None] * np.log(np.maximum(np.add.reduceat(dens, starts, axis=1), 1e-300))).sum(axis=0)
-    return [(weights[at:at + groups], means[at:at + groups], sds[at:at + groups],
-             -2 * float(loglik[f]) + (3 * groups - 1) * np.log(total))
-            for f, (at, groups) in enumerate(zip(starts, counts))]
+    return [
+        (
+            weights[at : at + groups],
+            means[at : at + groups],
+            sds[at : at + groups],
+            -2 * float(loglik[f]) + (3 * groups - 1) * np.log(total),
+        )
+        for f, (at, groups) in enumerate(zip(starts, counts))
+    ]
 
 
 def bulk(scores: np.ndarray) -> float:

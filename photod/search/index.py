@@ -10,7 +10,8 @@ The catalog is the truth; this file only saves the work of rebuilding. So:
   check out is logged and rebuilt from the catalog.
 
 Kinds: `exact` (inner product over every vector, stored as float16 like the catalog: cosine, since vectors
-are L2-normalised), `hnsw` and `ivf` (approximate, for large libraries); `auto` picks exact up to `approximate_above` vectors and HNSW beyond.
+are L2-normalised), `hnsw` and `ivf` (approximate, for large libraries); `auto` picks exact up to
+`approximate_above` vectors and HNSW beyond.
 
 Deleting from HNSW: FAISS cannot remove points from an HNSW graph. A removed id becomes a tombstone: its slot
 in the id map is set to -1 and searches pass a selector that skips negative ids, so the graph keeps its
@@ -47,10 +48,10 @@ log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
 FORMAT = 1
-IVF_MIN_VECTORS = 10_000      # below this, k-means has too little to learn from: exact is as fast anyway
-TOMBSTONE_REBUILD = 0.25      # fraction of dead HNSW slots that triggers a rebuild
-SMALL_SUBSET = 20_000         # allowed-id sets up to this size are searched exactly, vector by vector
-_LIVE = None                  # selector for "id >= 0", made once (see _live_selector)
+IVF_MIN_VECTORS = 10_000  # below this, k-means has too little to learn from: exact is as fast anyway
+TOMBSTONE_REBUILD = 0.25  # fraction of dead HNSW slots that triggers a rebuild
+SMALL_SUBSET = 20_000  # allowed-id sets up to this size are searched exactly, vector by vector
+_LIVE = None  # selector for "id >= 0", made once (see _live_selector)
 
 
 def index_paths(data_dir: str | os.PathLike, model_id: str) -> tuple[Path, Path]:
@@ -106,11 +107,21 @@ class VectorIndex:
     size of the library when it is loaded or built.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, model_id: str, settings: IndexConfig = IndexConfig(), *,
-                 hnsw_m: int = 32, ef_construction: int = 128, ef_search: int = 128, nprobe: int | None = None):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        model_id: str,
+        settings: IndexConfig = IndexConfig(),
+        *,
+        hnsw_m: int = 32,
+        ef_construction: int = 128,
+        ef_search: int = 128,
+        nprobe: int | None = None,
+    ):
         if settings.kind not in INDEX_KINDS:
-            raise VectorIndexError(f"unknown index kind {settings.kind!r}",
-                              f"use one of {', '.join(INDEX_KINDS)} in [index] kind")
+            raise VectorIndexError(
+                f"unknown index kind {settings.kind!r}", f"use one of {', '.join(INDEX_KINDS)} in [index] kind"
+            )
         self.data_dir = Path(data_dir)
         self.model_id = model_id
         self.path, self.meta_path = index_paths(data_dir, model_id)
@@ -136,8 +147,9 @@ class VectorIndex:
     # ---- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog,
-             settings: IndexConfig = IndexConfig(), **kw) -> "VectorIndex":
+    def open(
+        cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog, settings: IndexConfig = IndexConfig(), **kw
+    ) -> "VectorIndex":
         """An index loaded from its file (if sound) and caught up with the catalog."""
         index = cls(data_dir, model_id, settings, **kw)
         index.load(catalog)
@@ -158,8 +170,7 @@ class VectorIndex:
         for name in (self.path.name, self.meta_path.name):
             durable.remove_dead_temps(self.path.parent, name)
         if loaded is not None and self._kind_outgrown(loaded[1].kind, wanted, count):
-            log.info("index %s is %s but %s suits %d vectors: rebuilding", self.path, loaded[1].kind, wanted,
-                     count)
+            log.info("index %s is %s but %s suits %d vectors: rebuilding", self.path, loaded[1].kind, wanted, count)
             loaded = None
         self.rebuilt = loaded is None
         if loaded is None:
@@ -242,8 +253,10 @@ class VectorIndex:
         ids = _stored_ids(index, meta.kind)
         live = ids[ids >= 0]
         if live.size != meta.count or index.ntotal - live.size != meta.tombstones:
-            return (f"{live.size} ids and {index.ntotal - live.size} tombstones,"
-                    f" sidecar says {meta.count}/{meta.tombstones}")
+            return (
+                f"{live.size} ids and {index.ntotal - live.size} tombstones,"
+                f" sidecar says {meta.count}/{meta.tombstones}"
+            )
         if np.unique(live).size != live.size:
             return "an id is in it twice"
         if _ids_checksum(live) != meta.ids_checksum:
@@ -277,7 +290,7 @@ class VectorIndex:
         added = 0
         todo = np.union1d(missing, rewritten)
         for start in range(0, todo.size, 20_000):
-            ids, vecs = vectors.load_vectors(catalog, self.model_id, todo[start:start + 20_000])
+            ids, vecs = vectors.load_vectors(catalog, self.model_id, todo[start : start + 20_000])
             self.add(ids, vecs)
             added += ids.size
         self.checkpoint(rowid, started)
@@ -318,14 +331,16 @@ class VectorIndex:
         if first is not None:
             if kind == "ivf":
                 total = vectors.count_vectors(catalog, self.model_id)
-                self._create("ivf", first[1].shape[1], train=_training_sample(catalog, self.model_id),
-                             nlist=_ivf_lists(total))
+                self._create(
+                    "ivf", first[1].shape[1], train=_training_sample(catalog, self.model_id), nlist=_ivf_lists(total)
+                )
             for ids, vecs in _chain(first, chunks):
                 self.add(ids, vecs)
         self.checkpoint(rowid, started)
         self._dirty = True
-        log.info("index %s built: %s, %d vectors in %.1f s", self.path.name, self.kind, len(self),
-                 time.monotonic() - t0)
+        log.info(
+            "index %s built: %s, %d vectors in %.1f s", self.path.name, self.kind, len(self), time.monotonic() - t0
+        )
 
     def _create(self, kind: str, dim: int, train: np.ndarray | None = None, nlist: int | None = None) -> None:
         if kind == "exact":
@@ -333,7 +348,8 @@ class VectorIndex:
             # brute force over the stored vectors), memory halves (a Pi holds twice the library), and the
             # scan, bound by memory bandwidth, is faster (100k x 512: p50 35 ms against 53 ms, one thread).
             index = faiss.IndexIDMap2(
-                faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
+                faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+            )
         elif kind == "hnsw":
             hnsw = faiss.IndexHNSWFlat(dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efConstruction = self.ef_construction
@@ -360,8 +376,7 @@ class VectorIndex:
         with self._lock:
             ids = self.ids()
             vecs = self._vectors_of(ids)
-            log.info("index %s: rebuilding the HNSW graph without %d removed vectors", self.path.name,
-                     self._tombstones)
+            log.info("index %s: rebuilding the HNSW graph without %d removed vectors", self.path.name, self._tombstones)
             self._create(self.kind, self.dim)
             self._present[:] = False
             self._count = self._tombstones = 0
@@ -386,8 +401,10 @@ class VectorIndex:
             if self._index is None:
                 self._create("exact" if self.kind == "ivf" else self.kind, vecs.shape[1])
             if vecs.shape[1] != self.dim:
-                raise VectorIndexError(f"vectors of size {vecs.shape[1]} given to the {self.dim}-d index {self.path}",
-                                  "the model changed: its vectors belong in another index")
+                raise VectorIndexError(
+                    f"vectors of size {vecs.shape[1]} given to the {self.dim}-d index {self.path}",
+                    "the model changed: its vectors belong in another index",
+                )
             self.remove(ids[self._has(ids)])
             self._add_new(ids, vecs)
 
@@ -398,7 +415,7 @@ class VectorIndex:
         top = int(ids.max()) + 1
         if top > self._present.size:
             grown = np.zeros(max(top, self._present.size * 2), dtype=bool)
-            grown[:self._present.size] = self._present
+            grown[: self._present.size] = self._present
             self._present = grown
         self._present[ids] = True
         self._count += ids.size
@@ -428,8 +445,9 @@ class VectorIndex:
 
     # ---- reading -----------------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int,
-               allowed_ids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: Iterable[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by cosine similarity for each query: (scores float32 (n, k'), ids int64 (n, k')), best first.
 
         k' = min(k, candidates); a row with fewer hits than k' is padded with id -1 and score -inf.
@@ -441,8 +459,10 @@ class VectorIndex:
             if self._index is None or self._count == 0 or k <= 0:
                 return _empty(len(q))
             if q.shape[1] != self.dim:
-                raise VectorIndexError(f"a {q.shape[1]}-d query for the {self.dim}-d index {self.path}",
-                                  "the query was encoded by another model than the one that indexed the photos")
+                raise VectorIndexError(
+                    f"a {q.shape[1]}-d query for the {self.dim}-d index {self.path}",
+                    "the query was encoded by another model than the one that indexed the photos",
+                )
             if allowed_ids is not None:
                 allowed = _sorted_unique(allowed_ids)
                 allowed = allowed[self._has(allowed)]
@@ -461,12 +481,18 @@ class VectorIndex:
             # Tombstones have id -1: a selector keeps them out of the results without over-fetching.
             sel = sel if sel is not None else (_live_selector() if self._tombstones else None)
             ef = max(self.ef_search, 2 * k)
-            return faiss.SearchParametersHNSW(efSearch=ef, sel=sel) if sel is not None else \
-                faiss.SearchParametersHNSW(efSearch=ef)
+            return (
+                faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
+                if sel is not None
+                else faiss.SearchParametersHNSW(efSearch=ef)
+            )
         if self.kind == "ivf":
             nprobe = self.nprobe or _ivf_probes(self._index.nlist)
-            return faiss.SearchParametersIVF(nprobe=nprobe, sel=sel) if sel is not None else \
-                faiss.SearchParametersIVF(nprobe=nprobe)
+            return (
+                faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+                if sel is not None
+                else faiss.SearchParametersIVF(nprobe=nprobe)
+            )
         return faiss.SearchParameters(sel=sel) if sel is not None else None
 
     def vector(self, photo_id: int) -> np.ndarray | None:
@@ -546,36 +572,52 @@ class VectorIndex:
                     # in this process wait; the daemon's adds are the only writer, and it is the one saving.
                     faiss.write_index(self._index, str(tmp))
                     meta = IndexMeta(
-                        format=FORMAT, model_id=self.model_id, kind=self.kind, dim=int(self.dim),
-                        count=self._count, tombstones=self._tombstones, ids_checksum=_ids_checksum(self.ids()),
-                        file_checksum="", sync_rowid=self._sync_rowid, sync_time=self._sync_time,
-                        saved_at=time.time())
+                        format=FORMAT,
+                        model_id=self.model_id,
+                        kind=self.kind,
+                        dim=int(self.dim),
+                        count=self._count,
+                        tombstones=self._tombstones,
+                        ids_checksum=_ids_checksum(self.ids()),
+                        file_checksum="",
+                        sync_rowid=self._sync_rowid,
+                        sync_time=self._sync_time,
+                        saved_at=time.time(),
+                    )
                     self._dirty = False
                 meta.file_checksum = _file_checksum(tmp)
                 meta_tmp.write_text(json.dumps(asdict(meta), indent=1), encoding="utf-8")
         except DiskFullError as exc:
             self._dirty = True
             raise durable.disk_full_error(
-                f"the data dir {self.data_dir}", f"save the index {self.path}",
+                f"the data dir {self.data_dir}",
+                f"save the index {self.path}",
                 "free some space there; the previous index file is intact and the catalog holds every "
-                "vector, nothing is lost") from exc
+                "vector, nothing is lost",
+            ) from exc
         except (OSError, RuntimeError) as exc:  # faiss.write_index reports a failed write as RuntimeError
             self._dirty = True
-            raise VectorIndexError(f"cannot save the index {self.path}: {exc}",
-                              "free disk space; the catalog still holds every vector, nothing is lost") from exc
+            raise VectorIndexError(
+                f"cannot save the index {self.path}: {exc}",
+                "free disk space; the catalog still holds every vector, nothing is lost",
+            ) from exc
         log.debug("index %s saved: %d vectors", self.path.name, meta.count)
         return True
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
 
+
 def _stored_ids(index: faiss.Index, kind: str) -> np.ndarray:
     """Every id slot of a FAISS index (-1 for an HNSW tombstone)."""
     if kind == "ivf":
         ivf = faiss.extract_index_ivf(index)
         lists = ivf.invlists
-        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-                 for i in range(ivf.nlist) if lists.list_size(i)]
+        parts = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(ivf.nlist)
+            if lists.list_size(i)
+        ]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
     return faiss.vector_to_array(index.id_map).astype(np.int64)
 

@@ -46,9 +46,19 @@ class _Batch:
 class Indexer:
     """Encodes every staged photo that has no vector of the bundle's image model yet."""
 
-    def __init__(self, catalog: Catalog, stage: Stage, bundle: Bundle, index: VectorIndex,
-                 workers: WorkersConfig = WorkersConfig(), *, queue_batches: int = 4, save_every: int = 2000,
-                 save_seconds: float = 300.0, encoder: ImageEncoder | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        stage: Stage,
+        bundle: Bundle,
+        index: VectorIndex,
+        workers: WorkersConfig = WorkersConfig(),
+        *,
+        queue_batches: int = 4,
+        save_every: int = 2000,
+        save_seconds: float = 300.0,
+        encoder: ImageEncoder | None = None,
+    ):
         self.catalog = catalog
         self.stage = stage
         self.bundle = bundle
@@ -79,7 +89,9 @@ class Indexer:
         stop = stop or threading.Event()
         halt = threading.Event()  # tells the producer to stop early (stop was set, or the model failed)
         q: queue.Queue = queue.Queue(maxsize=self.queue_batches)
-        producer = threading.Thread(target=self._produce, args=(q, stop, halt, limit), name="photod-decode", daemon=True)
+        producer = threading.Thread(
+            target=self._produce, args=(q, stop, halt, limit), name="photod-decode", daemon=True
+        )
         producer.start()
         stored = since_save = 0
         last_save = time.monotonic()
@@ -118,9 +130,11 @@ class Indexer:
                 for ids in self._batches(stop, halt, limit):
                     arrays = list(pool.map(self._prepare, ids))
                     ok = [(pid, a) for pid, a in zip(ids, arrays) if a is not None]
-                    batch = _Batch(ids=[pid for pid, _ in ok],
-                                   pixels=np.stack([a for _, a in ok]) if ok else np.zeros((0,), np.float32),
-                                   unusable=[pid for pid, a in zip(ids, arrays) if a is None])
+                    batch = _Batch(
+                        ids=[pid for pid, _ in ok],
+                        pixels=np.stack([a for _, a in ok]) if ok else np.zeros((0,), np.float32),
+                        unusable=[pid for pid, a in zip(ids, arrays) if a is None],
+                    )
                     if not _put(q, batch, halt):
                         return
         except BaseException as exc:  # handed to the model thread, which raises it
@@ -128,8 +142,7 @@ class Indexer:
             return
         _put(q, _DONE, halt)
 
-    def _batches(self, stop: threading.Event, halt: threading.Event, limit: int | None = None
-                 ) -> Iterator[list[int]]:
+    def _batches(self, stop: threading.Event, halt: threading.Event, limit: int | None = None) -> Iterator[list[int]]:
         # Pages by id so that each photo is tried once per run, even one that keeps failing.
         # A separate read-only connection: the model thread owns self.catalog.
         reader = Catalog(self.catalog.path, migrate=False)
@@ -143,7 +156,7 @@ class Indexer:
                 for start in range(0, len(ids), self.batch_size):
                     if stop.is_set() or halt.is_set() or (limit is not None and start + after_count >= limit):
                         return
-                    yield ids[start:start + self.batch_size]
+                    yield ids[start : start + self.batch_size]
                 after_count += len(ids)
         finally:
             reader.close()
@@ -165,8 +178,11 @@ class Indexer:
         if batch.unusable:
             n = self.catalog.unstage(batch.unusable)
             self.stats["unstaged"] += n
-            log.warning("%d photos have no usable stage entry; handed back to staging: %s", len(batch.unusable),
-                        batch.unusable[:10])
+            log.warning(
+                "%d photos have no usable stage entry; handed back to staging: %s",
+                len(batch.unusable),
+                batch.unusable[:10],
+            )
         if not batch.ids:
             return 0
         t0 = time.monotonic()

@@ -38,9 +38,16 @@ class ModelSlot:
     before letting it go. A reader's index only follows the catalog, so it is dropped unsaved.
     """
 
-    def __init__(self, data_dir: str | os.PathLike, catalog: Catalog, pick: Callable[[Path], str | None], *,
-                 threads: int = WorkersConfig.encode_threads, index: IndexConfig = IndexConfig(),
-                 keeps_index: bool = False):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        catalog: Catalog,
+        pick: Callable[[Path], str | None],
+        *,
+        threads: int = WorkersConfig.encode_threads,
+        index: IndexConfig = IndexConfig(),
+        keeps_index: bool = False,
+    ):
         self.data_dir = Path(data_dir)
         self.catalog = catalog
         self.pick = pick
@@ -101,8 +108,7 @@ class ModelSlot:
         from photod.search.index import VectorIndex
 
         if self._index is None:
-            index = VectorIndex.open(self.data_dir, self._current().image_id, self.catalog,
-                                     self.index_settings)
+            index = VectorIndex.open(self.data_dir, self._current().image_id, self.catalog, self.index_settings)
             if index.rebuilt:
                 try:
                     index.save()  # spare the next process the rebuild (the daemon may be off)

@@ -7,9 +7,10 @@
 
 Date words become a date filter (photod.search.dates); words naming a place the library has photos of are
 searched among places, names, captions and text, but not by look (a photo does not look like 三亚), so
-photos taken there rise to the top of what looks right; `-词` excludes, `"…"` requires those characters, `N:词` weights a term, `+` starts a new term,
-`like:` is an example photo. What is left is searched by meaning and in the text channels. Nothing here can
-fail: what the parser does not understand is searched as plain words, and what it drops it says in `notes`.
+photos taken there rise to the top of what looks right; `-词` excludes, `"…"` requires those characters,
+`N:词` weights a term, `+` starts a new term, `like:` is an example photo. What is left is searched by
+meaning and in the text channels. Nothing here can fail: what the parser does not understand is searched as
+plain words, and what it drops it says in `notes`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Collection
 
 from photod.search.dates import DateSpan, find_dates, intersect
 
-MAX_CHARS = 1000   # a longer query is cut here (CLIP reads 52 tokens; FTS would AND thousands of words)
+MAX_CHARS = 1000  # a longer query is cut here (CLIP reads 52 tokens; FTS would AND thousands of words)
 MAX_TERMS = 16
 MAX_WEIGHT = 10.0
 PLACE_CHARS = range(2, 9)  # lengths of place names looked for inside a run of Chinese (三亚海边 -> 三亚)
@@ -115,18 +116,21 @@ def parse(text: str, *, today: dt.date, places: Collection[str] = ()) -> ParsedQ
     if len(terms) + len(exclusions) > MAX_TERMS:
         notes.append(f"only the first {MAX_TERMS} terms were searched")
         terms = terms[:MAX_TERMS]
-        exclusions = exclusions[:max(0, MAX_TERMS - len(terms))]
-    return ParsedQuery(text, tuple(terms), tuple(exclusions), intersect(spans), tuple(dict.fromkeys(found_places)),
-                       tuple(notes))
+        exclusions = exclusions[: max(0, MAX_TERMS - len(terms))]
+    return ParsedQuery(
+        text, tuple(terms), tuple(exclusions), intersect(spans), tuple(dict.fromkeys(found_places)), tuple(notes)
+    )
 
 
 def _take_quoted(text: str, terms: list[Term], exclusions: list[Term]) -> str:
-    """"…" phrases out of the text; a quote left without its pair is dropped (the words around it stay)."""
+    """ "…" phrases out of the text; a quote left without its pair is dropped (the words around it stay)."""
+
     def take(m: re.Match[str]) -> str:
         phrase = " ".join(m.group(2).split())
         if _searchable(phrase):
             (exclusions if m.group(1) else terms).append(Term(phrase, exact=True))
         return " "
+
     return _QUOTED.sub(take, text).replace('"', " ")
 
 
@@ -134,11 +138,13 @@ def _take_likes(text: str, terms: list[Term], exclusions: list[Term]) -> str:
     def take(m: re.Match[str]) -> str:
         (exclusions if m.group(1) else terms).append(Term(m.group(2), like=m.group(2)))
         return " "
+
     return _LIKE.sub(take, text)
 
 
-def _take_words(text: str, terms: list[Term], exclusions: list[Term], found_places: list[str],
-                places: set[str]) -> None:
+def _take_words(
+    text: str, terms: list[Term], exclusions: list[Term], found_places: list[str], places: set[str]
+) -> None:
     """The rest: words grouped into terms (a new term at `+` or at a weighted word), `-` excluding."""
     group: list[str] = []
     negate_next = False
@@ -196,8 +202,8 @@ def _join_place_phrases(tokens: list[str], places: set[str]) -> list[str]:
     i = 0
     while i < len(tokens):
         for n in (3, 2):
-            if i + n <= len(tokens) and " ".join(tokens[i:i + n]).casefold() in places:
-                out.append(" ".join(tokens[i:i + n]))
+            if i + n <= len(tokens) and " ".join(tokens[i : i + n]).casefold() in places:
+                out.append(" ".join(tokens[i : i + n]))
                 i += n
                 break
         else:
@@ -217,8 +223,8 @@ def _without_places(token: str, places: set[str], found: list[str]) -> str:
     rest, i = "", 0
     while i < len(token):
         for n in sorted(PLACE_CHARS, reverse=True):
-            if i + n <= len(token) and token[i:i + n] in places:
-                found.append(token[i:i + n])
+            if i + n <= len(token) and token[i : i + n] in places:
+                found.append(token[i : i + n])
                 rest += " "
                 i += n
                 break

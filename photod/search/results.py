@@ -65,15 +65,29 @@ class Result:
         filename, folder, encoding = _decoded_names(row)
         kind = row.get("kind") or "photo"
         return cls(
-            id=row["id"], path=os.path.join(row["root_path"], row["rel_path"]),  # Path() cost 20 % of a query
-            score=None if score is None else round(float(score), 6), filename=filename,
-            folder=folder, root=row.get("root_label") or row["root_path"], root_id=row["root_id"],
-            taken_at=row.get("taken_at"), camera=camera, width=row.get("width"), height=row.get("height"),
-            state=row["state"], online=online, place=row.get("place_label"), text=row.get("photo_text") or None,
-            matched=_matched(row, score, words), kind=kind, duration=row.get("duration"),
+            id=row["id"],
+            path=os.path.join(row["root_path"], row["rel_path"]),  # Path() cost 20 % of a query
+            score=None if score is None else round(float(score), 6),
+            filename=filename,
+            folder=folder,
+            root=row.get("root_label") or row["root_path"],
+            root_id=row["root_id"],
+            taken_at=row.get("taken_at"),
+            camera=camera,
+            width=row.get("width"),
+            height=row.get("height"),
+            state=row["state"],
+            online=online,
+            place=row.get("place_label"),
+            text=row.get("photo_text") or None,
+            matched=_matched(row, score, words),
+            kind=kind,
+            duration=row.get("duration"),
             video_time=row.get("frame_time") if kind == "frame" else 0.0 if kind == "video" else None,
-            name_encoding=encoding, video_id=row.get("parent_id") if kind == "frame" else None,
-            shown=os.path.join(row["root_path"], names.shown(row["rel_path"], row["rel_bytes"])) if encoding else None)
+            name_encoding=encoding,
+            video_id=row.get("parent_id") if kind == "frame" else None,
+            shown=os.path.join(row["root_path"], names.shown(row["rel_path"], row["rel_bytes"])) if encoding else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON row `photod search --json` prints. (Not dataclasses.asdict, which deep-copies every value

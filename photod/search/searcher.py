@@ -36,11 +36,11 @@ from photod.search.results import Result, collapse_frames
 from photod.store import vectors
 from photod.store.catalog import Catalog
 
-FULL_SYNC_SECONDS = 30.0   # how often a long-lived searcher reconciles deletions with the catalog
-OVERFETCH = 8              # first try: this many times k nearest, then keep those passing the filters
-SUBSET_LIMIT = 50_000      # else filters matching at most this many photos restrict the vector search itself
-SAMPLE_SIZE = 2048         # vectors a query's scores over the library are estimated from (the cutoff)
-TEXTS_REMEMBERED = 256     # text embeddings kept between queries
+FULL_SYNC_SECONDS = 30.0  # how often a long-lived searcher reconciles deletions with the catalog
+OVERFETCH = 8  # first try: this many times k nearest, then keep those passing the filters
+SUBSET_LIMIT = 50_000  # else filters matching at most this many photos restrict the vector search itself
+SAMPLE_SIZE = 2048  # vectors a query's scores over the library are estimated from (the cutoff)
+TEXTS_REMEMBERED = 256  # text embeddings kept between queries
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,14 @@ class MeaningHits:
 class Searcher:
     """Searches one data dir. Keep one per thread; it holds its model and index in memory between queries."""
 
-    def __init__(self, data_dir: str | os.PathLike, *, threads: int = WorkersConfig.encode_threads,
-                 index: IndexConfig = IndexConfig(), stage: StageConfig = StageConfig()):
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        *,
+        threads: int = WorkersConfig.encode_threads,
+        index: IndexConfig = IndexConfig(),
+        stage: StageConfig = StageConfig(),
+    ):
         self.data_dir = Path(data_dir)
         self.stage_settings = stage
         self.catalog = Catalog.in_data_dir(self.data_dir)
@@ -87,8 +93,7 @@ class Searcher:
         # 2-core machine: exact search p50 37 ms with 2 threads, 1.7 ms with 1.
         faiss.omp_set_num_threads(1)
         _one_blas_thread()
-        self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads,
-                               index=index)
+        self.model = ModelSlot(self.data_dir, self.catalog, registry.serving_name, threads=threads, index=index)
         self.captions = CaptionMeanings(self.catalog)
         self._pinned: ModelSlot | None = None  # the model one_model holds to
         self._allowed: tuple[set[int], int, np.ndarray] | None = None  # the last allowed set, listed
@@ -213,8 +218,10 @@ class Searcher:
             self._texts_of, self._texts, self._bars, self._embedding = key, {}, {}, {}
         known: Future = Future()
         known.set_result({t: self._texts[t] for t in texts if t in self._texts})
-        waits = [known, *{id(f): f for t in texts if t not in self._texts
-                          and (f := self._embedding.get(t)) is not None}.values()]
+        waits = [
+            known,
+            *{id(f): f for t in texts if t not in self._texts and (f := self._embedding.get(t)) is not None}.values(),
+        ]
         missing = [t for t in dict.fromkeys(texts) if t not in self._texts and t not in self._embedding]
         if missing:
             mine: Future = Future()
@@ -225,8 +232,9 @@ class Searcher:
     def _embed(self, slot: ModelSlot, key: str, texts: list[str], future: Future) -> None:
         """Embed texts claimed by _claim, remember them and give them to whoever waits on `future`."""
         try:
-            out = {t: np.ascontiguousarray(v, dtype=np.float32)
-                   for t, v in zip(texts, slot.text_encoder().encode(texts))}
+            out = {
+                t: np.ascontiguousarray(v, dtype=np.float32) for t, v in zip(texts, slot.text_encoder().encode(texts))
+            }
         except BaseException as exc:  # the caller waiting on the future raises it
             out, error = None, exc
         else:
@@ -250,19 +258,23 @@ class Searcher:
         if photo_id is not None and not Path(str(like)).exists():
             vec = self._stored_vector(photo_id)
             if vec is None:
-                raise PhotodError(f"photo {photo_id} has no vector of the active model yet",
-                                  "it is indexed shortly after it is staged; see `photod status`")
+                raise PhotodError(
+                    f"photo {photo_id} has no vector of the active model yet",
+                    "it is indexed shortly after it is staged; see `photod status`",
+                )
             return vec
         path = Path(like).expanduser()
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise DecodeError(f"cannot read {path}: {exc.strerror or exc}",
-                              "give an image file or a photo id") from None
+            raise DecodeError(
+                f"cannot read {path}: {exc.strerror or exc}", "give an image file or a photo id"
+            ) from None
         from photod.ingest.decode import content_hash, decode_photo
 
-        for row in self.catalog.query("SELECT id FROM photos WHERE content_hash = ? AND state != 'deleted'",
-                                      (content_hash(data),)):
+        for row in self.catalog.query(
+            "SELECT id FROM photos WHERE content_hash = ? AND state != 'deleted'", (content_hash(data),)
+        ):
             vec = self._stored_vector(row["id"])
             if vec is not None:
                 return vec
@@ -284,12 +296,15 @@ class Searcher:
         slot = self._serving()
         bundle = slot.bundle
         assert bundle is not None
-        hits = self.captions.similar(slot.text_encoder(), bundle.text_id, bundle.embed_dim,
-                                     self.encode_text(text), k)
+        hits = self.captions.similar(slot.text_encoder(), bundle.text_id, bundle.embed_dim, self.encode_text(text), k)
         if not hits:
             return []
-        rows = {r["id"]: r for r in self.catalog.search_name(None, **self._filters(**filters),
-                                                             ids=[h.photo_id for h in hits], limit=None)}
+        rows = {
+            r["id"]: r
+            for r in self.catalog.search_name(
+                None, **self._filters(**filters), ids=[h.photo_id for h in hits], limit=None
+            )
+        }
         results = []
         for hit in hits:
             if hit.photo_id in rows:
@@ -298,12 +313,19 @@ class Searcher:
                 results.append(result)
         return results
 
-    def by_meaning(self, terms: Sequence[Term], exclusions: Sequence[Term] = (), k: int = 60, *,
-                   allowed: set[int] | None = None, **filters: Any) -> MeaningHits:
+    def by_meaning(
+        self,
+        terms: Sequence[Term],
+        exclusions: Sequence[Term] = (),
+        k: int = 60,
+        *,
+        allowed: set[int] | None = None,
+        **filters: Any,
+    ) -> MeaningHits:
         """Photos whose look matches the terms (their embeddings, weighted, as one query), narrowed by the
         filters, or, when `allowed` is given, among exactly those photos (the caller has applied the filters
-        to them: photod.search.channels lists them once for every channel). An excluded term drops the photos that stand out for it and
-        lowers the rest by how much closer to it they are than the library's bulk."""
+        to them: photod.search.channels lists them once for every channel). An excluded term drops the photos
+        that stand out for it and lowers the rest by how much closer to it they are than the library's bulk."""
         if not terms:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
@@ -353,18 +375,43 @@ class Searcher:
         self._sample = (index, size, vecs.astype(np.float32))
         return self._sample[2]
 
-    def _filters(self, after: str | None = None, before: str | None = None, root: str | int | None = None,
-                 camera: str | None = None, folder: str | None = None, place: str | None = None,
-                 dates: Sequence[tuple[str, str]] | None = None, yearly: tuple[str, str] | None = None) -> dict:
-        return {"after": after, "before": before, "camera": camera, "folder": folder, "place": place,
-                "dates": dates, "yearly": yearly,
-                "root_id": self.catalog.find_root(root).id if root is not None else None}
+    def _filters(
+        self,
+        after: str | None = None,
+        before: str | None = None,
+        root: str | int | None = None,
+        camera: str | None = None,
+        folder: str | None = None,
+        place: str | None = None,
+        dates: Sequence[tuple[str, str]] | None = None,
+        yearly: tuple[str, str] | None = None,
+    ) -> dict:
+        return {
+            "after": after,
+            "before": before,
+            "camera": camera,
+            "folder": folder,
+            "place": place,
+            "dates": dates,
+            "yearly": yearly,
+            "root_id": self.catalog.find_root(root).id if root is not None else None,
+        }
 
-    def search(self, text: str | None = None, like: str | int | os.PathLike | None = None,
-               name: str | None = None, after: str | None = None, before: str | None = None,
-               root: str | int | None = None, camera: str | None = None, folder: str | None = None,
-               place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
-               yearly: tuple[str, str] | None = None, k: int = 20) -> list[Result]:
+    def search(
+        self,
+        text: str | None = None,
+        like: str | int | os.PathLike | None = None,
+        name: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        root: str | int | None = None,
+        camera: str | None = None,
+        folder: str | None = None,
+        place: str | None = None,
+        dates: Sequence[tuple[str, str]] | None = None,
+        yearly: tuple[str, str] | None = None,
+        k: int = 20,
+    ) -> list[Result]:
         """Photos matching a text and/or example photo (by cosine similarity, best first), narrowed by
         name and filters; with neither text nor photo, the name/filter matches, newest first."""
         if k <= 0:
@@ -376,8 +423,15 @@ class Searcher:
             return [Result.from_row(r, None) for r in rows]
         return self._nearest(self._query_vector(text, like), k, name, filters)
 
-    def _nearest(self, query: np.ndarray, k: int, name: str | None, filters: dict,
-                 allowed: set[int] | None = None, rows: bool = True) -> list[Any]:
+    def _nearest(
+        self,
+        query: np.ndarray,
+        k: int,
+        name: str | None,
+        filters: dict,
+        allowed: set[int] | None = None,
+        rows: bool = True,
+    ) -> list[Any]:
         """The nearest k photos that pass the filters: Results, or with `rows` False Hits (no catalog rows
         read: the query language reads them for the page shown only)."""
         if k <= 0:
@@ -386,8 +440,7 @@ class Searcher:
         if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
             return self._within(index, query, k, self._listed(allowed), rows)
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
-            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows)
-                    if r.id in allowed][:k]
+            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows) if r.id in allowed][:k]
         if name or any(v is not None for v in filters.values()):
             return self._filtered(index, query, k, name, filters, rows)
         return self._ranked(index, query, k, rows)
@@ -410,8 +463,9 @@ class Searcher:
                 return results[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
-    def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, name: str | None,
-                  filters: dict, rows: bool = True) -> list[Any]:
+    def _filtered(
+        self, index: VectorIndex, query: np.ndarray, k: int, name: str | None, filters: dict, rows: bool = True
+    ) -> list[Any]:
         if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
             matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
@@ -442,16 +496,23 @@ class Searcher:
             memo = self._allowed = (allowed, len(allowed), listed)
         return memo[2]
 
-    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray,
-                rows: bool = True) -> list[Any]:
+    def _within(
+        self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray, rows: bool = True
+    ) -> list[Any]:
         """The nearest k among the photos listed (those that pass the filters)."""
         if len(matching) == 0:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
         return self._join(scores[0], ids[0], rows=rows)[:k]
 
-    def _join(self, scores: np.ndarray, ids: np.ndarray, name: str | None = None,
-              filters: dict | None = None, rows: bool = True) -> list[Any]:
+    def _join(
+        self,
+        scores: np.ndarray,
+        ids: np.ndarray,
+        name: str | None = None,
+        filters: dict | None = None,
+        rows: bool = True,
+    ) -> list[Any]:
         """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped. With
         `rows` False, Hits: the same photos (each video once, at its best frame) without reading their rows."""
         keep = ids >= 0
@@ -460,9 +521,9 @@ class Searcher:
             return self._hits(scores, ids, name, filters)
         found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
         rows = {r["id"]: r for r in found}
-        return collapse_frames([Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids)
-                                if int(i) in rows], self.catalog)
-
+        return collapse_frames(
+            [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows], self.catalog
+        )
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
         """What _join returns, as Hits: the photos search_name would show, each video once at its

@@ -15,17 +15,38 @@ from pathlib import Path
 
 # flag in /proc/cpuinfo -> the name people know it by, in the order they are printed
 FEATURES = {
-    "avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
-    "amx_int8": "AMX", "asimddp": "dot-product (asimddp)", "sve": "SVE", "i8mm": "i8mm",
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX",
+    "asimddp": "dot-product (asimddp)",
+    "sve": "SVE",
+    "i8mm": "i8mm",
 }
 X86_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 ARM_FLAGS = ("asimddp", "sve", "i8mm")
 INT8_DOT = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 # "CPU part" of Arm's own cores, as an ARM /proc/cpuinfo names them (it has no "model name")
-ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-             "0xd0c": "Neoverse N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse V1", "0xd41": "Cortex-A78",
-             "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd49": "Neoverse N2", "0xd4b": "Cortex-A78C"}
+ARM_PARTS = {
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse N1",
+    "0xd0d": "Cortex-A77",
+    "0xd40": "Neoverse V1",
+    "0xd41": "Cortex-A78",
+    "0xd46": "Cortex-A510",
+    "0xd47": "Cortex-A710",
+    "0xd49": "Neoverse N2",
+    "0xd4b": "Cortex-A78C",
+}
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,10 @@ READER_IDLE = 60.0  # seconds without a photo to read text in before the OCR mod
 
 
 def _summary(c: dict[str, int]) -> str:
-    return (f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, {c['new']} to stage, "
-            f"{c['failed']} failed, {c['offline']} offline")
+    return (
+        f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, {c['new']} to stage, "
+        f"{c['failed']} failed, {c['offline']} offline"
+    )
 
 
 @dataclass
@@ -58,8 +60,14 @@ class _Timers:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, notifier: Notifier | None = None, mounts_path: str | None = None,
-                 stop_event: threading.Event | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        notifier: Notifier | None = None,
+        mounts_path: str | None = None,
+        stop_event: threading.Event | None = None,
+    ):
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.mounts_path = mounts_path
@@ -85,9 +93,14 @@ class Daemon:
         self.heartbeat.beat("starting")
         self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
         self.stage = Stage(self.cfg.data_dir)
-        self.ingester = Ingester(self.catalog, self.stage, self.cfg.stage, workers=self.cfg.workers.decode,
-                                 video=self.cfg.video,
-                                 reader=open_text_reader(self.cfg))
+        self.ingester = Ingester(
+            self.catalog,
+            self.stage,
+            self.cfg.stage,
+            workers=self.cfg.workers.decode,
+            video=self.cfg.video,
+            reader=open_text_reader(self.cfg),
+        )
         self.models = ModelWorker(self.cfg, self.catalog, self.stage)
         self.signals = SignalWorker(self.cfg, self.catalog, self.ingester, self.models.model)
         self.roots = RootKeeper(self.catalog, threads=self.cfg.workers.scan_threads)
@@ -121,8 +134,12 @@ class Daemon:
         self.notifier.ready(f"{counts['total']} photos, {counts['new']} to stage")
         self.summary = _summary(counts)
         self.heartbeat.beat(self.summary)
-        log.info("photod running: %d roots, %d photos (data dir %s)",
-                 len(self.catalog.active_roots()), counts["total"], self.cfg.data_dir)
+        log.info(
+            "photod running: %d roots, %d photos (data dir %s)",
+            len(self.catalog.active_roots()),
+            counts["total"],
+            self.cfg.data_dir,
+        )
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
@@ -143,8 +160,10 @@ class Daemon:
         if isinstance(exc, DiskFullError):
             text = str(exc).replace("\n", " ")
         else:
-            text = (f"the disk holding the data dir {self.cfg.data_dir} is full: the catalog cannot be written"
-                    f" ({exc}); free some space there, nothing already written is lost")
+            text = (
+                f"the disk holding the data dir {self.cfg.data_dir} is full: the catalog cannot be written"
+                f" ({exc}); free some space there, nothing already written is lost"
+            )
         log.error("%s; trying again in %g s", text, DISK_FULL_RETRY)
         self.stop_event.wait(DISK_FULL_RETRY)
 
@@ -246,10 +265,18 @@ class Daemon:
         report = self.roots.scan(root_id)
         self.heartbeat.beat(self.summary)
         self.timers.rescan[root_id] = time.monotonic() + self.cfg.daemon.rescan_hours * 3600
-        log.info("scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, "
-                 "%d deleted in %.1fs%s", root.path, report.seen, report.folders, report.compared,
-                 report.new, report.changed, report.deleted, report.seconds,
-                 "" if report.complete else " (incomplete: some folders could not be read)")
+        log.info(
+            "scanned %s: %d files in %d folders (%d changed or new), %d new files, %d changed, %d deleted in %.1fs%s",
+            root.path,
+            report.seen,
+            report.folders,
+            report.compared,
+            report.new,
+            report.changed,
+            report.deleted,
+            report.seconds,
+            "" if report.complete else " (incomplete: some folders could not be read)",
+        )
 
     def _purge_expired(self) -> None:
         cutoff = time.time() - self.cfg.daemon.deleted_grace_days * 86400

@@ -24,12 +24,29 @@ from photod.errors import NoModelError
 from photod.service.cpu import FEATURES, read_cpu
 
 # Probed in a child (photod.service.probe.PROBES); "walker" is the C folder walker.
-DAEMON_PROBES = ("numpy", "PIL", "pillow_heif", "rawpy", "av", "lmdb", "faiss", "onnxruntime", "shapely",
-                 "watchdog", "textual", "walker")
+DAEMON_PROBES = (
+    "numpy",
+    "PIL",
+    "pillow_heif",
+    "rawpy",
+    "av",
+    "lmdb",
+    "faiss",
+    "onnxruntime",
+    "shapely",
+    "watchdog",
+    "textual",
+    "walker",
+)
 FINETUNE_DEPS = ("torch", "cn_clip", "onnx")
 # What pip calls the package a probe exercises, for the hint
-PIP_NAMES = {"PIL": "pillow", "pillow_heif": "pillow-heif", "faiss": "faiss-cpu", "walker": "photod",
-             "rapidocr": "'photod[ocr]'"}
+PIP_NAMES = {
+    "PIL": "pillow",
+    "pillow_heif": "pillow-heif",
+    "faiss": "faiss-cpu",
+    "walker": "photod",
+    "rapidocr": "'photod[ocr]'",
+}
 # A child's time for all its probes, and for timing the encoder: imports under an emulator take many seconds
 PROBE_TIMEOUT = 180.0
 RATE_TIMEOUT = 180.0
@@ -64,13 +81,21 @@ def _python() -> Check:
 def _cpu() -> Check:
     cpu = read_cpu()
     if cpu.foreign:
-        return Check("cpu", "warn", f"/proc/cpuinfo describes an x86 CPU ({cpu.model}) on this ARM machine: an "
-                     "emulator (qemu-user) showing the host's", "onnxruntime crashes on it: bind-mount an ARM "
-                     "/proc/cpuinfo over it (scripts/arm64-check.sh in photod's repository does)")
+        return Check(
+            "cpu",
+            "warn",
+            f"/proc/cpuinfo describes an x86 CPU ({cpu.model}) on this ARM machine: an "
+            "emulator (qemu-user) showing the host's",
+            "onnxruntime crashes on it: bind-mount an ARM "
+            "/proc/cpuinfo over it (scripts/arm64-check.sh in photod's repository does)",
+        )
     have = ", ".join(FEATURES[f] for f in cpu.features()) or "only its base vector instructions"
     lacks = ", ".join(FEATURES[f] for f in cpu.lacking())
-    return Check("cpu", "ok", f"{cpu.model}, {cpu.cores} cores; has {have}" + (f"; lacks {lacks}" if lacks else "")
-                 + f": {cpu.int8_kind()}")
+    return Check(
+        "cpu",
+        "ok",
+        f"{cpu.model}, {cpu.cores} cores; has {have}" + (f"; lacks {lacks}" if lacks else "") + f": {cpu.int8_kind()}",
+    )
 
 
 def _dependencies(cfg: Config) -> Iterator[Check]:
@@ -80,24 +105,39 @@ def _dependencies(cfg: Config) -> Iterator[Check]:
     for name, result in probe(names).items():
         yield _probe_check(name, result)
     jxl = importlib.util.find_spec("pillow_jxl") is not None
-    yield Check("jxl extra", "ok" if jxl else "warn", "JPEG XL photos are read" if jxl else
-                "not installed: JPEG XL photos fail", "pip install 'photod[jxl]' (pillow-jxl-plugin, GPL-3.0)")
+    yield Check(
+        "jxl extra",
+        "ok" if jxl else "warn",
+        "JPEG XL photos are read" if jxl else "not installed: JPEG XL photos fail",
+        "pip install 'photod[jxl]' (pillow-jxl-plugin, GPL-3.0)",
+    )
     missing = [n for n in FINETUNE_DEPS if importlib.util.find_spec(n) is None]
-    yield Check("finetune extra", "ok" if not missing else "warn",
-                "installed" if not missing else f"missing {', '.join(missing)} (only needed for model import "
-                "and finetune)", "pip install 'photod[finetune]' on the machine that imports or trains models")
+    yield Check(
+        "finetune extra",
+        "ok" if not missing else "warn",
+        "installed" if not missing else f"missing {', '.join(missing)} (only needed for model import and finetune)",
+        "pip install 'photod[finetune]' on the machine that imports or trains models",
+    )
 
 
 def _probe_check(name: str, result: dict) -> Check:
     package = PIP_NAMES.get(name, name)
     label = "folder walker" if name == "walker" else f"import {name}"
     if not result["ok"]:
-        return Check(label, "fail", result["detail"], result.get("hint") or
-                     f"reinstall it: pip install --force-reinstall {package}")
+        return Check(
+            label,
+            "fail",
+            result["detail"],
+            result.get("hint") or f"reinstall it: pip install --force-reinstall {package}",
+        )
     if name == "walker" and not result["detail"].startswith("C"):
-        return Check(label, "warn", "Python: scans of big libraries are several times slower",
-                     "install a C compiler and the Python headers (Debian/Raspberry Pi OS: sudo apt install gcc "
-                     "python3-dev), then reinstall photod")
+        return Check(
+            label,
+            "warn",
+            "Python: scans of big libraries are several times slower",
+            "install a C compiler and the Python headers (Debian/Raspberry Pi OS: sudo apt install gcc "
+            "python3-dev), then reinstall photod",
+        )
     if name == "walker":
         return Check(label, "ok", f"{result['detail']}: scans read folders in parallel threads")
     return Check(label, "ok", result["detail"])
@@ -170,8 +210,10 @@ def _death_hint(name: str, death: str) -> str:
     if "SIGILL" in death:
         return f"{package} uses an instruction this CPU lacks: install a build made for this CPU; {reinstall}"
     if "SIGSEGV" in death or "SIGBUS" in death:
-        return (f"{package}'s native code crashed while loading. Under an emulator (qemu-user), bind-mount an "
-                f"ARM /proc/cpuinfo over the host's x86 one; otherwise {reinstall}")
+        return (
+            f"{package}'s native code crashed while loading. Under an emulator (qemu-user), bind-mount an "
+            f"ARM /proc/cpuinfo over the host's x86 one; otherwise {reinstall}"
+        )
     return reinstall
 
 
@@ -182,13 +224,21 @@ def _data_dir(cfg: Config) -> Iterator[Check]:
         return
     mode = d.stat().st_mode & 0o777
     writable = os.access(d, os.W_OK)
-    yield Check("data dir", "ok" if writable else "fail", f"{d} (mode {mode:o})",
-                f"make {d} writable by the user that runs photod")
+    yield Check(
+        "data dir",
+        "ok" if writable else "fail",
+        f"{d} (mode {mode:o})",
+        f"make {d} writable by the user that runs photod",
+    )
     if mode & 0o077:
         yield Check("data dir privacy", "warn", f"{d} is readable by others (mode {mode:o})", f"chmod 700 {d}")
     free = shutil.disk_usage(d).free
-    yield Check("free space", "ok" if free > 1 << 30 else "warn", f"{free / (1 << 30):.1f} GiB free on {d}",
-                "staging needs about 50 KB per photo; free some space")
+    yield Check(
+        "free space",
+        "ok" if free > 1 << 30 else "warn",
+        f"{free / (1 << 30):.1f} GiB free on {d}",
+        "staging needs about 50 KB per photo; free some space",
+    )
 
 
 def _inotify() -> Iterator[Check]:
@@ -200,9 +250,13 @@ def _inotify() -> Iterator[Check]:
         yield Check("inotify", "warn", "not available here: every root will be polled")
         return
     level = "ok" if watches >= 65536 else "warn"
-    yield Check("inotify watches", level, f"max_user_watches = {watches} (one per watched folder)",
-                "raise it: echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-photod.conf "
-                "&& sudo sysctl --system")
+    yield Check(
+        "inotify watches",
+        level,
+        f"max_user_watches = {watches} (one per watched folder)",
+        "raise it: echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-photod.conf "
+        "&& sudo sysctl --system",
+    )
 
 
 def _roots(cfg: Config, mounts_path: str | None) -> Iterator[Check]:
@@ -217,8 +271,12 @@ def _roots(cfg: Config, mounts_path: str | None) -> Iterator[Check]:
     for path, watch in catalog_roots:
         roots.setdefault(str(path), (path, watch, "added with `photod roots add`"))
     if not roots:
-        yield Check("roots", "warn", "none: the config names none and none were added",
-                    "add [[roots]] entries to the config or use `photod roots add PATH`")
+        yield Check(
+            "roots",
+            "warn",
+            "none: the config names none and none were added",
+            "add [[roots]] entries to the config or use `photod roots add PATH`",
+        )
     for path, watch, source in roots.values():
         yield _root_check(path, watch, mounts, choose_watch_mode, source)
 
@@ -237,8 +295,12 @@ def _catalog_roots(cfg: Config) -> tuple[list[tuple[Path, str]], Check | None]:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return [], Check("catalog", "fail", f"cannot read the roots in {db}: {exc}",
-                         "`photod status` says more; restore the data dir from a backup if it is damaged")
+        return [], Check(
+            "catalog",
+            "fail",
+            f"cannot read the roots in {db}: {exc}",
+            "`photod status` says more; restore the data dir from a backup if it is damaged",
+        )
     return [(Path(path), watch) for path, watch in rows], None
 
 
@@ -261,8 +323,9 @@ def _model(cfg: Config) -> Iterator[Check]:
         yield Check("model", "fail", str(exc), "`photod model list`, then `photod model use NAME`")
         return
     if bundle is None:
-        yield Check("model", "warn", f"none installed: searching {NoModelError.SEARCHED_WITHOUT} only",
-                    NoModelError().hint)
+        yield Check(
+            "model", "warn", f"none installed: searching {NoModelError.SEARCHED_WITHOUT} only", NoModelError().hint
+        )
         return
     yield Check("model", "ok", f"{bundle.name} ({bundle.arch}, {bundle.precision})")
     yield _encoder_rate(cfg, bundle)
@@ -271,19 +334,29 @@ def _model(cfg: Config) -> Iterator[Check]:
 def _encoder_rate(cfg: Config, bundle) -> Check:
     """The image encoder timed on this machine for a few seconds, in a child like the probes."""
     threads, batch = cfg.workers.encode_threads, min(cfg.workers.batch_size, RATE_BATCH)
-    records, death = _run_child(["-m", "photod.service.probe", "--rate", str(bundle.path), str(threads), str(batch),
-                                 str(RATE_SECONDS)], RATE_TIMEOUT)
+    records, death = _run_child(
+        ["-m", "photod.service.probe", "--rate", str(bundle.path), str(threads), str(batch), str(RATE_SECONDS)],
+        RATE_TIMEOUT,
+    )
     if death is not None or not records:
         crashed = death is not None and "signal" in death
-        return Check("encoder speed", "fail", f"timing the image encoder {death or 'printed nothing'}",
-                     _death_hint("onnxruntime", death) if crashed else
-                     f"the bundle {bundle.path} may be damaged: import the model again (`photod model import`)")
+        return Check(
+            "encoder speed",
+            "fail",
+            f"timing the image encoder {death or 'printed nothing'}",
+            _death_hint("onnxruntime", death)
+            if crashed
+            else f"the bundle {bundle.path} may be damaged: import the model again (`photod model import`)",
+        )
     r = records[-1]
     minutes = 10_000 / r["rate"] / 60
     per_10k = f"{minutes / 60:.1f} h" if minutes >= 90 else f"{minutes:.0f} min"
-    return Check("encoder speed", "ok",
-                 f"{r['rate']:.1f} images/s ({r['images']} images at batch {r['batch']}, {threads} threads; "
-                 f"loaded in {r['load_s']:.1f} s): about {per_10k} of encoding per 10,000 photos")
+    return Check(
+        "encoder speed",
+        "ok",
+        f"{r['rate']:.1f} images/s ({r['images']} images at batch {r['batch']}, {threads} threads; "
+        f"loaded in {r['load_s']:.1f} s): about {per_10k} of encoding per 10,000 photos",
+    )
 
 
 def _signals(cfg: Config) -> Iterator[Check]:
@@ -291,9 +364,15 @@ def _signals(cfg: Config) -> Iterator[Check]:
     from photod.ingest import ocr, places
 
     for name, on, module, hint in (
-            ("text in photos", cfg.signals.ocr, ocr, "pip install 'photod[ocr]' (PP-OCR models ship inside "
-             "the package; nothing is downloaded), or set signals.ocr = false"),
-            ("places", cfg.signals.places, places, "reinstall photod: the place data ships with it")):
+        (
+            "text in photos",
+            cfg.signals.ocr,
+            ocr,
+            "pip install 'photod[ocr]' (PP-OCR models ship inside "
+            "the package; nothing is downloaded), or set signals.ocr = false",
+        ),
+        ("places", cfg.signals.places, places, "reinstall photod: the place data ships with it"),
+    ):
         if not on:
             yield Check(name, "ok", "off in the config ([signals])")
             continue

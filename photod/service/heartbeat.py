@@ -51,8 +51,13 @@ class Heartbeat:
         if not force and now - self._last < INTERVAL:
             return
         self._last = now
-        info = {"pid": self.pid, "start_ticks": _start_ticks(self.pid), "started_at": self.started_at,
-                "updated_at": time.time(), "activity": activity}
+        info = {
+            "pid": self.pid,
+            "start_ticks": _start_ticks(self.pid),
+            "started_at": self.started_at,
+            "updated_at": time.time(),
+            "activity": activity,
+        }
         try:
             # Atomic, so a reader never sees half of it; not fsynced: it is advisory, rewritten every few
             # seconds, and read as "not running" when a power cut leaves it stale or empty.

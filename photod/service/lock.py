@@ -30,8 +30,9 @@ def held(data_dir: str | os.PathLike) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise PhotodError(f"cannot open {path}: {exc.strerror}",
-                          "run photod as the user that owns the data dir") from exc
+        raise PhotodError(
+            f"cannot open {path}: {exc.strerror}", "run photod as the user that owns the data dir"
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

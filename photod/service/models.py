@@ -42,8 +42,14 @@ class ModelWorker:
         self.cfg = cfg
         self.catalog = catalog
         self.stage = stage
-        self.model = ModelSlot(cfg.data_dir, catalog, registry.active_name, threads=cfg.workers.encode_threads,
-                               index=cfg.index, keeps_index=True)
+        self.model = ModelSlot(
+            cfg.data_dir,
+            catalog,
+            registry.active_name,
+            threads=cfg.workers.encode_threads,
+            index=cfg.index,
+            keeps_index=True,
+        )
         self.indexer: Indexer | None = None
         self._served = False
 
@@ -76,11 +82,18 @@ class ModelWorker:
 
         self.indexer = None  # until the new one stands: the old one's index and encoder are closed
         indexed, back = vectors.reset_for_model(self.catalog, bundle.image_id)
-        self.indexer = Indexer(self.catalog, self.stage, bundle, self.model.index(), self.cfg.workers,
-                               encoder=self.model.image_encoder())
+        self.indexer = Indexer(
+            self.catalog, self.stage, bundle, self.model.index(), self.cfg.workers, encoder=self.model.image_encoder()
+        )
         self._served = False
-        log.info("model %s active (%s, %s): %d photos already encoded for it, %d to encode", bundle.name,
-                 bundle.arch, bundle.precision, indexed, self.pending())
+        log.info(
+            "model %s active (%s, %s): %d photos already encoded for it, %d to encode",
+            bundle.name,
+            bundle.arch,
+            bundle.precision,
+            indexed,
+            self.pending(),
+        )
         self._maybe_serve()
 
     def pending(self) -> int:

@@ -146,9 +146,19 @@ def _walker() -> str:
 
 
 PROBES: dict[str, Callable[[], str]] = {
-    "numpy": _numpy, "PIL": _pil, "pillow_heif": _pillow_heif, "lmdb": _lmdb, "faiss": _faiss,
-    "onnxruntime": _onnxruntime, "shapely": _shapely, "watchdog": _watchdog, "textual": _textual,
-    "rapidocr": _rapidocr, "walker": _walker, "rawpy": _rawpy, "av": _av,
+    "numpy": _numpy,
+    "PIL": _pil,
+    "pillow_heif": _pillow_heif,
+    "lmdb": _lmdb,
+    "faiss": _faiss,
+    "onnxruntime": _onnxruntime,
+    "shapely": _shapely,
+    "watchdog": _watchdog,
+    "textual": _textual,
+    "rapidocr": _rapidocr,
+    "walker": _walker,
+    "rawpy": _rawpy,
+    "av": _av,
 }
 
 

@@ -9,8 +9,8 @@ from photod.config import Config
 from photod.errors import NoModelError
 from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
-from photod.service.models import ModelWorker
 from photod.service.heap import keep_heap_small
+from photod.service.models import ModelWorker
 from photod.service.progress import Progress
 from photod.service.signals import SignalWorker, open_text_reader
 from photod.store.catalog import Catalog, open_catalog, prepare_data_dir
@@ -33,19 +33,24 @@ class ScanSummary:
     channels: dict[str, int] = field(default_factory=dict)  # places, captions, filtered, text: after encoding
 
     def summary(self) -> str:
-        lines = [f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
-                 f"{self.changed} changed, {self.deleted} deleted",
-                 f"staged {self.staged}, failed {self.failed}, matched {self.moved} moved files"]
+        lines = [
+            f"scanned {self.roots_scanned} root(s): {self.seen} files, {self.new} new, "
+            f"{self.changed} changed, {self.deleted} deleted",
+            f"staged {self.staged}, failed {self.failed}, matched {self.moved} moved files",
+        ]
         if self.model:
             lines.append(f"encoded {self.encoded} with {self.model}")
         else:
-            lines.append("no model installed: photos are staged and will be encoded once one is; "
-                         + NoModelError().hint)
+            lines.append(
+                "no model installed: photos are staged and will be encoded once one is; " + NoModelError().hint
+            )
         if any(self.channels.values()):
             done = {"places": 0, "captions": 0, "text": 0, "filtered": 0, **self.channels}
-            lines.append("then: {places} places named, {captions} captions embedded, text read in {text} photos "
-                         "staged before".format(**done)
-                         + (f", the stored text of {n} filtered for stray marks" if (n := done["filtered"]) else ""))
+            lines.append(
+                "then: {places} places named, {captions} captions embedded, text read in {text} photos "
+                "staged before".format(**done)
+                + (f", the stored text of {n} filtered for stray marks" if (n := done["filtered"]) else "")
+            )
         lines += [f"offline: {path}" for path in self.offline]
         return "\n".join(lines)
 
@@ -56,8 +61,9 @@ def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> Scan
     with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
-        ingester = Ingester(cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg),
-                            video=cfg.video)
+        ingester = Ingester(
+            cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg), video=cfg.video
+        )
         worker = ModelWorker(cfg, cat, stage)
         try:
             _stage_all(cfg, ingester, out)
@@ -123,7 +129,7 @@ def _encode_all(worker: ModelWorker, out: ScanSummary) -> None:
     out.model = worker.bundle.name
     bar = Progress("encoding", total=worker.pending())
     stop = threading.Event()
-    while (n := worker.step(stop)):
+    while n := worker.step(stop):
         out.encoded += n
         bar.advance(n)
     bar.close()

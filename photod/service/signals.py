@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLACES_CHUNK = 500   # lookups are microseconds each: a chunk is one transaction, not a long step
+PLACES_CHUNK = 500  # lookups are microseconds each: a chunk is one transaction, not a long step
 CAPTIONS_CHUNK = 32  # captions per text tower call
-FILTER_CHUNK = 500   # stored readings filtered per step: one transaction of JSON, no model
-TEXT_CHUNK = 8       # photos read again from their drive per step: a few seconds on a small board
+FILTER_CHUNK = 500  # stored readings filtered per step: one transaction of JSON, no model
+TEXT_CHUNK = 8  # photos read again from their drive per step: a few seconds on a small board
 # After a step that found nothing to do, the daemon's idle loop asks again only this much later: each look
 # is a query over the catalog, which at 100,000 photos is not free on a small board once a second.
 IDLE_RECHECK = 10.0
@@ -77,8 +77,12 @@ class SignalWorker:
         seconds' steps return 0 without looking)."""
         if time.monotonic() < self._idle_until:
             return 0
-        done = (self.place_batch() or self.caption_batch() or self.text_filter_batch()
-                or self.ingester.read_text_batch(TEXT_CHUNK))
+        done = (
+            self.place_batch()
+            or self.caption_batch()
+            or self.text_filter_batch()
+            or self.ingester.read_text_batch(TEXT_CHUNK)
+        )
         if not done:
             self._idle_until = time.monotonic() + IDLE_RECHECK
         return done
@@ -87,9 +91,12 @@ class SignalWorker:
         """Everything there is to do now (`photod scan`): how many places, captions, photos' text filtered and
         read were done."""
         done = {}
-        for part, batch in (("places", self.place_batch), ("captions", self.caption_batch),
-                            ("filtered", self.text_filter_batch),
-                            ("text", lambda: self.ingester.read_text_batch(TEXT_CHUNK))):
+        for part, batch in (
+            ("places", self.place_batch),
+            ("captions", self.caption_batch),
+            ("filtered", self.text_filter_batch),
+            ("text", lambda: self.ingester.read_text_batch(TEXT_CHUNK)),
+        ):
             done[part] = 0
             while n := batch():
                 done[part] += n
@@ -141,5 +148,6 @@ def _placed(photo_id: int, lat: float, lon: float, gazetteer: Gazetteer) -> Foun
     place = gazetteer.locate(lat, lon)
     if place is None:
         return FoundPlace(photo_id, DATA_VERSION, lat, lon)
-    return FoundPlace(photo_id, DATA_VERSION, lat, lon, place.country_code, place.label("zh"), place.label("en"),
-                      tuple(place.names()))
+    return FoundPlace(
+        photo_id, DATA_VERSION, lat, lon, place.country_code, place.label("zh"), place.label("en"), tuple(place.names())
+    )

@@ -12,14 +12,26 @@ from photod.store.catalog import Catalog
 def collect_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
     counts = cat.counts()
     per_root = cat.root_counts()
-    roots = [{
-        "id": r.id, "path": str(r.path), "label": r.label, "online": r.online, "watch": r.watch,
-        "watch_mode": r.watch_mode, "fs_type": r.fs_type, "photos": per_root.get(r.id, 0),
-        "source": r.source, "last_scan_at": r.last_scan_at,
-    } for r in cat.active_roots()]
+    roots = [
+        {
+            "id": r.id,
+            "path": str(r.path),
+            "label": r.label,
+            "online": r.online,
+            "watch": r.watch,
+            "watch_mode": r.watch_mode,
+            "fs_type": r.fs_type,
+            "photos": per_root.get(r.id, 0),
+            "source": r.source,
+            "last_scan_at": r.last_scan_at,
+        }
+        for r in cat.active_roots()
+    ]
     return {
-        "photos": {k: counts[k] for k in ("total", "new", "staged", "indexed", "failed", "offline", "deleted",
-                                          "photos", "videos")},
+        "photos": {
+            k: counts[k]
+            for k in ("total", "new", "staged", "indexed", "failed", "offline", "deleted", "photos", "videos")
+        },
         "roots": roots,
         "model": _model_status(cfg),
         "signals": _signals_status(cat, cfg),
@@ -48,13 +60,16 @@ def _signals_status(cat: Catalog, cfg: Config) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for name, on, module, version, progress in (
-            ("text", cfg.signals.ocr, ocr, getattr(ocr, "ENGINE_ID", ""), signals.text_progress),
-            ("places", cfg.signals.places, places, getattr(places, "DATA_VERSION", ""), signals.places_progress)):
+        ("text", cfg.signals.ocr, ocr, getattr(ocr, "ENGINE_ID", ""), signals.text_progress),
+        ("places", cfg.signals.places, places, getattr(places, "DATA_VERSION", ""), signals.places_progress),
+    ):
         why = "off in the config" if not on else module.unavailable()
         done, total = progress(cat, version)
         out[name] = {"done": done, "total": total, "version": version, "off": why}
-    out["captions"] = {"total": int(cat.scalar("SELECT count(*) FROM captions")),
-                       "off": None if cfg.signals.caption_meaning else "off in the config"}
+    out["captions"] = {
+        "total": int(cat.scalar("SELECT count(*) FROM captions")),
+        "off": None if cfg.signals.caption_meaning else "off in the config",
+    }
     return out
 
 
@@ -80,8 +95,10 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     model = status["model"]
     if model is None:
-        lines.append("model: none installed (`photod model import FOLDER` of Chinese-CLIP's ONNX files, "
-                     "`photod model pull ViT-B-16` or `photod model import FILE.pt`)")
+        lines.append(
+            "model: none installed (`photod model import FOLDER` of Chinese-CLIP's ONNX files, "
+            "`photod model pull ViT-B-16` or `photod model import FILE.pt`)"
+        )
     elif "error" in model:
         lines.append(f"model: broken: {model['error']}")
     else:

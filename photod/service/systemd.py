@@ -131,6 +131,7 @@ def install_unit(cfg: Config, user: bool, config_path: Path | None, target: Path
         target.parent.mkdir(parents=True, exist_ok=True)
         durable.write_text(target, text)
     except PermissionError:
-        raise PhotodError(f"cannot write {target}: permission denied",
-                          "run with sudo for a system unit, or use --user") from None
+        raise PhotodError(
+            f"cannot write {target}: permission denied", "run with sudo for a system unit, or use --user"
+        ) from None
     return target

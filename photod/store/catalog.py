@@ -29,6 +29,7 @@ CATALOG_NAME = "catalog.db"
 
 # ---- the rows the catalog returns (photod/store/migrations/*.sql say what each column holds) -----------------------
 
+
 class PhotoRow(TypedDict):
     """A row of `photos`."""
 
@@ -58,11 +59,11 @@ class PhotoRow(TypedDict):
     deleted_at: float | None
     created_at: float
     updated_at: float
-    rel_bytes: bytes | None   # the path's exact bytes when it is not UTF-8 (photod.store.names)
-    kind: str                 # photo, video or frame
-    parent_id: int | None     # a frame's video
+    rel_bytes: bytes | None  # the path's exact bytes when it is not UTF-8 (photod.store.names)
+    kind: str  # photo, video or frame
+    parent_id: int | None  # a frame's video
     frame_time: float | None  # a frame's time in its video, seconds
-    duration: float | None    # a video's length, seconds
+    duration: float | None  # a video's length, seconds
 
 
 class PendingRow(PhotoRow):
@@ -131,11 +132,20 @@ class Root:
     @classmethod
     def from_row(cls, row: dict) -> "Root":
         return cls(
-            id=row["id"], path=Path(row["path"]), label=row["label"], source=row["source"],
-            watch=row["watch"], poll_interval=row["poll_interval"],
-            include=tuple(json.loads(row["include_json"])), exclude=tuple(json.loads(row["exclude_json"])),
-            online=bool(row["online"]), device=row["device"], fs_type=row["fs_type"],
-            watch_mode=row["watch_mode"], last_scan_at=row["last_scan_at"], removed=row["removed_at"] is not None,
+            id=row["id"],
+            path=Path(row["path"]),
+            label=row["label"],
+            source=row["source"],
+            watch=row["watch"],
+            poll_interval=row["poll_interval"],
+            include=tuple(json.loads(row["include_json"])),
+            exclude=tuple(json.loads(row["exclude_json"])),
+            online=bool(row["online"]),
+            device=row["device"],
+            fs_type=row["fs_type"],
+            watch_mode=row["watch_mode"],
+            last_scan_at=row["last_scan_at"],
+            removed=row["removed_at"] is not None,
         )
 
 
@@ -153,8 +163,8 @@ class PhotoMeta:
     orientation: int | None = None
     gps_lat: float | None = None
     gps_lon: float | None = None
-    kind: str = "photo"             # what the content is, sniffed: photo or video
-    duration: float | None = None   # a video's length, seconds
+    kind: str = "photo"  # what the content is, sniffed: photo or video
+    duration: float | None = None  # a video's length, seconds
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -191,14 +201,18 @@ _TEXT_HITS = "SELECT rowid FROM photo_text_fts WHERE photo_text_fts MATCH ?"
 _PLACE_HITS = "SELECT rowid FROM photo_places_fts WHERE photo_places_fts MATCH ?"
 # Every photo one of those finds: one IN list (UNION ALL, not an OR of several), so SQLite looks the matches
 # up instead of scanning photos. Four `?`, all the same MATCH expression.
-_ANY_HITS = (f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS})"
-             f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}")
+_ANY_HITS = (
+    f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS})"
+    f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}"
+)
 # When a photo was taken, for date filters and the newest-first order: EXIF's time, else the file's.
 _TAKEN = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
 
 # Files shown through another (photod.ingest.groups): a RAW with its JPEG, a Live Photo's motion with its still.
-_ATTACHED = ("SELECT l.other_id FROM photo_links l JOIN photos o ON o.id = l.photo_id"
-             " WHERE l.kind IN ('raw', 'motion') AND o.state NOT IN ('deleted', 'failed')")
+_ATTACHED = (
+    "SELECT l.other_id FROM photo_links l JOIN photos o ON o.id = l.photo_id"
+    " WHERE l.kind IN ('raw', 'motion') AND o.state NOT IN ('deleted', 'failed')"
+)
 
 
 class Catalog:
@@ -211,8 +225,9 @@ class Catalog:
             # transaction that a reader would see as a held lock.
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
-            raise CatalogError(f"cannot open the catalog {self.path}: {exc}",
-                               "check that the data dir exists and is writable") from exc
+            raise CatalogError(
+                f"cannot open the catalog {self.path}: {exc}", "check that the data dir exists and is writable"
+            ) from exc
         if new_file:
             os.chmod(self.path, 0o600)
         conn.row_factory = sqlite3.Row
@@ -299,8 +314,10 @@ class Catalog:
         """A root by path, label or id, as a person names it on the command line."""
         text = str(path_or_label)
         full = os.path.abspath(os.path.expanduser(text))
-        rows = self.query("SELECT * FROM roots WHERE path = ? OR path = ? OR label = ? OR CAST(id AS TEXT) = ?",
-                          (text, full, text, text))
+        rows = self.query(
+            "SELECT * FROM roots WHERE path = ? OR path = ? OR label = ? OR CAST(id AS TEXT) = ?",
+            (text, full, text, text),
+        )
         if not rows:
             raise RootError(f"no root named {text!r}", "see `photod roots list` for the roots photod knows")
         return Root.from_row(rows[0])
@@ -308,8 +325,12 @@ class Catalog:
     def add_root(self, rc: RootConfig, source: str = "cli") -> Root:
         """Insert a root, or update its settings if the path is already known."""
         values = {
-            "path": str(rc.path), "label": rc.label, "source": source, "watch": rc.watch,
-            "poll_interval": rc.poll_interval, "include_json": json.dumps(list(rc.include)),
+            "path": str(rc.path),
+            "label": rc.label,
+            "source": source,
+            "watch": rc.watch,
+            "poll_interval": rc.poll_interval,
+            "include_json": json.dumps(list(rc.include)),
             "exclude_json": json.dumps(list(rc.exclude)),
         }
         with self.transaction():
@@ -318,13 +339,17 @@ class Catalog:
                 cur = self.conn.execute(
                     "INSERT INTO roots (path, label, source, watch, poll_interval, include_json, exclude_json,"
                     " added_at) VALUES (:path, :label, :source, :watch, :poll_interval, :include_json,"
-                    " :exclude_json, :added_at)", {**values, "added_at": time.time()})
+                    " :exclude_json, :added_at)",
+                    {**values, "added_at": time.time()},
+                )
                 existing = cur.lastrowid
             else:
                 self.conn.execute(
                     "UPDATE roots SET removed_at = NULL, label = :label, source = :source, watch = :watch,"
                     " poll_interval = :poll_interval, include_json = :include_json,"
-                    " exclude_json = :exclude_json WHERE id = :id", {**values, "id": existing})
+                    " exclude_json = :exclude_json WHERE id = :id",
+                    {**values, "id": existing},
+                )
         return self.root(existing)
 
     def sync_config_roots(self, roots: Iterable[RootConfig], retire: bool = True) -> list[Root]:
@@ -344,8 +369,9 @@ class Catalog:
         period, so re-adding the root (or the same files under another root) brings them back unchanged."""
         with self.transaction():
             n = self._mark_deleted("root_id = ? AND state != 'deleted'", (root_id,))
-            self.conn.execute("UPDATE roots SET removed_at = ?, online = 0, watch_mode = NULL WHERE id = ?",
-                              (time.time(), root_id))
+            self.conn.execute(
+                "UPDATE roots SET removed_at = ?, online = 0, watch_mode = NULL WHERE id = ?", (time.time(), root_id)
+            )
         return n
 
     def update_root(self, root_id: int, **fields: Any) -> None:
@@ -370,25 +396,31 @@ class Catalog:
             self.conn.execute("UPDATE roots SET online = 0 WHERE id = ?", (root_id,))
             cur = self.conn.execute(
                 "UPDATE photos SET prev_state = state, state = 'offline', updated_at = ?"
-                " WHERE root_id = ? AND state NOT IN ('offline', 'deleted')", (now, root_id))
+                " WHERE root_id = ? AND state NOT IN ('offline', 'deleted')",
+                (now, root_id),
+            )
         return cur.rowcount
 
     def has_offline(self, root_id: int) -> bool:
         """Whether any photo of the root is still marked offline."""
         # `+root_id` keeps SQLite off the (root_id, ...) indexes, which would walk every photo of the root;
         # the state index finds the (usually zero) offline rows directly.
-        return bool(self.scalar("SELECT EXISTS (SELECT 1 FROM photos WHERE state = 'offline' AND +root_id = ?)",
-                                (root_id,)))
+        return bool(
+            self.scalar("SELECT EXISTS (SELECT 1 FROM photos WHERE state = 'offline' AND +root_id = ?)", (root_id,))
+        )
 
     def set_root_online(self, root_id: int, device: int | None = None) -> int:
         """The drive is back: photos return to the state they had, with nothing re-staged."""
         now = time.time()
         with self.transaction():
-            self.conn.execute("UPDATE roots SET online = 1, device = COALESCE(?, device) WHERE id = ?",
-                              (device, root_id))
+            self.conn.execute(
+                "UPDATE roots SET online = 1, device = COALESCE(?, device) WHERE id = ?", (device, root_id)
+            )
             cur = self.conn.execute(
                 "UPDATE photos SET state = COALESCE(prev_state, 'new'), prev_state = NULL, updated_at = ?"
-                " WHERE root_id = ? AND state = 'offline'", (now, root_id))
+                " WHERE root_id = ? AND state = 'offline'",
+                (now, root_id),
+            )
         return cur.rowcount
 
     # ---- files as the scanner and watcher see them -------------------------------------------------
@@ -409,13 +441,14 @@ class Catalog:
         folder, filename = split_rel(rel_path)
         with self.transaction():
             row = self.conn.execute(
-                "SELECT id, size, mtime_ns, state FROM photos WHERE root_id = ? AND rel_path = ?",
-                (root_id, rel_path)).fetchone()
+                "SELECT id, size, mtime_ns, state FROM photos WHERE root_id = ? AND rel_path = ?", (root_id, rel_path)
+            ).fetchone()
             if row is None:
                 cur = self.conn.execute(
                     "INSERT INTO photos (root_id, rel_path, rel_bytes, filename, folder, size, mtime_ns, state,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
-                    (root_id, rel_path, raw, filename, folder, size, mtime_ns, now, now))
+                    (root_id, rel_path, raw, filename, folder, size, mtime_ns, now, now),
+                )
                 photo_id = cur.lastrowid
                 self._index_text(photo_id, rel_path, raw)
                 return photo_id, True
@@ -425,13 +458,17 @@ class Catalog:
                     # The same file back at the same path (a root re-added, a drive back): nothing to redo.
                     self.conn.execute(
                         "UPDATE photos SET state = COALESCE(prev_state, 'new'), prev_state = NULL,"
-                        " deleted_at = NULL, updated_at = ? WHERE id = ?", (now, photo_id))
+                        " deleted_at = NULL, updated_at = ? WHERE id = ?",
+                        (now, photo_id),
+                    )
                     state = self.scalar("SELECT state FROM photos WHERE id = ?", (photo_id,))
                 return photo_id, state == "new"
             self.conn.execute(
                 "UPDATE photos SET size = ?, mtime_ns = ?, state = 'new', prev_state = NULL, error = NULL,"
                 " content_hash = NULL, staged_at = NULL, indexed_at = NULL, deleted_at = NULL,"
-                " updated_at = ? WHERE id = ?", (size, mtime_ns, now, photo_id))
+                " updated_at = ? WHERE id = ?",
+                (size, mtime_ns, now, photo_id),
+            )
             # New pixels: the vectors and the text read in the old ones are gone with them, and so are a
             # video's frames (their stage entries are orphans, removed by the next consistency check).
             self.conn.execute("DELETE FROM vectors WHERE photo_id = ?", (photo_id,))
@@ -453,21 +490,26 @@ class Catalog:
         cur = self.conn.execute(
             "UPDATE photos SET prev_state = CASE WHEN state = 'offline' THEN prev_state ELSE state END,"
             f" state = 'deleted', deleted_at = ?, updated_at = ? WHERE {where}",
-            (time.time(), time.time(), *params))
+            (time.time(), time.time(), *params),
+        )
         return cur.rowcount
 
     def deleted_match(self, content_hash: str, exclude_id: int | None = None) -> int | None:
         """A deleted photo with this content: the other half of a move or rename."""
         return self.scalar(
             "SELECT id FROM photos WHERE content_hash = ? AND state = 'deleted' AND id != ?"
-            " ORDER BY deleted_at DESC LIMIT 1", (content_hash, exclude_id or -1))
+            " ORDER BY deleted_at DESC LIMIT 1",
+            (content_hash, exclude_id or -1),
+        )
 
     def staged_match(self, content_hash: str, exclude_id: int | None = None) -> int | None:
         """A photo that is not deleted and holds a stage entry of exactly this content: the same file at
         another place (a drive mounted at a new path, a backup copy). See Ingester._reuse_copies."""
         return self.scalar(
             "SELECT id FROM photos WHERE content_hash = ? AND staged_at IS NOT NULL AND state != 'deleted'"
-            " AND id != ? ORDER BY id LIMIT 1", (content_hash, exclude_id or -1))
+            " AND id != ? ORDER BY id LIMIT 1",
+            (content_hash, exclude_id or -1),
+        )
 
     def copy_staged(self, src_id: int, dst_id: int) -> bool:
         """Give the row `dst_id` what `src_id` learned from the same bytes: its metadata, a claim on a stage
@@ -480,7 +522,9 @@ class Catalog:
         with self.transaction():
             src = self.conn.execute(
                 f"SELECT {', '.join(fields)}, content_hash, state, prev_state FROM photos"
-                " WHERE id = ? AND staged_at IS NOT NULL", (src_id,)).fetchone()
+                " WHERE id = ? AND staged_at IS NOT NULL",
+                (src_id,),
+            ).fetchone()
             if src is None:
                 return False
             effective = src["prev_state"] if src["state"] in ("offline", "deleted") else src["state"]
@@ -489,27 +533,40 @@ class Catalog:
             self.conn.execute(
                 f"UPDATE photos SET {sets}, content_hash = ?, state = ?, error = NULL, staged_at = ?,"
                 " indexed_at = ?, updated_at = ? WHERE id = ?",
-                (*[src[k] for k in fields], src["content_hash"], state, now,
-                 now if state == "indexed" else None, now, dst_id))
+                (
+                    *[src[k] for k in fields],
+                    src["content_hash"],
+                    state,
+                    now,
+                    now if state == "indexed" else None,
+                    now,
+                    dst_id,
+                ),
+            )
             self.conn.execute(
                 "INSERT OR REPLACE INTO vectors (photo_id, model_id, dim, vector, created_at)"
-                " SELECT ?, model_id, dim, vector, ? FROM vectors WHERE photo_id = ?", (dst_id, now, src_id))
+                " SELECT ?, model_id, dim, vector, ? FROM vectors WHERE photo_id = ?",
+                (dst_id, now, src_id),
+            )
         return True
 
     def adopt(self, old_id: int, new_id: int) -> None:
         """A moved file: the old photo (id, captions, vectors, stage entry) takes the new row's path, and
         the new row, which has nothing yet, disappears."""
         with self.transaction():
-            new = self.conn.execute("SELECT root_id, rel_path, rel_bytes, size, mtime_ns FROM photos"
-                                    " WHERE id = ?", (new_id,)).fetchone()
+            new = self.conn.execute(
+                "SELECT root_id, rel_path, rel_bytes, size, mtime_ns FROM photos WHERE id = ?", (new_id,)
+            ).fetchone()
             if new is None:
                 raise CatalogError(f"photo {new_id} vanished while being matched to {old_id}")
             self._drop_row(new_id)
-            self.move_photo(old_id, new["root_id"], names.fs_rel(new["rel_path"], new["rel_bytes"]), new["size"],
-                            new["mtime_ns"])
+            self.move_photo(
+                old_id, new["root_id"], names.fs_rel(new["rel_path"], new["rel_bytes"]), new["size"], new["mtime_ns"]
+            )
 
-    def move_photo(self, photo_id: int, root_id: int, rel_path: str, size: int | None = None,
-                   mtime_ns: int | None = None) -> None:
+    def move_photo(
+        self, photo_id: int, root_id: int, rel_path: str, size: int | None = None, mtime_ns: int | None = None
+    ) -> None:
         """Give a photo a new path (fs form); its id, captions, vectors and stage entry are untouched."""
         rel_path, raw = names.storable(rel_path)
         folder, filename = split_rel(rel_path)
@@ -524,25 +581,32 @@ class Catalog:
                 "  ELSE state END,"
                 " prev_state = CASE WHEN state IN ('deleted', 'offline') THEN NULL ELSE prev_state END,"
                 " deleted_at = NULL, updated_at = ? WHERE id = ?",
-                (root_id, rel_path, raw, folder, filename, size, mtime_ns, time.time(), photo_id))
+                (root_id, rel_path, raw, folder, filename, size, mtime_ns, time.time(), photo_id),
+            )
             self._index_text(photo_id, rel_path, raw)
 
     def ids_under(self, root_id: int, folder: str) -> list[int]:
         """The photos, not deleted, anywhere under a root-relative folder."""
-        return [r[0] for r in self.conn.execute(
-            "SELECT id FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ? AND state != 'deleted'",
-            (root_id, *_subtree(names.key(folder))))]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ? AND state != 'deleted'",
+                (root_id, *_subtree(names.key(folder))),
+            )
+        ]
 
     def move_folder(self, root_id: int, old_prefix: str, new_prefix: str) -> int:
         """A folder renamed inside a root (both prefixes in fs form): every photo under it keeps its id; only
         paths change."""
         old_prefix, new_prefix = old_prefix.rstrip("/"), new_prefix.rstrip("/")
-        rows = self.query("SELECT id, rel_path, rel_bytes FROM photos WHERE root_id = ? AND rel_path >= ?"
-                          " AND rel_path < ?", (root_id, *_subtree(names.key(old_prefix))))
+        rows = self.query(
+            "SELECT id, rel_path, rel_bytes FROM photos WHERE root_id = ? AND rel_path >= ? AND rel_path < ?",
+            (root_id, *_subtree(names.key(old_prefix))),
+        )
         with self.transaction():
             for r in rows:
                 old = names.fs_rel(r["rel_path"], r["rel_bytes"])
-                self.move_photo(r["id"], root_id, new_prefix + old[len(old_prefix):])
+                self.move_photo(r["id"], root_id, new_prefix + old[len(old_prefix) :])
         return len(rows)
 
     def _drop_row(self, photo_id: int) -> None:
@@ -554,15 +618,19 @@ class Catalog:
 
     def _index_text(self, photo_id: int, rel_path: str, rel_bytes: bytes | None = None) -> None:
         self.conn.execute("DELETE FROM photos_fts WHERE rowid = ?", (photo_id,))
-        self.conn.execute("INSERT INTO photos_fts (rowid, search_text) VALUES (?, ?)",
-                          (photo_id, search_text(names.searchable(rel_path, rel_bytes))))
+        self.conn.execute(
+            "INSERT INTO photos_fts (rowid, search_text) VALUES (?, ?)",
+            (photo_id, search_text(names.searchable(rel_path, rel_bytes))),
+        )
 
     # ---- staging results ---------------------------------------------------------------------------
 
     def pending(self, state: State = "new", limit: int = 64, root_id: int | None = None) -> list[PendingRow]:
         """Photos waiting for the next step, in online roots, oldest first."""
-        sql = ("SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
-               " WHERE p.state = ? AND r.online = 1 AND (p.kind != 'frame' OR p.state != 'new')")
+        sql = (
+            "SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
+            " WHERE p.state = ? AND r.online = 1 AND (p.kind != 'frame' OR p.state != 'new')"
+        )
         params: list[Any] = [state]
         if root_id is not None:
             sql += " AND p.root_id = ?"
@@ -577,17 +645,18 @@ class Catalog:
             self.conn.execute(
                 f"UPDATE photos SET {sets}, content_hash = :hash, state = 'staged', error = NULL,"
                 " staged_at = :now, updated_at = :now WHERE id = :id",
-                {**fields, "hash": content_hash, "now": now, "id": photo_id})
+                {**fields, "hash": content_hash, "now": now, "id": photo_id},
+            )
 
-    def mark_failed(self, photo_id: int, error: str, content_hash: str | None = None,
-                    kind: str | None = None) -> None:
+    def mark_failed(self, photo_id: int, error: str, content_hash: str | None = None, kind: str | None = None) -> None:
         """A file that cannot be staged; `kind` when its content says what it is (a video that failed is
         still counted as a video)."""
         with self.transaction():
             self.conn.execute(
                 "UPDATE photos SET state = 'failed', error = ?, content_hash = COALESCE(?, content_hash),"
                 " kind = COALESCE(?, kind), staged_at = NULL, updated_at = ? WHERE id = ?",
-                (error, content_hash, kind, time.time(), photo_id))
+                (error, content_hash, kind, time.time(), photo_id),
+            )
 
     # ---- video frames ----------------------------------------------------------------------------
 
@@ -604,8 +673,9 @@ class Catalog:
                 cur = self.conn.execute(
                     "INSERT INTO photos (root_id, rel_path, filename, folder, size, mtime_ns, kind, parent_id,"
                     " frame_time, state, created_at, updated_at) VALUES (?, ?, ?, ?, 0, 0, 'frame', ?, ?, 'new',"
-                    " ?, ?)", (root_id, f"/frames/{video_id}/{ms}", str(ms), f"/frames/{video_id}", video_id,
-                               t, now, now))
+                    " ?, ?)",
+                    (root_id, f"/frames/{video_id}/{ms}", str(ms), f"/frames/{video_id}", video_id, t, now, now),
+                )
                 ids.append(cur.lastrowid)
         return ids
 
@@ -617,11 +687,16 @@ class Catalog:
                 self.conn.execute(
                     "UPDATE photos SET state = 'staged', width = ?, height = ?, format = ?, taken_at = ?,"
                     " staged_at = ?, updated_at = ? WHERE id = ? AND kind = 'frame'",
-                    (meta.width, meta.height, meta.format, meta.taken_at, now, now, fid))
+                    (meta.width, meta.height, meta.format, meta.taken_at, now, now, fid),
+                )
 
     def frame_ids(self, video_id: int) -> list[int]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT id FROM photos WHERE parent_id = ? AND kind = 'frame' ORDER BY frame_time", (video_id,))]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM photos WHERE parent_id = ? AND kind = 'frame' ORDER BY frame_time", (video_id,)
+            )
+        ]
 
     def drop_frames(self, video_id: int) -> int:
         """Forget a video's frames (its content changed). Their stage entries become orphans, which
@@ -640,10 +715,12 @@ class Catalog:
         with self.transaction():
             for chunk in _chunks(photo_ids, 400):
                 marks = ",".join("?" * len(chunk))
-                self.conn.execute(f"DELETE FROM photo_links WHERE photo_id IN ({marks}) OR other_id IN ({marks})",
-                                  (*chunk, *chunk))
-            self.conn.executemany("INSERT OR IGNORE INTO photo_links (photo_id, other_id, kind) VALUES (?, ?, ?)",
-                                  list(links))
+                self.conn.execute(
+                    f"DELETE FROM photo_links WHERE photo_id IN ({marks}) OR other_id IN ({marks})", (*chunk, *chunk)
+                )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO photo_links (photo_id, other_id, kind) VALUES (?, ?, ?)", list(links)
+            )
 
     def links_of(self, photo_ids: Iterable[int]) -> list[dict[str, Any]]:
         """Every link touching these photos, with both files' paths: photo_id/other_id, kind, and for each
@@ -657,7 +734,9 @@ class Catalog:
             " a.state AS shown_state, b.rel_path AS other_rel_path, b.rel_bytes AS other_rel_bytes,"
             " b.state AS other_state FROM photo_links l JOIN photos a ON a.id = l.photo_id"
             f" JOIN photos b ON b.id = l.other_id WHERE l.photo_id IN ({marks}) OR l.other_id IN ({marks})"
-            " ORDER BY l.kind, l.photo_id, l.other_id", (*ids, *ids))
+            " ORDER BY l.kind, l.photo_id, l.other_id",
+            (*ids, *ids),
+        )
 
     def staged_ids(self) -> set[int]:
         """Photos whose row claims a stage entry (staged or indexed, including while offline/deleted)."""
@@ -672,14 +751,20 @@ class Catalog:
                     "UPDATE photos SET staged_at = NULL,"
                     " state = CASE WHEN state IN ('staged', 'indexed') THEN 'new' ELSE state END,"
                     " prev_state = CASE WHEN prev_state IN ('staged', 'indexed') THEN 'new' ELSE prev_state END"
-                    " WHERE id = ?", (pid,))
+                    " WHERE id = ?",
+                    (pid,),
+                )
                 n += cur.rowcount
         return n
 
     def purgeable(self, deleted_before: float) -> list[int]:
         """Deleted photos whose grace period is over."""
-        return [r[0] for r in self.conn.execute(
-            "SELECT id FROM photos WHERE state = 'deleted' AND deleted_at < ?", (deleted_before,))]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM photos WHERE state = 'deleted' AND deleted_at < ?", (deleted_before,)
+            )
+        ]
 
     def purge(self, photo_ids: Iterable[int]) -> int:
         """Forget deleted photos for good. The caller removes their stage entries first."""
@@ -698,7 +783,9 @@ class Catalog:
     def photo(self, photo_id: int) -> PhotoInfoRow | None:
         rows = self.query(
             "SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online"
-            " FROM photos p JOIN roots r ON r.id = p.root_id WHERE p.id = ?", (photo_id,))
+            " FROM photos p JOIN roots r ON r.id = p.root_id WHERE p.id = ?",
+            (photo_id,),
+        )
         return cast(PhotoInfoRow, rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
@@ -707,7 +794,8 @@ class Catalog:
         counts: dict[str, int] = {s: 0 for s in STATES}
         counts["photos"] = counts["videos"] = 0
         for state, kind, n in self.conn.execute(
-                "SELECT state, kind, count(*) FROM photos WHERE kind != 'frame' GROUP BY state, kind"):
+            "SELECT state, kind, count(*) FROM photos WHERE kind != 'frame' GROUP BY state, kind"
+        ):
             counts[state] += n
             if state != "deleted":
                 counts["videos" if kind == "video" else "photos"] += n
@@ -715,19 +803,39 @@ class Catalog:
         return counts
 
     def root_counts(self) -> dict[int, int]:
-        return {r[0]: r[1] for r in self.conn.execute(
-            "SELECT root_id, count(*) FROM photos WHERE state != 'deleted' AND kind != 'frame' GROUP BY root_id")}
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT root_id, count(*) FROM photos WHERE state != 'deleted' AND kind != 'frame' GROUP BY root_id"
+            )
+        }
 
     def failed(self) -> list[FailedRow]:
-        return cast("list[FailedRow]", self.query(
-            "SELECT p.id, r.path AS root_path, p.rel_path, p.error, p.updated_at FROM photos p"
-            " JOIN roots r ON r.id = p.root_id WHERE p.state = 'failed' ORDER BY r.path, p.rel_path"))
+        return cast(
+            "list[FailedRow]",
+            self.query(
+                "SELECT p.id, r.path AS root_path, p.rel_path, p.error, p.updated_at FROM photos p"
+                " JOIN roots r ON r.id = p.root_id WHERE p.state = 'failed' ORDER BY r.path, p.rel_path"
+            ),
+        )
 
-    def search_name(self, text: str | None = None, *, after: str | None = None, before: str | None = None,
-                    root_id: int | None = None, camera: str | None = None, folder: str | None = None,
-                    place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
-                    yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None,
-                    exact: bool = False, match: str | None = None, limit: int | None = 50) -> list[NameMatchRow]:
+    def search_name(
+        self,
+        text: str | None = None,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        root_id: int | None = None,
+        camera: str | None = None,
+        folder: str | None = None,
+        place: str | None = None,
+        dates: Sequence[tuple[str, str]] | None = None,
+        yearly: tuple[str, str] | None = None,
+        ids: Iterable[int] | None = None,
+        exact: bool = False,
+        match: str | None = None,
+        limit: int | None = 50,
+    ) -> list[NameMatchRow]:
         """Search by words, in file and folder names, captions, text in photos and places, with filters.
         Dates compare against EXIF taken-at, else the file's mtime: `after`/`before` bound them, `dates` are
         [first, after last) ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of
@@ -736,24 +844,45 @@ class Catalog:
         as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression instead of `text` (photod.store.textsearch
         makes them). A video's frames are found by their look only (by id, from the index), never by words; a
         RAW or a Live Photo's motion is shown through the file it belongs to, while that one is there."""
-        found = _where(text, exact, after=after, before=before, root_id=root_id, camera=camera, folder=folder,
-                       place=place, dates=dates, yearly=yearly, ids=ids, match=match)
+        found = _where(
+            text,
+            exact,
+            after=after,
+            before=before,
+            root_id=root_id,
+            camera=camera,
+            folder=folder,
+            place=place,
+            dates=dates,
+            yearly=yearly,
+            ids=ids,
+            match=match,
+        )
         if found is None:
             return []
             return []
         where, params, match = found
         taken = _TAKEN
-        sql = (f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-               f" {taken} AS taken_or_mtime, l.label_zh AS place_label, t.text AS photo_text"
-               f" FROM photos p JOIN roots r ON r.id = p.root_id"
-               f" LEFT JOIN photo_places l ON l.photo_id = p.id LEFT JOIN photo_text t ON t.photo_id = p.id"
-               f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id")
+        sql = (
+            f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
+            f" {taken} AS taken_or_mtime, l.label_zh AS place_label, t.text AS photo_text"
+            f" FROM photos p JOIN roots r ON r.id = p.root_id"
+            f" LEFT JOIN photo_places l ON l.photo_id = p.id LEFT JOIN photo_text t ON t.photo_id = p.id"
+            f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id"
+        )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
 
-    def matching_ids(self, text: str | None = None, *, exact: bool = False, limit: int | None = None,
-                     newest_first: bool = False, **filters: Any) -> list[int]:
+    def matching_ids(
+        self,
+        text: str | None = None,
+        *,
+        exact: bool = False,
+        limit: int | None = None,
+        newest_first: bool = False,
+        **filters: Any,
+    ) -> list[int]:
         """The ids search_name would return (same words and filters), unordered unless `newest_first`: what
         a vector search is narrowed to, and a channel's ranking, without building rows for photos not shown."""
         found = _where(text, exact, **filters)
@@ -767,22 +896,31 @@ class Catalog:
             sql += f" LIMIT {int(limit)}"
         return [r[0] for r in self.tuples(sql, params)] if newest_first else self.ids(sql, params)
 
-    def shown(self, ids: Iterable[int], text: str | None = None,
-              **filters: Any) -> dict[int, tuple[str, int | None, float | None]]:
+    def shown(
+        self, ids: Iterable[int], text: str | None = None, **filters: Any
+    ) -> dict[int, tuple[str, int | None, float | None]]:
         """Those of the photos search_name(text, ids=ids, **filters) would return, each with its kind,
         parent (a frame's video) and frame time: which FAISS hits show, without reading their rows."""
         found = _where(text, False, ids=ids, **filters)
         if found is None:
             return {}
         where, params, _match = found
-        return {r[0]: (r[1], r[2], r[3]) for r in self.tuples(
-            f"SELECT p.id, p.kind, p.parent_id, p.frame_time FROM photos p WHERE {' AND '.join(where)}", params)}
+        return {
+            r[0]: (r[1], r[2], r[3])
+            for r in self.tuples(
+                f"SELECT p.id, p.kind, p.parent_id, p.frame_time FROM photos p WHERE {' AND '.join(where)}", params
+            )
+        }
 
     def unsearchable_ids(self) -> set[int]:
         """Rows the full-text tables may hold that a search by words never shows: photos deleted but kept
         for the grace period, video frames, and RAW files and Live Photo motions shown through their pair."""
-        return {r[0] for r in self.tuples(
-            f"SELECT id FROM photos WHERE state = 'deleted' OR kind = 'frame' UNION SELECT * FROM ({_ATTACHED})")}
+        return {
+            r[0]
+            for r in self.tuples(
+                f"SELECT id FROM photos WHERE state = 'deleted' OR kind = 'frame' UNION SELECT * FROM ({_ATTACHED})"
+            )
+        }
 
     def word_hits(self, text: str, exact: bool = False) -> set[int]:
         """The photos whose names, captions, text or place hold the words (or, `exact`, these very
@@ -802,7 +940,8 @@ class Catalog:
             " UNION ALL SELECT photo_id, text FROM captions WHERE photo_id IN (SELECT value FROM json_each(?))"
             " UNION ALL SELECT photo_id, text FROM photo_text WHERE photo_id IN (SELECT value FROM json_each(?))"
             " UNION ALL SELECT photo_id, names FROM photo_places WHERE photo_id IN (SELECT value FROM json_each(?))",
-            [json.dumps(sorted(ids))] * 4)
+            [json.dumps(sorted(ids))] * 4,
+        )
         return {pid for pid, text in rows if wanted in (text or "").casefold()}
 
     # ---- captions ----------------------------------------------------------------------------------
@@ -812,15 +951,18 @@ class Catalog:
 
     def add_caption(self, photo_id: int, text: str, source: str = "user") -> int:
         with self.transaction():
-            cur = self.conn.execute("INSERT INTO captions (photo_id, text, source, created_at) VALUES (?,?,?,?)",
-                                    (photo_id, text, source, time.time()))
+            cur = self.conn.execute(
+                "INSERT INTO captions (photo_id, text, source, created_at) VALUES (?,?,?,?)",
+                (photo_id, text, source, time.time()),
+            )
         return cur.lastrowid
 
     def captions(self, photo_id: int | None = None) -> list[CaptionRow]:
         if photo_id is None:
             return cast("list[CaptionRow]", self.query("SELECT * FROM captions ORDER BY id"))
-        return cast("list[CaptionRow]", self.query("SELECT * FROM captions WHERE photo_id = ? ORDER BY id",
-                                                   (photo_id,)))
+        return cast(
+            "list[CaptionRow]", self.query("SELECT * FROM captions WHERE photo_id = ? ORDER BY id", (photo_id,))
+        )
 
     def update_caption(self, caption_id: int, text: str) -> None:
         with self.transaction():
@@ -831,11 +973,21 @@ class Catalog:
             self.conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,))
 
 
-def _where(text: str | None, exact: bool = False, *, after: str | None = None, before: str | None = None,
-           root_id: int | None = None, camera: str | None = None, folder: str | None = None,
-           place: str | None = None, dates: Sequence[tuple[str, str]] | None = None,
-           yearly: tuple[str, str] | None = None, ids: Iterable[int] | None = None, match: str | None = None,
-           ) -> tuple[list[str], list[Any], str | None] | None:
+def _where(
+    text: str | None,
+    exact: bool = False,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    root_id: int | None = None,
+    camera: str | None = None,
+    folder: str | None = None,
+    place: str | None = None,
+    dates: Sequence[tuple[str, str]] | None = None,
+    yearly: tuple[str, str] | None = None,
+    ids: Iterable[int] | None = None,
+    match: str | None = None,
+) -> tuple[list[str], list[Any], str | None] | None:
     """The WHERE clauses and parameters of a search by words and filters (see Catalog.search_name), and the
     words' MATCH expression; None when the words hold nothing searchable."""
     where = ["p.state != 'deleted'", f"p.id NOT IN ({_ATTACHED})"]
@@ -898,17 +1050,21 @@ def _taken_within(spans: Sequence[tuple[str | None, str | None]]) -> tuple[str, 
 
 def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:
     """A search by words with why each photo matched: its path (`name_match`), the first caption that did
-    (`caption_match`), the text read in it (`text_match`) and its place (`place_match`). Asked of the page of rows returned only: asked of every match before sorting, it
-    doubled the time of a one-letter query at 100,000 photos."""
+    (`caption_match`), the text read in it (`text_match`) and its place (`place_match`). Asked of the page of
+    rows returned only: asked of every match before sorting, it doubled the time of a one-letter query at
+    100,000 photos."""
     reasons = "NULL AS name_match, NULL AS caption_match, NULL AS text_match, NULL AS place_match"
     if match:
-        reasons = (f"m.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = m.id"
-                   f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match,"
-                   f" (SELECT text FROM photo_text WHERE photo_id = m.id AND m.id IN ({_TEXT_HITS})) AS text_match,"
-                   f" (SELECT label_zh FROM photo_places WHERE photo_id = m.id AND m.id IN ({_PLACE_HITS}))"
-                   f" AS place_match")
+        reasons = (
+            f"m.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = m.id"
+            f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match,"
+            f" (SELECT text FROM photo_text WHERE photo_id = m.id AND m.id IN ({_TEXT_HITS})) AS text_match,"
+            f" (SELECT label_zh FROM photo_places WHERE photo_id = m.id AND m.id IN ({_PLACE_HITS}))"
+            f" AS place_match"
+        )
         params = [match] * 4 + params
     return f"SELECT m.*, {reasons} FROM ({sql}) m ORDER BY m.taken_or_mtime DESC, m.id", params
+
 
 def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> None:
     """Switch to WAL once; later opens find it set. SQLite can answer BUSY here without waiting for the busy
@@ -922,18 +1078,21 @@ def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> No
         except sqlite3.OperationalError as exc:
             busy = "locked" in str(exc) or "busy" in str(exc)
             if not busy or time.monotonic() > deadline:
-                hint = "another program holds it locked; try again" if busy else \
-                    "check the disk that holds the data dir"
+                hint = (
+                    "another program holds it locked; try again" if busy else "check the disk that holds the data dir"
+                )
                 raise CatalogError(f"cannot open the catalog {path}: {exc}", hint) from exc
             time.sleep(0.05)
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{path} is not a photod catalog (or is damaged): {exc}",
-                               "move it aside; `photod scan` rebuilds a catalog from your roots") from exc
+            raise CatalogError(
+                f"{path} is not a photod catalog (or is damaged): {exc}",
+                "move it aside; `photod scan` rebuilds a catalog from your roots",
+            ) from exc
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
 def _subtree(folder: str) -> tuple[str, str]:
@@ -945,4 +1104,3 @@ def _subtree(folder: str) -> tuple[str, str]:
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-

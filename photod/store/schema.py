@@ -57,7 +57,7 @@ def split_statements(sql: str) -> list[str]:
             if current.strip():
                 statements.append(current.strip())
             current = ""
-    if current.strip() and not all(l.strip().startswith("--") or not l.strip() for l in current.splitlines()):
+    if current.strip() and not all(line.strip().startswith("--") or not line.strip() for line in current.splitlines()):
         raise CatalogError(f"incomplete SQL statement at the end of a migration: {current.strip()[:80]!r}")
     return statements
 

@@ -73,6 +73,7 @@ class FoundPlace:
 
 # ---- text in photos -------------------------------------------------------------------------------------
 
+
 def store_text(catalog: Catalog, found: Iterable[FoundText]) -> None:
     """Store what was read (replacing what another engine read), in the caller's transaction or a new one."""
     now = time.time()
@@ -80,28 +81,35 @@ def store_text(catalog: Catalog, found: Iterable[FoundText]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO photo_text (photo_id, engine, text, lines_json, error, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(f.photo_id, f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.error, now)
-             for f in found])
+            [(f.photo_id, f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.error, now) for f in found],
+        )
 
 
-def filter_text(catalog: Catalog, old_engines: Sequence[str], engine: str, keep: Callable[[str, float], bool],
-                limit: int = 500) -> int:
+def filter_text(
+    catalog: Catalog, old_engines: Sequence[str], engine: str, keep: Callable[[str, float], bool], limit: int = 500
+) -> int:
     """Bring up to `limit` photos read by one of `old_engines` to `engine` by dropping the stored lines `keep`
     refuses (from their text and its search index too), without reading the photos again. Returns how many.
     Looked for outside a transaction: the daemon asks at every idle step, and mostly there is nothing."""
     marks = ",".join("?" * len(old_engines))
-    rows = catalog.conn.execute(f"SELECT photo_id, lines_json FROM photo_text WHERE engine IN ({marks}) LIMIT ?",
-                                (*old_engines, limit)).fetchall() if old_engines else []
+    rows = (
+        catalog.conn.execute(
+            f"SELECT photo_id, lines_json FROM photo_text WHERE engine IN ({marks}) LIMIT ?", (*old_engines, limit)
+        ).fetchall()
+        if old_engines
+        else []
+    )
     if not rows:
         return 0
-    filtered = [FoundText(photo_id, engine, tuple(tuple(line) for line in json.loads(lines_json)
-                                                  if keep(line[0], line[1])))
-                for photo_id, lines_json in rows]
+    filtered = [
+        FoundText(photo_id, engine, tuple(tuple(line) for line in json.loads(lines_json) if keep(line[0], line[1])))
+        for photo_id, lines_json in rows
+    ]
     with catalog.transaction() as conn:  # a row read again meanwhile (by another engine) is left as it is
         conn.executemany(
             f"UPDATE photo_text SET engine = ?, text = ?, lines_json = ? WHERE photo_id = ? AND engine IN ({marks})",
-            [(f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.photo_id, *old_engines)
-             for f in filtered])
+            [(f.engine, f.text, json.dumps(f.lines, ensure_ascii=False), f.photo_id, *old_engines) for f in filtered],
+        )
     return len(rows)
 
 
@@ -112,17 +120,24 @@ def text_of(catalog: Catalog, photo_id: int) -> TextRow | None:
 
 def text_pending(catalog: Catalog, engine: str, limit: int = 16) -> list[PendingRow]:
     """Staged photos on online roots not yet read by `engine` (new to OCR, or read by another engine)."""
-    return cast("list[PendingRow]", catalog.query(
-        "SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
-        f" LEFT JOIN photo_text t ON t.photo_id = p.id WHERE {_READABLE} AND r.online = 1"
-        " AND (t.engine IS NULL OR t.engine != ?) ORDER BY p.id LIMIT ?", (engine, limit)))
+    return cast(
+        "list[PendingRow]",
+        catalog.query(
+            "SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id"
+            f" LEFT JOIN photo_text t ON t.photo_id = p.id WHERE {_READABLE} AND r.online = 1"
+            " AND (t.engine IS NULL OR t.engine != ?) ORDER BY p.id LIMIT ?",
+            (engine, limit),
+        ),
+    )
 
 
 def text_progress(catalog: Catalog, engine: str) -> tuple[int, int]:
     """(photos read by `engine`, photos that can be read): the backfill's progress."""
     row = catalog.conn.execute(
         "SELECT count(t.photo_id), count(*) FROM photos p LEFT JOIN photo_text t ON t.photo_id = p.id"
-        f" AND t.engine = ? WHERE {_READABLE}", (engine,)).fetchone()
+        f" AND t.engine = ? WHERE {_READABLE}",
+        (engine,),
+    ).fetchone()
     return int(row[0]), int(row[1])
 
 
@@ -131,10 +146,12 @@ def copy_text(catalog: Catalog, src_id: int, dst_id: int) -> None:
     catalog.conn.execute(
         "INSERT OR REPLACE INTO photo_text (photo_id, engine, text, lines_json, error, created_at)"
         " SELECT ?, engine, text, lines_json, error, ? FROM photo_text WHERE photo_id = ?",
-        (dst_id, time.time(), src_id))
+        (dst_id, time.time(), src_id),
+    )
 
 
 # ---- places ---------------------------------------------------------------------------------------------
+
 
 def places_pending(catalog: Catalog, version: str, limit: int = 500) -> list[tuple[int, float, float]]:
     """(photo id, lat, lon) of photos with GPS whose place was never looked up, was looked up in other data,
@@ -143,7 +160,9 @@ def places_pending(catalog: Catalog, version: str, limit: int = 500) -> list[tup
         "SELECT p.id, p.gps_lat, p.gps_lon FROM photos p LEFT JOIN photo_places l ON l.photo_id = p.id"
         " WHERE p.gps_lat IS NOT NULL AND p.gps_lon IS NOT NULL AND p.state != 'deleted'"
         " AND (l.photo_id IS NULL OR l.version != ? OR l.gps_lat != p.gps_lat OR l.gps_lon != p.gps_lon)"
-        " ORDER BY p.id LIMIT ?", (version, limit)).fetchall()
+        " ORDER BY p.id LIMIT ?",
+        (version, limit),
+    ).fetchall()
     return [(int(r[0]), float(r[1]), float(r[2])) for r in rows]
 
 
@@ -153,8 +172,21 @@ def store_places(catalog: Catalog, found: Iterable[FoundPlace]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO photo_places (photo_id, version, gps_lat, gps_lon, country_code, label_zh,"
             " label_en, names, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(f.photo_id, f.version, f.gps_lat, f.gps_lon, f.country_code, f.label_zh, f.label_en,
-              "\n".join(f.names), now) for f in found])
+            [
+                (
+                    f.photo_id,
+                    f.version,
+                    f.gps_lat,
+                    f.gps_lon,
+                    f.country_code,
+                    f.label_zh,
+                    f.label_en,
+                    "\n".join(f.names),
+                    now,
+                )
+                for f in found
+            ],
+        )
 
 
 def place_names(catalog: Catalog) -> set[str]:
@@ -174,17 +206,22 @@ def places_progress(catalog: Catalog, version: str) -> tuple[int, int]:
     row = catalog.conn.execute(
         "SELECT count(l.photo_id), count(*) FROM photos p LEFT JOIN photo_places l ON l.photo_id = p.id"
         " AND l.version = ? AND l.gps_lat = p.gps_lat AND l.gps_lon = p.gps_lon"
-        " WHERE p.gps_lat IS NOT NULL AND p.state != 'deleted'", (version,)).fetchone()
+        " WHERE p.gps_lat IS NOT NULL AND p.state != 'deleted'",
+        (version,),
+    ).fetchone()
     return int(row[0]), int(row[1])
 
 
 # ---- captions by meaning --------------------------------------------------------------------------------
 
+
 def captions_without_vectors(catalog: Catalog, model_id: str, limit: int = 64) -> list[tuple[int, str]]:
     """(caption id, text) of captions the text tower `model_id` has not embedded yet."""
     rows = catalog.conn.execute(
         "SELECT c.id, c.text FROM captions c LEFT JOIN caption_vectors v ON v.caption_id = c.id"
-        " AND v.model_id = ? WHERE v.caption_id IS NULL ORDER BY c.id LIMIT ?", (model_id, limit)).fetchall()
+        " AND v.model_id = ? WHERE v.caption_id IS NULL ORDER BY c.id LIMIT ?",
+        (model_id, limit),
+    ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
@@ -199,7 +236,9 @@ def store_caption_vectors(catalog: Catalog, model_id: str, caption_ids: Sequence
         for cid, vec in zip(caption_ids, np.asarray(vecs, dtype=np.float32)):
             cur = conn.execute(
                 "INSERT OR REPLACE INTO caption_vectors (caption_id, model_id, dim, vector)"
-                " SELECT id, ?, ?, ? FROM captions WHERE id = ?", (model_id, vec.shape[0], encode_blob(vec), cid))
+                " SELECT id, ?, ?, ? FROM captions WHERE id = ?",
+                (model_id, vec.shape[0], encode_blob(vec), cid),
+            )
             stored += cur.rowcount
     return stored
 
@@ -210,6 +249,12 @@ def caption_vectors(catalog: Catalog, model_id: str, dim: int) -> tuple[list[int
 
     rows = catalog.conn.execute(
         "SELECT c.id, c.photo_id, c.text, v.vector FROM caption_vectors v JOIN captions c ON c.id = v.caption_id"
-        " WHERE v.model_id = ? AND v.dim = ? ORDER BY c.id", (model_id, dim)).fetchall()
-    return ([int(r[0]) for r in rows], [int(r[1]) for r in rows], [str(r[2]) for r in rows],
-            decode_blobs([r[3] for r in rows], dim))
+        " WHERE v.model_id = ? AND v.dim = ? ORDER BY c.id",
+        (model_id, dim),
+    ).fetchall()
+    return (
+        [int(r[0]) for r in rows],
+        [int(r[1]) for r in rows],
+        [str(r[2]) for r in rows],
+        decode_blobs([r[3] for r in rows], dim),
+    )

@@ -186,8 +186,7 @@ class _SharedEnv:
         """(start, end) of the mapping of this environment's map that holds `address`, or None."""
         size = self.env.info()["map_size"]
         cached = self._span
-        if (cached is None or cached[0] is not self.env or cached[1] != size
-                or not cached[2] <= address < cached[3]):
+        if cached is None or cached[0] is not self.env or cached[1] != size or not cached[2] <= address < cached[3]:
             found = _mapping_of(address)
             if found is None:
                 return None
@@ -196,9 +195,19 @@ class _SharedEnv:
 
     @staticmethod
     def _env(path: Path, map_size: int, readonly: bool) -> lmdb.Environment:
-        return lmdb.open(str(path), map_size=map_size, subdir=True, readonly=readonly, lock=True,
-                         max_readers=MAX_READERS, readahead=False, meminit=False, mode=0o600, sync=True,
-                         metasync=True)
+        return lmdb.open(
+            str(path),
+            map_size=map_size,
+            subdir=True,
+            readonly=readonly,
+            lock=True,
+            max_readers=MAX_READERS,
+            readahead=False,
+            meminit=False,
+            mode=0o600,
+            sync=True,
+            metasync=True,
+        )
 
     @classmethod
     def acquire(cls, path: Path, map_size: int, readonly: bool) -> "_SharedEnv":
@@ -231,8 +240,9 @@ class Stage:
         self.path = self.data_dir / STAGE_DIR
         self.readonly = readonly
         if readonly and not (self.path / "data.mdb").exists():
-            raise StageError(f"there is no stage at {self.path}",
-                             "start the daemon (`photod run`) once to stage your photos")
+            raise StageError(
+                f"there is no stage at {self.path}", "start the daemon (`photod run`) once to stage your photos"
+            )
         try:
             if not readonly:
                 self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -308,15 +318,20 @@ class Stage:
         text = str(exc)
         if durable.is_disk_full(exc, self.path, needed):
             return durable.disk_full_error(
-                f"the data dir {self.data_dir}", f"{what} the stage",
+                f"the data dir {self.data_dir}",
+                f"{what} the stage",
                 "free some space there (or move the data dir with PHOTOD_DATA_DIR) and restart photod; "
                 "photos already staged are safe",
             )
         if err in (errno.EACCES, errno.EPERM, errno.EROFS) or isinstance(exc, lmdb.ReadonlyError):
-            return StageError(f"cannot {what} the stage at {self.path}: {text}",
-                              "run photod as the user who owns the data dir, on a writable filesystem")
-        return StageError(f"cannot {what} the stage at {self.path}: {text}",
-                          "if it is damaged, move it aside: photod re-stages every photo from your roots")
+            return StageError(
+                f"cannot {what} the stage at {self.path}: {text}",
+                "run photod as the user who owns the data dir, on a writable filesystem",
+            )
+        return StageError(
+            f"cannot {what} the stage at {self.path}: {text}",
+            "if it is damaged, move it aside: photod re-stages every photo from your roots",
+        )
 
     # ---- reading ----------------------------------------------------------------------------------
 
@@ -335,6 +350,7 @@ class Stage:
 
     def get_jpeg(self, photo_id: int) -> bytes | None:
         """The staged JPEG bytes of a photo, or None if it is not staged."""
+
         def read(txn: lmdb.Transaction) -> bytes | None:
             value = txn.get(_key(photo_id))
             if value is None:
@@ -342,6 +358,7 @@ class Stage:
             copied = bytes(value)
             _drop_pages(value, self._shared)  # the indexer reads each photo once: no need to keep it mapped
             return decode_value(copied)
+
         return self._read(read)
 
     def get_image(self, photo_id: int) -> Image.Image | None:
@@ -354,6 +371,7 @@ class Stage:
 
     def keys(self) -> set[int]:
         """Every staged photo id. Keys that are not photo ids (a dataset's 'num_images') are skipped."""
+
         def read(txn: lmdb.Transaction) -> set[int]:
             ids = set()
             for key in txn.cursor().iternext(keys=True, values=False):
@@ -361,6 +379,7 @@ class Stage:
                 if text.isdigit():
                     ids.add(int(text))
             return ids
+
         return self._read(read)
 
     def __contains__(self, photo_id: object) -> bool:

@@ -33,8 +33,9 @@ def decode_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
         return np.zeros((0, dim), dtype=np.float32)
     flat = np.frombuffer(b"".join(blobs), dtype=np.float16)
     if flat.size != len(blobs) * dim:
-        raise CatalogError(f"stored vectors do not all have {dim} dimensions",
-                           "run `photod reindex` to encode the library again")
+        raise CatalogError(
+            f"stored vectors do not all have {dim} dimensions", "run `photod reindex` to encode the library again"
+        )
     return flat.reshape(len(blobs), dim).astype(np.float32)
 
 
@@ -56,15 +57,19 @@ def store_vectors(catalog: Catalog, model_id: str, ids: Sequence[int], vecs: np.
     stored: list[int] = []
     with catalog.transaction() as conn:
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
+            chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            alive = {r[0] for r in conn.execute(
-                f"SELECT id FROM photos WHERE id IN ({marks}) AND staged_at IS NOT NULL", chunk)}
-            rows = [(pid, model_id, dim, encode_blob(vecs[start + j]), now)
-                    for j, pid in enumerate(chunk) if pid in alive]
+            alive = {
+                r[0]
+                for r in conn.execute(f"SELECT id FROM photos WHERE id IN ({marks}) AND staged_at IS NOT NULL", chunk)
+            }
+            rows = [
+                (pid, model_id, dim, encode_blob(vecs[start + j]), now) for j, pid in enumerate(chunk) if pid in alive
+            ]
             conn.executemany(
-                "INSERT OR REPLACE INTO vectors (photo_id, model_id, dim, vector, created_at)"
-                " VALUES (?, ?, ?, ?, ?)", rows)
+                "INSERT OR REPLACE INTO vectors (photo_id, model_id, dim, vector, created_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
             kept = [r[0] for r in rows]
             if kept:
                 _mark_indexed(conn, kept, now)
@@ -82,11 +87,14 @@ def _mark_indexed(conn, ids: list[int], now: float) -> None:
         " state = CASE WHEN state = 'staged' THEN 'indexed' ELSE state END,"
         " prev_state = CASE WHEN state IN ('offline', 'deleted') AND prev_state = 'staged'"
         "  THEN 'indexed' ELSE prev_state END,"
-        f" indexed_at = ?, updated_at = ? WHERE id IN ({marks})", (now, now, *ids))
+        f" indexed_at = ?, updated_at = ? WHERE id IN ({marks})",
+        (now, now, *ids),
+    )
 
 
-def load_vectors(catalog: Catalog, model_id: str, ids: Iterable[int] | None = None,
-                 min_rowid: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_vectors(
+    catalog: Catalog, model_id: str, ids: Iterable[int] | None = None, min_rowid: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(photo ids int64, vectors float32) of one model, photos not deleted, ordered by photo id.
 
     `ids` restricts to those photos; `min_rowid` to vector rows written after that catalog rowid.
@@ -96,18 +104,20 @@ def load_vectors(catalog: Catalog, model_id: str, ids: Iterable[int] | None = No
     if min_rowid is not None:
         where.append("v.rowid > ?")
         params.append(int(min_rowid))
-    base = ("SELECT v.photo_id, v.dim, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id"
-            f" WHERE {' AND '.join(where)}")
+    base = (
+        "SELECT v.photo_id, v.dim, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id"
+        f" WHERE {' AND '.join(where)}"
+    )
     if ids is None:
         rows = catalog.conn.execute(base + " ORDER BY v.photo_id", params).fetchall()
     else:
         wanted = sorted({int(i) for i in ids})
         rows = []
         for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start:start + _CHUNK]
+            chunk = wanted[start : start + _CHUNK]
             rows += catalog.conn.execute(
-                base + f" AND v.photo_id IN ({','.join('?' * len(chunk))}) ORDER BY v.photo_id",
-                (*params, *chunk)).fetchall()
+                base + f" AND v.photo_id IN ({','.join('?' * len(chunk))}) ORDER BY v.photo_id", (*params, *chunk)
+            ).fetchall()
     return _to_arrays(rows)
 
 
@@ -119,7 +129,8 @@ def iter_vectors(catalog: Catalog, model_id: str, chunk: int = 20_000) -> Iterat
         rows = catalog.conn.execute(
             "SELECT v.photo_id, v.dim, v.vector FROM vectors v JOIN photos p ON p.id = v.photo_id"
             " WHERE v.model_id = ? AND p.state != 'deleted' AND v.photo_id > ? ORDER BY v.photo_id LIMIT ?",
-            (model_id, after, int(chunk))).fetchall()
+            (model_id, after, int(chunk)),
+        ).fetchall()
         if not rows:
             return
         after = rows[-1][0]
@@ -131,8 +142,10 @@ def _to_arrays(rows: list) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     dims = {r[1] for r in rows}
     if len(dims) != 1:
-        raise CatalogError(f"vectors of one model have different sizes {sorted(dims)}",
-                           "run `photod reindex` to encode the library again")
+        raise CatalogError(
+            f"vectors of one model have different sizes {sorted(dims)}",
+            "run `photod reindex` to encode the library again",
+        )
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     return ids, decode_blobs([r[2] for r in rows], dims.pop())
 
@@ -141,7 +154,9 @@ def vector_rows(catalog: Catalog, model_id: str) -> tuple[np.ndarray, np.ndarray
     """(photo ids, catalog rowids) of one model's vectors for photos not deleted: what an index must hold."""
     rows = catalog.conn.execute(
         "SELECT v.photo_id, v.rowid FROM vectors v JOIN photos p ON p.id = v.photo_id"
-        " WHERE v.model_id = ? AND p.state != 'deleted' ORDER BY v.photo_id", (model_id,)).fetchall()
+        " WHERE v.model_id = ? AND p.state != 'deleted' ORDER BY v.photo_id",
+        (model_id,),
+    ).fetchall()
     arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
     return arr[:, 0].copy(), arr[:, 1].copy()
 
@@ -154,7 +169,8 @@ def changed_since(catalog: Catalog, model_id: str, rowid: int, created_after: fl
     """
     rows = catalog.conn.execute(
         "SELECT photo_id FROM vectors WHERE model_id = ? AND (rowid > ? OR created_at > ?)",
-        (model_id, int(rowid), float(created_after))).fetchall()
+        (model_id, int(rowid), float(created_after)),
+    ).fetchall()
     return np.array([r[0] for r in rows], dtype=np.int64)
 
 
@@ -169,15 +185,21 @@ def indexed_ids(catalog: Catalog, model_id: str) -> np.ndarray:
     """Ids of the photos (not deleted) that have a vector of this model, sorted."""
     rows = catalog.conn.execute(
         "SELECT v.photo_id FROM vectors v JOIN photos p ON p.id = v.photo_id"
-        " WHERE v.model_id = ? AND p.state != 'deleted' ORDER BY v.photo_id", (model_id,)).fetchall()
+        " WHERE v.model_id = ? AND p.state != 'deleted' ORDER BY v.photo_id",
+        (model_id,),
+    ).fetchall()
     return np.array([r[0] for r in rows], dtype=np.int64)
 
 
 def count_vectors(catalog: Catalog, model_id: str) -> int:
     """How many photos (not deleted) have a vector of this model."""
-    return int(catalog.scalar(
-        "SELECT count(*) FROM vectors v JOIN photos p ON p.id = v.photo_id"
-        " WHERE v.model_id = ? AND p.state != 'deleted'", (model_id,)))
+    return int(
+        catalog.scalar(
+            "SELECT count(*) FROM vectors v JOIN photos p ON p.id = v.photo_id"
+            " WHERE v.model_id = ? AND p.state != 'deleted'",
+            (model_id,),
+        )
+    )
 
 
 def pending_encode(catalog: Catalog, model_id: str, limit: int = 256, after_id: int = 0) -> list[int]:
@@ -186,15 +208,21 @@ def pending_encode(catalog: Catalog, model_id: str, limit: int = 256, after_id: 
     rows = catalog.conn.execute(
         "SELECT p.id FROM photos p WHERE p.staged_at IS NOT NULL AND p.state != 'deleted' AND p.id > ?"
         " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.model_id = ?)"
-        " ORDER BY p.id LIMIT ?", (int(after_id), model_id, int(limit))).fetchall()
+        " ORDER BY p.id LIMIT ?",
+        (int(after_id), model_id, int(limit)),
+    ).fetchall()
     return [r[0] for r in rows]
 
 
 def count_pending(catalog: Catalog, model_id: str) -> int:
     """How many photos `pending_encode` would return without a limit."""
-    return int(catalog.scalar(
-        "SELECT count(*) FROM photos p WHERE p.staged_at IS NOT NULL AND p.state != 'deleted'"
-        " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.model_id = ?)", (model_id,)))
+    return int(
+        catalog.scalar(
+            "SELECT count(*) FROM photos p WHERE p.staged_at IS NOT NULL AND p.state != 'deleted'"
+            " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.photo_id = p.id AND v.model_id = ?)",
+            (model_id,),
+        )
+    )
 
 
 def reset_for_model(catalog: Catalog, model_id: str) -> tuple[int, int]:
@@ -208,16 +236,24 @@ def reset_for_model(catalog: Catalog, model_id: str) -> tuple[int, int]:
     with catalog.transaction() as conn:
         up = conn.execute(
             f"UPDATE photos SET state = 'indexed', indexed_at = COALESCE(indexed_at, :now), updated_at = :now"
-            f" WHERE state = 'staged' AND {has}", {"m": model_id, "now": now}).rowcount
+            f" WHERE state = 'staged' AND {has}",
+            {"m": model_id, "now": now},
+        ).rowcount
         down = conn.execute(
             f"UPDATE photos SET state = 'staged', indexed_at = NULL, updated_at = :now"
-            f" WHERE state = 'indexed' AND NOT {has}", {"m": model_id, "now": now}).rowcount
+            f" WHERE state = 'indexed' AND NOT {has}",
+            {"m": model_id, "now": now},
+        ).rowcount
         conn.execute(
             f"UPDATE photos SET prev_state = 'indexed' WHERE state IN ('offline', 'deleted')"
-            f" AND prev_state = 'staged' AND {has}", {"m": model_id})
+            f" AND prev_state = 'staged' AND {has}",
+            {"m": model_id},
+        )
         conn.execute(
             f"UPDATE photos SET prev_state = 'staged' WHERE state IN ('offline', 'deleted')"
-            f" AND prev_state = 'indexed' AND NOT {has}", {"m": model_id})
+            f" AND prev_state = 'indexed' AND NOT {has}",
+            {"m": model_id},
+        )
     if up or down:
         log.info("model %s: %d photos indexed, %d back to staged", model_id, up, down)
     return up, down

@@ -41,13 +41,21 @@ class PhotodApp(App):
     ]
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, cfg: Config, *, image_mode: str | None = None, library: Library | None = None,
-                 status_interval: float = 2.0, semantic: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        image_mode: str | None = None,
+        library: Library | None = None,
+        status_interval: float = 2.0,
+        semantic: bool = True,
+    ) -> None:
         super().__init__()
         mode = image_mode or os.environ.get(IMAGE_MODE_ENV, "auto")
         if mode not in IMAGE_MODES:
-            raise PhotodError(f"{IMAGE_MODE_ENV}={mode!r} is not an image mode",
-                              f"use one of: {', '.join(IMAGE_MODES)}")
+            raise PhotodError(
+                f"{IMAGE_MODE_ENV}={mode!r} is not an image mode", f"use one of: {', '.join(IMAGE_MODES)}"
+            )
         self.cfg = cfg
         self.image_mode = mode
         self.library = library or Library(cfg, semantic=semantic)
@@ -70,8 +78,13 @@ class PhotodApp(App):
 
     # ---- background jobs
 
-    def run_job(self, fn: Callable[[], Any], then: Callable[[Any], None] | None = None,
-                group: str = "jobs", on_error: Callable[[PhotodError], None] | None = None) -> Worker:
+    def run_job(
+        self,
+        fn: Callable[[], Any],
+        then: Callable[[Any], None] | None = None,
+        group: str = "jobs",
+        on_error: Callable[[PhotodError], None] | None = None,
+    ) -> Worker:
         """Run a blocking call in a thread; `then(result)` runs on the UI thread, errors notify."""
         worker = self.run_worker(fn, thread=True, group=group, exit_on_error=False)
         self._jobs[worker] = (then, on_error)
@@ -79,8 +92,7 @@ class PhotodApp(App):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         callbacks = self._jobs.get(event.worker)
-        if callbacks is None or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR,
-                                                    WorkerState.CANCELLED):
+        if callbacks is None or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         del self._jobs[event.worker]
         then, on_error = callbacks
@@ -110,8 +122,7 @@ class PhotodApp(App):
         """Open a photo or folder with the system viewer (a video at `at` seconds where the player can);
         problems become notifications."""
         shown = shell_quoted(path)
-        self.run_job(lambda: open_with_system(Path(path), at), lambda _: self.notify(f"opening {shown}",
-                                                                                       markup=False))
+        self.run_job(lambda: open_with_system(Path(path), at), lambda _: self.notify(f"opening {shown}", markup=False))
 
     def copy_path(self, path: str) -> None:
         # OSC 52: the terminal puts it on the clipboard of the machine the person sits at, even over SSH.

@@ -39,6 +39,7 @@ THUMB_CACHE = 1024
 
 # ---- captions over a selection ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CaptionGroup:
     """One caption text as it appears on a set of photos: editing or deleting it acts on all of them."""
@@ -61,6 +62,7 @@ def group_captions(rows: Iterable[dict]) -> list[CaptionGroup]:
 
 # ---- daemon activity --------------------------------------------------------------------------------
 
+
 @dataclass
 class ActivityMeter:
     """Photos staged and indexed per minute, from the counts of successive status refreshes."""
@@ -81,6 +83,7 @@ class ActivityMeter:
 
 
 # ---- the library ------------------------------------------------------------------------------------
+
 
 class Library:
     """The catalog, stage and searcher behind the UI; every method is safe to call from any thread."""
@@ -326,15 +329,21 @@ def open_with_system(path: Path, at: float | None = None) -> None:
     shown_ = shell_quoted(os.fspath(path))
     if not path.exists():
         raise PhotodError(f"{shown_} is not there", "its drive or share may be offline; plug it in or mount it")
-    player = next(((shutil.which(name), flag) for name, flag in _SEEKING_PLAYERS if shutil.which(name)),
-                  None) if at else None
+    player = (
+        next(((shutil.which(name), flag) for name, flag in _SEEKING_PLAYERS if shutil.which(name)), None)
+        if at
+        else None
+    )
     cmd = player[0] if player else opener()
     if cmd is None:
-        raise PhotodError(f"no system viewer to open {shown_} (xdg-open is not installed)",
-                          "copy the path (y) and open it yourself, or install xdg-utils")
+        raise PhotodError(
+            f"no system viewer to open {shown_} (xdg-open is not installed)",
+            "copy the path (y) and open it yourself, or install xdg-utils",
+        )
     args = [cmd, *player[1].format(at).split(), os.fspath(path)] if player else [cmd, os.fspath(path)]
     try:
-        subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
     except OSError as exc:
         raise PhotodError(f"could not run {cmd} for {shown_}: {exc}") from None

@@ -23,8 +23,7 @@ def write_config(tmp_path: Path, roots: list[Path], ocr: bool = False, **daemon_
     """A config.toml for a test daemon. Text in photos is read only with `ocr`: most daemon tests are about
     files and drives, and reading text in hundreds of synthetic photos would only slow them down."""
     keys = {"settle_seconds": 0.3, "rescan_hours": 0, **daemon_keys}
-    lines = ["[daemon]"] + [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
-                            for k, v in keys.items()]
+    lines = ["[daemon]"] + [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in keys.items()]
     lines += ["[signals]", f"ocr = {str(ocr).lower()}"]
     for root in roots:
         lines += ["[[roots]]", f'path = "{root}"', "poll_interval = 0.5"]
@@ -79,9 +78,11 @@ def counts(data_dir: Path) -> dict[str, int]:
 
 def settled(data_dir: Path, total: int) -> Callable[[], bool]:
     """Every one of `total` photos has left the `new` state."""
+
     def check() -> bool:
         c = counts(data_dir)
         return c["total"] == total and c["new"] == 0
+
     return check
 
 
@@ -104,8 +105,9 @@ def photod_cmd(config: Path, *args: str) -> list[str]:
 
 def start_daemon_process(config: Path, data_dir: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PHOTOD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(photod_cmd(config, "run"), env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            cwd=REPO)
+    return subprocess.Popen(
+        photod_cmd(config, "run"), env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO
+    )
 
 
 def starts_logged(log: Path) -> int:

@@ -71,11 +71,18 @@ def record(**figures: float) -> None:
 
 
 LABELS = {
-    "trials": "kill -9 trials run", "kills": "faults injected (kill -9)", "disk_full": "faults injected (disk full)",
-    "other_faults": "faults injected (vanished, hung, remounted, corrupted)", "bad_files": "bad files tried",
-    "photos": "photos ingested across trials", "lost": "photos lost", "duplicates": "duplicate photos or vectors",
-    "peak_rss_mib": "peak daemon memory (MiB, VmHWM)", "peak_scan_rss_mib": "peak memory of a scan (MiB)",
-    "peak_tree_entries": "largest tree scanned (entries)", "seconds": "wall time (s)",
+    "trials": "kill -9 trials run",
+    "kills": "faults injected (kill -9)",
+    "disk_full": "faults injected (disk full)",
+    "other_faults": "faults injected (vanished, hung, remounted, corrupted)",
+    "bad_files": "bad files tried",
+    "photos": "photos ingested across trials",
+    "lost": "photos lost",
+    "duplicates": "duplicate photos or vectors",
+    "peak_rss_mib": "peak daemon memory (MiB, VmHWM)",
+    "peak_scan_rss_mib": "peak memory of a scan (MiB)",
+    "peak_tree_entries": "largest tree scanned (entries)",
+    "seconds": "wall time (s)",
 }
 
 
@@ -99,8 +106,10 @@ def write_config(folder: Path, roots: list[Path], *, poll_interval: float = 0.5,
     lines: list[str] = []
     for name, keys in tables.items():
         lines.append(f"[{name}]")
-        lines += [f"{k} = {json.dumps(v) if isinstance(v, str) else repr(v).lower() if isinstance(v, bool) else v}"
-                  for k, v in keys.items()]
+        lines += [
+            f"{k} = {json.dumps(v) if isinstance(v, str) else repr(v).lower() if isinstance(v, bool) else v}"
+            for k, v in keys.items()
+        ]
     for root in roots:
         lines += ["[[roots]]", f"path = {json.dumps(str(root))}", f"poll_interval = {poll_interval}"]
     path = folder / "config.toml"
@@ -111,8 +120,15 @@ def write_config(folder: Path, roots: list[Path], *, poll_interval: float = 0.5,
 def photod(config: Path, data_dir: Path, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """Run a photod command to completion."""
     env = {**os.environ, "PHOTOD_DATA_DIR": str(data_dir), **kw.pop("env", {})}
-    return subprocess.run([sys.executable, "-m", "photod", "--config", str(config), *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "photod", "--config", str(config), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -147,11 +163,13 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
         assert claimed <= keys, f"rows claim missing stage entries: {sorted(claimed - keys)[:5]}"
         new_ids = {r[0] for r in cat.conn.execute("SELECT id FROM photos WHERE state = 'new'")}
         assert keys - claimed <= new_ids, f"stage entries owned by nobody: {sorted(keys - claimed - new_ids)[:5]}"
-        orphans = cat.scalar("SELECT count(*) FROM vectors v JOIN photos p ON p.id = v.photo_id"
-                             " WHERE p.staged_at IS NULL")
+        orphans = cat.scalar(
+            "SELECT count(*) FROM vectors v JOIN photos p ON p.id = v.photo_id WHERE p.staged_at IS NULL"
+        )
         assert orphans == 0, f"{orphans} vectors belong to photos that claim no stage entry"
-        twice = cat.scalar("SELECT count(*) FROM (SELECT root_id, rel_path FROM photos GROUP BY 1, 2"
-                           " HAVING count(*) > 1)")
+        twice = cat.scalar(
+            "SELECT count(*) FROM (SELECT root_id, rel_path FROM photos GROUP BY 1, 2 HAVING count(*) > 1)"
+        )
         assert twice == 0
         if settled:
             assert keys == claimed, f"stage {len(keys)} entries, rows claiming one {len(claimed)}"
@@ -164,11 +182,13 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
                 assert loaded is not None, f"the saved index of {name} does not check out"
                 faiss_index, meta = loaded
                 from photod.search.index import _stored_ids
+
                 ids = _stored_ids(faiss_index, meta.kind)
                 live = np.sort(ids[ids >= 0])
                 assert np.unique(live).size == live.size, "an id is in the saved index twice"
-                assert np.array_equal(live, want), (f"saved index holds {live.size} ids, the catalog"
-                                                    f" {want.size} vectors of {name}")
+                assert np.array_equal(live, want), (
+                    f"saved index holds {live.size} ids, the catalog {want.size} vectors of {name}"
+                )
         return cat.counts()
 
 
@@ -190,8 +210,10 @@ def png_bytes(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims width x height pixels (a decompression bomb by header)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
@@ -200,7 +222,7 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     """A real small JPEG with its SOF0 frame header rewritten to claim width x height."""
     data = bytearray(jpeg_bytes())
     i = data.find(b"\xff\xc0")
-    data[i + 5:i + 9] = struct.pack(">HH", height, width)
+    data[i + 5 : i + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -209,8 +231,10 @@ def png_bomb(side: int = 12000) -> bytes:
     raw = zlib.compressobj(9)
     row = b"\0" + b"\0" * side * 3
     body = b"".join(raw.compress(row) for _ in range(side)) + raw.flush()
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
@@ -288,7 +312,7 @@ def write_bad_corpus(root: Path, rng: random.Random, samples: Path | None = None
         # ends in one of the two with a message. Truncated-in-the-middle ones likewise.
         put(f"flaky/flipped_{i}.jpg", bit_flipped(good_jpeg, rng), "either")
         put(f"flaky/flipped_{i}.png", bit_flipped(good_png, rng, 8), "either")
-    put("flaky/truncated_half.jpg", good_jpeg[:len(good_jpeg) // 2], "either")
+    put("flaky/truncated_half.jpg", good_jpeg[: len(good_jpeg) // 2], "either")
     heic = heic_bytes()
     if heic:
         put("bad/truncated.heic", heic[: len(heic) // 3], "failed")
@@ -318,8 +342,7 @@ def write_bad_corpus(root: Path, rng: random.Random, samples: Path | None = None
     os.symlink("loop_a.jpg", root / "special/loop_b.jpg")
     os.symlink("..", root / "special/parent_loop")  # a directory loop
     os.symlink("/etc/passwd", root / "special/passwd.jpg")
-    expect.update({"special/loop_a.jpg": "absent", "special/loop_b.jpg": "absent",
-                   "special/passwd.jpg": "absent"})
+    expect.update({"special/loop_a.jpg": "absent", "special/loop_b.jpg": "absent", "special/passwd.jpg": "absent"})
     os.mkfifo(root / "special/fifo.jpg")
     expect["special/fifo.jpg"] = "absent"
     try:
@@ -354,7 +377,7 @@ def snapshot_tree(root: Path) -> dict[bytes, tuple]:
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            out[p[len(base):]] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_mode)
+            out[p[len(base) :]] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_mode)
     st = os.lstat(base)
     out[b"."] = (stat.S_IFMT(st.st_mode), st.st_mtime_ns, st.st_mode)
     return out
@@ -411,6 +434,7 @@ def inet_sockets(pid: int) -> list[tuple[str, str, str]]:
 
 def iter_photo_rows(data_dir: Path) -> Iterator[dict]:
     from photod.store.catalog import Catalog
+
     with Catalog.in_data_dir(data_dir) as cat:
         yield from cat.query("SELECT p.*, r.path AS root_path FROM photos p JOIN roots r ON r.id = p.root_id")
 
@@ -445,9 +469,15 @@ def indexed_for_active(data_dir: Path, n: int) -> bool:
         return False
     with Catalog.in_data_dir(data_dir) as cat:
         c = cat.counts()
-    return c["indexed"] == n and c["total"] == n and registry.serving_name(data_dir) == registry.active_name(data_dir) \
-        and (registry.serving_path(data_dir).exists()
-             and registry.serving_path(data_dir).read_text().strip() == registry.active_name(data_dir))
+    return (
+        c["indexed"] == n
+        and c["total"] == n
+        and registry.serving_name(data_dir) == registry.active_name(data_dir)
+        and (
+            registry.serving_path(data_dir).exists()
+            and registry.serving_path(data_dir).read_text().strip() == registry.active_name(data_dir)
+        )
+    )
 
 
 def counts_of(data_dir: Path) -> dict[str, int]:
@@ -460,8 +490,9 @@ def counts_of(data_dir: Path) -> dict[str, int]:
         return cat.counts()
 
 
-def distinct_photos(folder: Path, n: int, size: tuple[int, int] = (32, 24), prefix: str = "p",
-                    start: int = 0) -> list[Path]:
+def distinct_photos(
+    folder: Path, n: int, size: tuple[int, int] = (32, 24), prefix: str = "p", start: int = 0
+) -> list[Path]:
     """`n` small JPEGs whose bytes all differ, numbered from `start` (the number is painted into the pixels,
     so calls with disjoint ranges never make two equal files)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,15 @@ from typing import Sequence
 import numpy as np
 
 
-def write_video(path: Path, scenes: Sequence[tuple[tuple[int, int, int], float]], *, fps: int = 10,
-                size: tuple[int, int] = (160, 120), gop: int = 10, codec: str = "mpeg4") -> Path:
+def write_video(
+    path: Path,
+    scenes: Sequence[tuple[tuple[int, int, int], float]],
+    *,
+    fps: int = 10,
+    size: tuple[int, int] = (160, 120),
+    gop: int = 10,
+    codec: str = "mpeg4",
+) -> Path:
     """A video of solid-colour scenes ((r, g, b), seconds) with a little moving texture, a keyframe every
     `gop` frames. Returns `path`."""
     import av
@@ -49,7 +56,7 @@ def write_audio_only(path: Path, seconds: float = 1.0) -> Path:
         samples = int(44100 * seconds)
         tone = (np.sin(np.arange(samples) / 20.0) * 0.2).astype(np.float32).reshape(1, -1)
         for start in range(0, samples, 1024):
-            chunk = np.ascontiguousarray(tone[:, start:start + 1024])
+            chunk = np.ascontiguousarray(tone[:, start : start + 1024])
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
             frame.sample_rate = 44100
             frame.pts = start

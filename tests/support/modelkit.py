@@ -21,8 +21,16 @@ from photod.model import bundle as bundles
 PRECISIONS = ("fp32", "fp16", "int8")
 
 TEXTS = [
-    "海边的日落", "我家的猫在沙发上", "穿红衣服的小女孩在草地上", "a cat sleeping on a sofa", "下雪的北京",
-    "2023年春节全家福", "🐱 喵喵", "ＯＫ！全角", "a very long caption " * 12, "",
+    "海边的日落",
+    "我家的猫在沙发上",
+    "穿红衣服的小女孩在草地上",
+    "a cat sleeping on a sofa",
+    "下雪的北京",
+    "2023年春节全家福",
+    "🐱 喵喵",
+    "ＯＫ！全角",
+    "a very long caption " * 12,
+    "",
 ]
 
 
@@ -66,8 +74,13 @@ def open_images(paths: Sequence[Path]) -> list[Image.Image]:
     return out
 
 
-def import_small(workdir: Path, kind: str, precisions: Sequence[str] = PRECISIONS,
-                 images: Sequence[Path] = (), fp16_weights: bool = False) -> SmallImport:
+def import_small(
+    workdir: Path,
+    kind: str,
+    precisions: Sequence[str] = PRECISIONS,
+    images: Sequence[Path] = (),
+    fp16_weights: bool = False,
+) -> SmallImport:
     """Build the small `kind` checkpoint and import it (cn_clip format, configs as files) per precision."""
     from photod.finetune.export import import_checkpoint
     from tests.support.smallmodels import build_small_checkpoint
@@ -79,14 +92,21 @@ def import_small(workdir: Path, kind: str, precisions: Sequence[str] = PRECISION
     for precision in precisions:
         t0 = time.perf_counter()
         result.bundles[precision] = import_checkpoint(
-            ckpt, result.data_dir, vision_config=vcfg, text_config=tcfg, precision=precision,
-            activate=(precision == "fp32"), images=list(images) or None)
+            ckpt,
+            result.data_dir,
+            vision_config=vcfg,
+            text_config=tcfg,
+            precision=precision,
+            activate=(precision == "fp32"),
+            images=list(images) or None,
+        )
         result.seconds[precision] = time.perf_counter() - t0
     return result
 
 
-def torch_reference(small: SmallImport, images: Sequence[Image.Image], texts: Sequence[str],
-                    context_length: int = 52) -> tuple[np.ndarray, np.ndarray]:
+def torch_reference(
+    small: SmallImport, images: Sequence[Image.Image], texts: Sequence[str], context_length: int = 52
+) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised (image, text) embeddings from cn_clip's PyTorch CLIP, loaded here without photod's
     loader: configs merged and "module." stripped by hand, as cn_clip's create_model does."""
     import torch
@@ -116,8 +136,9 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_embeddings(bundle: bundles.Bundle, images: Sequence[Image.Image],
-                    texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def onnx_embeddings(
+    bundle: bundles.Bundle, images: Sequence[Image.Image], texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(image, text) embeddings from the bundle's ONNX graphs, fed with cn_clip's own preprocessing."""
     import torch
     from cn_clip.clip import image_transform, tokenize
@@ -137,8 +158,9 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
-def tiny_bundle(folder: Path, name: str = "tiny", seed: int = 0, text_seed: int | None = None,
-                embed_dim: int = 8) -> bundles.Bundle:
+def tiny_bundle(
+    folder: Path, name: str = "tiny", seed: int = 0, text_seed: int | None = None, embed_dim: int = 8
+) -> bundles.Bundle:
     """A complete, valid bundle folder without torch: two small real ONNX graphs (mean-pool + projection,
     embedding lookup + mean), cn_clip's vocab, and a manifest written by photod.model.bundle.write_manifest."""
     import importlib.util
@@ -162,21 +184,41 @@ def tiny_bundle(folder: Path, name: str = "tiny", seed: int = 0, text_seed: int 
 
     rng = np.random.default_rng(seed)
     proj = numpy_helper.from_array(rng.standard_normal((3, embed_dim)).astype(np.float32), "proj")
-    image = graph([helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2, 3], keepdims=0),
-                   helper.make_node("MatMul", ["pooled", "proj"], [bundles.IMAGE_OUTPUT])], "image",
-                  helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 16, 16]),
-                  helper.make_tensor_value_info(bundles.IMAGE_OUTPUT, TensorProto.FLOAT, ["batch", embed_dim]),
-                  [proj])
+    image = graph(
+        [
+            helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[2, 3], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "proj"], [bundles.IMAGE_OUTPUT]),
+        ],
+        "image",
+        helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 16, 16]),
+        helper.make_tensor_value_info(bundles.IMAGE_OUTPUT, TensorProto.FLOAT, ["batch", embed_dim]),
+        [proj],
+    )
     rng = np.random.default_rng(seed + 1 if text_seed is None else text_seed)
     table = numpy_helper.from_array(rng.standard_normal((vocab_size, embed_dim)).astype(np.float32), "table")
-    text = graph([helper.make_node("Gather", ["table", "text"], ["emb"], axis=0),
-                  helper.make_node("ReduceMean", ["emb"], [bundles.TEXT_OUTPUT], axes=[1], keepdims=0)], "text",
-                 helper.make_tensor_value_info("text", TensorProto.INT64, ["batch", 8]),
-                 helper.make_tensor_value_info(bundles.TEXT_OUTPUT, TensorProto.FLOAT, ["batch", embed_dim]),
-                 [table])
+    text = graph(
+        [
+            helper.make_node("Gather", ["table", "text"], ["emb"], axis=0),
+            helper.make_node("ReduceMean", ["emb"], [bundles.TEXT_OUTPUT], axes=[1], keepdims=0),
+        ],
+        "text",
+        helper.make_tensor_value_info("text", TensorProto.INT64, ["batch", 8]),
+        helper.make_tensor_value_info(bundles.TEXT_OUTPUT, TensorProto.FLOAT, ["batch", embed_dim]),
+        [table],
+    )
     onnx.save(image, str(folder / bundles.IMAGE_FILE))
     onnx.save(text, str(folder / bundles.TEXT_FILE))
     return bundles.write_manifest(
-        folder, name=name, arch="custom", vision_config={"image_resolution": 16}, text_config={},
-        embed_dim=embed_dim, image_size=16, context_length=8, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25],
-        precision="fp32", source="tests/support/modelkit.py")
+        folder,
+        name=name,
+        arch="custom",
+        vision_config={"image_resolution": 16},
+        text_config={},
+        embed_dim=embed_dim,
+        image_size=16,
+        context_length=8,
+        mean=[0.5, 0.5, 0.5],
+        std=[0.25, 0.25, 0.25],
+        precision="fp32",
+        source="tests/support/modelkit.py",
+    )

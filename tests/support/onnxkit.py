@@ -59,10 +59,12 @@ def image_graph(embed_dim: int, image_size: int, seed: int = 0) -> onnx.ModelPro
         *_normalise_nodes("raw", "image_embedding"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_image",
+        nodes,
+        "tiny_image",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, image_size, image_size])],
         [helper.make_tensor_value_info("image_embedding", TensorProto.FLOAT, ["batch", embed_dim])],
-        [numpy_helper.from_array(proj, "proj"), numpy_helper.from_array(np.array([1e-12], np.float32), "eps")])
+        [numpy_helper.from_array(proj, "proj"), numpy_helper.from_array(np.array([1e-12], np.float32), "eps")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
@@ -85,17 +87,29 @@ def text_graph(embed_dim: int, vocab_size: int, seed: int = 1, masked: bool = Fa
         ]
     nodes = [*pooling, *_normalise_nodes("raw", "text_embedding")]
     graph = helper.make_graph(
-        nodes, "tiny_text",
+        nodes,
+        "tiny_text",
         [helper.make_tensor_value_info("text", TensorProto.INT64, ["batch", "length"])],
         [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["batch", embed_dim])],
-        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([1e-12], np.float32), "eps"),
-         numpy_helper.from_array(np.array([1], np.int64), "axis1")])
+        [
+            numpy_helper.from_array(table, "table"),
+            numpy_helper.from_array(np.array([1e-12], np.float32), "eps"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        ],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
 
-def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context_length: int = 16,
-                name: str = "tiny", seed: int = 0, text_masked: bool = False,
-                precision: str = "fp32") -> bundles.Bundle:
+def make_bundle(
+    folder: Path,
+    embed_dim: int = 32,
+    image_size: int = 32,
+    context_length: int = 16,
+    name: str = "tiny",
+    seed: int = 0,
+    text_masked: bool = False,
+    precision: str = "fp32",
+) -> bundles.Bundle:
     """A complete bundle folder (manifest, both towers, the real vocab), loaded as a photod Bundle.
     `precision` "int8": both towers quantized by photod's own int8 conversion (photod/model/convert.py)."""
     from photod.model.convert import quantize_int8
@@ -105,8 +119,10 @@ def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context
     vocab = cn_clip_vocab()
     shutil.copyfile(vocab, folder / bundles.VOCAB_FILE)
     vocab_size = sum(1 for _ in open(vocab, encoding="utf-8"))
-    graphs = {bundles.IMAGE_FILE: image_graph(embed_dim, image_size, seed),
-              bundles.TEXT_FILE: text_graph(embed_dim, vocab_size, seed + 1, text_masked)}
+    graphs = {
+        bundles.IMAGE_FILE: image_graph(embed_dim, image_size, seed),
+        bundles.TEXT_FILE: text_graph(embed_dim, vocab_size, seed + 1, text_masked),
+    }
     for filename, graph in graphs.items():
         if precision == "int8":
             fp32 = folder / f"fp32-{filename}"
@@ -116,9 +132,19 @@ def make_bundle(folder: Path, embed_dim: int = 32, image_size: int = 32, context
         else:
             onnx.save(graph, str(folder / filename))
     return bundles.write_manifest(
-        folder, name=name, arch="tiny-test", vision_config={}, text_config={}, embed_dim=embed_dim,
-        image_size=image_size, context_length=context_length, mean=list(CLIP_MEAN), std=list(CLIP_STD),
-        precision=precision, source="tests/support/onnxkit.py")
+        folder,
+        name=name,
+        arch="tiny-test",
+        vision_config={},
+        text_config={},
+        embed_dim=embed_dim,
+        image_size=image_size,
+        context_length=context_length,
+        mean=list(CLIP_MEAN),
+        std=list(CLIP_STD),
+        precision=precision,
+        source="tests/support/onnxkit.py",
+    )
 
 
 def install_active(data_dir: Path, folder: Path, name: str = "tiny", **kw) -> bundles.Bundle:
@@ -139,7 +165,7 @@ def picture(seed: int, size: int = 48) -> Image.Image:
     arr = np.stack(chans, axis=-1)
     for _ in range(3):
         x0, y0 = rng.integers(0, size - 8, 2)
-        arr[y0:y0 + 8, x0:x0 + 8] = rng.uniform(0, 1, 3)
+        arr[y0 : y0 + 8, x0 : x0 + 8] = rng.uniform(0, 1, 3)
     return Image.fromarray((arr * 255).astype(np.uint8), "RGB")
 
 
@@ -149,8 +175,15 @@ def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def add_photos(catalog: Catalog, root_dir: Path, n: int, staged: bool = True, label: str = "lib",
-               camera: str | None = None, taken_at: str | None = None) -> list[int]:
+def add_photos(
+    catalog: Catalog,
+    root_dir: Path,
+    n: int,
+    staged: bool = True,
+    label: str = "lib",
+    camera: str | None = None,
+    taken_at: str | None = None,
+) -> list[int]:
     """n catalog rows under one root (no files on disk needed), staged or new, in one transaction."""
     root_dir.mkdir(parents=True, exist_ok=True)
     root = catalog.add_root(make_root(root_dir, label=label))

@@ -31,8 +31,9 @@ def tmpfs(path: Path, size: str):
     """A real filesystem of `size` (tmpfs) mounted at `path`, to fill up; the test is skipped where mounting
     is not allowed."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a size-limited tmpfs here ({done.stderr.strip()})")
     try:

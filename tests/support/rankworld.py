@@ -82,7 +82,8 @@ def train_model(work: Path, vocab: Path, steps: int = TRAIN_STEPS) -> tuple[Path
     info = write_dataset(work / "dataset", labels, set(), jpegs.get, seed=0, valid_fraction=0.0, source="synthetic")
     model = load_model(ckpt, vision_config=vision, text_config=text).model
     cfg = TrainConfig(mode="full", max_steps=steps, batch_size=32, lr=2e-3, save_every=0, progress=False)
-    trainer = Trainer(model, info.lmdb_dir("train"), cfg, work / "checkpoints",
-                      tokenizer=Tokenizer.from_vocab(vocab), image_size=64)
+    trainer = Trainer(
+        model, info.lmdb_dir("train"), cfg, work / "checkpoints", tokenizer=Tokenizer.from_vocab(vocab), image_size=64
+    )
     trainer.fit(resume=False)
     return save_model_checkpoint(trainer.model, work / "trained.pt"), vision, text

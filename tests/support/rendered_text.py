@@ -44,8 +44,9 @@ PHRASES = (
 
 def sample_photos(limit: int | None = None) -> list[Path]:
     """Real camera JPEGs from ../shared/photos (exif-samples and photoprism-samples), in a stable order."""
-    found = sorted((PHOTOS / "exif-samples" / "jpg").rglob("*.jpg")) + \
-        sorted(p for p in (PHOTOS / "photoprism-samples").glob("*.jpg") if "E4120" not in p.name)
+    found = sorted((PHOTOS / "exif-samples" / "jpg").rglob("*.jpg")) + sorted(
+        p for p in (PHOTOS / "photoprism-samples").glob("*.jpg") if "E4120" not in p.name
+    )
     return found[:limit] if limit else found
 
 

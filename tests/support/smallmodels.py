@@ -84,8 +84,9 @@ def build_small_model(kind: str = "vit", seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def build_small_checkpoint(path: str | os.PathLike, kind: str = "vit", seed: int = 0,
-                           fp16_weights: bool = False) -> tuple[Path, Path, Path]:
+def build_small_checkpoint(
+    path: str | os.PathLike, kind: str = "vit", seed: int = 0, fp16_weights: bool = False
+) -> tuple[Path, Path, Path]:
     """Write a small random model as a cn_clip checkpoint plus its two config files into folder `path`.
 
     The checkpoint is {"epoch", "step", "name", "state_dict"} with "module." prefixes, as cn_clip's

@@ -66,7 +66,7 @@ def draw(concept: Concept, size: int, rng: random.Random) -> Image.Image:
     img = Image.new("RGB", (size, size), bg)
     pen = ImageDraw.Draw(img)
     cells = _cells(concept.count, size)
-    for (x0, y0, cell) in cells:
+    for x0, y0, cell in cells:
         r = cell * rng.uniform(0.28, 0.42)
         cx = x0 + cell / 2 + rng.uniform(-0.08, 0.08) * cell
         cy = y0 + cell / 2 + rng.uniform(-0.08, 0.08) * cell
@@ -88,8 +88,9 @@ def _cells(count: int, size: int) -> list[tuple[float, float, float]]:
     return [(i * cell, (size - cell) / 2, cell) for i in range(count)]
 
 
-def make_labels(all_concepts: list[Concept], per_concept: int, *, size: int = 64,
-                seed: int = 0) -> tuple[list[Label], dict[int, bytes]]:
+def make_labels(
+    all_concepts: list[Concept], per_concept: int, *, size: int = 64, seed: int = 0
+) -> tuple[list[Label], dict[int, bytes]]:
     """Labels and JPEG bytes with made-up photo ids (1, 2, ...): a dataset without a library."""
     from io import BytesIO
 
@@ -105,16 +106,30 @@ def make_labels(all_concepts: list[Concept], per_concept: int, *, size: int = 64
     return labels, jpegs
 
 
-def make_dataset(out_dir: str | os.PathLike, all_concepts: list[Concept], per_concept: int, *, size: int = 64,
-                 seed: int = 0, valid_per_concept: int = 1) -> DatasetInfo:
+def make_dataset(
+    out_dir: str | os.PathLike,
+    all_concepts: list[Concept],
+    per_concept: int,
+    *,
+    size: int = 64,
+    seed: int = 0,
+    valid_per_concept: int = 1,
+) -> DatasetInfo:
     """A dataset folder straight from drawn images (no catalog), e.g. to pre-train a small base model.
 
     The first `valid_per_concept` photos of every concept are held out.
     """
     labels, jpegs = make_labels(all_concepts, per_concept, size=size, seed=seed)
     valid = {lab.photo_id for i, lab in enumerate(labels) if i % per_concept < valid_per_concept}
-    return write_dataset(out_dir, labels, valid, jpegs.get, seed=seed,
-                         valid_fraction=len(valid) / max(1, len(labels)), source="synthetic")
+    return write_dataset(
+        out_dir,
+        labels,
+        valid,
+        jpegs.get,
+        seed=seed,
+        valid_fraction=len(valid) / max(1, len(labels)),
+        source="synthetic",
+    )
 
 
 @dataclass
@@ -130,9 +145,16 @@ class SyntheticLibrary:
         return next(c for c, ids in self.photos.items() if photo_id in ids)
 
 
-def make_library(data_dir: str | os.PathLike, root: str | os.PathLike, all_concepts: list[Concept],
-                 per_concept: int, *, size: int = 64, seed: int = 0, caption: Iterable[Concept] | None = None,
-                 ) -> SyntheticLibrary:
+def make_library(
+    data_dir: str | os.PathLike,
+    root: str | os.PathLike,
+    all_concepts: list[Concept],
+    per_concept: int,
+    *,
+    size: int = 64,
+    seed: int = 0,
+    caption: Iterable[Concept] | None = None,
+) -> SyntheticLibrary:
     """Draw `per_concept` photos of each concept as JPEG files under `root/<caption>/`, catalogue and stage
     them with photod's catalog and ingester, and caption the photos of the concepts in `caption` (all when
     None) through the catalog."""

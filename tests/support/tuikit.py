@@ -36,11 +36,26 @@ class Shot:
 SHOTS = [
     Shot("family", "2019/三亚婚礼/IMG_0001.jpg", "2019-05-01T10:00:00", "Canon", "Canon EOS 5D", (200, 40, 40)),
     Shot("family", "2019/三亚婚礼/IMG_0002.jpg", "2019-05-01T11:30:00", "Canon", "Canon EOS 5D", (230, 140, 30)),
-    Shot("family", "2021/cat/cat_sofa.jpg", "2021-03-02T20:15:00", "Apple", "iPhone 12", (40, 80, 210),
-         size=(288, 384), gps=(22.54312, 114.05786)),
+    Shot(
+        "family",
+        "2021/cat/cat_sofa.jpg",
+        "2021-03-02T20:15:00",
+        "Apple",
+        "iPhone 12",
+        (40, 80, 210),
+        size=(288, 384),
+        gps=(22.54312, 114.05786),
+    ),
     Shot("family", "2021/cat/cat_window.jpg", "2021-03-05T09:00:00", "Apple", "iPhone 12", (40, 170, 60)),
-    Shot("family", "2023/beach/sunset.jpg", "2023-08-10T19:45:00", "Sony", "ILCE-7M3", (150, 50, 160),
-         lens="FE 24-70mm F2.8 GM"),
+    Shot(
+        "family",
+        "2023/beach/sunset.jpg",
+        "2023-08-10T19:45:00",
+        "Sony",
+        "ILCE-7M3",
+        (150, 50, 160),
+        lens="FE 24-70mm F2.8 GM",
+    ),
     Shot("nas", "archive/old_scan.jpg", "2005-01-01T00:00:00", None, None, (128, 128, 128)),
 ]
 ROOTS = {"family": "/photos/family", "nas": "/mnt/nas/photos"}
@@ -70,10 +85,18 @@ def build_library(data_dir: Path, shots: list[Shot] = SHOTS, failed: bool = True
         for shot in shots:
             data = jpeg(shot.colour, shot.size)
             pid, _ = cat.upsert_file(roots[shot.root].id, shot.rel_path, len(data), MTIME_NS)
-            meta = PhotoMeta(width=shot.size[0] * 10, height=shot.size[1] * 10, format="JPEG",
-                             taken_at=shot.taken_at, camera_make=shot.make, camera_model=shot.model,
-                             lens=shot.lens, orientation=1,
-                             gps_lat=shot.gps[0] if shot.gps else None, gps_lon=shot.gps[1] if shot.gps else None)
+            meta = PhotoMeta(
+                width=shot.size[0] * 10,
+                height=shot.size[1] * 10,
+                format="JPEG",
+                taken_at=shot.taken_at,
+                camera_make=shot.make,
+                camera_model=shot.model,
+                lens=shot.lens,
+                orientation=1,
+                gps_lat=shot.gps[0] if shot.gps else None,
+                gps_lon=shot.gps[1] if shot.gps else None,
+            )
             cat.mark_staged(pid, meta, content_hash=f"hash-{pid}")
             staged[pid] = data
             ids[Path(shot.rel_path).name] = pid

@@ -95,12 +95,16 @@ class CaptionEditor(ModalScreen[bool]):
         event.stop()
         editing = self.editing
         if editing is not None:
-            self.app.run_job(lambda: self.library.update_captions(editing.caption_ids, text),
-                             lambda _: self._saved(f"caption changed on {len(editing.photo_ids)} photo(s)"))
+            self.app.run_job(
+                lambda: self.library.update_captions(editing.caption_ids, text),
+                lambda _: self._saved(f"caption changed on {len(editing.photo_ids)} photo(s)"),
+            )
         else:
             ids = list(self.photo_ids)
-            self.app.run_job(lambda: self.library.add_caption(ids, text),
-                             lambda _: self._saved(f"caption added to {len(ids)} photo(s)"))
+            self.app.run_job(
+                lambda: self.library.add_caption(ids, text),
+                lambda _: self._saved(f"caption added to {len(ids)} photo(s)"),
+            )
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.action_edit()
@@ -118,9 +122,10 @@ class CaptionEditor(ModalScreen[bool]):
         group = self._highlighted()
         if group is None:
             return
-        self.app.run_job(lambda: self.library.remove_captions(group.caption_ids),
-                         lambda _: self._saved(f"caption “{group.text}” deleted from {len(group.photo_ids)}"
-                                               " photo(s)"))
+        self.app.run_job(
+            lambda: self.library.remove_captions(group.caption_ids),
+            lambda _: self._saved(f"caption “{group.text}” deleted from {len(group.photo_ids)} photo(s)"),
+        )
 
     def action_close(self) -> None:
         if self.editing is not None:

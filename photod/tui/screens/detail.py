@@ -43,14 +43,21 @@ def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
     ]
     if row.get("kind") == "video":
         facts.insert(2, ("Video", f"{clock(row['duration'] or 0)} long, {row.get('format') or 'video'}"))
-    facts[2:2] = [(label, text) for label, text in map(lambda link: _link_text(row["id"], link),
-                                                          row.get("links") or ())]
+    facts[2:2] = [
+        (label, text) for label, text in map(lambda link: _link_text(row["id"], link), row.get("links") or ())
+    ]
     return facts
 
 
 # (kind, whether this photo is the one shown) -> how the other file is named in the facts
-_LINK_LABELS = {("raw", True): "RAW", ("raw", False): "JPEG", ("motion", True): "Motion",
-                ("motion", False): "Still", ("edited", True): "Edited", ("edited", False): "Original"}
+_LINK_LABELS = {
+    ("raw", True): "RAW",
+    ("raw", False): "JPEG",
+    ("motion", True): "Motion",
+    ("motion", False): "Still",
+    ("edited", True): "Edited",
+    ("edited", False): "Original",
+}
 
 
 def _link_text(photo_id: int, link: dict) -> tuple[str, str]:
@@ -95,8 +102,14 @@ class DetailScreen(Screen[dict | None]):
         Binding("minus,w", "mark(False)", "Wrong"),
     ]
 
-    def __init__(self, library: Library, photo_id: int, query: str = "", image_mode: str = "auto",
-                 found_by: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        library: Library,
+        photo_id: int,
+        query: str = "",
+        image_mode: str = "auto",
+        found_by: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self.found_by = found_by or []  # why the search found it (photod.search.results.reasons)
         self.library = library
@@ -150,7 +163,8 @@ class DetailScreen(Screen[dict | None]):
         self.query_one("#facts", Static).update(facts)
         self.query_one("#photo-text", Static).update(text_lines(text_row))
         self.query_one("#caption-list", Static).update(
-            "\n".join(f"• {g.text}" for g in groups) or "none yet: press c to add one")
+            "\n".join(f"• {g.text}" for g in groups) or "none yet: press c to add one"
+        )
         self._fit_preview()
         self.loaded = True
 
@@ -166,8 +180,9 @@ class DetailScreen(Screen[dict | None]):
             placeholder.update("not staged yet: the daemon makes a preview when it reaches this photo")
             return
         box = self.query_one("#preview-box")
-        cols, rows = fit_cells(self._picture, max(box.size.width, 10), max(box.size.height, 5),
-                               cell_shape(self.image_mode))
+        cols, rows = fit_cells(
+            self._picture, max(box.size.width, 10), max(box.size.height, 5), cell_shape(self.image_mode)
+        )
         image.styles.width = cols
         image.styles.height = rows
         image.image = self._picture

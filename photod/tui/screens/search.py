@@ -58,8 +58,16 @@ class SearchScreen(Screen):
         Binding("u", "unselect", "Unselect", show=False),
     ]
     # These keys act on results; while a text field has focus they are part of what is typed ("/" too).
-    _RESULT_ACTIONS = {"captions", "more_like", "mark", "open_viewer", "copy_path", "unselect", "type_query",
-                       "toggle_all"}
+    _RESULT_ACTIONS = {
+        "captions",
+        "more_like",
+        "mark",
+        "open_viewer",
+        "copy_path",
+        "unselect",
+        "type_query",
+        "toggle_all",
+    }
 
     def __init__(self, library: Library, image_mode: str = "auto") -> None:
         super().__init__()
@@ -74,7 +82,9 @@ class SearchScreen(Screen):
         self._note_text: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield TextField(placeholder="describe a photo: 海边的日落, 2019年夏天 三亚 -人, \"三亚湾\", or a filename", id="query")
+        yield TextField(
+            placeholder='describe a photo: 海边的日落, 2019年夏天 三亚 -人, "三亚湾", or a filename', id="query"
+        )
         yield FilterBar(id="filters", classes="-hidden")
         yield Static("", id="note", markup=False)
         yield ResultGrid(self.library.thumbnail, self.image_mode, id="results")
@@ -204,8 +214,16 @@ class SearchScreen(Screen):
         self.schedule_search()
 
     def on_result_grid_opened(self, event: ResultGrid.Opened) -> None:
-        self.app.push_screen(DetailScreen(self.library, event.result["id"], self._feedback_query(),
-                                          self.image_mode, found_by=reasons(event.result)), self._detail_closed)
+        self.app.push_screen(
+            DetailScreen(
+                self.library,
+                event.result["id"],
+                self._feedback_query(),
+                self.image_mode,
+                found_by=reasons(event.result),
+            ),
+            self._detail_closed,
+        )
 
     def _detail_closed(self, more_like: dict | None) -> None:
         # A detail screen hands back its photo when the person asked for more like it there.
@@ -246,8 +264,11 @@ class SearchScreen(Screen):
 
     def action_toggle_names(self) -> None:
         self.query_state = replace(self.query_state, names_only=not self.query_state.names_only)
-        self.app.notify("searching filenames only" if self.query_state.names_only
-                        else "searching by meaning (when a model is installed)")
+        self.app.notify(
+            "searching filenames only"
+            if self.query_state.names_only
+            else "searching by meaning (when a model is installed)"
+        )
         self.schedule_search(immediate=True)
 
     def action_toggle_all(self) -> None:

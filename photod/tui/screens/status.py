@@ -84,22 +84,31 @@ class StatusScreen(Screen):
         self.status = status
         self.meter.feed(status["photos"], time.monotonic())
         p = status["photos"]
-        self.query_one("#status-summary", Static).update("\n".join([
-            f"files   {p['total']} ({p['photos']} photos, {p['videos']} videos) · {p['indexed']} indexed · "
-            f"{p['staged']} staged · {p['new']} new · "
-            f"{p['failed']} failed · {p['offline']} offline · {p['deleted']} deleted (kept for now)",
-            f"daemon  {activity_line(status, self.meter)}",
-            f"model   {model_line(status['model'])}",
-            *(f"search  {line}" for line in format_signals(status["signals"])),
-            f"data    {status['data_dir']}",
-        ]))
+        self.query_one("#status-summary", Static).update(
+            "\n".join(
+                [
+                    f"files   {p['total']} ({p['photos']} photos, {p['videos']} videos) · {p['indexed']} indexed · "
+                    f"{p['staged']} staged · {p['new']} new · "
+                    f"{p['failed']} failed · {p['offline']} offline · {p['deleted']} deleted (kept for now)",
+                    f"daemon  {activity_line(status, self.meter)}",
+                    f"model   {model_line(status['model'])}",
+                    *(f"search  {line}" for line in format_signals(status["signals"])),
+                    f"data    {status['data_dir']}",
+                ]
+            )
+        )
         roots = self.query_one("#roots-table", DataTable)
         roots.clear()
         for r in status["roots"]:
             mode = r["watch_mode"] or ("not watched" if r["online"] else "-")
-            roots.add_row(r["label"], r["path"], "online" if r["online"] else "OFFLINE",
-                          f"{r['watch']} → {mode}" if r["watch"] == "auto" else mode,
-                          r["fs_type"] or "?", str(r["photos"]))
+            roots.add_row(
+                r["label"],
+                r["path"],
+                "online" if r["online"] else "OFFLINE",
+                f"{r['watch']} → {mode}" if r["watch"] == "auto" else mode,
+                r["fs_type"] or "?",
+                str(r["photos"]),
+            )
         failed = self.query_one("#failed-table", DataTable)
         failed.clear()
         for f in status["failed"]:

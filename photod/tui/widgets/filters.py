@@ -36,12 +36,19 @@ class FilterBar(Horizontal):
         self.filters = Filters()
 
     def compose(self):
-        yield TextField(placeholder="after YYYY-MM-DD", id="f-after", validators=[DateValidator()],
-                    valid_empty=True, classes="date")
-        yield TextField(placeholder="before YYYY-MM-DD", id="f-before", validators=[DateValidator()],
-                    valid_empty=True, classes="date")
-        yield Select([(label, str(rid)) for label, rid in self._roots], prompt="all roots", id="f-root",
-                     allow_blank=True)
+        yield TextField(
+            placeholder="after YYYY-MM-DD", id="f-after", validators=[DateValidator()], valid_empty=True, classes="date"
+        )
+        yield TextField(
+            placeholder="before YYYY-MM-DD",
+            id="f-before",
+            validators=[DateValidator()],
+            valid_empty=True,
+            classes="date",
+        )
+        yield Select(
+            [(label, str(rid)) for label, rid in self._roots], prompt="all roots", id="f-root", allow_blank=True
+        )
         yield TextField(placeholder="folder", id="f-folder")
         yield TextField(placeholder="camera", id="f-camera")
         yield TextField(placeholder="place", id="f-place")
@@ -67,7 +74,8 @@ class FilterBar(Horizontal):
             return None
         select = self.query_one("#f-root", Select)
         return Filters(
-            after=after, before=before,
+            after=after,
+            before=before,
             root=None if select.is_blank() else str(select.value),
             folder=self.query_one("#f-folder", Input).value.strip() or None,
             camera=self.query_one("#f-camera", Input).value.strip() or None,

@@ -12,13 +12,13 @@ import logging
 from typing import Callable
 
 from PIL import Image as PILImage
+from rich.cells import cell_len
+from rich.text import Text
 from textual import events, work
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from rich.cells import cell_len
-from rich.text import Text
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -200,8 +200,8 @@ class ResultGrid(Widget, can_focus=True):
 
     def _request_pictures(self) -> None:
         # Visible cards first, then the rest, so scrolling finds pictures ready.
-        visible = self.results[self.top:self.top + len(self._cards)]
-        order = visible + self.results[:self.top] + self.results[self.top + len(self._cards):]
+        visible = self.results[self.top : self.top + len(self._cards)]
+        order = visible + self.results[: self.top] + self.results[self.top + len(self._cards) :]
         missing = [picture_id(r) for r in order if picture_id(r) not in self._pictures and r.get("state") != "failed"]
         if self.loader is not None and missing and image_class(self.image_mode) is not None:
             self._load_pictures(self.generation, missing)
