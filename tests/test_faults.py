@@ -35,6 +35,7 @@ from photod.model import registry
 from photod.roots.presence import check_root
 from photod.roots.scanner import reconcile
 from photod.search.index import VectorIndex
+from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from tests.support import faultkit, oskit
@@ -579,7 +580,7 @@ def test_readers_see_no_lock_errors_and_no_half_written_results_while_the_daemon
             try:
                 with Catalog.in_data_dir(data_dir) as cat:  # as the TUI opens it
                     c = cat.counts()
-                    rows = cat.search_name(None, limit=50)
+                    rows = wordsearch.search_name(cat, None, limit=50)
                     assert all(r["state"] in ("new", "staged", "indexed", "failed") for r in rows)
                     assert c["total"] <= n
                 reads["catalog"] += 1

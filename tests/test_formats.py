@@ -28,6 +28,7 @@ from photod.search.index import VectorIndex
 from photod.search.indexer import Indexer
 from photod.search.results import video_label
 from photod.search.searcher import Searcher
+from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from photod.tui.screens.detail import describe
@@ -184,7 +185,7 @@ def test_raw_and_jpeg_pairs_live_photos_and_edits_are_linked(catalog, stage, tmp
         ("IMG_0002.HEIC", "IMG_0002.MOV", "motion"),
         ("IMG_4120.JPG", "IMG_E4120.JPG", "edited"),
     }
-    shown = lambda: sorted(r["rel_path"] for r in catalog.search_name(limit=None))  # noqa: E731
+    shown = lambda: sorted(r["rel_path"] for r in wordsearch.search_name(catalog, limit=None))  # noqa: E731
     # One photo per shot: the JPEG (not the RAW), the Live Photo's still; the original and its edit both.
     assert shown() == ["IMG_0001.JPG", "IMG_0002.HEIC", "IMG_4120.JPG", "IMG_E4120.JPG"]
     c = catalog.counts()

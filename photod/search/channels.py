@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from photod.search.query import ParsedQuery, Term
 from photod.search.results import Result
+from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.textsearch import fts_any
 
@@ -43,17 +44,17 @@ class WordHits:
         """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
         the filters listed once; rows are read later, for the photos on the page only."""
         hits = cls()
-        held = {phrase: cat.word_hits(phrase, exact=True) for phrase in parsed.phrases}  # each read once
+        held = {phrase: wordsearch.word_hits(cat, phrase, exact=True) for phrase in parsed.phrases}  # each read once
         for found in held.values():
             hits.required = found if hits.required is None else hits.required & found
         for term in parsed.exclusions:
             if term.like is None:
-                hits.excluded |= cat.word_hits(term.text, exact=term.exact)
+                hits.excluded |= wordsearch.word_hits(cat, term.text, exact=term.exact)
         # The filters are listed once, here, for every channel (an unfiltered query lists only the rows words
         # never show, which are few).
         where = catalog_filters(cat, filters)
-        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
-        unsearchable = cat.unsearchable_ids() if allowed is None else set()
+        allowed = set(wordsearch.matching_ids(cat, **where)) if any(v is not None for v in where.values()) else None
+        unsearchable = wordsearch.unsearchable_ids(cat) if allowed is None else set()
         if hits.required is not None:
             allowed = hits.required - unsearchable if allowed is None else allowed & hits.required
         hits.allowed = allowed
@@ -63,7 +64,7 @@ class WordHits:
         gone = hits.excluded | (unsearchable if allowed is None else set())
         matched: dict[int, int] = {}  # photo -> how many of the words it holds
         for word, exact in wanted:
-            found = held[word] if exact else cat.word_hits(word)
+            found = held[word] if exact else wordsearch.word_hits(cat, word)
             found = (found if allowed is None else found & allowed) - gone
             if found:
                 hits.found_words.add(word)

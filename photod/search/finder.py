@@ -34,7 +34,7 @@ from photod.search.channels import (
 )
 from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
-from photod.store import signals
+from photod.store import signals, wordsearch
 from photod.store.catalog import Catalog, open_catalog
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits,
         by_look.setdefault(hit.id, hit)
     looked = [pid for pid, _, _ in page if pid in by_look]
     if looked:
-        for row in cat.search_name(ids=looked, limit=None):
+        for row in wordsearch.search_name(cat, ids=looked, limit=None):
             found[row["id"]] = by_look[row["id"]].result(row)
     for result in look.captions:
         if result.id in found:
@@ -305,7 +305,7 @@ def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits,
     ranked = set(words.ranking)
     held = [pid for pid, _, _ in page if pid in ranked]
     if held and words.match:
-        for row in cat.search_name(match=words.match, ids=held, limit=None):
+        for row in wordsearch.search_name(cat, match=words.match, ids=held, limit=None):
             result = Result.from_row(row, None, words.said)
             if row["id"] in found:
                 merge_reasons(result, found[row["id"]])
@@ -365,5 +365,5 @@ def _by_name(query: Query, catalog: OpenCatalog, filters: dict | None = None) ->
     f = filters or query.filters.keywords()
     words = " ".join(w for w in (query.name, query.text.strip()) if w) or None
     with catalog() as cat:
-        rows = cat.search_name(words, **catalog_filters(cat, f), limit=_fetch(query))
+        rows = wordsearch.search_name(cat, words, **catalog_filters(cat, f), limit=_fetch(query))
     return [Result.from_row(r, None, words).to_json() for r in rows]

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from photod.store import names
+from photod.store import names, wordsearch
 
 if TYPE_CHECKING:
     from photod.store.catalog import Catalog, PhotoInfoRow
@@ -113,7 +113,9 @@ def collapse_frames(results: list[Result], catalog: "Catalog") -> list[Result]:
     video (path, name, duration) carrying the frame's time and score. Frames of a video the catalog no
     longer shows are dropped. Photos are untouched."""
     wanted = {r.video_id for r in results if r.kind == "frame"}
-    videos = {row["id"]: row for row in catalog.search_name(ids=sorted(wanted), limit=None)} if wanted else {}
+    videos = (
+        {row["id"]: row for row in wordsearch.search_name(catalog, ids=sorted(wanted), limit=None)} if wanted else {}
+    )
     out: list[Result] = []
     seen: set[int] = set()
     for r in results:

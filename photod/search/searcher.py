@@ -33,7 +33,7 @@ from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
 from photod.search.results import Result, collapse_frames
-from photod.store import vectors
+from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
 
 FULL_SYNC_SECONDS = 30.0  # how often a long-lived searcher reconciles deletions with the catalog
@@ -301,8 +301,8 @@ class Searcher:
             return []
         rows = {
             r["id"]: r
-            for r in self.catalog.search_name(
-                None, **self._filters(**filters), ids=[h.photo_id for h in hits], limit=None
+            for r in wordsearch.search_name(
+                self.catalog, None, **self._filters(**filters), ids=[h.photo_id for h in hits], limit=None
             )
         }
         results = []
@@ -419,7 +419,7 @@ class Searcher:
         text = text.strip() if isinstance(text, str) else text
         filters = self._filters(after, before, root, camera, folder, place, dates, yearly)
         if not text and like is None:
-            rows = self.catalog.search_name(name, **filters, limit=k)
+            rows = wordsearch.search_name(self.catalog, name, **filters, limit=k)
             return [Result.from_row(r, None) for r in rows]
         return self._nearest(self._query_vector(text, like), k, name, filters)
 
@@ -467,7 +467,7 @@ class Searcher:
         self, index: VectorIndex, query: np.ndarray, k: int, name: str | None, filters: dict, rows: bool = True
     ) -> list[Any]:
         if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
-            matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
+            matching = wordsearch.matching_ids(self.catalog, name, **filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
                 return self._within(index, query, k, matching, rows)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
@@ -477,7 +477,7 @@ class Searcher:
         if len(results) >= k or ids.shape[1] < fetch:
             return results[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
-        matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
+        matching = wordsearch.matching_ids(self.catalog, name, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
             return self._within(index, query, k, matching, rows)
         while True:
@@ -519,7 +519,11 @@ class Searcher:
         scores, ids = scores[keep], ids[keep]
         if not rows:
             return self._hits(scores, ids, name, filters)
-        found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
+        found = (
+            wordsearch.search_name(self.catalog, name, **(filters or {}), ids=ids.tolist(), limit=None)
+            if ids.size
+            else []
+        )
         rows = {r["id"]: r for r in found}
         return collapse_frames(
             [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows], self.catalog
@@ -528,10 +532,10 @@ class Searcher:
     def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
         """What _join returns, as Hits: the photos search_name would show, each video once at its
         best-ranked frame (as collapse_frames makes them), read from the catalog as ids and kinds only."""
-        shown = self.catalog.shown(ids.tolist(), name, **(filters or {})) if ids.size else {}
+        shown = wordsearch.shown(self.catalog, ids.tolist(), name, **(filters or {})) if ids.size else {}
         hits = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
         wanted = sorted({shown[i][1] for i, _ in hits if shown[i][0] == "frame"})
-        videos = self.catalog.shown(wanted) if wanted else {}
+        videos = wordsearch.shown(self.catalog, wanted) if wanted else {}
         out: list[Hit] = []
         seen: set[int] = set()
         for i, score in hits:
