@@ -1,11 +1,13 @@
-"""Search: by text, by example photo, by name, with date/root/camera/folder filters; top-k with scores.
+"""Search by meaning: the photos whose look matches a query's terms (texts, example photos), and the
+captions that mean what its words say, narrowed by date/root/camera/folder/place filters, with scores.
 
-A `Searcher` is the read side. It opens its own catalog connection (WAL: it reads while the daemon
-writes) and, only when a semantic query needs them, the serving model's encoders and FAISS index (held by
-a photod.search.modelslot.ModelSlot, which follows model switches). The index is loaded once and then kept up to
-date cheaply: before each query, if the catalog changed since the last look (`PRAGMA data_version`), the
-vectors written since its checkpoint are added, and now and then it is fully reconciled. Results are
-joined with the catalog, which also drops photos deleted meanwhile.
+A `Searcher` is the read side of the look and captions channels (photod.search.channels); every query, from
+the CLI or the TUI, goes through photod.search.finder.find. It opens its own catalog connection (WAL: it reads
+while the daemon writes) and, only when a semantic query needs them, the serving model's encoders and FAISS
+index (held by a photod.search.modelslot.ModelSlot, which follows model switches). The index is loaded once
+and then kept up to date cheaply: before each query, if the catalog changed since the last look (`PRAGMA
+data_version`), the vectors written since its checkpoint are added, and now and then it is fully reconciled.
+Hits are checked against the catalog, which also drops photos deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
-from photod.search.results import Result, collapse_frames
+from photod.search.results import Result
 from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
 
@@ -292,7 +294,7 @@ class Searcher:
 
     def by_captions(self, text: str, k: int = 20, **filters: Any) -> list[Result]:
         """Photos whose captions mean what `text` says (the text tower's embeddings of both), best first,
-        narrowed by the same filters as `search`."""
+        narrowed by the same filters as by_meaning."""
         slot = self._serving()
         bundle = slot.bundle
         assert bundle is not None
@@ -330,7 +332,7 @@ class Searcher:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
-        results = self._nearest(query, k, None, self._filters(**filters), allowed, rows=False)
+        results = self._nearest(query, k, self._filters(**filters), allowed)
         sample = self._library_sample()
         hits = MeaningHits(results, fusion.standout(sample @ query))
         if exclusions and results:
@@ -397,95 +399,50 @@ class Searcher:
             "root_id": self.catalog.find_root(root).id if root is not None else None,
         }
 
-    def search(
-        self,
-        text: str | None = None,
-        like: str | int | os.PathLike | None = None,
-        name: str | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        root: str | int | None = None,
-        camera: str | None = None,
-        folder: str | None = None,
-        place: str | None = None,
-        dates: Sequence[tuple[str, str]] | None = None,
-        yearly: tuple[str, str] | None = None,
-        k: int = 20,
-    ) -> list[Result]:
-        """Photos matching a text and/or example photo (by cosine similarity, best first), narrowed by
-        name and filters; with neither text nor photo, the name/filter matches, newest first."""
-        if k <= 0:
-            return []
-        text = text.strip() if isinstance(text, str) else text
-        filters = self._filters(after, before, root, camera, folder, place, dates, yearly)
-        if not text and like is None:
-            rows = wordsearch.search_name(self.catalog, name, **filters, limit=k)
-            return [Result.from_row(r, None) for r in rows]
-        return self._nearest(self._query_vector(text, like), k, name, filters)
-
-    def _nearest(
-        self,
-        query: np.ndarray,
-        k: int,
-        name: str | None,
-        filters: dict,
-        allowed: set[int] | None = None,
-        rows: bool = True,
-    ) -> list[Any]:
-        """The nearest k photos that pass the filters: Results, or with `rows` False Hits (no catalog rows
-        read: the query language reads them for the page shown only)."""
+    def _nearest(self, query: np.ndarray, k: int, filters: dict, allowed: set[int] | None = None) -> list[Hit]:
+        """The nearest k photos that pass the filters, or, when `allowed` is given, among those photos (no
+        catalog rows read: photod.search.finder reads them for the page shown only)."""
         if k <= 0:
             return []
         index = self.index()
         if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
-            return self._within(index, query, k, self._listed(allowed), rows)
+            return self._within(index, query, k, self._listed(allowed))
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
-            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows) if r.id in allowed][:k]
-        if name or any(v is not None for v in filters.values()):
-            return self._filtered(index, query, k, name, filters, rows)
-        return self._ranked(index, query, k, rows)
+            return [r for r in self._filtered(index, query, k * OVERFETCH, filters) if r.id in allowed][:k]
+        if any(v is not None for v in filters.values()):
+            return self._filtered(index, query, k, filters)
+        return self._ranked(index, query, k)
 
-    def _query_vector(self, text: str | None, like: Any) -> np.ndarray:
-        parts = []
-        if text:
-            parts.append(self.encode_text(text))
-        if like is not None:
-            parts.append(self.encode_like(like))
-        # Text and example together: the mean direction, which ranks photos close to both first.
-        return _unit(np.mean(parts, axis=0))
-
-    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int, rows: bool = True) -> list[Any]:
+    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int) -> list[Hit]:
         fetch = k + 16
         while True:
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], rows=rows)
-            if len(results) >= k or ids.shape[1] < fetch:
-                return results[:k]
+            hits = self._join(scores[0], ids[0])
+            if len(hits) >= k or ids.shape[1] < fetch:
+                return hits[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
-    def _filtered(
-        self, index: VectorIndex, query: np.ndarray, k: int, name: str | None, filters: dict, rows: bool = True
-    ) -> list[Any]:
+    def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, filters: dict) -> list[Hit]:
         if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
-            matching = wordsearch.matching_ids(self.catalog, name, **filters, limit=SUBSET_LIMIT + 1)
+            matching = wordsearch.matching_ids(self.catalog, **filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
-                return self._within(index, query, k, matching, rows)
+                return self._within(index, query, k, matching)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
-        results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
-        if len(results) >= k or ids.shape[1] < fetch:
-            return results[:k]
+        hits = self._join(scores[0], ids[0], filters)
+        if len(hits) >= k or ids.shape[1] < fetch:
+            return hits[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
-        matching = wordsearch.matching_ids(self.catalog, name, **filters, limit=SUBSET_LIMIT + 1)
+        matching = wordsearch.matching_ids(self.catalog, **filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            return self._within(index, query, k, matching, rows)
+            return self._within(index, query, k, matching)
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
-            if len(results) >= k or ids.shape[1] < fetch:
-                return results[:k]
+            hits = self._join(scores[0], ids[0], filters)
+            if len(hits) >= k or ids.shape[1] < fetch:
+                return hits[:k]
 
     def _listed(self, allowed: set[int]) -> np.ndarray:
         """The allowed photos as a sorted id array, listed once for both of a query's looks (they are given
@@ -496,57 +453,35 @@ class Searcher:
             memo = self._allowed = (allowed, len(allowed), listed)
         return memo[2]
 
-    def _within(
-        self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray, rows: bool = True
-    ) -> list[Any]:
+    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray) -> list[Hit]:
         """The nearest k among the photos listed (those that pass the filters)."""
         if len(matching) == 0:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
-        return self._join(scores[0], ids[0], rows=rows)[:k]
+        return self._join(scores[0], ids[0])[:k]
 
-    def _join(
-        self,
-        scores: np.ndarray,
-        ids: np.ndarray,
-        name: str | None = None,
-        filters: dict | None = None,
-        rows: bool = True,
-    ) -> list[Any]:
-        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped. With
-        `rows` False, Hits: the same photos (each video once, at its best frame) without reading their rows."""
+    def _join(self, scores: np.ndarray, ids: np.ndarray, filters: dict | None = None) -> list[Hit]:
+        """FAISS's hits as the photos a search shows, in score order, read from the catalog as ids and kinds
+        only: those search_name would show with these filters (photos deleted meanwhile are dropped), and
+        each video once, at its best-ranked frame, carrying that frame and its time (a frame of a video the
+        catalog no longer shows is dropped)."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
-        if not rows:
-            return self._hits(scores, ids, name, filters)
-        found = (
-            wordsearch.search_name(self.catalog, name, **(filters or {}), ids=ids.tolist(), limit=None)
-            if ids.size
-            else []
-        )
-        rows = {r["id"]: r for r in found}
-        return collapse_frames(
-            [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows], self.catalog
-        )
-
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
-        """What _join returns, as Hits: the photos search_name would show, each video once at its
-        best-ranked frame (as collapse_frames makes them), read from the catalog as ids and kinds only."""
-        shown = wordsearch.shown(self.catalog, ids.tolist(), name, **(filters or {})) if ids.size else {}
-        hits = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
-        wanted = sorted({shown[i][1] for i, _ in hits if shown[i][0] == "frame"})
+        shown = wordsearch.shown(self.catalog, ids.tolist(), None, **(filters or {})) if ids.size else {}
+        found = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
+        wanted = sorted({shown[i][1] for i, _ in found if shown[i][0] == "frame"})
         videos = wordsearch.shown(self.catalog, wanted) if wanted else {}
-        out: list[Hit] = []
+        hits: list[Hit] = []
         seen: set[int] = set()
-        for i, score in hits:
+        for i, score in found:
             kind, parent, at = shown[i]
-            vid = parent if kind == "frame" else i
+            vid = parent if kind == "frame" and parent is not None else i
             if vid in seen or (kind == "frame" and vid not in videos):
                 continue
             seen.add(vid)
             score = round(score, 6)
-            out.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
-        return out
+            hits.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
+        return hits
 
 
 def _one_blas_thread() -> None:
