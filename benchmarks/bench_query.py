@@ -38,6 +38,7 @@ from benchmarks.common import plain_look  # noqa: E402
 from photod.config import IndexConfig  # noqa: E402
 from photod.search.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
 from photod.store import vectors, wordsearch  # noqa: E402
+from photod.store.wordsearch import Filters  # noqa: E402
 
 DIM = 512
 CENTRES = 1000
@@ -281,7 +282,8 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
     plain_look(searcher, QUERY_TEXTS[0], k=20)  # loads the model and the index (built and saved on first run)
     first = time.perf_counter() - t0
     out = {"size": size, "model": model, "first_query_s": round(first, 2)}
-    for label, kw in (("text", {}), ("text + root + date filter", {"root": "drive1", "after": "2017-01-01"})):
+    drive1 = Filters(root_id=searcher.catalog.find_root("drive1").id, after="2017-01-01")
+    for label, kw in (("text", {}), ("text + root + date filter", {"filters": drive1})):
         times = []
         for i in range(n_queries):
             text = QUERY_TEXTS[i % len(QUERY_TEXTS)]

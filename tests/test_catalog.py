@@ -7,6 +7,7 @@ from photod.config import make_root
 from photod.errors import CatalogError
 from photod.store import schema, wordsearch
 from photod.store.catalog import CaptionRow, Catalog, FailedRow, NameMatchRow, PendingRow, PhotoInfoRow, PhotoMeta
+from photod.store.wordsearch import Filters
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_name_search_filters(catalog, root, tmp_path):
     catalog.mark_staged(b, PhotoMeta(taken_at="2021-01-01T10:00:00", camera_model="NIKON D70"), "hb")
 
     def ids(**kw):
-        return {r["id"] for r in wordsearch.search_name(catalog, "trip", **kw)}
+        return {r["id"] for r in wordsearch.search_name(catalog, "trip", filters=Filters(**kw))}
 
     assert ids() == {a, b, c}
     assert ids(after="2020-01-01") == {b}

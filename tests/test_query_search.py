@@ -179,3 +179,24 @@ def test_texts_embedded_ahead_are_waited_for_not_embedded_twice(data_dir, tmp_pa
             s.encode_texts(["雪山"])
         encoder.encode = real
         assert np.allclose(s.encode_text("雪山"), real(["雪山"])[0], atol=1e-6)  # a failed text is embedded again
+
+
+def test_the_filters_a_person_gives_reach_the_catalog_resolved_once(catalog, tmp_path):
+    """A root named by path, label or id becomes its id, and a query's dates become the catalog's ranges,
+    in the one Filters every channel takes."""
+    from photod.config import make_root
+    from photod.errors import RootError
+    from photod.search.finder import Filters
+    from photod.search.query import parse
+    from photod.store import wordsearch
+
+    root = catalog.add_root(make_root(tmp_path / "lib", label="lib"))
+    asked = Filters(after="2019", root="lib", camera="canon", folder="trip", place="三亚", online_only=True)
+    want = wordsearch.Filters(after="2019", root_id=root.id, camera="canon", folder="trip", place="三亚")
+    assert asked.resolved(catalog) == want
+    assert Filters(root=str(root.id)).resolved(catalog).root_id == root.id
+    summer = Filters().resolved(catalog, parse("2019年夏天 海边", today=TODAY))
+    assert summer.dates == (("2019-06-01", "2019-09-01"),) and summer.yearly is None and summer.active()
+    assert not Filters(online_only=True).resolved(catalog).active()  # applied to the page, not the catalog
+    with pytest.raises(RootError, match="no root named 'elsewhere'"):
+        Filters(root="elsewhere").resolved(catalog)

@@ -37,6 +37,7 @@ from photod.search.query import Term
 from photod.search.results import Result
 from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
+from photod.store.wordsearch import EVERYTHING, Filters
 
 FULL_SYNC_SECONDS = 30.0  # how often a long-lived searcher reconciles deletions with the catalog
 OVERFETCH = 8  # first try: this many times k nearest, then keep those passing the filters
@@ -292,7 +293,7 @@ class Searcher:
             vec = vecs[0] if ids.size else None
         return None if vec is None else _unit(vec)
 
-    def by_captions(self, text: str, k: int = 20, **filters: Any) -> list[Result]:
+    def by_captions(self, text: str, k: int = 20, filters: Filters = EVERYTHING) -> list[Result]:
         """Photos whose captions mean what `text` says (the text tower's embeddings of both), best first,
         narrowed by the same filters as by_meaning."""
         slot = self._serving()
@@ -301,12 +302,8 @@ class Searcher:
         hits = self.captions.similar(slot.text_encoder(), bundle.text_id, bundle.embed_dim, self.encode_text(text), k)
         if not hits:
             return []
-        rows = {
-            r["id"]: r
-            for r in wordsearch.search_name(
-                self.catalog, None, **self._filters(**filters), ids=[h.photo_id for h in hits], limit=None
-            )
-        }
+        ids = [h.photo_id for h in hits]
+        rows = {r["id"]: r for r in wordsearch.search_name(self.catalog, filters=filters, ids=ids, limit=None)}
         results = []
         for hit in hits:
             if hit.photo_id in rows:
@@ -322,7 +319,7 @@ class Searcher:
         k: int = 60,
         *,
         allowed: set[int] | None = None,
-        **filters: Any,
+        filters: Filters = EVERYTHING,
     ) -> MeaningHits:
         """Photos whose look matches the terms (their embeddings, weighted, as one query), narrowed by the
         filters, or, when `allowed` is given, among exactly those photos (the caller has applied the filters
@@ -332,7 +329,7 @@ class Searcher:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
-        results = self._nearest(query, k, self._filters(**filters), allowed)
+        results = self._nearest(query, k, filters, allowed)
         sample = self._library_sample()
         hits = MeaningHits(results, fusion.standout(sample @ query))
         if exclusions and results:
@@ -377,29 +374,7 @@ class Searcher:
         self._sample = (index, size, vecs.astype(np.float32))
         return self._sample[2]
 
-    def _filters(
-        self,
-        after: str | None = None,
-        before: str | None = None,
-        root: str | int | None = None,
-        camera: str | None = None,
-        folder: str | None = None,
-        place: str | None = None,
-        dates: Sequence[tuple[str, str]] | None = None,
-        yearly: tuple[str, str] | None = None,
-    ) -> dict:
-        return {
-            "after": after,
-            "before": before,
-            "camera": camera,
-            "folder": folder,
-            "place": place,
-            "dates": dates,
-            "yearly": yearly,
-            "root_id": self.catalog.find_root(root).id if root is not None else None,
-        }
-
-    def _nearest(self, query: np.ndarray, k: int, filters: dict, allowed: set[int] | None = None) -> list[Hit]:
+    def _nearest(self, query: np.ndarray, k: int, filters: Filters, allowed: set[int] | None = None) -> list[Hit]:
         """The nearest k photos that pass the filters, or, when `allowed` is given, among those photos (no
         catalog rows read: photod.search.finder reads them for the page shown only)."""
         if k <= 0:
@@ -409,7 +384,7 @@ class Searcher:
             return self._within(index, query, k, self._listed(allowed))
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
             return [r for r in self._filtered(index, query, k * OVERFETCH, filters) if r.id in allowed][:k]
-        if any(v is not None for v in filters.values()):
+        if filters.active():
             return self._filtered(index, query, k, filters)
         return self._ranked(index, query, k)
 
@@ -422,9 +397,9 @@ class Searcher:
                 return hits[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
-    def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, filters: dict) -> list[Hit]:
-        if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
-            matching = wordsearch.matching_ids(self.catalog, **filters, limit=SUBSET_LIMIT + 1)
+    def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, filters: Filters) -> list[Hit]:
+        if filters.dates is not None:  # a date filter is selective, and listing it is cheap (indexed)
+            matching = wordsearch.matching_ids(self.catalog, filters=filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
                 return self._within(index, query, k, matching)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
@@ -434,7 +409,7 @@ class Searcher:
         if len(hits) >= k or ids.shape[1] < fetch:
             return hits[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
-        matching = wordsearch.matching_ids(self.catalog, **filters, limit=SUBSET_LIMIT + 1)
+        matching = wordsearch.matching_ids(self.catalog, filters=filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
             return self._within(index, query, k, matching)
         while True:
@@ -460,14 +435,14 @@ class Searcher:
         scores, ids = index.search(query, k, allowed_ids=matching)
         return self._join(scores[0], ids[0])[:k]
 
-    def _join(self, scores: np.ndarray, ids: np.ndarray, filters: dict | None = None) -> list[Hit]:
+    def _join(self, scores: np.ndarray, ids: np.ndarray, filters: Filters = EVERYTHING) -> list[Hit]:
         """FAISS's hits as the photos a search shows, in score order, read from the catalog as ids and kinds
         only: those search_name would show with these filters (photos deleted meanwhile are dropped), and
         each video once, at its best-ranked frame, carrying that frame and its time (a frame of a video the
         catalog no longer shows is dropped)."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
-        shown = wordsearch.shown(self.catalog, ids.tolist(), None, **(filters or {})) if ids.size else {}
+        shown = wordsearch.shown(self.catalog, ids.tolist(), filters) if ids.size else {}
         found = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
         wanted = sorted({shown[i][1] for i, _ in found if shown[i][0] == "frame"})
         videos = wordsearch.shown(self.catalog, wanted) if wanted else {}

@@ -9,6 +9,7 @@ the catalog and photod.store.signals; how typed words become a MATCH expression 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence, cast
 
 from photod.store.catalog import Catalog, NameMatchRow
@@ -36,45 +37,51 @@ _ATTACHED = (
 )
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What narrows a search, as the catalog applies it; the same through the whole stack (photod.search's
+    channels and searcher take it unchanged). Dates compare against EXIF taken-at, else the file's mtime:
+    `after`/`before` bound them (ISO prefixes: YYYY, YYYY-MM or YYYY-MM-DD), `dates` are [first, after last)
+    ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of every year (it wraps over
+    New Year when the end comes first). `root_id` is a root as the query was set up with it (a name resolved
+    once, in photod.search.finder). `camera` matches make or model, `folder` a folder and what is under it,
+    `place` the photos taken where a place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its
+    words."""
+
+    after: str | None = None
+    before: str | None = None
+    root_id: int | None = None
+    camera: str | None = None
+    folder: str | None = None
+    place: str | None = None
+    dates: tuple[tuple[str, str], ...] | None = None
+    yearly: tuple[str, str] | None = None
+
+    def active(self) -> bool:
+        """Whether any filter is set (a vector search then narrows its hits to the photos passing them)."""
+        fields = (self.after, self.before, self.root_id, self.camera, self.folder, self.place, self.dates, self.yearly)
+        return any(v is not None for v in fields)
+
+
+EVERYTHING = Filters()  # no filter set
+
+
 def search_name(
     cat: Catalog,
     text: str | None = None,
     *,
-    after: str | None = None,
-    before: str | None = None,
-    root_id: int | None = None,
-    camera: str | None = None,
-    folder: str | None = None,
-    place: str | None = None,
-    dates: Sequence[tuple[str, str]] | None = None,
-    yearly: tuple[str, str] | None = None,
+    filters: Filters = EVERYTHING,
     ids: Iterable[int] | None = None,
     exact: bool = False,
     match: str | None = None,
     limit: int | None = 50,
 ) -> list[NameMatchRow]:
-    """Search by words, in file and folder names, captions, text in photos and places, with filters.
-    Dates compare against EXIF taken-at, else the file's mtime: `after`/`before` bound them, `dates` are
-    [first, after last) ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of
-    every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
-    place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
-    as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression instead of `text` (photod.store.textsearch
-    makes them). A video's frames are found by their look only (by id, from the index), never by words; a
-    RAW or a Live Photo's motion is shown through the file it belongs to, while that one is there."""
-    found = _where(
-        text,
-        exact,
-        after=after,
-        before=before,
-        root_id=root_id,
-        camera=camera,
-        folder=folder,
-        place=place,
-        dates=dates,
-        yearly=yearly,
-        ids=ids,
-        match=match,
-    )
+    """Search by words, in file and folder names, captions, text in photos and places, narrowed by the
+    filters, newest first. `exact`: the text as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression
+    instead of `text` (photod.store.textsearch makes them). A video's frames are found by their look only
+    (by id, from the index), never by words; a RAW or a Live Photo's motion is shown through the file it
+    belongs to, while that one is there."""
+    found = _where(text, exact, filters, ids, match)
     if found is None:
         return []
     where, params, match = found
@@ -94,31 +101,28 @@ def matching_ids(
     cat: Catalog,
     text: str | None = None,
     *,
+    filters: Filters = EVERYTHING,
     exact: bool = False,
     limit: int | None = None,
-    newest_first: bool = False,
-    **filters: Any,
 ) -> list[int]:
-    """The ids search_name would return (same words and filters), unordered unless `newest_first`: what
-    a vector search is narrowed to, and a channel's ranking, without building rows for photos not shown."""
-    found = _where(text, exact, **filters)
+    """The ids search_name would return (same words and filters), unordered: what a vector search is
+    narrowed to, and a channel's ranking, without building rows for photos not shown."""
+    found = _where(text, exact, filters)
     if found is None:
         return []
     where, params, _match = found
     sql = f"SELECT p.id FROM photos p WHERE {' AND '.join(where)}"
-    if newest_first:
-        sql += f" ORDER BY {_TAKEN} DESC, p.id"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [r[0] for r in cat.tuples(sql, params)] if newest_first else cat.ids(sql, params)
+    return cat.ids(sql, params)
 
 
 def shown(
-    cat: Catalog, ids: Iterable[int], text: str | None = None, **filters: Any
+    cat: Catalog, ids: Iterable[int], filters: Filters = EVERYTHING
 ) -> dict[int, tuple[str, int | None, float | None]]:
-    """Those of the photos search_name(text, ids=ids, **filters) would return, each with its kind,
-    parent (a frame's video) and frame time: which FAISS hits show, without reading their rows."""
-    found = _where(text, False, ids=ids, **filters)
+    """Those of the photos search_name(ids=ids, filters=filters) would return, each with its kind, parent (a
+    frame's video) and frame time: which FAISS hits show, without reading their rows."""
+    found = _where(None, False, filters, ids)
     if found is None:
         return {}
     where, params, _match = found
@@ -167,28 +171,20 @@ def _holding(cat: Catalog, ids: set[int], phrase: str) -> set[int]:
 
 def _where(
     text: str | None,
-    exact: bool = False,
-    *,
-    after: str | None = None,
-    before: str | None = None,
-    root_id: int | None = None,
-    camera: str | None = None,
-    folder: str | None = None,
-    place: str | None = None,
-    dates: Sequence[tuple[str, str]] | None = None,
-    yearly: tuple[str, str] | None = None,
+    exact: bool,
+    filters: Filters,
     ids: Iterable[int] | None = None,
     match: str | None = None,
 ) -> tuple[list[str], list[Any], str | None] | None:
     """The WHERE clauses and parameters of a search by words and filters (see search_name), and the
-    words' MATCH expression; None when the words hold nothing searchable."""
+    words' MATCH expression; None when the words (or the place) hold nothing searchable."""
     where = ["p.state != 'deleted'", f"p.id NOT IN ({_ATTACHED})"]
     if ids is None:
         where.append("p.kind != 'frame'")
     params: list[Any] = []
     match = match or (fts_query(text, exact=exact) if text else None)
-    place_match = fts_query(place) if place else None
-    if (text and match is None) or (place and place_match is None):
+    place_match = fts_query(filters.place) if filters.place else None
+    if (text and match is None) or (filters.place and place_match is None):
         return None
     if match:
         where.append(f"p.id IN ({_ANY_HITS})")
@@ -196,32 +192,39 @@ def _where(
     if place_match:
         where.append(f"p.id IN ({_PLACE_HITS})")
         params.append(place_match)
-    if after or before:
-        sql, bounds = _taken_within([(after, before)])
-        where.append(sql)
-        params += bounds
-    if dates is not None:
-        sql, bounds = _taken_within(dates)
-        where.append(sql)
-        params += bounds
-    if yearly:
-        day = f"substr({_TAKEN}, 6, 5)"
-        where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
-        params += list(yearly)
-    if root_id is not None:
-        where.append("p.root_id = ?")
-        params.append(root_id)
-    if camera:
-        where.append("(p.camera_model LIKE ? OR p.camera_make LIKE ?)")
-        params += [f"%{camera}%", f"%{camera}%"]
-    if folder:
-        where.append("(p.folder = ? OR p.folder LIKE ? ESCAPE '\\')")
-        params += [folder.strip("/"), _like_prefix(folder.strip("/")) + "/%"]
+    _narrowed(filters, where, params)
     if ids is not None:
         id_list = list(ids)
         where.append(f"p.id IN ({','.join('?' * len(id_list))})")
         params += id_list
     return where, params, match
+
+
+def _narrowed(filters: Filters, where: list[str], params: list[Any]) -> None:
+    """Add the clauses and parameters of the filters other than the place."""
+    if filters.after or filters.before:
+        sql, bounds = _taken_within([(filters.after, filters.before)])
+        where.append(sql)
+        params += bounds
+    if filters.dates is not None:
+        sql, bounds = _taken_within(filters.dates)
+        where.append(sql)
+        params += bounds
+    if filters.yearly:
+        day = f"substr({_TAKEN}, 6, 5)"
+        first, last = filters.yearly
+        where.append(f"({day} BETWEEN ? AND ?)" if first <= last else f"({day} >= ? OR {day} <= ?)")
+        params += [first, last]
+    if filters.root_id is not None:
+        where.append("p.root_id = ?")
+        params.append(filters.root_id)
+    if filters.camera:
+        where.append("(p.camera_model LIKE ? OR p.camera_make LIKE ?)")
+        params += [f"%{filters.camera}%", f"%{filters.camera}%"]
+    if filters.folder:
+        folder = filters.folder.strip("/")
+        where.append("(p.folder = ? OR p.folder LIKE ? ESCAPE '\\')")
+        params += [folder, _like_prefix(folder) + "/%"]
 
 
 def _taken_within(spans: Sequence[tuple[str | None, str | None]]) -> tuple[str, list[Any]]:
