@@ -150,6 +150,17 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
+def forget_texts(searcher) -> None:
+    """The searcher's remembered text embeddings and exclusion cutoffs dropped, so that the next query runs as
+    if typed for the first time; also for a tree from before Searcher.forget_texts (bench_fusion_ab.py runs
+    this against older trees)."""
+    if hasattr(searcher, "forget_texts"):
+        searcher.forget_texts()
+    else:
+        searcher._texts.clear()
+        searcher._bars.clear()
+
+
 def run(data_dir: Path, n_queries: int) -> dict:
     from photod.search.finder import Query, find
     from photod.search.searcher import Searcher
@@ -163,8 +174,7 @@ def run(data_dir: Path, n_queries: int) -> dict:
         text = QUERIES[i % len(QUERIES)]
         # Every query as if typed for the first time: the searcher remembers the embeddings and cutoffs of
         # texts it saw, and the eight queries repeat.
-        searcher._texts.clear()
-        searcher._bars.clear()
+        forget_texts(searcher)
         t0 = time.perf_counter()
         outcome = find(Query(text=text, k=20, today=TODAY), *opened)
         fused.append((time.perf_counter() - t0) * 1000)
@@ -173,7 +183,7 @@ def run(data_dir: Path, n_queries: int) -> dict:
         shown.append(len(outcome.results))
         hidden.append(outcome.hidden)
         words = " ".join(w for w in text.split() if not w.startswith("-") and "年" not in w)
-        searcher._texts.clear()
+        forget_texts(searcher)
         t0 = time.perf_counter()
         plain_look(searcher, words, k=20)
         plain.append((time.perf_counter() - t0) * 1000)

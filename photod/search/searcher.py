@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -35,6 +35,7 @@ from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
 from photod.search.results import Result
+from photod.search.textcache import TextEmbeddings
 from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
 from photod.store.wordsearch import EVERYTHING, Filters
@@ -43,7 +44,7 @@ FULL_SYNC_SECONDS = 30.0  # how often a long-lived searcher reconciles deletions
 OVERFETCH = 8  # first try: this many times k nearest, then keep those passing the filters
 SUBSET_LIMIT = 50_000  # else filters matching at most this many photos restrict the vector search itself
 SAMPLE_SIZE = 2048  # vectors a query's scores over the library are estimated from (the cutoff)
-TEXTS_REMEMBERED = 256  # text embeddings kept between queries
+TEXTS_REMEMBERED = 256  # excluded texts whose cutoffs are kept between queries
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,17 @@ class MeaningHits:
         return result.score is not None and result.score >= self.cutoff
 
 
+@dataclass
+class _Sample:
+    """A fixed random sample of the library's vectors (unit length), and the (cutoff, bulk) over it of each
+    excluded text, by (text tower, text)."""
+
+    index: VectorIndex
+    size: int  # the index's, when the sample was drawn
+    vectors: np.ndarray
+    bars: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+
 class Searcher:
     """Searches one data dir. Keep one per thread; it holds its model and index in memory between queries."""
 
@@ -103,13 +115,12 @@ class Searcher:
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
-        self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
-        self._texts_of = ""  # the text tower the remembered embeddings and cutoffs are of
-        self._texts: dict[str, np.ndarray] = {}
-        self._embedding: dict[str, Future] = {}  # texts being embedded now -> {text: embedding} when done
-        self._texts_lock = threading.Lock()
-        self._ahead: ThreadPoolExecutor | None = None  # embeds texts ahead of their query (embed_ahead)
-        self._bars: dict[str, tuple[float, float]] = {}  # excluded text -> (cutoff, bulk), for this sample
+        self._sample: _Sample | None = None
+        self._texts: TextEmbeddings | None = None  # the serving text tower's, made anew when it changes
+        self._texts_lock = threading.Lock()  # embed_ahead is called from other threads (the TUI's)
+        # Embeds texts ahead of their query (embed_ahead). Two: the words without those held as text start
+        # while the words and exclusions run. Its threads start with the first text embedded ahead.
+        self._ahead = ThreadPoolExecutor(2, "photod-texts")
 
     @classmethod
     def from_config(cls, config: Config) -> "Searcher":
@@ -117,9 +128,7 @@ class Searcher:
         return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.shutdown(wait=True)
-            self._ahead = None
+        self._ahead.shutdown(wait=True)
         self.model.close()
         self.catalog.close()
 
@@ -186,74 +195,30 @@ class Searcher:
         """Unit embeddings of texts; the ones not remembered are embedded in one batch (a query's words,
         its exclusions and the words without those held as text: one text-model call instead of three).
         A text being embedded already (embed_ahead) is waited for, not embedded twice."""
-        slot, key = self._text_slot()
-        with self._texts_lock:
-            missing, waits = self._claim(key, texts)
-        if missing:
-            self._embed(slot, key, missing, waits[-1])
-        have: dict[str, np.ndarray] = {}
-        for future in waits:
-            have.update(future.result())
-        return [have[t] for t in texts]
+        return self._text_embeddings().get(texts)
 
     def embed_ahead(self, texts: Sequence[str]) -> None:
         """Start embedding the texts not remembered on a worker thread and return at once: a query embeds
         its words and exclusions while its other channels run, and encode_texts then waits for them (the
         words without those held as text are known only once the words channel has run)."""
-        slot, key = self._text_slot()
-        with self._texts_lock:
-            missing, waits = self._claim(key, texts)
-            if not missing:
-                return
-            if self._ahead is None:
-                # Two: the words without those held as text start while the words and exclusions run.
-                self._ahead = ThreadPoolExecutor(2, "photod-texts")
-        self._ahead.submit(self._embed, slot, key, missing, waits[-1])
+        self._text_embeddings().prefetch(texts)
 
-    def _text_slot(self) -> tuple[ModelSlot, str]:
+    def forget_texts(self) -> None:
+        """Forget the text embeddings and exclusion cutoffs remembered so far, so that the next query runs as
+        if typed for the first time (the benchmarks time queries so)."""
+        with self._texts_lock:
+            self._texts = None
+        if self._sample is not None:
+            self._sample.bars.clear()
+
+    def _text_embeddings(self) -> TextEmbeddings:
+        """The remembered embeddings of the serving text tower; a new tower starts with none."""
         slot = self._serving()
-        return slot, (slot.bundle.text_id if slot.bundle is not None else "")
-
-    def _claim(self, key: str, texts: Sequence[str]) -> tuple[list[str], list[Future]]:
-        """(the texts this caller embeds, the futures to wait for: those of texts being embedded, and last,
-        when it embeds any, its own). Called holding _texts_lock."""
-        if self._texts_of != key:
-            self._texts_of, self._texts, self._bars, self._embedding = key, {}, {}, {}
-        known: Future = Future()
-        known.set_result({t: self._texts[t] for t in texts if t in self._texts})
-        waits = [
-            known,
-            *{id(f): f for t in texts if t not in self._texts and (f := self._embedding.get(t)) is not None}.values(),
-        ]
-        missing = [t for t in dict.fromkeys(texts) if t not in self._texts and t not in self._embedding]
-        if missing:
-            mine: Future = Future()
-            self._embedding.update((t, mine) for t in missing)
-            waits.append(mine)
-        return missing, waits
-
-    def _embed(self, slot: ModelSlot, key: str, texts: list[str], future: Future) -> None:
-        """Embed texts claimed by _claim, remember them and give them to whoever waits on `future`."""
-        try:
-            out = {
-                t: np.ascontiguousarray(v, dtype=np.float32) for t, v in zip(texts, slot.text_encoder().encode(texts))
-            }
-        except BaseException as exc:  # the caller waiting on the future raises it
-            out, error = None, exc
-        else:
-            error = None
+        tower = _tower(slot)
         with self._texts_lock:
-            for t in texts:
-                if self._embedding.get(t) is future:
-                    del self._embedding[t]
-            if out is not None and self._texts_of == key:
-                self._texts.update(out)
-                while len(self._texts) > TEXTS_REMEMBERED:
-                    self._texts.pop(next(iter(self._texts)))
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(out)
+            if self._texts is None or self._texts.tower != tower:
+                self._texts = TextEmbeddings(tower, lambda texts: slot.text_encoder().encode(texts), self._ahead)
+            return self._texts
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
@@ -331,7 +296,7 @@ class Searcher:
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
         results = self._nearest(query, k, filters, allowed)
         sample = self._library_sample()
-        hits = MeaningHits(results, fusion.standout(sample @ query))
+        hits = MeaningHits(results, fusion.standout(sample.vectors @ query))
         if exclusions and results:
             order = {r.id: float(r.score or 0.0) for r in results}
             ids, vecs = self.index().vectors(order)
@@ -345,34 +310,34 @@ class Searcher:
             hits.results = sorted((r for r in results if r.id not in hits.excluded), key=lambda r: -order[r.id])
         return hits
 
-    def _bar(self, term: Term, vec: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    def _bar(self, term: Term, vec: np.ndarray, sample: _Sample) -> tuple[float, float]:
         """(cutoff, bulk) of an excluded term's scores over the sample, remembered for a text term: the TUI
         asks for `-人` again at every key typed after it."""
-        key = term.text
-        if term.like is not None or key not in self._bars:
-            scores = sample @ vec
-            self._bars[key] = (fusion.standout(scores), fusion.bulk(scores))
-            while len(self._bars) > TEXTS_REMEMBERED:
-                self._bars.pop(next(iter(self._bars)))
-        return self._bars[key]
+        if term.like is not None:
+            return _cutoffs(sample.vectors @ vec)
+        key = (_tower(self._serving()), term.text)
+        if key not in sample.bars:
+            sample.bars[key] = _cutoffs(sample.vectors @ vec)
+            while len(sample.bars) > TEXTS_REMEMBERED:
+                sample.bars.pop(next(iter(sample.bars)))
+        return sample.bars[key]
 
     def _term_vector(self, term: Term) -> np.ndarray:
         return self.encode_like(term.like) if term.like is not None else self.encode_text(term.text)
 
-    def _library_sample(self) -> np.ndarray:
+    def _library_sample(self) -> _Sample:
         """A fixed random sample of the library's vectors (unit length), kept until the library has grown
         or shrunk by a tenth."""
         index = self.index()
         size = len(index)
-        if self._sample is not None:
-            cached, was, vecs = self._sample
-            if cached is index and (was == size or (was > SAMPLE_SIZE and abs(size - was) < was / 10)):
-                return vecs
+        memo = self._sample
+        if memo is not None and memo.index is index:
+            if memo.size == size or (memo.size > SAMPLE_SIZE and abs(size - memo.size) < memo.size / 10):
+                return memo
         vecs = index.sample(SAMPLE_SIZE)
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        self._bars = {}
-        self._sample = (index, size, vecs.astype(np.float32))
-        return self._sample[2]
+        self._sample = _Sample(index, size, vecs.astype(np.float32))
+        return self._sample
 
     def _nearest(self, query: np.ndarray, k: int, filters: Filters, allowed: set[int] | None = None) -> list[Hit]:
         """The nearest k photos that pass the filters, or, when `allowed` is given, among those photos (no
@@ -470,6 +435,16 @@ def _one_blas_thread() -> None:
     except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
         return
     threadpool_limits(1, user_api="blas")
+
+
+def _cutoffs(scores: np.ndarray) -> tuple[float, float]:
+    """(cutoff, bulk) of a term's scores over the library (photod.search.fusion)."""
+    return fusion.standout(scores), fusion.bulk(scores)
+
+
+def _tower(slot: ModelSlot) -> str:
+    """The id of the slot's text tower (the key of the text embeddings it makes)."""
+    return slot.bundle.text_id if slot.bundle is not None else ""
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:
