@@ -71,6 +71,16 @@ def test_no_model_means_a_plain_error_but_name_search_still_works(catalog, data_
     assert hits[0]["path"] == str(tmp_path / "lib" / "album3" / "img_000003.jpg")
 
 
+def test_a_search_by_meaning_before_anything_is_indexed_finds_by_words(catalog, data_dir, tmp_path):
+    """A model installed, its index still empty (the daemon has just started): the look finds nothing, and
+    the query is answered by the words alone."""
+    install_active(data_dir, tmp_path / "bundle")
+    ids = add_photos(catalog, tmp_path / "lib", 5)
+    outcome = find_once(Config(data_dir=data_dir), Query(text="img_000002 海边 -人"))
+    assert outcome.fallback is None and outcome.mode == "meaning"  # the look ran, and found nothing
+    assert [r["id"] for r in outcome.results] == [ids[2]]
+
+
 def test_text_search_equals_brute_force_over_stored_vectors(data_dir, library, catalog):
     bundle, a, b = library
     ids, vecs = vectors.load_vectors(catalog, bundle.image_id)

@@ -295,9 +295,11 @@ class Searcher:
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
         results = self._nearest(query, k, filters, allowed)
+        if not results:  # nothing to cut off or exclude; and an index holding no vector yet has no sample
+            return MeaningHits()
         sample = self._library_sample()
         hits = MeaningHits(results, fusion.standout(sample.vectors @ query))
-        if exclusions and results:
+        if exclusions:
             order = {r.id: float(r.score or 0.0) for r in results}
             ids, vecs = self.index().vectors(order)
             for term in exclusions:
