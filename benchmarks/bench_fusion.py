@@ -8,8 +8,8 @@ A library of --photos catalog rows is built once under .bench/fusion/ (git-ignor
 date and an exclusion (「2019年夏天 海边 日落 -人」), run through photod.search.finder.find with one resident
 searcher and catalog, as the TUI runs it: parse, the words channel (FTS over names, captions, text, places),
 the look (text tower, FAISS, the exclusion's own search and cutoff), captions by meaning, fusion. Beside it,
-interleaved, the same words as one plain text query (Searcher.search: tokenize, encode, search, join), the
-search before the query language.
+interleaved, the same words as one plain text query (benchmarks.common.plain_look: tokenize, encode, search,
+join), the search before the query language.
 
 --bundle: a real exported bundle's text tower (e.g. .bench/models/vit-b-16-int8 from benchmarks/common.py;
 the issue's figure is for ViT-B-16 int8); default a tiny ONNX text tower over the real vocabulary, which
@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import cpu_summary  # noqa: E402
+from benchmarks.common import cpu_summary, plain_look  # noqa: E402
 from photod.config import make_root  # noqa: E402
 from photod.store import signals, vectors  # noqa: E402
 from photod.store.catalog import Catalog, PhotoMeta  # noqa: E402
@@ -150,6 +150,17 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
 
 
+def forget_texts(searcher) -> None:
+    """The searcher's remembered text embeddings and exclusion cutoffs dropped, so that the next query runs as
+    if typed for the first time; also for a tree from before Searcher.forget_texts (bench_fusion_ab.py runs
+    this against older trees)."""
+    if hasattr(searcher, "forget_texts"):
+        searcher.forget_texts()
+    else:
+        searcher._texts.clear()
+        searcher._bars.clear()
+
+
 def run(data_dir: Path, n_queries: int) -> dict:
     from photod.search.finder import Query, find
     from photod.search.searcher import Searcher
@@ -163,8 +174,7 @@ def run(data_dir: Path, n_queries: int) -> dict:
         text = QUERIES[i % len(QUERIES)]
         # Every query as if typed for the first time: the searcher remembers the embeddings and cutoffs of
         # texts it saw, and the eight queries repeat.
-        searcher._texts.clear()
-        searcher._bars.clear()
+        forget_texts(searcher)
         t0 = time.perf_counter()
         outcome = find(Query(text=text, k=20, today=TODAY), *opened)
         fused.append((time.perf_counter() - t0) * 1000)
@@ -173,9 +183,9 @@ def run(data_dir: Path, n_queries: int) -> dict:
         shown.append(len(outcome.results))
         hidden.append(outcome.hidden)
         words = " ".join(w for w in text.split() if not w.startswith("-") and "年" not in w)
-        searcher._texts.clear()
+        forget_texts(searcher)
         t0 = time.perf_counter()
-        searcher.search(words, k=20)
+        plain_look(searcher, words, k=20)
         plain.append((time.perf_counter() - t0) * 1000)
     searcher.close()
     catalog.close()

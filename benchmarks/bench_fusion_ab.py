@@ -33,7 +33,7 @@ def worker(tree: Path, bundle: str) -> None:
 
     assert Path(photod.__file__).resolve().is_relative_to(tree), photod.__file__
     sys.path.insert(1, str(REPO))
-    from benchmarks.bench_fusion import BENCH, QUERIES, TODAY
+    from benchmarks.bench_fusion import BENCH, QUERIES, TODAY, forget_texts
     from photod.search.finder import Query, find
     from photod.search.searcher import Searcher
     from photod.store.catalog import Catalog
@@ -48,8 +48,7 @@ def worker(tree: Path, bundle: str) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         i = int(line)
-        searcher._texts.clear()
-        searcher._bars.clear()
+        forget_texts(searcher)
         t0, c0 = time.perf_counter(), time.process_time()
         outcome = find(Query(text=QUERIES[i % len(QUERIES)], k=20, today=TODAY), *opened)
         print(

@@ -34,9 +34,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import plain_look  # noqa: E402
 from photod.config import IndexConfig  # noqa: E402
 from photod.search.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
-from photod.store import vectors  # noqa: E402
+from photod.store import vectors, wordsearch  # noqa: E402
+from photod.store.wordsearch import Filters  # noqa: E402
 
 DIM = 512
 CENTRES = 1000
@@ -277,15 +279,16 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
     data_dir, model = e2e_library(size, bundle_dir)
     searcher = Searcher(data_dir, threads=2)
     t0 = time.perf_counter()
-    searcher.search(QUERY_TEXTS[0], k=20)  # loads the model and the index (built and saved on first run)
+    plain_look(searcher, QUERY_TEXTS[0], k=20)  # loads the model and the index (built and saved on first run)
     first = time.perf_counter() - t0
     out = {"size": size, "model": model, "first_query_s": round(first, 2)}
-    for label, kw in (("text", {}), ("text + root + date filter", {"root": "drive1", "after": "2017-01-01"})):
+    drive1 = Filters(root_id=searcher.catalog.find_root("drive1").id, after="2017-01-01")
+    for label, kw in (("text", {}), ("text + root + date filter", {"filters": drive1})):
         times = []
         for i in range(n_queries):
             text = QUERY_TEXTS[i % len(QUERY_TEXTS)]
             t0 = time.perf_counter()
-            results = searcher.search(text, k=20, **kw)
+            results = plain_look(searcher, text, k=20, **kw)
             times.append(time.perf_counter() - t0)
             assert len(results) == 20
         out[label] = percentiles(times)
@@ -298,7 +301,8 @@ def bench_e2e(size: int, bundle_dir: Path | None, n_queries: int) -> dict:
         t1 = time.perf_counter()
         scores, ids = index.search(q, 36)
         t2 = time.perf_counter()
-        searcher._join(scores[0], ids[0])
+        hits = searcher._join(scores[0], ids[0])
+        wordsearch.search_name(searcher.catalog, ids=[h.id for h in hits[:20]], limit=None)
         t3 = time.perf_counter()
         enc.append(t1 - t0), srch.append(t2 - t1), join.append(t3 - t2)
     out["parts_p50_ms"] = {

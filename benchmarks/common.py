@@ -90,6 +90,18 @@ def ensure_bundle(arch: str, precision: str, model=None):
     return bundle
 
 
+def plain_look(searcher, text: str, k: int = 20, filters=None) -> list[dict]:
+    """A text query by its look alone, the search before the query language: the text embedded, the k nearest
+    photos that pass the filters (Searcher.by_meaning, as photod.search.finder asks it), and their catalog rows
+    read, as `photod search --json` rows."""
+    from photod.search.query import Term
+    from photod.store import wordsearch
+
+    hits = searcher.by_meaning([Term(text)], k=k, filters=filters or wordsearch.EVERYTHING).results
+    rows = {r["id"]: r for r in wordsearch.search_name(searcher.catalog, ids=[h.id for h in hits], limit=None)}
+    return [h.result(rows[h.id]).to_json() for h in hits if h.id in rows]
+
+
 def picture(seed: int, size: int = StageConfig.size) -> Image.Image:
     """A varied synthetic photo: a smooth gradient background, a few shapes, a blur or noise, different per seed.
 

@@ -5,8 +5,9 @@ import pytest
 
 from photod.config import make_root
 from photod.errors import CatalogError
-from photod.store import schema
+from photod.store import schema, wordsearch
 from photod.store.catalog import CaptionRow, Catalog, FailedRow, NameMatchRow, PendingRow, PhotoInfoRow, PhotoMeta
+from photod.store.wordsearch import Filters
 
 
 @pytest.fixture
@@ -102,18 +103,18 @@ def test_folder_rename_moves_every_photo_under_it(catalog, root):
     assert catalog.move_folder(root.id, "2019 三亚", "trips/sanya") == 5
     assert {catalog.photo(i)["rel_path"] for i in ids} == {f"trips/sanya/{i}.jpg" for i in range(5)}
     assert catalog.photo(other)["rel_path"] == "2019 三亚 other/x.jpg"
-    assert {r["id"] for r in catalog.search_name("sanya")} == set(ids)
+    assert {r["id"] for r in wordsearch.search_name(catalog, "sanya")} == set(ids)
 
 
 def test_name_search_matches_chinese_substrings_and_prefixes(catalog, root):
     wedding, _ = catalog.upsert_file(root.id, "2019三亚婚礼/DSC_0001.JPG", 1, 1)
     cat_photo, _ = catalog.upsert_file(root.id, "pets/小白 on sofa.jpg", 1, 1)
-    assert [r["id"] for r in catalog.search_name("三亚")] == [wedding]
-    assert [r["id"] for r in catalog.search_name("婚礼 dsc")] == [wedding]
-    assert [r["id"] for r in catalog.search_name("sof")] == [cat_photo]
-    assert [r["id"] for r in catalog.search_name("小白")] == [cat_photo]
-    assert catalog.search_name("北京") == []
-    assert catalog.search_name('"') == []  # only syntax: nothing searchable, no FTS error
+    assert [r["id"] for r in wordsearch.search_name(catalog, "三亚")] == [wedding]
+    assert [r["id"] for r in wordsearch.search_name(catalog, "婚礼 dsc")] == [wedding]
+    assert [r["id"] for r in wordsearch.search_name(catalog, "sof")] == [cat_photo]
+    assert [r["id"] for r in wordsearch.search_name(catalog, "小白")] == [cat_photo]
+    assert wordsearch.search_name(catalog, "北京") == []
+    assert wordsearch.search_name(catalog, '"') == []  # only syntax: nothing searchable, no FTS error
 
 
 def test_name_search_filters(catalog, root, tmp_path):
@@ -127,7 +128,7 @@ def test_name_search_filters(catalog, root, tmp_path):
     catalog.mark_staged(b, PhotoMeta(taken_at="2021-01-01T10:00:00", camera_model="NIKON D70"), "hb")
 
     def ids(**kw):
-        return {r["id"] for r in catalog.search_name("trip", **kw)}
+        return {r["id"] for r in wordsearch.search_name(catalog, "trip", filters=Filters(**kw))}
 
     assert ids() == {a, b, c}
     assert ids(after="2020-01-01") == {b}
@@ -225,7 +226,7 @@ def test_rows_have_exactly_the_columns_their_types_name(catalog, root):
     pid, _ = catalog.upsert_file(root.id, "a/b.jpg", 10, 1)
     assert set(catalog.pending()[0]) == keys(PendingRow)
     assert set(catalog.photo(pid)) == keys(PhotoInfoRow)
-    assert set(catalog.search_name("b")[0]) == keys(NameMatchRow)
+    assert set(wordsearch.search_name(catalog, "b")[0]) == keys(NameMatchRow)
     with catalog.transaction() as conn:
         conn.execute("INSERT INTO captions (photo_id, text, created_at) VALUES (?, 'x', 0)", (pid,))
     assert set(catalog.captions(pid)[0]) == keys(CaptionRow)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import photod.config
-from photod.config import VideoConfig, WorkersConfig
+from photod.config import Config, VideoConfig, WorkersConfig
 from photod.ingest import ingester as ingest_mod
 from photod.ingest import raw as raw_mod
 from photod.ingest.decode import decode_photo
@@ -24,10 +24,11 @@ from photod.ingest.raw import decode_raw
 from photod.ingest.sniff import sniff
 from photod.ingest.video import decode_video
 from photod.roots.scanner import reconcile
+from photod.search.finder import Query, find_once
 from photod.search.index import VectorIndex
 from photod.search.indexer import Indexer
 from photod.search.results import video_label
-from photod.search.searcher import Searcher
+from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from photod.tui.screens.detail import describe
@@ -184,7 +185,7 @@ def test_raw_and_jpeg_pairs_live_photos_and_edits_are_linked(catalog, stage, tmp
         ("IMG_0002.HEIC", "IMG_0002.MOV", "motion"),
         ("IMG_4120.JPG", "IMG_E4120.JPG", "edited"),
     }
-    shown = lambda: sorted(r["rel_path"] for r in catalog.search_name(limit=None))  # noqa: E731
+    shown = lambda: sorted(r["rel_path"] for r in wordsearch.search_name(catalog, limit=None))  # noqa: E731
     # One photo per shot: the JPEG (not the RAW), the Live Photo's still; the original and its edit both.
     assert shown() == ["IMG_0001.JPG", "IMG_0002.HEIC", "IMG_4120.JPG", "IMG_E4120.JPG"]
     c = catalog.counts()
@@ -327,11 +328,11 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
         ).run_once()
     query = tmp_path / "blue.jpg"
     Image.new("RGB", (96, 64), BLUE).save(query)
-    with Searcher(data_dir, threads=1) as s:
-        results = s.search(like=str(query), k=10)
-    videos = [r for r in results if r.kind == "video"]
-    assert len(videos) == 1 and results[0].kind == "video"  # once, and first: its blue moment matched
-    top = results[0].to_json()
+    results = find_once(Config(data_dir=data_dir), Query(like=str(query), k=10, show_all=True)).results
+    videos = [r for r in results if r["kind"] == "video"]
+    assert len(videos) == 1 and results[0]["kind"] == "video"  # once, and first: its blue moment matched
+    assert all(r["kind"] != "frame" for r in results)
+    top = results[0]
     assert top["id"] == found["holiday.mp4"]["id"] and top["video_time"] == pytest.approx(3.0)
     assert top["path"].endswith("holiday.mp4") and top["duration"] == pytest.approx(9.0, abs=0.2)
     assert video_label(top) == "「00:03」 / 00:09"
@@ -343,14 +344,8 @@ def test_a_video_is_found_once_at_its_best_moment(catalog, data_dir, tmp_path):
     assert "「00:03」 / 00:09" in result_meta(top)
     frame = picture_id(top)
     assert frame in catalog.frame_ids(top["id"]) and catalog.photo(frame)["frame_time"] == pytest.approx(3.0)
-    assert {r.id for r in results} <= set(v["id"] for v in found.values())  # no frame ids leak out
-    # The query language reads rows for its page only: the video shows there the same, at the same moment.
-    from photod.config import Config
-    from photod.search.finder import Query, find_once
-
-    page = find_once(Config(data_dir=data_dir), Query(like=str(query), k=10, show_all=True)).results
-    assert [r for r in page if r["id"] == top["id"]] == [{**top, "fused": page[0]["fused"]}]
-    assert page[0]["id"] == top["id"] and page[0]["frame_id"] == frame
+    assert top["frame_id"] == frame
+    assert {r["id"] for r in results} <= set(v["id"] for v in found.values())  # no frame ids leak out
 
 
 # ---- the shared samples ------------------------------------------------------------------------------

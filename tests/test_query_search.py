@@ -151,7 +151,7 @@ def test_texts_embedded_ahead_are_waited_for_not_embedded_twice(data_dir, tmp_pa
     install_active(data_dir, tmp_path / "bundle")
     with Searcher(data_dir, threads=1) as s:
         alone = {t: s.encode_text(t) for t in ("海边", "日落", "人")}
-        s._texts.clear()
+        s.forget_texts()
         encoder = s._serving().text_encoder()
         asked, release, real = [], threading.Event(), encoder.encode
 
@@ -179,3 +179,59 @@ def test_texts_embedded_ahead_are_waited_for_not_embedded_twice(data_dir, tmp_pa
             s.encode_texts(["雪山"])
         encoder.encode = real
         assert np.allclose(s.encode_text("雪山"), real(["雪山"])[0], atol=1e-6)  # a failed text is embedded again
+
+
+def test_the_filters_a_person_gives_reach_the_catalog_resolved_once(catalog, tmp_path):
+    """A root named by path, label or id becomes its id, and a query's dates become the catalog's ranges,
+    in the one Filters every channel takes."""
+    from photod.config import make_root
+    from photod.errors import RootError
+    from photod.search.finder import Filters
+    from photod.search.query import parse
+    from photod.store import wordsearch
+
+    root = catalog.add_root(make_root(tmp_path / "lib", label="lib"))
+    asked = Filters(after="2019", root="lib", camera="canon", folder="trip", place="三亚", online_only=True)
+    want = wordsearch.Filters(after="2019", root_id=root.id, camera="canon", folder="trip", place="三亚")
+    assert asked.resolved(catalog) == want
+    assert Filters(root=str(root.id)).resolved(catalog).root_id == root.id
+    summer = Filters().resolved(catalog, parse("2019年夏天 海边", today=TODAY))
+    assert summer.dates == (("2019-06-01", "2019-09-01"),) and summer.yearly is None and summer.active()
+    assert not Filters(online_only=True).resolved(catalog).active()  # applied to the page, not the catalog
+    with pytest.raises(RootError, match="no root named 'elsewhere'"):
+        Filters(root="elsewhere").resolved(catalog)
+
+
+def test_text_embeddings_embed_each_text_once_whichever_thread_asks(tmp_path):
+    """Prefetches and queries from several threads at once: every text is embedded once, by whoever asked
+    first, and each caller gets its own texts' embeddings in order; only the tower's own texts are kept."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from photod.search.textcache import TextEmbeddings
+
+    asked: list[str] = []
+
+    def encode(texts):
+        asked.extend(texts)
+        time.sleep(0.05)  # long enough for the other threads to ask meanwhile
+        return [np.full(3, len(t), dtype=np.float64) for t in texts]
+
+    with ThreadPoolExecutor(2) as pool:
+        cache = TextEmbeddings("tower-a", encode, pool, remembered=3)
+        cache.prefetch(["海", "海边"])
+        got: list[list[np.ndarray]] = []
+        threads = [threading.Thread(target=lambda: got.append(cache.get(["海边", "日落了", "海"]))) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    assert sorted(asked) == sorted(["海", "海边", "日落了"])
+    assert len(got) == 4 and all([v.tolist() for v in g] == [[2.0] * 3, [3.0] * 3, [1.0] * 3] for g in got)
+    assert all(v.dtype == np.float32 and v.flags.c_contiguous for g in got for v in g)
+    cache.get(["新的"])  # a fourth text: the oldest is dropped, and embedded again when asked for
+    cache.get(["海"])
+    assert asked[-2:] == ["新的", "海"]

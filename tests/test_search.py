@@ -1,22 +1,26 @@
 """Search: text and example-photo queries against the catalog's vectors, filters, offline and deleted
-photos, and searching while the daemon writes."""
+photos, and searching while the daemon writes. Queries go the way the CLI and the TUI send them
+(photod.search.finder.find), and the look (Searcher.by_meaning) is checked against brute force on its own."""
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from photod.config import WorkersConfig
+from photod.config import Config, WorkersConfig
 from photod.errors import NoModelError
 from photod.ingest.decode import content_hash
+from photod.search.finder import Filters, Query, find, find_once
 from photod.search.index import VectorIndex
 from photod.search.indexer import Indexer
-from photod.search.searcher import Searcher
-from photod.store import vectors
+from photod.search.query import Term
+from photod.search.searcher import Hit, Searcher
+from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from tests.support.onnxkit import add_photos, install_active, jpeg_bytes, picture, stage_pictures, unit_vectors
@@ -26,6 +30,18 @@ def brute(query, ids, vecs, k):
     scores = vecs @ query
     order = np.argsort(-scores, kind="stable")[:k]
     return ids[order].tolist(), scores[order]
+
+
+def found(s: Searcher, text: str = "", like: int | str | None = None, k: int = 20, **filters) -> list[dict]:
+    """A query as `photod search --all` runs it (every match shown, none hidden by the cutoff), with this
+    searcher and its catalog lent as the TUI lends its resident ones."""
+    query = Query(text=text, like=like, k=k, filters=Filters(**filters), show_all=True)
+    return find(query, lambda: nullcontext(s.catalog), lambda: nullcontext(s)).results
+
+
+def look(s: Searcher, text: str, k: int, allowed: set[int] | None = None) -> list[Hit]:
+    """The look alone: the photos whose image embedding is nearest the text's."""
+    return s.by_meaning([Term(text)], k=k, allowed=allowed).results
 
 
 @pytest.fixture
@@ -45,11 +61,24 @@ def test_no_model_means_a_plain_error_but_name_search_still_works(catalog, data_
     ids = add_photos(catalog, tmp_path / "lib", 5)
     with Searcher(data_dir, threads=1) as s:
         with pytest.raises(NoModelError, match="no model is installed") as err:
-            s.search("海边的日落")
+            look(s, "海边的日落", k=20)
         assert "photod model pull" in str(err.value) and "photod model import" in str(err.value)
-        found = s.search(name="img_000003")
-        assert [r.id for r in found] == [ids[3]] and found[0].score is None
-        assert found[0].path == str(tmp_path / "lib" / "album3" / "img_000003.jpg")
+    cfg = Config(data_dir=data_dir)
+    by_meaning = find_once(cfg, Query(text="海边的日落"))
+    assert isinstance(by_meaning.fallback, NoModelError) and by_meaning.mode == "names"
+    hits = find_once(cfg, Query(name="img_000003")).results
+    assert [r["id"] for r in hits] == [ids[3]] and hits[0]["score"] is None
+    assert hits[0]["path"] == str(tmp_path / "lib" / "album3" / "img_000003.jpg")
+
+
+def test_a_search_by_meaning_before_anything_is_indexed_finds_by_words(catalog, data_dir, tmp_path):
+    """A model installed, its index still empty (the daemon has just started): the look finds nothing, and
+    the query is answered by the words alone."""
+    install_active(data_dir, tmp_path / "bundle")
+    ids = add_photos(catalog, tmp_path / "lib", 5)
+    outcome = find_once(Config(data_dir=data_dir), Query(text="img_000002 海边 -人"))
+    assert outcome.fallback is None and outcome.mode == "meaning"  # the look ran, and found nothing
+    assert [r["id"] for r in outcome.results] == [ids[2]]
 
 
 def test_text_search_equals_brute_force_over_stored_vectors(data_dir, library, catalog):
@@ -58,35 +87,43 @@ def test_text_search_equals_brute_force_over_stored_vectors(data_dir, library, c
     assert ids.size == 70
     with Searcher(data_dir, threads=1) as s:
         for text in ("海边的日落", "我家的猫在沙发上", "red dress 红色"):
-            results = s.search(text, k=10)
             want_ids, want_scores = brute(s.encode_text(text), ids, vecs, 10)
-            assert [r.id for r in results] == want_ids
-            np.testing.assert_allclose([r.score for r in results], want_scores, atol=1e-5)
+            hits = look(s, text, k=10)
+            assert [h.id for h in hits] == want_ids
+            np.testing.assert_allclose([h.score for h in hits], want_scores, atol=1e-5)
+            # No photo holds these words as text: the query's page is the look's ranking, with its scores.
+            results = found(s, text, k=10)
+            assert [r["id"] for r in results] == want_ids
+            np.testing.assert_allclose([r["score"] for r in results], want_scores, atol=1e-5)
         top = results[0]
-        row = catalog.photo(top.id)
-        assert top.path == str(Path(row["root_path"]) / row["rel_path"])
-        assert top.root in ("lib", "nas") and top.online is True
-        assert top.camera in ("Canon EOS 5D", "iPhone 12")
-        assert set(top.to_json()) >= {"id", "path", "score"}
+        row = catalog.photo(top["id"])
+        assert top["path"] == str(Path(row["root_path"]) / row["rel_path"])
+        assert top["root"] in ("lib", "nas") and top["online"] is True
+        assert top["camera"] in ("Canon EOS 5D", "iPhone 12")
+        assert top["matched"] == [{"channel": "image", "score": top["score"]}]
 
 
 def test_like_a_photo_id_or_a_file_ranks_that_photo_first(data_dir, library, catalog, tmp_path):
     bundle, a, b = library
     with Searcher(data_dir, threads=1) as s:
-        found = s.search(like=a[5], k=3)
-        assert found[0].id == a[5] and found[0].score == pytest.approx(1.0, abs=2e-3)
-        assert s.search(like=str(b[2]), k=1)[0].id == b[2]
+        hits = found(s, like=a[5], k=3)
+        assert hits[0]["id"] == a[5] and hits[0]["score"] == pytest.approx(1.0, abs=2e-3)
+        assert found(s, like=str(b[2]), k=1)[0]["id"] == b[2]
         # A file never seen by photod, with the same picture as photo b[7]: decoded and encoded as staging
         # would, it finds that photo first.
         twin = tmp_path / "twin.jpg"
         twin.write_bytes(jpeg_bytes(picture(b[7]), quality=95))
-        found = s.search(like=twin, k=3)
-        assert found[0].id == b[7] and found[0].score > 0.98
+        hits = found(s, like=str(twin), k=3)
+        assert hits[0]["id"] == b[7] and hits[0]["score"] > 0.98
         # A cataloged file (same content hash): its stored vector is used, no model run at all.
         catalog.conn.execute("UPDATE photos SET content_hash = ? WHERE id = ?", (content_hash(twin.read_bytes()), a[9]))
-        s._image = None
-        found = s.search(like=twin, k=1)
-        assert found[0].id == a[9] and s._image is None
+
+        def no_image_model():
+            raise AssertionError("the image model ran for a cataloged file")
+
+        s.model.image_encoder = no_image_model
+        hits = found(s, like=str(twin), k=1)
+        assert hits[0]["id"] == a[9] and hits[0]["score"] == pytest.approx(1.0, abs=2e-3)
 
 
 def test_filters_combine_with_semantic_search(data_dir, library, catalog):
@@ -99,44 +136,52 @@ def test_filters_combine_with_semantic_search(data_dir, library, catalog):
             ({"camera": "canon"}, set(a)),
             ({"after": "2020-01-01"}, set(b)),
             ({"before": "2020-01-01", "folder": "album3"}, {i for i in a if (i - a[0]) % 7 == 3}),
-            ({"name": "img_00001"}, {i for i in a + b if catalog.photo(i)["filename"].startswith("img_00001")}),
         ]
         for filters, allowed in cases:
-            results = s.search("海边的日落", k=5, **filters)
+            results = found(s, "海边的日落", k=5, **filters)
             mask = np.isin(ids, list(allowed))
             want_ids, want_scores = brute(q, ids[mask], vecs[mask], 5)
-            assert [r.id for r in results] == want_ids, filters
-            np.testing.assert_allclose([r.score for r in results], want_scores, atol=1e-5)
+            assert [r["id"] for r in results] == want_ids, filters
+            np.testing.assert_allclose([r["score"] for r in results], want_scores, atol=1e-5)
+        # The look among the photos the words leave (file names starting img_00001), as the query's channels
+        # narrow it.
+        named = set(wordsearch.matching_ids(catalog, "img_00001"))
+        assert named == {i for i in a + b if catalog.photo(i)["filename"].startswith("img_00001")}
+        hits = look(s, "海边的日落", k=5, allowed=named)
+        mask = np.isin(ids, list(named))
+        want_ids, want_scores = brute(q, ids[mask], vecs[mask], 5)
+        assert [h.id for h in hits] == want_ids
+        np.testing.assert_allclose([h.score for h in hits], want_scores, atol=1e-5)
         # filters alone: name search, newest first, no scores
-        plain = s.search(root="lib", k=100)
-        assert {r.id for r in plain} == set(a) and all(r.score is None for r in plain)
+        plain = found(s, k=100, root="lib")
+        assert {r["id"] for r in plain} == set(a) and all(r["score"] is None for r in plain)
 
 
 def test_offline_photos_are_found_and_flagged_deleted_ones_are_not(data_dir, library, catalog):
     bundle, a, b = library
     with Searcher(data_dir, threads=1) as s:
-        before = s.search(like=b[0], k=70)
+        before = found(s, like=b[0], k=70)
         assert len(before) == 70
         catalog.set_root_offline(catalog.photo(b[0])["root_id"])
         catalog.mark_deleted([a[0], a[1]])
-        after = s.search(like=b[0], k=70)
-        assert {r.id for r in after} == set(a[2:]) | set(b)
-        assert all(not r.online for r in after if r.id in b) and all(r.online for r in after if r.id in a)
-        assert after[0].id == b[0] and after[0].state == "offline"
+        after = found(s, like=b[0], k=70)
+        assert {r["id"] for r in after} == set(a[2:]) | set(b)
+        assert all(not r["online"] for r in after if r["id"] in b) and all(r["online"] for r in after if r["id"] in a)
+        assert after[0]["id"] == b[0] and after[0]["state"] == "offline"
 
 
 def test_searcher_sees_photos_indexed_after_it_loaded(data_dir, library, catalog, tmp_path):
     bundle, a, b = library
     with Searcher(data_dir, threads=1) as s:
-        assert len(s.search("日落", k=100)) == 70
+        assert len(found(s, "日落", k=100)) == 70
         more = add_photos(catalog, tmp_path / "new", 12, label="new")
         with Stage(data_dir) as stage:
             stage_pictures(stage, more)
             index = VectorIndex.open(data_dir, bundle.image_id, catalog)
             assert Indexer(catalog, stage, bundle, index, WorkersConfig(encode_threads=1)).run_once() == 12
-        found = s.search("日落", k=100)
-        assert len(found) == 82 and {r.id for r in found} >= set(more)
-        assert s.search(like=more[3], k=1)[0].id == more[3]
+        hits = found(s, "日落", k=100)
+        assert len(hits) == 82 and {r["id"] for r in hits} >= set(more)
+        assert found(s, like=more[3], k=1)[0]["id"] == more[3]
 
 
 def test_searching_while_the_daemon_writes(data_dir, library, catalog, tmp_path):
@@ -164,13 +209,12 @@ def test_searching_while_the_daemon_writes(data_dir, library, catalog, tmp_path)
         thread.start()
         try:
             while not done.is_set() or searches < 3:
-                s.search("海边的日落", k=10)
-                s.search(like=a[1], k=5, root="lib")
+                found(s, "海边的日落", k=10)
+                found(s, like=a[1], k=5, root="lib")
                 searches += 1
         finally:
             thread.join()
         assert not errors, errors
-        found = s.search(like=more[1], k=3)
-        assert found[0].id == more[1]
-        assert len(s.search("日落", k=1000)) == 70 + 600 - 30
+        assert found(s, like=more[1], k=3)[0]["id"] == more[1]
+        assert len(found(s, "日落", k=1000)) == 70 + 600 - 30
     print(f"{searches} searches ran while the writer stored 600 vectors")

@@ -8,7 +8,7 @@
   IMG_4120-edited.jpg, as Google Photos does): linked, both searched (`edited`).
 
 The links of a folder are rebuilt whenever files in it are staged, from its files that are not deleted; which
-of them results hide is decided at search time from whether the shown file is still there (Catalog.search_name),
+of them results hide is decided at search time from whether the shown file is still there (photod.store.wordsearch),
 so deleting either file of a pair keeps the photo, and deleting both deletes it.
 """
 

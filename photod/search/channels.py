@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 
 from photod.search.query import ParsedQuery, Term
 from photod.search.results import Result
+from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.textsearch import fts_any
+from photod.store.wordsearch import Filters
 
 if TYPE_CHECKING:
     from photod.search.searcher import Hit, MeaningHits, Searcher
@@ -39,21 +41,20 @@ class WordHits:
     said: str = ""
 
     @classmethod
-    def find(cls, cat: Catalog, parsed: ParsedQuery, filters: dict, depth: int) -> "WordHits":
+    def find(cls, cat: Catalog, parsed: ParsedQuery, filters: Filters, depth: int) -> "WordHits":
         """Each word's photos (a set from the full-text tables: fast, however common the word), narrowed by
         the filters listed once; rows are read later, for the photos on the page only."""
         hits = cls()
-        held = {phrase: cat.word_hits(phrase, exact=True) for phrase in parsed.phrases}  # each read once
+        held = {phrase: wordsearch.word_hits(cat, phrase, exact=True) for phrase in parsed.phrases}  # each read once
         for found in held.values():
             hits.required = found if hits.required is None else hits.required & found
         for term in parsed.exclusions:
             if term.like is None:
-                hits.excluded |= cat.word_hits(term.text, exact=term.exact)
+                hits.excluded |= wordsearch.word_hits(cat, term.text, exact=term.exact)
         # The filters are listed once, here, for every channel (an unfiltered query lists only the rows words
         # never show, which are few).
-        where = catalog_filters(cat, filters)
-        allowed = set(cat.matching_ids(**where)) if any(v is not None for v in where.values()) else None
-        unsearchable = cat.unsearchable_ids() if allowed is None else set()
+        allowed = set(wordsearch.matching_ids(cat, filters=filters)) if filters.active() else None
+        unsearchable = wordsearch.unsearchable_ids(cat) if allowed is None else set()
         if hits.required is not None:
             allowed = hits.required - unsearchable if allowed is None else allowed & hits.required
         hits.allowed = allowed
@@ -63,7 +64,7 @@ class WordHits:
         gone = hits.excluded | (unsearchable if allowed is None else set())
         matched: dict[int, int] = {}  # photo -> how many of the words it holds
         for word, exact in wanted:
-            found = held[word] if exact else cat.word_hits(word)
+            found = held[word] if exact else wordsearch.word_hits(cat, word)
             found = (found if allowed is None else found & allowed) - gone
             if found:
                 hits.found_words.add(word)
@@ -73,12 +74,6 @@ class WordHits:
         hits.ranking = sorted(matched, key=lambda pid: (-matched[pid], -pid))[:depth]
         hits.match, hits.said = fts_any(wanted), " ".join(w for w, _ in wanted)
         return hits
-
-
-def catalog_filters(cat: Catalog, filters: dict) -> dict:
-    out = {key: value for key, value in filters.items() if key != "root"}
-    out["root_id"] = cat.find_root(filters["root"]).id if filters.get("root") else None
-    return out
 
 
 def look_texts(parsed: ParsedQuery) -> list[str]:
@@ -93,7 +88,7 @@ def look_texts(parsed: ParsedQuery) -> list[str]:
     )
 
 
-def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> Look:
+def look_channel(s: Searcher, parsed: ParsedQuery, filters: Filters, words: WordHits, depth: int) -> Look:
     """The look (CLIP): photos whose look matches the terms, with the query's cutoff.
 
     Words the library holds as text (a caption's 小白, a sign's 海鲜) may name what is captioned or written
@@ -109,19 +104,19 @@ def look_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHit
     look = Look(seen=_without_words(terms, words.found_words))
     if look.seen:
         s.embed_ahead([t.text for t in look.seen if t.like is None])  # while the first look runs
-    look.hits.append(s.by_meaning(terms, parsed.exclusions, depth, allowed=words.allowed, **filters))
+    look.hits.append(s.by_meaning(terms, parsed.exclusions, depth, allowed=words.allowed, filters=filters))
     return look
 
 
-def second_look(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int, look: Look) -> None:
+def second_look(s: Searcher, parsed: ParsedQuery, filters: Filters, words: WordHits, depth: int, look: Look) -> None:
     """The look for the terms without the words held as text, when look_channel found it worth asking."""
     if look.seen:
-        look.hits.append(s.by_meaning(look.seen, parsed.exclusions, depth, allowed=words.allowed, **filters))
+        look.hits.append(s.by_meaning(look.seen, parsed.exclusions, depth, allowed=words.allowed, filters=filters))
 
 
-def caption_channel(s: Searcher, parsed: ParsedQuery, filters: dict, words: WordHits, depth: int) -> list[Result]:
+def caption_channel(s: Searcher, parsed: ParsedQuery, filters: Filters, words: WordHits, depth: int) -> list[Result]:
     """Photos whose captions mean what the query's words say (photod.search.captionmeaning)."""
-    found = s.by_captions(parsed.meaning_text, k=depth, **filters)
+    found = s.by_captions(parsed.meaning_text, k=depth, filters=filters)
     return found if words.required is None else [r for r in found if r.id in words.required]
 
 

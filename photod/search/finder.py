@@ -27,14 +27,13 @@ from photod.search.channels import (
     Look,
     WordHits,
     caption_channel,
-    catalog_filters,
     look_channel,
     look_texts,
     second_look,
 )
 from photod.search.query import ParsedQuery, Term, parse
 from photod.search.results import Result, merge_reasons
-from photod.store import signals
+from photod.store import signals, wordsearch
 from photod.store.catalog import Catalog, open_catalog
 
 if TYPE_CHECKING:
@@ -56,7 +55,9 @@ OpenSearcher = Callable[[], AbstractContextManager["Searcher | None"]]
 
 @dataclass(frozen=True)
 class Filters:
-    """What narrows a search. Dates are ISO prefixes (YYYY, YYYY-MM or YYYY-MM-DD; see parse_date)."""
+    """What narrows a search, as the person gave it (the CLI's options, the TUI's filter bar). Dates are ISO
+    prefixes (YYYY, YYYY-MM or YYYY-MM-DD; see parse_date). The catalog takes them as one
+    photod.store.wordsearch.Filters, made once per query by `resolved`."""
 
     after: str | None = None
     before: str | None = None
@@ -69,20 +70,20 @@ class Filters:
     def active(self) -> bool:
         return any((self.after, self.before, self.root, self.folder, self.camera, self.place, self.online_only))
 
-    def keywords(self, parsed: ParsedQuery | None = None) -> dict:
-        """The filters as Searcher.search and Searcher.by_captions take them, with the dates a parsed
-        query names."""
+    def resolved(self, cat: Catalog, parsed: ParsedQuery | None = None) -> wordsearch.Filters:
+        """The filters as every channel applies them: the root named found in the catalog (RootError when it
+        names none), with the dates a parsed query names. Online only is applied to the page (_finish)."""
         dates = parsed.dates if parsed else None
-        return {
-            "after": self.after,
-            "before": self.before,
-            "root": self.root,
-            "camera": self.camera,
-            "folder": self.folder,
-            "place": self.place,
-            "dates": dates.sql_ranges() if dates and not dates.yearly else None,
-            "yearly": dates.sql_yearly() if dates else None,
-        }
+        return wordsearch.Filters(
+            after=self.after,
+            before=self.before,
+            root_id=cat.find_root(self.root).id if self.root else None,
+            camera=self.camera,
+            folder=self.folder,
+            place=self.place,
+            dates=tuple(dates.sql_ranges()) if dates and not dates.yearly else None,
+            yearly=dates.sql_yearly() if dates else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _search(query: Query, catalog: OpenCatalog, searcher: OpenSearcher) -> Outco
         clock.lap("parse")
     _embed_ahead(parsed, query, searcher)
     with catalog() as cat:
-        filters = query.filters.keywords(parsed)
+        filters = query.filters.resolved(cat, parsed)
         words = WordHits.find(cat, parsed, filters, _depth(query)) if parsed.searches_anything() else None
         clock.lap("words")
     if words is None and not parsed.exclusions:  # only dates (or nothing searchable): newest first
@@ -230,7 +231,12 @@ def _depth(query: Query) -> int:
 
 
 def _by_look(
-    query: Query, parsed: ParsedQuery, filters: dict, searcher: OpenSearcher, words: WordHits, clock: _Clock
+    query: Query,
+    parsed: ParsedQuery,
+    filters: wordsearch.Filters,
+    searcher: OpenSearcher,
+    words: WordHits,
+    clock: _Clock,
 ) -> tuple[Look, NoModelError | None]:
     """The look and the captions' meaning, with the searcher lent for them; an empty Look (and why) when no
     model is installed. An example photo with no model is a NoModelError."""
@@ -295,7 +301,7 @@ def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits,
         by_look.setdefault(hit.id, hit)
     looked = [pid for pid, _, _ in page if pid in by_look]
     if looked:
-        for row in cat.search_name(ids=looked, limit=None):
+        for row in wordsearch.search_name(cat, ids=looked, limit=None):
             found[row["id"]] = by_look[row["id"]].result(row)
     for result in look.captions:
         if result.id in found:
@@ -305,7 +311,7 @@ def _results(cat: Catalog, page: list[tuple[int, float, bool]], words: WordHits,
     ranked = set(words.ranking)
     held = [pid for pid, _, _ in page if pid in ranked]
     if held and words.match:
-        for row in cat.search_name(match=words.match, ids=held, limit=None):
+        for row in wordsearch.search_name(cat, match=words.match, ids=held, limit=None):
             result = Result.from_row(row, None, words.said)
             if row["id"] in found:
                 merge_reasons(result, found[row["id"]])
@@ -360,10 +366,10 @@ def _fetch(query: Query) -> int:
     return query.k * (ONLINE_OVERFETCH if query.filters.online_only else 1)
 
 
-def _by_name(query: Query, catalog: OpenCatalog, filters: dict | None = None) -> list[dict]:
+def _by_name(query: Query, catalog: OpenCatalog, filters: wordsearch.Filters | None = None) -> list[dict]:
     """Caption, filename and folder matches of the name words and the text, newest first."""
-    f = filters or query.filters.keywords()
     words = " ".join(w for w in (query.name, query.text.strip()) if w) or None
     with catalog() as cat:
-        rows = cat.search_name(words, **catalog_filters(cat, f), limit=_fetch(query))
+        where = query.filters.resolved(cat) if filters is None else filters
+        rows = wordsearch.search_name(cat, words, filters=where, limit=_fetch(query))
     return [Result.from_row(r, None, words).to_json() for r in rows]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from photod.store import names
 
 if TYPE_CHECKING:
-    from photod.store.catalog import Catalog, PhotoInfoRow
+    from photod.store.catalog import PhotoInfoRow
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Result:
     duration: float | None = None
     name_encoding: str | None = None
     shown: str | None = None  # with name_encoding: the path decoded and marked, as shown_path gives it
-    video_id: int | None = None  # a frame's video, until collapse_frames turns it into that video
+    video_id: int | None = None  # a frame's video (a search shows the video instead: Searcher._join)
     frame_id: int | None = None  # a video's matching moment, whose staged picture shows it
 
     @classmethod
@@ -106,29 +106,6 @@ def merge_reasons(into: Result, other: Result) -> None:
         into.score = other.score
     # The similarity last: it is the weakest reason, and the CLI leads with it anyway.
     into.matched.sort(key=lambda m: m["channel"] == "image")
-
-
-def collapse_frames(results: list[Result], catalog: "Catalog") -> list[Result]:
-    """Results in rank order with each video once, at its best-ranked moment: a matching frame becomes its
-    video (path, name, duration) carrying the frame's time and score. Frames of a video the catalog no
-    longer shows are dropped. Photos are untouched."""
-    wanted = {r.video_id for r in results if r.kind == "frame"}
-    videos = {row["id"]: row for row in catalog.search_name(ids=sorted(wanted), limit=None)} if wanted else {}
-    out: list[Result] = []
-    seen: set[int] = set()
-    for r in results:
-        vid = r.video_id if r.kind == "frame" else r.id
-        if vid in seen:
-            continue
-        if r.kind == "frame":
-            if vid not in videos:
-                continue
-            time_, frame = r.video_time, r.id
-            r = Result.from_row(videos[vid], r.score)
-            r.video_time, r.frame_id = time_, frame
-        seen.add(vid)
-        out.append(r)
-    return out
 
 
 def clock(seconds: float) -> str:

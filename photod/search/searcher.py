@@ -1,11 +1,13 @@
-"""Search: by text, by example photo, by name, with date/root/camera/folder filters; top-k with scores.
+"""Search by meaning: the photos whose look matches a query's terms (texts, example photos), and the
+captions that mean what its words say, narrowed by date/root/camera/folder/place filters, with scores.
 
-A `Searcher` is the read side. It opens its own catalog connection (WAL: it reads while the daemon
-writes) and, only when a semantic query needs them, the serving model's encoders and FAISS index (held by
-a photod.search.modelslot.ModelSlot, which follows model switches). The index is loaded once and then kept up to
-date cheaply: before each query, if the catalog changed since the last look (`PRAGMA data_version`), the
-vectors written since its checkpoint are added, and now and then it is fully reconciled. Results are
-joined with the catalog, which also drops photos deleted meanwhile.
+A `Searcher` is the read side of the look and captions channels (photod.search.channels); every query, from
+the CLI or the TUI, goes through photod.search.finder.find. It opens its own catalog connection (WAL: it reads
+while the daemon writes) and, only when a semantic query needs them, the serving model's encoders and FAISS
+index (held by a photod.search.modelslot.ModelSlot, which follows model switches). The index is loaded once
+and then kept up to date cheaply: before each query, if the catalog changed since the last look (`PRAGMA
+data_version`), the vectors written since its checkpoint are added, and now and then it is fully reconciled.
+Hits are checked against the catalog, which also drops photos deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -32,15 +34,17 @@ from photod.search.captionmeaning import CaptionMeanings
 from photod.search.index import VectorIndex
 from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
-from photod.search.results import Result, collapse_frames
-from photod.store import vectors
+from photod.search.results import Result
+from photod.search.textcache import TextEmbeddings
+from photod.store import vectors, wordsearch
 from photod.store.catalog import Catalog
+from photod.store.wordsearch import EVERYTHING, Filters
 
 FULL_SYNC_SECONDS = 30.0  # how often a long-lived searcher reconciles deletions with the catalog
 OVERFETCH = 8  # first try: this many times k nearest, then keep those passing the filters
 SUBSET_LIMIT = 50_000  # else filters matching at most this many photos restrict the vector search itself
 SAMPLE_SIZE = 2048  # vectors a query's scores over the library are estimated from (the cutoff)
-TEXTS_REMEMBERED = 256  # text embeddings kept between queries
+TEXTS_REMEMBERED = 256  # excluded texts whose cutoffs are kept between queries
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,17 @@ class MeaningHits:
         return result.score is not None and result.score >= self.cutoff
 
 
+@dataclass
+class _Sample:
+    """A fixed random sample of the library's vectors (unit length), and the (cutoff, bulk) over it of each
+    excluded text, by (text tower, text)."""
+
+    index: VectorIndex
+    size: int  # the index's, when the sample was drawn
+    vectors: np.ndarray
+    bars: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+
 class Searcher:
     """Searches one data dir. Keep one per thread; it holds its model and index in memory between queries."""
 
@@ -100,13 +115,12 @@ class Searcher:
         self._synced: VectorIndex | None = None  # the index the two fields below describe
         self._data_version: int | None = None
         self._full_sync_at = 0.0
-        self._sample: tuple[VectorIndex, int, np.ndarray] | None = None  # (index, its size then, vectors)
-        self._texts_of = ""  # the text tower the remembered embeddings and cutoffs are of
-        self._texts: dict[str, np.ndarray] = {}
-        self._embedding: dict[str, Future] = {}  # texts being embedded now -> {text: embedding} when done
-        self._texts_lock = threading.Lock()
-        self._ahead: ThreadPoolExecutor | None = None  # embeds texts ahead of their query (embed_ahead)
-        self._bars: dict[str, tuple[float, float]] = {}  # excluded text -> (cutoff, bulk), for this sample
+        self._sample: _Sample | None = None
+        self._texts: TextEmbeddings | None = None  # the serving text tower's, made anew when it changes
+        self._texts_lock = threading.Lock()  # embed_ahead is called from other threads (the TUI's)
+        # Embeds texts ahead of their query (embed_ahead). Two: the words without those held as text start
+        # while the words and exclusions run. Its threads start with the first text embedded ahead.
+        self._ahead = ThreadPoolExecutor(2, "photod-texts")
 
     @classmethod
     def from_config(cls, config: Config) -> "Searcher":
@@ -114,9 +128,7 @@ class Searcher:
         return cls(config.data_dir, threads=config.workers.encode_threads, index=config.index, stage=config.stage)
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.shutdown(wait=True)
-            self._ahead = None
+        self._ahead.shutdown(wait=True)
         self.model.close()
         self.catalog.close()
 
@@ -183,74 +195,30 @@ class Searcher:
         """Unit embeddings of texts; the ones not remembered are embedded in one batch (a query's words,
         its exclusions and the words without those held as text: one text-model call instead of three).
         A text being embedded already (embed_ahead) is waited for, not embedded twice."""
-        slot, key = self._text_slot()
-        with self._texts_lock:
-            missing, waits = self._claim(key, texts)
-        if missing:
-            self._embed(slot, key, missing, waits[-1])
-        have: dict[str, np.ndarray] = {}
-        for future in waits:
-            have.update(future.result())
-        return [have[t] for t in texts]
+        return self._text_embeddings().get(texts)
 
     def embed_ahead(self, texts: Sequence[str]) -> None:
         """Start embedding the texts not remembered on a worker thread and return at once: a query embeds
         its words and exclusions while its other channels run, and encode_texts then waits for them (the
         words without those held as text are known only once the words channel has run)."""
-        slot, key = self._text_slot()
-        with self._texts_lock:
-            missing, waits = self._claim(key, texts)
-            if not missing:
-                return
-            if self._ahead is None:
-                # Two: the words without those held as text start while the words and exclusions run.
-                self._ahead = ThreadPoolExecutor(2, "photod-texts")
-        self._ahead.submit(self._embed, slot, key, missing, waits[-1])
+        self._text_embeddings().prefetch(texts)
 
-    def _text_slot(self) -> tuple[ModelSlot, str]:
+    def forget_texts(self) -> None:
+        """Forget the text embeddings and exclusion cutoffs remembered so far, so that the next query runs as
+        if typed for the first time (the benchmarks time queries so)."""
+        with self._texts_lock:
+            self._texts = None
+        if self._sample is not None:
+            self._sample.bars.clear()
+
+    def _text_embeddings(self) -> TextEmbeddings:
+        """The remembered embeddings of the serving text tower; a new tower starts with none."""
         slot = self._serving()
-        return slot, (slot.bundle.text_id if slot.bundle is not None else "")
-
-    def _claim(self, key: str, texts: Sequence[str]) -> tuple[list[str], list[Future]]:
-        """(the texts this caller embeds, the futures to wait for: those of texts being embedded, and last,
-        when it embeds any, its own). Called holding _texts_lock."""
-        if self._texts_of != key:
-            self._texts_of, self._texts, self._bars, self._embedding = key, {}, {}, {}
-        known: Future = Future()
-        known.set_result({t: self._texts[t] for t in texts if t in self._texts})
-        waits = [
-            known,
-            *{id(f): f for t in texts if t not in self._texts and (f := self._embedding.get(t)) is not None}.values(),
-        ]
-        missing = [t for t in dict.fromkeys(texts) if t not in self._texts and t not in self._embedding]
-        if missing:
-            mine: Future = Future()
-            self._embedding.update((t, mine) for t in missing)
-            waits.append(mine)
-        return missing, waits
-
-    def _embed(self, slot: ModelSlot, key: str, texts: list[str], future: Future) -> None:
-        """Embed texts claimed by _claim, remember them and give them to whoever waits on `future`."""
-        try:
-            out = {
-                t: np.ascontiguousarray(v, dtype=np.float32) for t, v in zip(texts, slot.text_encoder().encode(texts))
-            }
-        except BaseException as exc:  # the caller waiting on the future raises it
-            out, error = None, exc
-        else:
-            error = None
+        tower = _tower(slot)
         with self._texts_lock:
-            for t in texts:
-                if self._embedding.get(t) is future:
-                    del self._embedding[t]
-            if out is not None and self._texts_of == key:
-                self._texts.update(out)
-                while len(self._texts) > TEXTS_REMEMBERED:
-                    self._texts.pop(next(iter(self._texts)))
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(out)
+            if self._texts is None or self._texts.tower != tower:
+                self._texts = TextEmbeddings(tower, lambda texts: slot.text_encoder().encode(texts), self._ahead)
+            return self._texts
 
     def encode_like(self, like: str | int | os.PathLike) -> np.ndarray:
         """The unit embedding of an example photo: a photo id, a cataloged file, or any image file."""
@@ -290,21 +258,17 @@ class Searcher:
             vec = vecs[0] if ids.size else None
         return None if vec is None else _unit(vec)
 
-    def by_captions(self, text: str, k: int = 20, **filters: Any) -> list[Result]:
+    def by_captions(self, text: str, k: int = 20, filters: Filters = EVERYTHING) -> list[Result]:
         """Photos whose captions mean what `text` says (the text tower's embeddings of both), best first,
-        narrowed by the same filters as `search`."""
+        narrowed by the same filters as by_meaning."""
         slot = self._serving()
         bundle = slot.bundle
         assert bundle is not None
         hits = self.captions.similar(slot.text_encoder(), bundle.text_id, bundle.embed_dim, self.encode_text(text), k)
         if not hits:
             return []
-        rows = {
-            r["id"]: r
-            for r in self.catalog.search_name(
-                None, **self._filters(**filters), ids=[h.photo_id for h in hits], limit=None
-            )
-        }
+        ids = [h.photo_id for h in hits]
+        rows = {r["id"]: r for r in wordsearch.search_name(self.catalog, filters=filters, ids=ids, limit=None)}
         results = []
         for hit in hits:
             if hit.photo_id in rows:
@@ -320,7 +284,7 @@ class Searcher:
         k: int = 60,
         *,
         allowed: set[int] | None = None,
-        **filters: Any,
+        filters: Filters = EVERYTHING,
     ) -> MeaningHits:
         """Photos whose look matches the terms (their embeddings, weighted, as one query), narrowed by the
         filters, or, when `allowed` is given, among exactly those photos (the caller has applied the filters
@@ -330,10 +294,12 @@ class Searcher:
             return MeaningHits()
         self.encode_texts([t.text for t in (*terms, *exclusions) if t.like is None])  # one batch
         query = _unit(sum(t.weight * self._term_vector(t) for t in terms))
-        results = self._nearest(query, k, None, self._filters(**filters), allowed, rows=False)
+        results = self._nearest(query, k, filters, allowed)
+        if not results:  # nothing to cut off or exclude; and an index holding no vector yet has no sample
+            return MeaningHits()
         sample = self._library_sample()
-        hits = MeaningHits(results, fusion.standout(sample @ query))
-        if exclusions and results:
+        hits = MeaningHits(results, fusion.standout(sample.vectors @ query))
+        if exclusions:
             order = {r.id: float(r.score or 0.0) for r in results}
             ids, vecs = self.index().vectors(order)
             for term in exclusions:
@@ -346,146 +312,79 @@ class Searcher:
             hits.results = sorted((r for r in results if r.id not in hits.excluded), key=lambda r: -order[r.id])
         return hits
 
-    def _bar(self, term: Term, vec: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    def _bar(self, term: Term, vec: np.ndarray, sample: _Sample) -> tuple[float, float]:
         """(cutoff, bulk) of an excluded term's scores over the sample, remembered for a text term: the TUI
         asks for `-人` again at every key typed after it."""
-        key = term.text
-        if term.like is not None or key not in self._bars:
-            scores = sample @ vec
-            self._bars[key] = (fusion.standout(scores), fusion.bulk(scores))
-            while len(self._bars) > TEXTS_REMEMBERED:
-                self._bars.pop(next(iter(self._bars)))
-        return self._bars[key]
+        if term.like is not None:
+            return _cutoffs(sample.vectors @ vec)
+        key = (_tower(self._serving()), term.text)
+        if key not in sample.bars:
+            sample.bars[key] = _cutoffs(sample.vectors @ vec)
+            while len(sample.bars) > TEXTS_REMEMBERED:
+                sample.bars.pop(next(iter(sample.bars)))
+        return sample.bars[key]
 
     def _term_vector(self, term: Term) -> np.ndarray:
         return self.encode_like(term.like) if term.like is not None else self.encode_text(term.text)
 
-    def _library_sample(self) -> np.ndarray:
+    def _library_sample(self) -> _Sample:
         """A fixed random sample of the library's vectors (unit length), kept until the library has grown
         or shrunk by a tenth."""
         index = self.index()
         size = len(index)
-        if self._sample is not None:
-            cached, was, vecs = self._sample
-            if cached is index and (was == size or (was > SAMPLE_SIZE and abs(size - was) < was / 10)):
-                return vecs
+        memo = self._sample
+        if memo is not None and memo.index is index:
+            if memo.size == size or (memo.size > SAMPLE_SIZE and abs(size - memo.size) < memo.size / 10):
+                return memo
         vecs = index.sample(SAMPLE_SIZE)
         vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        self._bars = {}
-        self._sample = (index, size, vecs.astype(np.float32))
-        return self._sample[2]
+        self._sample = _Sample(index, size, vecs.astype(np.float32))
+        return self._sample
 
-    def _filters(
-        self,
-        after: str | None = None,
-        before: str | None = None,
-        root: str | int | None = None,
-        camera: str | None = None,
-        folder: str | None = None,
-        place: str | None = None,
-        dates: Sequence[tuple[str, str]] | None = None,
-        yearly: tuple[str, str] | None = None,
-    ) -> dict:
-        return {
-            "after": after,
-            "before": before,
-            "camera": camera,
-            "folder": folder,
-            "place": place,
-            "dates": dates,
-            "yearly": yearly,
-            "root_id": self.catalog.find_root(root).id if root is not None else None,
-        }
-
-    def search(
-        self,
-        text: str | None = None,
-        like: str | int | os.PathLike | None = None,
-        name: str | None = None,
-        after: str | None = None,
-        before: str | None = None,
-        root: str | int | None = None,
-        camera: str | None = None,
-        folder: str | None = None,
-        place: str | None = None,
-        dates: Sequence[tuple[str, str]] | None = None,
-        yearly: tuple[str, str] | None = None,
-        k: int = 20,
-    ) -> list[Result]:
-        """Photos matching a text and/or example photo (by cosine similarity, best first), narrowed by
-        name and filters; with neither text nor photo, the name/filter matches, newest first."""
-        if k <= 0:
-            return []
-        text = text.strip() if isinstance(text, str) else text
-        filters = self._filters(after, before, root, camera, folder, place, dates, yearly)
-        if not text and like is None:
-            rows = self.catalog.search_name(name, **filters, limit=k)
-            return [Result.from_row(r, None) for r in rows]
-        return self._nearest(self._query_vector(text, like), k, name, filters)
-
-    def _nearest(
-        self,
-        query: np.ndarray,
-        k: int,
-        name: str | None,
-        filters: dict,
-        allowed: set[int] | None = None,
-        rows: bool = True,
-    ) -> list[Any]:
-        """The nearest k photos that pass the filters: Results, or with `rows` False Hits (no catalog rows
-        read: the query language reads them for the page shown only)."""
+    def _nearest(self, query: np.ndarray, k: int, filters: Filters, allowed: set[int] | None = None) -> list[Hit]:
+        """The nearest k photos that pass the filters, or, when `allowed` is given, among those photos (no
+        catalog rows read: photod.search.finder reads them for the page shown only)."""
         if k <= 0:
             return []
         index = self.index()
         if allowed is not None and len(allowed) <= SUBSET_LIMIT:  # already filtered: search only them
-            return self._within(index, query, k, self._listed(allowed), rows)
+            return self._within(index, query, k, self._listed(allowed))
         if allowed is not None:  # too many to list for FAISS: the filters' own way, then only those
-            return [r for r in self._filtered(index, query, k * OVERFETCH, name, filters, rows) if r.id in allowed][:k]
-        if name or any(v is not None for v in filters.values()):
-            return self._filtered(index, query, k, name, filters, rows)
-        return self._ranked(index, query, k, rows)
+            return [r for r in self._filtered(index, query, k * OVERFETCH, filters) if r.id in allowed][:k]
+        if filters.active():
+            return self._filtered(index, query, k, filters)
+        return self._ranked(index, query, k)
 
-    def _query_vector(self, text: str | None, like: Any) -> np.ndarray:
-        parts = []
-        if text:
-            parts.append(self.encode_text(text))
-        if like is not None:
-            parts.append(self.encode_like(like))
-        # Text and example together: the mean direction, which ranks photos close to both first.
-        return _unit(np.mean(parts, axis=0))
-
-    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int, rows: bool = True) -> list[Any]:
+    def _ranked(self, index: VectorIndex, query: np.ndarray, k: int) -> list[Hit]:
         fetch = k + 16
         while True:
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], rows=rows)
-            if len(results) >= k or ids.shape[1] < fetch:
-                return results[:k]
+            hits = self._join(scores[0], ids[0])
+            if len(hits) >= k or ids.shape[1] < fetch:
+                return hits[:k]
             fetch *= 2  # photos deleted since the index last caught up were dropped by the join
 
-    def _filtered(
-        self, index: VectorIndex, query: np.ndarray, k: int, name: str | None, filters: dict, rows: bool = True
-    ) -> list[Any]:
-        if filters.get("dates") is not None:  # a date filter is selective, and listing it is cheap (indexed)
-            matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
+    def _filtered(self, index: VectorIndex, query: np.ndarray, k: int, filters: Filters) -> list[Hit]:
+        if filters.dates is not None:  # a date filter is selective, and listing it is cheap (indexed)
+            matching = wordsearch.matching_ids(self.catalog, filters=filters, limit=SUBSET_LIMIT + 1)
             if len(matching) <= SUBSET_LIMIT:
-                return self._within(index, query, k, matching, rows)
+                return self._within(index, query, k, matching)
         # First the nearest few times k, kept if they pass the filters: enough when the filters are loose.
         fetch = k * OVERFETCH
         scores, ids = index.search(query, fetch)
-        results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
-        if len(results) >= k or ids.shape[1] < fetch:
-            return results[:k]
+        hits = self._join(scores[0], ids[0], filters)
+        if len(hits) >= k or ids.shape[1] < fetch:
+            return hits[:k]
         # Selective filters: search only the photos that pass them, when they are few enough to list.
-        matching = self.catalog.matching_ids(name, **filters, limit=SUBSET_LIMIT + 1)
+        matching = wordsearch.matching_ids(self.catalog, filters=filters, limit=SUBSET_LIMIT + 1)
         if len(matching) <= SUBSET_LIMIT:
-            return self._within(index, query, k, matching, rows)
+            return self._within(index, query, k, matching)
         while True:
             fetch *= 4
             scores, ids = index.search(query, fetch)
-            results = self._join(scores[0], ids[0], name=name, filters=filters, rows=rows)
-            if len(results) >= k or ids.shape[1] < fetch:
-                return results[:k]
+            hits = self._join(scores[0], ids[0], filters)
+            if len(hits) >= k or ids.shape[1] < fetch:
+                return hits[:k]
 
     def _listed(self, allowed: set[int]) -> np.ndarray:
         """The allowed photos as a sorted id array, listed once for both of a query's looks (they are given
@@ -496,53 +395,35 @@ class Searcher:
             memo = self._allowed = (allowed, len(allowed), listed)
         return memo[2]
 
-    def _within(
-        self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray, rows: bool = True
-    ) -> list[Any]:
+    def _within(self, index: VectorIndex, query: np.ndarray, k: int, matching: Sequence[int] | np.ndarray) -> list[Hit]:
         """The nearest k among the photos listed (those that pass the filters)."""
         if len(matching) == 0:
             return []
         scores, ids = index.search(query, k, allowed_ids=matching)
-        return self._join(scores[0], ids[0], rows=rows)[:k]
+        return self._join(scores[0], ids[0])[:k]
 
-    def _join(
-        self,
-        scores: np.ndarray,
-        ids: np.ndarray,
-        name: str | None = None,
-        filters: dict | None = None,
-        rows: bool = True,
-    ) -> list[Any]:
-        """Catalog rows for FAISS hits, in score order; hits the catalog no longer shows are dropped. With
-        `rows` False, Hits: the same photos (each video once, at its best frame) without reading their rows."""
+    def _join(self, scores: np.ndarray, ids: np.ndarray, filters: Filters = EVERYTHING) -> list[Hit]:
+        """FAISS's hits as the photos a search shows, in score order, read from the catalog as ids and kinds
+        only: those search_name would show with these filters (photos deleted meanwhile are dropped), and
+        each video once, at its best-ranked frame, carrying that frame and its time (a frame of a video the
+        catalog no longer shows is dropped)."""
         keep = ids >= 0
         scores, ids = scores[keep], ids[keep]
-        if not rows:
-            return self._hits(scores, ids, name, filters)
-        found = self.catalog.search_name(name, **(filters or {}), ids=ids.tolist(), limit=None) if ids.size else []
-        rows = {r["id"]: r for r in found}
-        return collapse_frames(
-            [Result.from_row(rows[int(i)], float(s)) for s, i in zip(scores, ids) if int(i) in rows], self.catalog
-        )
-
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, name: str | None, filters: dict | None) -> list[Hit]:
-        """What _join returns, as Hits: the photos search_name would show, each video once at its
-        best-ranked frame (as collapse_frames makes them), read from the catalog as ids and kinds only."""
-        shown = self.catalog.shown(ids.tolist(), name, **(filters or {})) if ids.size else {}
-        hits = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
-        wanted = sorted({shown[i][1] for i, _ in hits if shown[i][0] == "frame"})
-        videos = self.catalog.shown(wanted) if wanted else {}
-        out: list[Hit] = []
+        shown = wordsearch.shown(self.catalog, ids.tolist(), filters) if ids.size else {}
+        found = [(int(i), float(s)) for s, i in zip(scores, ids) if int(i) in shown]
+        wanted = sorted({shown[i][1] for i, _ in found if shown[i][0] == "frame"})
+        videos = wordsearch.shown(self.catalog, wanted) if wanted else {}
+        hits: list[Hit] = []
         seen: set[int] = set()
-        for i, score in hits:
+        for i, score in found:
             kind, parent, at = shown[i]
-            vid = parent if kind == "frame" else i
+            vid = parent if kind == "frame" and parent is not None else i
             if vid in seen or (kind == "frame" and vid not in videos):
                 continue
             seen.add(vid)
             score = round(score, 6)
-            out.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
-        return out
+            hits.append(Hit(vid, score, i, at) if kind == "frame" else Hit(i, score))
+        return hits
 
 
 def _one_blas_thread() -> None:
@@ -556,6 +437,16 @@ def _one_blas_thread() -> None:
     except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
         return
     threadpool_limits(1, user_api="blas")
+
+
+def _cutoffs(scores: np.ndarray) -> tuple[float, float]:
+    """(cutoff, bulk) of a term's scores over the library (photod.search.fusion)."""
+    return fusion.standout(scores), fusion.bulk(scores)
+
+
+def _tower(slot: ModelSlot) -> str:
+    """The id of the slot's text tower (the key of the text embeddings it makes)."""
+    return slot.bundle.text_id if slot.bundle is not None else ""
 
 
 def _unit(vec: np.ndarray) -> np.ndarray:

@@ -15,12 +15,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Literal, Sequence, TypedDict, cast, get_args
+from typing import Any, Iterable, Iterator, Literal, TypedDict, cast, get_args
 
 from photod.config import Config, RootConfig
 from photod.errors import CatalogError, RootError
 from photod.store import names, schema
-from photod.store.textsearch import fts_query, search_text
+from photod.store.textsearch import search_text
 
 State = Literal["new", "staged", "indexed", "failed", "offline", "deleted"]
 STATES: tuple[State, ...] = get_args(State)
@@ -191,28 +191,6 @@ def split_rel(rel_path: str) -> tuple[str, str]:
     p = PurePosixPath(rel_path)
     folder = str(p.parent)
     return ("" if folder == "." else folder), p.name
-
-
-# The rows whose text matches an FTS query (one `?`): photos by path, captions by their words, photos by
-# the text read in them and by the names of where they were taken.
-_NAME_HITS = "SELECT rowid FROM photos_fts WHERE photos_fts MATCH ?"
-_CAPTION_HITS = "SELECT rowid FROM captions_fts WHERE captions_fts MATCH ?"
-_TEXT_HITS = "SELECT rowid FROM photo_text_fts WHERE photo_text_fts MATCH ?"
-_PLACE_HITS = "SELECT rowid FROM photo_places_fts WHERE photo_places_fts MATCH ?"
-# Every photo one of those finds: one IN list (UNION ALL, not an OR of several), so SQLite looks the matches
-# up instead of scanning photos. Four `?`, all the same MATCH expression.
-_ANY_HITS = (
-    f"{_NAME_HITS} UNION ALL SELECT photo_id FROM captions WHERE id IN ({_CAPTION_HITS})"
-    f" UNION ALL {_TEXT_HITS} UNION ALL {_PLACE_HITS}"
-)
-# When a photo was taken, for date filters and the newest-first order: EXIF's time, else the file's.
-_TAKEN = "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.mtime_ns / 1e9, 'unixepoch'))"
-
-# Files shown through another (photod.ingest.groups): a RAW with its JPEG, a Live Photo's motion with its still.
-_ATTACHED = (
-    "SELECT l.other_id FROM photo_links l JOIN photos o ON o.id = l.photo_id"
-    " WHERE l.kind IN ('raw', 'motion') AND o.state NOT IN ('deleted', 'failed')"
-)
 
 
 class Catalog:
@@ -819,131 +797,6 @@ class Catalog:
             ),
         )
 
-    def search_name(
-        self,
-        text: str | None = None,
-        *,
-        after: str | None = None,
-        before: str | None = None,
-        root_id: int | None = None,
-        camera: str | None = None,
-        folder: str | None = None,
-        place: str | None = None,
-        dates: Sequence[tuple[str, str]] | None = None,
-        yearly: tuple[str, str] | None = None,
-        ids: Iterable[int] | None = None,
-        exact: bool = False,
-        match: str | None = None,
-        limit: int | None = 50,
-    ) -> list[NameMatchRow]:
-        """Search by words, in file and folder names, captions, text in photos and places, with filters.
-        Dates compare against EXIF taken-at, else the file's mtime: `after`/`before` bound them, `dates` are
-        [first, after last) ISO ranges of which one must hold them, `yearly` ('MM-DD', 'MM-DD') a window of
-        every year (it wraps over New Year when the end comes first). `place` keeps photos taken where a
-        place's names (Chinese or English, any level: 海南, 三亚, Sanya) hold its words. `exact`: the text
-        as one phrase (a quoted "三亚湾"). `match`: an FTS5 expression instead of `text` (photod.store.textsearch
-        makes them). A video's frames are found by their look only (by id, from the index), never by words; a
-        RAW or a Live Photo's motion is shown through the file it belongs to, while that one is there."""
-        found = _where(
-            text,
-            exact,
-            after=after,
-            before=before,
-            root_id=root_id,
-            camera=camera,
-            folder=folder,
-            place=place,
-            dates=dates,
-            yearly=yearly,
-            ids=ids,
-            match=match,
-        )
-        if found is None:
-            return []
-            return []
-        where, params, match = found
-        taken = _TAKEN
-        sql = (
-            f"SELECT p.*, r.path AS root_path, r.label AS root_label, r.online AS root_online,"
-            f" {taken} AS taken_or_mtime, l.label_zh AS place_label, t.text AS photo_text"
-            f" FROM photos p JOIN roots r ON r.id = p.root_id"
-            f" LEFT JOIN photo_places l ON l.photo_id = p.id LEFT JOIN photo_text t ON t.photo_id = p.id"
-            f" WHERE {' AND '.join(where)} ORDER BY taken_or_mtime DESC, p.id"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return cast("list[NameMatchRow]", self.query(*_with_reasons(sql, params, match)))
-
-    def matching_ids(
-        self,
-        text: str | None = None,
-        *,
-        exact: bool = False,
-        limit: int | None = None,
-        newest_first: bool = False,
-        **filters: Any,
-    ) -> list[int]:
-        """The ids search_name would return (same words and filters), unordered unless `newest_first`: what
-        a vector search is narrowed to, and a channel's ranking, without building rows for photos not shown."""
-        found = _where(text, exact, **filters)
-        if found is None:
-            return []
-        where, params, _match = found
-        sql = f"SELECT p.id FROM photos p WHERE {' AND '.join(where)}"
-        if newest_first:
-            sql += f" ORDER BY {_TAKEN} DESC, p.id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [r[0] for r in self.tuples(sql, params)] if newest_first else self.ids(sql, params)
-
-    def shown(
-        self, ids: Iterable[int], text: str | None = None, **filters: Any
-    ) -> dict[int, tuple[str, int | None, float | None]]:
-        """Those of the photos search_name(text, ids=ids, **filters) would return, each with its kind,
-        parent (a frame's video) and frame time: which FAISS hits show, without reading their rows."""
-        found = _where(text, False, ids=ids, **filters)
-        if found is None:
-            return {}
-        where, params, _match = found
-        return {
-            r[0]: (r[1], r[2], r[3])
-            for r in self.tuples(
-                f"SELECT p.id, p.kind, p.parent_id, p.frame_time FROM photos p WHERE {' AND '.join(where)}", params
-            )
-        }
-
-    def unsearchable_ids(self) -> set[int]:
-        """Rows the full-text tables may hold that a search by words never shows: photos deleted but kept
-        for the grace period, video frames, and RAW files and Live Photo motions shown through their pair."""
-        return {
-            r[0]
-            for r in self.tuples(
-                f"SELECT id FROM photos WHERE state = 'deleted' OR kind = 'frame' UNION SELECT * FROM ({_ATTACHED})"
-            )
-        }
-
-    def word_hits(self, text: str, exact: bool = False) -> set[int]:
-        """The photos whose names, captions, text or place hold the words (or, `exact`, these very
-        characters): what an exclusion drops and a quoted phrase requires."""
-        match = fts_query(text, exact=exact)
-        if match is None:
-            return set()
-        found = set(self.ids(_ANY_HITS, [match] * 4))
-        return self._holding(found, text) if exact else found
-
-    def _holding(self, ids: set[int], phrase: str) -> set[int]:
-        """Those of the photos whose texts hold `phrase` as it is written (case aside): the full-text match
-        of its characters also matches them across a space or a line break (三亚 湾仔 for "三亚湾")."""
-        wanted = phrase.casefold()
-        rows = self.conn.execute(
-            "SELECT id, rel_path FROM photos WHERE id IN (SELECT value FROM json_each(?))"
-            " UNION ALL SELECT photo_id, text FROM captions WHERE photo_id IN (SELECT value FROM json_each(?))"
-            " UNION ALL SELECT photo_id, text FROM photo_text WHERE photo_id IN (SELECT value FROM json_each(?))"
-            " UNION ALL SELECT photo_id, names FROM photo_places WHERE photo_id IN (SELECT value FROM json_each(?))",
-            [json.dumps(sorted(ids))] * 4,
-        )
-        return {pid for pid, text in rows if wanted in (text or "").casefold()}
-
     # ---- captions ----------------------------------------------------------------------------------
 
     # Only the SQL. What a caption may be (tidied, never empty, never twice on a photo) is decided in
@@ -971,99 +824,6 @@ class Catalog:
     def remove_caption(self, caption_id: int) -> None:
         with self.transaction():
             self.conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,))
-
-
-def _where(
-    text: str | None,
-    exact: bool = False,
-    *,
-    after: str | None = None,
-    before: str | None = None,
-    root_id: int | None = None,
-    camera: str | None = None,
-    folder: str | None = None,
-    place: str | None = None,
-    dates: Sequence[tuple[str, str]] | None = None,
-    yearly: tuple[str, str] | None = None,
-    ids: Iterable[int] | None = None,
-    match: str | None = None,
-) -> tuple[list[str], list[Any], str | None] | None:
-    """The WHERE clauses and parameters of a search by words and filters (see Catalog.search_name), and the
-    words' MATCH expression; None when the words hold nothing searchable."""
-    where = ["p.state != 'deleted'", f"p.id NOT IN ({_ATTACHED})"]
-    if ids is None:
-        where.append("p.kind != 'frame'")
-    params: list[Any] = []
-    match = match or (fts_query(text, exact=exact) if text else None)
-    place_match = fts_query(place) if place else None
-    if (text and match is None) or (place and place_match is None):
-        return None
-    if match:
-        where.append(f"p.id IN ({_ANY_HITS})")
-        params += [match] * 4
-    if place_match:
-        where.append(f"p.id IN ({_PLACE_HITS})")
-        params.append(place_match)
-    taken = _TAKEN
-    if after or before:
-        sql, bounds = _taken_within([(after, before)])
-        where.append(sql)
-        params += bounds
-    if dates is not None:
-        sql, bounds = _taken_within(dates)
-        where.append(sql)
-        params += bounds
-    if yearly:
-        day = f"substr({taken}, 6, 5)"
-        where.append(f"({day} BETWEEN ? AND ?)" if yearly[0] <= yearly[1] else f"({day} >= ? OR {day} <= ?)")
-        params += list(yearly)
-    if root_id is not None:
-        where.append("p.root_id = ?")
-        params.append(root_id)
-    if camera:
-        where.append("(p.camera_model LIKE ? OR p.camera_make LIKE ?)")
-        params += [f"%{camera}%", f"%{camera}%"]
-    if folder:
-        where.append("(p.folder = ? OR p.folder LIKE ? ESCAPE '\\')")
-        params += [folder.strip("/"), _like_prefix(folder.strip("/")) + "/%"]
-    if ids is not None:
-        id_list = list(ids)
-        where.append(f"p.id IN ({','.join('?' * len(id_list))})")
-        params += id_list
-    return where, params, match
-
-
-def _taken_within(spans: Sequence[tuple[str | None, str | None]]) -> tuple[str, list[Any]]:
-    """Photos taken in any of the [first, before) spans (an open end: None), looked up through the index
-    on taken_at, and among photos without one by their file's time: a scan of the COALESCE of both took
-    25 ms at 100,000 photos."""
-    if not spans:
-        return "0", []
-    parts, params = [], []
-    for first, before in spans:
-        for column, known in (("taken_at", "taken_at IS NOT NULL"), (_TAKEN.replace("p.", ""), "taken_at IS NULL")):
-            bounds = [f"{column} >= ?"] * (first is not None) + [f"{column} < ?"] * (before is not None)
-            parts.append(f"SELECT id FROM photos WHERE {known} AND {' AND '.join(bounds) or '1'}")
-            params += [b for b in (first, before) if b is not None]
-    return f"p.id IN ({' UNION ALL '.join(parts)})", params
-
-
-def _with_reasons(sql: str, params: list[Any], match: str | None) -> tuple[str, list[Any]]:
-    """A search by words with why each photo matched: its path (`name_match`), the first caption that did
-    (`caption_match`), the text read in it (`text_match`) and its place (`place_match`). Asked of the page of
-    rows returned only: asked of every match before sorting, it doubled the time of a one-letter query at
-    100,000 photos."""
-    reasons = "NULL AS name_match, NULL AS caption_match, NULL AS text_match, NULL AS place_match"
-    if match:
-        reasons = (
-            f"m.id IN ({_NAME_HITS}) AS name_match, (SELECT text FROM captions WHERE photo_id = m.id"
-            f" AND id IN ({_CAPTION_HITS}) ORDER BY id LIMIT 1) AS caption_match,"
-            f" (SELECT text FROM photo_text WHERE photo_id = m.id AND m.id IN ({_TEXT_HITS})) AS text_match,"
-            f" (SELECT label_zh FROM photo_places WHERE photo_id = m.id AND m.id IN ({_PLACE_HITS}))"
-            f" AS place_match"
-        )
-        params = [match] * 4 + params
-    return f"SELECT m.*, {reasons} FROM ({sql}) m ORDER BY m.taken_or_mtime DESC, m.id", params
 
 
 def _use_wal(conn: sqlite3.Connection, path: Path, patience: float = 30.0) -> None:
@@ -1100,7 +860,3 @@ def _subtree(folder: str) -> tuple[str, str]:
     photos/ are two folders on Linux) and able to use the (root_id, rel_path) index: '0' follows '/'."""
     folder = folder.strip("/")
     return folder + "/", folder + "0"
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
