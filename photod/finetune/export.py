@@ -432,18 +432,19 @@ def import_checkpoint(
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     t0 = time.perf_counter()
     loaded = load_model(checkpoint, arch, vision_config, text_config)
-    name = name or default_name(checkpoint, loaded.arch, precision)
+    spec = loaded.spec
+    name = name or default_name(checkpoint, spec.arch, precision)
     root = registry.free_name(data_dir, name, replace)
     root.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
     try:
         exported = _export_folder(
             loaded.model,
-            loaded.vision_config,
-            loaded.text_config,
+            spec.vision_config,
+            spec.text_config,
             build / "bundle",
             precision=precision,
-            arch=loaded.arch,
+            arch=spec.arch,
             name=name,
             source=source or str(Path(checkpoint).resolve()),
             images=images,

@@ -186,4 +186,4 @@ def import_file(checkpoint: str | os.PathLike, data_dir: str | os.PathLike, **op
     require_finetune()
     from photod.finetune.export import import_checkpoint
 
-    return import_checkpoint(checkpoint, data_dir, **options)
+    return import_checkpoint(Path(checkpoint), Path(data_dir), **options)
