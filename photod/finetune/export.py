@@ -5,13 +5,15 @@ on token ids, L2-normalised) -> ONNX with a dynamic batch axis -> fp32 as is, fp
 converter, or int8 by onnxruntime's dynamic quantization (photod/model/convert.py, no torch) -> both graphs
 run in onnxruntime on sample images and texts and compared with the PyTorch model -> bundle written and installed.
 
-Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports in
-well under a second per tower where the torch.export-based one takes ~10 s even for tiny ones, and both
-give identical embeddings; the newer exporter (opset 18) is kept as a fallback for a torch without the old.
+Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports many
+times faster than the torch.export-based one, even for tiny ones (each bundle's manifest records the seconds
+of its export under `export`), and both give identical embeddings; the newer exporter (opset 18) is kept as
+a fallback for a torch without the old.
 
 ViT image towers (fp32 and int8) are exported in the fused form of photod/finetune/optimize.py: attention as ONNX
-Runtime's Attention op (QAttention once quantized) and the last block for the class token only, which on a
-2-core AVX2 CPU makes the ViT-B-16 image tower 5-12% faster in int8 and up to 15% in fp32, same output.
+Runtime's Attention op (QAttention once quantized) and the last block for the class token only, which makes
+the image tower faster on a CPU in int8 and in fp32, same output (see benchmarks/bench_encode.py: `compare
+--extra` times an unfused bundle beside the fused one).
 That graph is verified against the original PyTorch model like any other; should it fail to export or to
 verify, the tower is exported unfused instead (fp16 always is: it targets GPUs, where the fp16 converter
 and CUDA's fused attention are a separate matter).
