@@ -49,13 +49,19 @@ def stage(data_dir):
 
 
 def scan_and_stage(
-    catalog: Catalog, stage: Stage, folder: Path, video: VideoConfig = VideoConfig(), **root_kw
+    catalog: Catalog,
+    stage: Stage,
+    folder: Path,
+    video: VideoConfig = VideoConfig(),
+    ingester: dict | None = None,
+    **root_kw,
 ) -> dict[str, dict]:
-    """Scan `folder` as a root and stage everything in it; the rows by rel_path."""
+    """Scan `folder` as a root and stage everything in it (with an Ingester given `ingester` as keywords);
+    the rows by rel_path."""
     root = catalog.add_root(photod.config.make_root(folder, **root_kw))
     catalog.set_root_online(root.id)
     reconcile(catalog, catalog.root(root.id), present=lambda: True)
-    Ingester(catalog, stage, video=video).drain()
+    Ingester(catalog, stage, video=video, **(ingester or {})).drain()
     return rows(catalog)
 
 
@@ -277,9 +283,10 @@ def test_a_video_decode_that_hangs_is_abandoned_and_others_go_on(catalog, stage,
         raise AssertionError("should have been abandoned")
 
     monkeypatch.setattr(ingest_mod, "decode_video", stuck)
-    monkeypatch.setattr(ingest_mod, "VIDEO_GRACE", 0.2)
     try:
-        found = scan_and_stage(catalog, stage, lib, video=VideoConfig(deadline_seconds=0.5))
+        found = scan_and_stage(
+            catalog, stage, lib, video=VideoConfig(deadline_seconds=0.5), ingester={"video_grace": 0.2}
+        )
     finally:
         release.set()
     assert found["photo.jpg"]["state"] == "staged"
@@ -423,19 +430,18 @@ def test_a_video_shot_upright_is_staged_and_cataloged_upright():
     assert img[500:600, 150:330].mean() > img[:, :60].mean()
 
 
-def test_a_large_video_is_known_by_samples_and_a_move_keeps_its_id(catalog, stage, tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_mod, "VIDEO_FULL_HASH", 5_000)  # so that a small test clip counts as large
-    monkeypatch.setattr(ingest_mod, "VIDEO_SAMPLE", 1_000)
+def test_a_large_video_is_known_by_samples_and_a_move_keeps_its_id(catalog, stage, tmp_path):
+    hashing = {"video_full_hash": 5_000, "video_sample": 1_000}  # so that a small test clip counts as large
     lib = tmp_path / "lib"
     mediakit.write_video(lib / "trip.mp4", [(RED, 2.0), (BLUE, 2.0)])
     assert (lib / "trip.mp4").stat().st_size > 5_000
-    found = scan_and_stage(catalog, stage, lib)
+    found = scan_and_stage(catalog, stage, lib, ingester=hashing)
     before = found["trip.mp4"]
     assert before["state"] == "staged" and before["content_hash"].startswith("sampled:")
     (lib / "2024").mkdir()
     (lib / "trip.mp4").rename(lib / "2024" / "trip.mp4")
     reconcile(catalog, catalog.root(before["root_id"]), present=lambda: True)
-    report = Ingester(catalog, stage).drain()
+    report = Ingester(catalog, stage, **hashing).drain()
     after = rows(catalog)
     assert report.adopted == 1 and after["2024/trip.mp4"]["id"] == before["id"]
     assert after["2024/trip.mp4"]["state"] == "staged"

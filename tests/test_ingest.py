@@ -459,14 +459,13 @@ def test_a_hung_share_does_not_stall_other_roots(catalog, stage, tmp_path, monke
     wake = threading.Event()
     real_read = ingest_mod._read_regular
 
-    def read(path, name):
+    def read(path, name, **sizes):
         if path.parent == nas:
             wake.wait()  # the share does not answer
-        return real_read(path, name)
+        return real_read(path, name, **sizes)
 
     monkeypatch.setattr(ingest_mod, "_read_regular", read)
-    monkeypatch.setattr(ingest_mod, "READ_DEADLINE", 0.3)
-    ingester = Ingester(catalog, stage, workers=2)
+    ingester = Ingester(catalog, stage, workers=2, read_deadline=0.3)
     t0 = time.monotonic()
     report = ingester.ingest_batch(64)
     assert time.monotonic() - t0 < 5

@@ -27,6 +27,7 @@ from cn_clip.clip import utils as cn_utils
 from cn_clip.clip.model import CLIP
 
 from photod.errors import ModelError
+from photod.model.bundle import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,10 @@ def known_archs() -> list[str]:
 
 @dataclass
 class LoadedModel:
-    """A CLIP model in eval mode and fp32, with the configs that built it."""
+    """A CLIP model in eval mode and fp32, with the spec (configs) that built it."""
 
     model: CLIP
-    vision_config: dict[str, Any]
-    text_config: dict[str, Any]
-    arch: str
+    spec: ModelSpec
     info: dict[str, Any]  # "epoch", "step", "name" from the checkpoint, where present
 
 
@@ -305,4 +304,4 @@ def load_model(
     # Official files store most weights in fp16; photod exports from fp32.
     model = model.float().eval()
     log.info("loaded checkpoint %s as %s (%s)", path, arch_name, info or "no metadata")
-    return LoadedModel(model=model, vision_config=vision, text_config=text, arch=arch_name, info=info)
+    return LoadedModel(model=model, spec=ModelSpec.from_configs(arch_name, vision, text), info=info)

@@ -5,13 +5,15 @@ on token ids, L2-normalised) -> ONNX with a dynamic batch axis -> fp32 as is, fp
 converter, or int8 by onnxruntime's dynamic quantization (photod/model/convert.py, no torch) -> both graphs
 run in onnxruntime on sample images and texts and compared with the PyTorch model -> bundle written and installed.
 
-Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports in
-well under a second per tower where the torch.export-based one takes ~10 s even for tiny ones, and both
-give identical embeddings; the newer exporter (opset 18) is kept as a fallback for a torch without the old.
+Exporter: torch's TorchScript-based exporter (`dynamo=False`) at opset 17. On these models it exports many
+times faster than the torch.export-based one, even for tiny ones (each bundle's manifest records the seconds
+of its export under `export`), and both give identical embeddings; the newer exporter (opset 18) is kept as
+a fallback for a torch without the old.
 
 ViT image towers (fp32 and int8) are exported in the fused form of photod/finetune/optimize.py: attention as ONNX
-Runtime's Attention op (QAttention once quantized) and the last block for the class token only, which on a
-2-core AVX2 CPU makes the ViT-B-16 image tower 5-12% faster in int8 and up to 15% in fp32, same output.
+Runtime's Attention op (QAttention once quantized) and the last block for the class token only, which makes
+the image tower faster on a CPU in int8 and in fp32, same output (see benchmarks/bench_encode.py: `compare
+--extra` times an unfused bundle beside the fused one).
 That graph is verified against the original PyTorch model like any other; should it fail to export or to
 verify, the tower is exported unfused instead (fp16 always is: it targets GPUs, where the fp16 converter
 and CUDA's fused attention are a separate matter).
@@ -432,18 +434,19 @@ def import_checkpoint(
         raise ModelError(f"unknown precision {precision!r}", f"use one of {', '.join(bundles.PRECISIONS)}")
     t0 = time.perf_counter()
     loaded = load_model(checkpoint, arch, vision_config, text_config)
-    name = name or default_name(checkpoint, loaded.arch, precision)
+    spec = loaded.spec
+    name = name or default_name(checkpoint, spec.arch, precision)
     root = registry.free_name(data_dir, name, replace)
     root.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=root))
     try:
         exported = _export_folder(
             loaded.model,
-            loaded.vision_config,
-            loaded.text_config,
+            spec.vision_config,
+            spec.text_config,
             build / "bundle",
             precision=precision,
-            arch=loaded.arch,
+            arch=spec.arch,
             name=name,
             source=source or str(Path(checkpoint).resolve()),
             images=images,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from photod.deadline import run_with_deadline
 from photod.errors import ModelError
 from photod.model import archs
 from photod.model.bundle import Bundle
@@ -91,23 +91,16 @@ def check_reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> s
     Runs in a thread so that a hanging DNS lookup, which no socket timeout bounds, cannot stall us.
     """
     target = _proxy_for(host) or (host, port)
-    result: dict[str, Any] = {}
 
-    def attempt() -> None:
+    def attempt() -> str | None:
         try:
             with socket.create_connection(target, timeout=timeout):
-                result["ok"] = True
+                return None
         except OSError as exc:
-            result["error"] = exc
+            return f"{type(exc).__name__}: {exc}"
 
-    worker = threading.Thread(target=attempt, name="photod-reachability", daemon=True)
-    worker.start()
-    worker.join(timeout + 0.5)
-    if result.get("ok"):
-        return None
-    if "error" in result:
-        return f"{type(result['error']).__name__}: {result['error']}"
-    return f"no answer within {timeout:g} s"
+    trying = run_with_deadline(attempt, timeout + 0.5, "photod-reachability")
+    return trying.result(default=f"no answer within {timeout:g} s")
 
 
 def _arch_names() -> dict[str, str]:
@@ -193,4 +186,4 @@ def import_file(checkpoint: str | os.PathLike, data_dir: str | os.PathLike, **op
     require_finetune()
     from photod.finetune.export import import_checkpoint
 
-    return import_checkpoint(checkpoint, data_dir, **options)
+    return import_checkpoint(Path(checkpoint), Path(data_dir), **options)

@@ -21,9 +21,9 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from photod.errors import FinetuneError, ModelError
 from photod.finetune.checkpoint import build_model, load_configs, read_checkpoint
@@ -32,8 +32,7 @@ from photod.finetune.evaluate import Recall, evaluate_model, format_table
 from photod.finetune.train import TrainConfig, Trainer, TrainResult, pick_device, save_model_checkpoint
 from photod.model import bundle as bundles
 from photod.model import registry
-from photod.model.preprocess import CLIP_MEAN, CLIP_STD
-from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH, Tokenizer
+from photod.model.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +41,13 @@ DEFAULT_LR = 5e-5
 
 @dataclass
 class BaseModel:
-    """The model fine-tuning starts from: its weights file and how to build and feed it."""
+    """The model fine-tuning starts from: its weights file, how to build and feed it, and its vocabulary."""
 
     checkpoint: Path
-    vision_config: dict[str, Any]
-    text_config: dict[str, Any]
-    arch: str
+    spec: bundles.ModelSpec
     vocab: Path
-    image_size: int
-    context_length: int = DEFAULT_CONTEXT_LENGTH
-    mean: list[float] = field(default_factory=lambda: list(CLIP_MEAN))
-    std: list[float] = field(default_factory=lambda: list(CLIP_STD))
-    precision: str = "int8"
-    bundle: bundles.Bundle | None = None
+    precision: str = "int8"  # of the bundle exported from the result
+    bundle: bundles.Bundle | None = None  # the bundle it came from, if any
 
 
 @dataclass
@@ -113,11 +106,8 @@ def resolve_base(
 
     return BaseModel(
         checkpoint=path,
-        vision_config=vision,
-        text_config=text,
-        arch=name,
+        spec=bundles.ModelSpec.from_configs(name, vision, text),
         vocab=Path(cn_utils.__file__).parent / "vocab.txt",
-        image_size=int(vision["image_resolution"]),
     )
 
 
@@ -131,30 +121,18 @@ def _from_bundle(b: bundles.Bundle) -> BaseModel:
             f"copy the .pt file it was imported from next to it as {bundles.CHECKPOINT_FILE}, "
             "or pass --base FILE.pt --arch ...",
         )
-    return BaseModel(
-        checkpoint=found,
-        vision_config=dict(b.vision_config),
-        text_config=dict(b.text_config),
-        arch=b.arch,
-        vocab=b.vocab_path,
-        image_size=b.image_size,
-        context_length=b.context_length,
-        mean=list(b.mean),
-        std=list(b.std),
-        precision=b.precision,
-        bundle=b,
-    )
+    return BaseModel(checkpoint=found, spec=b.spec(), vocab=b.vocab_path, precision=b.precision, bundle=b)
 
 
 def load_base_model(base: BaseModel):
     """cn_clip's CLIP with the base weights, fp32, eval mode."""
     state, _info = read_checkpoint(base.checkpoint)
-    model = build_model(base.vision_config, base.text_config)
+    model = build_model(base.spec.vision_config, base.spec.text_config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ModelError(
-            f"checkpoint {base.checkpoint} does not fit the {base.arch} architecture: {str(exc).splitlines()[0]}",
+            f"checkpoint {base.checkpoint} does not fit the {base.spec.arch} architecture: {str(exc).splitlines()[0]}",
             "give the matching --arch or config files",
         ) from None
     return model.eval()
@@ -209,6 +187,7 @@ def finetune(
     work = Path(work_dir) if work_dir is not None else data_dir / "finetune" / run_name
     work.mkdir(parents=True, exist_ok=True)
     base_model = resolve_base(data_dir, base, arch=arch, vision_config=vision_config, text_config=text_config)
+    spec = base_model.spec
     cfg = TrainConfig(
         mode=mode,
         epochs=epochs,
@@ -222,7 +201,7 @@ def finetune(
         grad_checkpointing=grad_checkpointing,
         seed=seed,
         save_every=save_every,
-        context_length=base_model.context_length,
+        context_length=spec.context_length,
         device=device,
         num_workers=num_workers,
         progress=progress,
@@ -235,10 +214,10 @@ def finetune(
     tokenizer = Tokenizer.from_vocab(base_model.vocab)
     feed = dict(
         tokenizer=tokenizer,
-        image_size=base_model.image_size,
-        context_length=base_model.context_length,
-        mean=base_model.mean,
-        std=base_model.std,
+        image_size=spec.image_size,
+        context_length=spec.context_length,
+        mean=spec.mean,
+        std=spec.std,
     )
     dev = pick_device(device)
 
@@ -250,9 +229,9 @@ def finetune(
         cfg,
         work / "checkpoints",
         tokenizer=tokenizer,
-        image_size=base_model.image_size,
-        mean=base_model.mean,
-        std=base_model.std,
+        image_size=spec.image_size,
+        mean=spec.mean,
+        std=spec.std,
     )
     trained = trainer.fit(resume=resume)
     after = evaluate_model(trainer.model, info, "valid", out_dir=work / "eval-after", device=dev, **feed)
@@ -327,11 +306,11 @@ def _dataset(data_dir: Path, dataset: str | os.PathLike | None, work: Path, resu
 
 def _write_configs(work: Path, base: BaseModel) -> tuple[Path, Path]:
     vision, text = work / "vision.json", work / "text.json"
-    vision_cfg = dict(base.vision_config)
+    vision_cfg = dict(base.spec.vision_config)
     if isinstance(vision_cfg.get("vision_layers"), list):
         vision_cfg["vision_layers"] = json.dumps(vision_cfg["vision_layers"])  # cn_clip's file spelling
     vision.write_text(json.dumps(vision_cfg, indent=2) + "\n", encoding="utf-8")
-    text.write_text(json.dumps(base.text_config, indent=2) + "\n", encoding="utf-8")
+    text.write_text(json.dumps(base.spec.text_config, indent=2) + "\n", encoding="utf-8")
     return vision, text
 
 
@@ -368,7 +347,7 @@ def _write_report(result: FinetuneResult, cfg: TrainConfig, base: BaseModel) -> 
         "mode": result.mode,
         "base": {
             "checkpoint": str(base.checkpoint),
-            "arch": base.arch,
+            "arch": base.spec.arch,
             "bundle": base.bundle.name if base.bundle else None,
             "image_id": base.bundle.image_id if base.bundle else None,
         },

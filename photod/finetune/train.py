@@ -32,6 +32,7 @@ On CPU it runs in fp32, slowly; on a GPU, bf16 autocast where supported, else fp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -426,64 +427,27 @@ class Trainer:
         """Train to the end (or until `stop_after` steps in all, which saves a checkpoint and returns: an
         interruption). With `resume`, a checkpoint in `checkpoint_dir` is picked up where it left off."""
         cfg = self.cfg
-        _seed_everything(cfg.seed)
-        if resume and (self.checkpoint_dir / LATEST).is_file():
-            self.load(self.checkpoint_dir / LATEST)
-        set_train_mode(self.model, cfg.mode)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+        self._start(resume)
         losses: list[float] = []
         images_seen, t0 = 0, time.perf_counter()
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            unit="step",
-            disable=not cfg.progress,
-            desc=f"finetune {cfg.mode}",
-            dynamic_ncols=True,
-        )
-        interrupted = False
-        try:
-            with warnings.catch_warnings():
-                # cn_clip calls torch.utils.checkpoint without use_reentrant; its default is what it wants.
-                warnings.filterwarnings("ignore", message=".*use_reentrant.*")
-                # ... and checkpoints its layers even in the no-grad pass of the gradient cache.
-                warnings.filterwarnings("ignore", message=".*None of the inputs have requires_grad.*")
-                while self.step < self.total_steps:
-                    epoch, offset = divmod(self.step, self.steps_per_epoch)
-                    batches = epoch_batches(len(self.data), cfg.batch_size, cfg.seed, epoch)
-                    groups = [batches[i : i + cfg.accum_steps] for i in range(0, len(batches), cfg.accum_steps)]
-                    # Only the batches still to come are loaded: a resumed epoch skips the done ones for free.
-                    todo = [b for g in groups[offset:] for b in g]
-                    loader = self._loader(todo, epoch)
-                    for group in groups[offset:]:
-                        if self.step >= self.total_steps:
-                            break
-                        micro = [next(loader) for _ in group]
-                        lr = lr_at(self.step, cfg.lr, self.warmup, self.total_steps)
-                        for g in self.optimizer.param_groups:
-                            g["lr"] = lr
-                        step_start = time.perf_counter()
-                        loss = self._train_step(micro)
-                        self.step += 1
-                        n_images = sum(len(m[0]) for m in micro)
-                        images_seen += n_images
-                        losses.append(loss)
-                        bar.update(1)
-                        bar.set_postfix(
-                            loss=f"{loss:.4f}",
-                            lr=f"{lr:.2e}",
-                            img_s=f"{n_images / max(time.perf_counter() - step_start, 1e-9):.1f}",
-                        )
-                        if cfg.save_every and self.step % cfg.save_every == 0:
-                            self.save(self.checkpoint_dir / LATEST)
-                        if stop_after is not None and self.step >= stop_after and self.step < self.total_steps:
-                            interrupted = True
-                            break
-                    if interrupted:
-                        break
-        finally:
-            bar.close()
+        with self._progress_bar() as bar, _quiet_checkpointing():
+            for micro in self._steps():
+                lr = lr_at(self.step, cfg.lr, self.warmup, self.total_steps)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr
+                step_start = time.perf_counter()
+                loss = self._train_step(micro)
+                self.step += 1
+                n_images = sum(len(m[0]) for m in micro)
+                images_seen += n_images
+                losses.append(loss)
+                bar.update(1)
+                img_s = n_images / max(time.perf_counter() - step_start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", img_s=f"{img_s:.1f}")
+                if cfg.save_every and self.step % cfg.save_every == 0:
+                    self.save(self.checkpoint_dir / LATEST)
+                if stop_after is not None and self.step >= stop_after:
+                    break  # an interruption, unless that was the last step anyway
         seconds = time.perf_counter() - t0
         path = self.save(self.checkpoint_dir / LATEST)
         peak = torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
@@ -496,11 +460,46 @@ class Trainer:
             final_loss=losses[-1] if losses else None,
             losses=losses,
             checkpoint=path,
-            interrupted=interrupted,
+            interrupted=self.step < self.total_steps,
             device=str(self.device),
             precision=self.precision,
             peak_memory_bytes=peak,
         )
+
+    def _start(self, resume: bool) -> None:
+        """Seed, pick up the checkpoint when resuming, and put the towers in their training modes."""
+        _seed_everything(self.cfg.seed)
+        if resume and (self.checkpoint_dir / LATEST).is_file():
+            self.load(self.checkpoint_dir / LATEST)
+        set_train_mode(self.model, self.cfg.mode)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _progress_bar(self) -> tqdm:
+        cfg = self.cfg
+        return tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            unit="step",
+            disable=not cfg.progress,
+            desc=f"finetune {cfg.mode}",
+            dynamic_ncols=True,
+        )
+
+    def _steps(self) -> Iterator[list[tuple[torch.Tensor, ...]]]:
+        """The micro-batches of each step still to take, in the order an uninterrupted run takes them: each
+        epoch's seeded batches, `accum_steps` to a step. The caller advances `self.step` between steps."""
+        cfg = self.cfg
+        while self.step < self.total_steps:
+            epoch, offset = divmod(self.step, self.steps_per_epoch)
+            batches = epoch_batches(len(self.data), cfg.batch_size, cfg.seed, epoch)
+            groups = [batches[i : i + cfg.accum_steps] for i in range(0, len(batches), cfg.accum_steps)][offset:]
+            # Only the batches still to come are loaded: a resumed epoch skips the done ones for free.
+            loader = self._loader([b for g in groups for b in g], epoch)
+            for group in groups:
+                if self.step >= self.total_steps:
+                    return
+                yield [next(loader) for _ in group]
 
     # -- checkpoints --
 
@@ -539,6 +538,17 @@ class Trainer:
         _set_rng_state(ckpt["rng"])
         self.step = int(ckpt["step"])
         log.info("resuming %s at step %d of %d", path, self.step, self.total_steps)
+
+
+@contextlib.contextmanager
+def _quiet_checkpointing() -> Iterator[None]:
+    """Silence the warnings cn_clip's gradient checkpointing raises on every step."""
+    with warnings.catch_warnings():
+        # cn_clip calls torch.utils.checkpoint without use_reentrant; its default is what it wants.
+        warnings.filterwarnings("ignore", message=".*use_reentrant.*")
+        # ... and checkpoints its layers even in the no-grad pass of the gradient cache.
+        warnings.filterwarnings("ignore", message=".*None of the inputs have requires_grad.*")
+        yield
 
 
 def model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ photod never writes inside a root: files are only opened for reading, once each.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import errno
 import hashlib
 import logging
@@ -21,10 +22,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photod.config import StageConfig, VideoConfig, WorkersConfig
+from photod.deadline import Running, run_with_deadline
 from photod.errors import DecodeError
 from photod.ingest import groups
 from photod.ingest.decode import Decoded, content_hash, decode_photo
@@ -47,13 +50,14 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 300.0
 # A read that has not finished after this long means the drive or share is not answering (a sleeping NAS,
 # a hung NFS mount); its root is then skipped for HUNG_RETRY seconds. Generous: a 50 MB TIFF over slow
-# Wi-Fi takes seconds, not a minute.
+# Wi-Fi takes seconds, not a minute. (The Ingester's `read_deadline`.)
 READ_DEADLINE = 60.0
 HUNG_RETRY = RETRY_AFTER_SECONDS
 HEAD_BYTES = 4096  # what a file's kind is sniffed from (photod.ingest.sniff)
 HASH_CHUNK = 1 << 20  # a video is hashed as it is read, never held whole in memory
 # A video larger than this is recognised (moved, copied) by its size and three samples of it instead of every
 # byte: hashing 4 GB over a NAS would take minutes, past READ_DEADLINE, and look like a share that hangs.
+# Stored hashes depend on both: the Ingester's `video_full_hash` and `video_sample` are for tests.
 VIDEO_FULL_HASH = 64 << 20
 VIDEO_SAMPLE = 4 << 20
 VIDEO_GRACE = 15.0  # seconds past the video deadline before a decode that has not returned is abandoned
@@ -86,6 +90,28 @@ class IngestReport:
         return self.staged + self.failed + self.adopted + self.reused
 
 
+class _Outcome(enum.Enum):
+    READ = "read"  # its bytes (a still's), hash and kind are on its _File
+    LATER = "later"  # unreadable for now (vanished, an I/O error, its share not answering): tried again later
+    FAILED = "failed"  # it cannot be staged as it is: the reason is the photo's error
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What reading one file came to."""
+
+    outcome: _Outcome
+    reason: str = ""  # why it FAILED
+
+
+_READ = _Read(_Outcome.READ)
+_LATER = _Read(_Outcome.LATER)
+
+
+def _failed(reason: str) -> _Read:
+    return _Read(_Outcome.FAILED, reason)
+
+
 @dataclass
 class _File:
     row: dict
@@ -108,6 +134,10 @@ class Ingester:
         workers: int = WorkersConfig.decode,
         reader: TextReader | None = None,
         video: VideoConfig = VideoConfig(),
+        read_deadline: float = READ_DEADLINE,
+        video_grace: float = VIDEO_GRACE,
+        video_full_hash: int = VIDEO_FULL_HASH,
+        video_sample: int = VIDEO_SAMPLE,
     ):
         self.catalog = catalog
         self.stage = stage
@@ -115,8 +145,13 @@ class Ingester:
         self.video = video
         self.workers = max(1, workers)
         # Text is read from a larger copy made in the same decode as the stage's, so that after staging
-        # nothing needs the drive; photos staged before (or read by another engine) are read by read_text_batch.
+        # nothing needs the drive; photos staged before (or read by another engine) are read again by
+        # `read_text`, which photod.service.signals calls when there is nothing else to do.
         self.reader = reader
+        self.read_deadline = read_deadline
+        self.video_grace = video_grace
+        self.video_full_hash = video_full_hash
+        self.video_sample = video_sample
         self._deferred: dict[int, float] = {}  # photo id -> when it may be tried again
         self._hung: dict[int, float] = {}  # root id -> when its files may be read again
 
@@ -126,43 +161,12 @@ class Ingester:
         files = self._next_files(limit)
         if not files:
             return report
-        read = self._read_all(files)
+        to_decode = self._readable(files, self._read_all(files), report)
+        to_decode = self._adopt_moved(to_decode, report)
+        to_decode = self._reuse_copies(to_decode, report)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-decode") as pool:
-            to_decode = []
-            for f, error in zip(files, read):
-                if error is None:
-                    to_decode.append(f)
-                elif error == "skip":
-                    report.skipped += 1
-                else:
-                    self._fail(f, error)
-                    report.failed += 1
-            to_decode = self._adopt_moved(to_decode, report)
-            to_decode = self._reuse_copies(to_decode, report)
             results = list(pool.map(self._decode, to_decode))
-        staged = {
-            f.row["id"]: (f, res) for f, res in zip(to_decode, results) if isinstance(res, (Decoded, DecodedVideo))
-        }
-        entries = {
-            pid: res.jpeg if isinstance(res, Decoded) else res.moments[0].staged.jpeg
-            for pid, (_f, res) in staged.items()
-        }
-        frames = self._frame_rows(staged, entries)
-        # Stage first (synced), catalog second: see the module docstring.
-        self.stage.put_many(entries)
-        with self.catalog.transaction():
-            for pid, (f, res) in staged.items():
-                self.catalog.mark_staged(pid, res.meta, f.hash or "")
-                if pid in frames:
-                    self.catalog.mark_frames_staged(frames[pid], _frame_meta(res))
-            signals.store_text(self.catalog, [f.text for f, _res in staged.values() if f.text is not None])
-            for f, res in zip(to_decode, results):
-                if isinstance(res, DecodeError):
-                    self._fail(f, _reason(res), f.hash)
-        report.staged += len(staged)
-        report.frames += sum(len(ids) for ids in frames.values())
-        groups.relink(self.catalog, [(f.row["root_id"], f.row["folder"]) for f, _res in staged.values()])
-        report.failed += sum(isinstance(res, DecodeError) for res in results)
+        self._store(to_decode, results, report)
         if report.done or report.skipped:
             log.info(
                 "ingest: %d staged, %d failed, %d moved, %d copies reused, %d skipped",
@@ -178,6 +182,12 @@ class Ingester:
         """Release the text reader's models."""
         if self.reader is not None:
             self.reader.close()
+
+    @property
+    def deferred(self) -> int:
+        """How many photos are left for a later try (a caller picking rows for `read_text` asks for as many
+        more)."""
+        return len(self._deferred)
 
     def drain(self, stop: threading.Event | None = None, limit: int = 64) -> IngestReport:
         """Ingest batches until nothing is pending (or `stop` is set between batches)."""
@@ -211,66 +221,108 @@ class Ingester:
             out.append(r)
         return out
 
-    def _read_all(self, files: list[_File]) -> list[str | None]:
-        """Read `files`, `workers` at a time, each on a daemon thread with a deadline.
+    def _read_all(self, files: list[_File]) -> list[_Read]:
+        """Read `files`, `workers` at a time, each against `read_deadline` (photod.deadline).
 
-        A NAS that goes to sleep or a share that hangs can block a read for minutes or forever, and no
-        Python code can interrupt it. So a read past READ_DEADLINE is abandoned (its thread finishes or hangs
-        on its own), the file is tried again later, and its root is left alone for HUNG_RETRY seconds: the
-        other roots' photos go on being staged meanwhile.
+        A NAS that goes to sleep or a share that hangs can block a read for minutes or forever. So a read past
+        its deadline is abandoned (its thread finishes or hangs on its own), the file is tried again later, and
+        its root is left alone for HUNG_RETRY seconds: the other roots' photos go on being staged meanwhile.
         """
-        results: dict[int, str | None] = {}
-        waiting, running = list(files), []
+        results: dict[int, _Read] = {}
+        waiting, running = list(files), list[tuple[_File, Running[_Read]]]()
         while waiting or running:
             while waiting and len(running) < self.workers:
                 f = waiting.pop(0)
                 if f.row["root_id"] in self._hung:
-                    self._defer(f)
-                    results[id(f)] = "skip"
+                    results[id(f)] = _LATER
                     continue
-                thread = threading.Thread(
-                    target=lambda f=f: results.setdefault(id(f), self._read(f)), name="photod-read", daemon=True
-                )
-                thread.start()
-                running.append((f, thread, time.monotonic()))
-            f, thread, started = running.pop(0)
-            thread.join(max(0.0, started + READ_DEADLINE - time.monotonic()))
-            if thread.is_alive() and results.setdefault(id(f), "skip") == "skip":
-                self._hung[f.row["root_id"]] = time.monotonic() + HUNG_RETRY
+                running.append((f, run_with_deadline(partial(self._read, f), self.read_deadline, "photod-read")))
+            if running:  # empty when the files left were all on a root found hung meanwhile
+                f, reading = running.pop(0)
+                read = reading.result(default=None)
+                results[id(f)] = read if read is not None else self._not_answering(f)
+        # Deferred here, on the caller's thread, never by a reader thread that may return at any time.
+        for f in files:
+            if results[id(f)].outcome is _Outcome.LATER:
                 self._defer(f)
-                log.warning(
-                    "reading %s took more than %.0f s: its drive or share is not answering; photod "
-                    "goes on with other roots and tries this one again in %.0f s",
-                    f.path,
-                    READ_DEADLINE,
-                    HUNG_RETRY,
-                )
         return [results[id(f)] for f in files]
 
-    def _read(self, f: _File) -> str | None:
-        """Read and hash one file. Returns None when read, "skip" to try later, else a failure reason."""
+    def _not_answering(self, f: _File) -> _Read:
+        """A read abandoned at its deadline: its root is left alone for a while."""
+        self._hung[f.row["root_id"]] = time.monotonic() + HUNG_RETRY
+        log.warning(
+            "reading %s took more than %.0f s: its drive or share is not answering; photod "
+            "goes on with other roots and tries this one again in %.0f s",
+            f.path,
+            self.read_deadline,
+            HUNG_RETRY,
+        )
+        return _LATER
+
+    def _read(self, f: _File) -> _Read:
+        """Read and hash one file (on a reader thread: it touches nothing but `f`)."""
+        name = f.row["rel_path"]
         try:
-            f.data, f.hash, f.kind = _read_regular(f.path, f.row["rel_path"])
+            f.data, f.hash, f.kind = _read_regular(
+                f.path, name, full_hash=self.video_full_hash, sample=self.video_sample
+            )
         except _NotRegular as exc:
-            return f"{f.row['rel_path']}: {exc.strerror}, not a photo file; photod reads only regular files"
+            return _failed(f"{name}: {exc.strerror}, not a photo file; photod reads only regular files")
         except (FileNotFoundError, NotADirectoryError):
             log.info("%s vanished before it could be staged; the scanner will account for it", f.path)
-            self._defer(f)
-            return "skip"
+            return _LATER
         except PermissionError:
-            return f"{f.row['rel_path']}: permission denied: run photod as a user who can read it"
+            return _failed(f"{name}: permission denied: run photod as a user who can read it")
         except IsADirectoryError:
-            return f"{f.row['rel_path']}: is a directory, not a photo"
+            return _failed(f"{name}: is a directory, not a photo")
         except MemoryError:
-            return f"{f.row['rel_path']}: too large to read into memory"
+            return _failed(f"{name}: too large to read into memory")
         except OSError as exc:
             # EIO, ESTALE, ENODEV...: usually a drive or share going away, not a bad photo.
             log.warning("cannot read %s (%s); will try again later", f.path, exc)
-            self._defer(f)
-            return "skip"
+            return _LATER
         if f.kind == "video" and not self.video.enabled:
-            return f"{f.row['rel_path']}: a video, and videos are off ([video] enabled = false in the config)"
-        return None
+            return _failed(f"{name}: a video, and videos are off ([video] enabled = false in the config)")
+        return _READ
+
+    def _readable(self, files: list[_File], read: list[_Read], report: IngestReport) -> list[_File]:
+        """The files that were read; the others are counted, and those that cannot be staged marked failed."""
+        out = []
+        for f, result in zip(files, read):
+            if result.outcome is _Outcome.READ:
+                out.append(f)
+            elif result.outcome is _Outcome.LATER:
+                report.skipped += 1
+            else:
+                self._fail(f, result.reason)
+                report.failed += 1
+        return out
+
+    def _store(
+        self, decoded: list[_File], results: list[Decoded | DecodedVideo | DecodeError], report: IngestReport
+    ) -> None:
+        """Stage what was decoded and mark it staged (a video with its moments), or failed."""
+        staged = {f.row["id"]: (f, res) for f, res in zip(decoded, results) if isinstance(res, (Decoded, DecodedVideo))}
+        entries = {
+            pid: res.jpeg if isinstance(res, Decoded) else res.moments[0].staged.jpeg
+            for pid, (_f, res) in staged.items()
+        }
+        frames = self._frame_rows(staged, entries)
+        # Stage first (synced), catalog second: see the module docstring.
+        self.stage.put_many(entries)
+        with self.catalog.transaction():
+            for pid, (f, res) in staged.items():
+                self.catalog.mark_staged(pid, res.meta, f.hash or "")
+                if isinstance(res, DecodedVideo):
+                    self.catalog.mark_frames_staged(frames[pid], _frame_meta(res))
+            signals.store_text(self.catalog, [f.text for f, _res in staged.values() if f.text is not None])
+            for f, failure in zip(decoded, results):
+                if isinstance(failure, DecodeError):
+                    self._fail(f, _reason(failure), f.hash)
+        report.staged += len(staged)
+        report.frames += sum(len(ids) for ids in frames.values())
+        groups.relink(self.catalog, [(f.row["root_id"], f.row["folder"]) for f, _res in staged.values()])
+        report.failed += sum(isinstance(res, DecodeError) for res in results)
 
     def _adopt_moved(self, files: list[_File], report: IngestReport) -> list[_File]:
         """Files whose content matches a deleted photo are that photo, moved: it keeps id and stage entry."""
@@ -305,7 +357,7 @@ class Ingester:
                 continue
             src = self.catalog.staged_match(f.hash, exclude_id=f.row["id"]) if f.hash else None
             jpeg = self.stage.get_jpeg(src) if src is not None else None
-            if jpeg is None:
+            if src is None or jpeg is None:
                 rest.append(f)
                 continue
             copies[f.row["id"]] = (f, src, jpeg)
@@ -357,34 +409,30 @@ class Ingester:
         return decoded
 
     def _decode_video(self, f: _File) -> DecodedVideo | DecodeError:
-        """Sample a video's moments on a thread of its own, against the deadline: the decode stops looking
-        by itself when the deadline passes, and one that hangs inside FFmpeg (a stream that makes it spin, a
-        share that stops answering) is abandoned a little later, its thread left to finish on its own."""
-        out: list[DecodedVideo | DecodeError] = []
+        """Sample a video's moments on a thread of its own, against the deadline (photod.deadline): the decode
+        stops looking by itself when the deadline passes, and one that hangs inside FFmpeg (a stream that makes
+        it spin, a share that stops answering) is abandoned `video_grace` seconds later."""
 
-        def run() -> None:
+        def decode() -> DecodedVideo | DecodeError:
             try:
-                out.append(
-                    decode_video(
-                        os.fspath(f.path), f.row["rel_path"], self.video, self.settings.size, self.settings.quality
-                    )
+                return decode_video(
+                    os.fspath(f.path), f.row["rel_path"], self.video, self.settings.size, self.settings.quality
                 )
             except DecodeError as exc:
-                out.append(exc)
+                return exc
             except Exception as exc:  # noqa: BLE001 - a decoder bug is this video's failure, not the daemon's
                 log.debug("decoding %s failed", f.path, exc_info=True)
-                out.append(DecodeError(f"{f.row['rel_path']}: cannot decode the video ({type(exc).__name__}: {exc})"))
+                return DecodeError(f"{f.row['rel_path']}: cannot decode the video ({type(exc).__name__}: {exc})")
 
-        thread = threading.Thread(target=run, name="photod-video", daemon=True)
-        thread.start()
-        thread.join(self.video.deadline_seconds + VIDEO_GRACE)
-        if thread.is_alive() or not out:
+        seconds = self.video.deadline_seconds + self.video_grace
+        decoded = run_with_deadline(decode, seconds, "photod-video").result(default=None)
+        if decoded is None:
             return DecodeError(
                 f"{f.row['rel_path']}: decoding the video took more than "
                 f"{self.video.deadline_seconds:.0f} s and was abandoned",
                 "raise [video] deadline_seconds for very long or very large videos",
             )
-        return out[0]
+        return decoded
 
     def _frame_rows(self, staged: dict, entries: dict[int, bytes]) -> dict[int, list[int]]:
         """Rows (still `new`) for the moments of each video staged besides its first, their JPEGs added to
@@ -415,39 +463,30 @@ class Ingester:
 
     # ---- text in photos staged before text was read -----------------------------------------------------
 
-    def read_text_batch(self, limit: int = 8) -> int:
-        """Read the text of up to `limit` staged photos that have none from the current engine (photos
-        staged before OCR was installed, or read by another engine), from their files, while their drive is
-        online. Returns how many photos were done. Each batch is stored in one transaction: a kill loses at
-        most the batch in hand, which is read again, and no photo is stored twice."""
-        if self.reader is None:
-            return 0
+    def read_text(self, rows: list, limit: int) -> list[FoundText]:
+        """The text of up to `limit` of `rows` (staged photos), read again from their files with the reader
+        (which must be set); rows whose file or root waits for a later try are passed over. A file unreadable
+        for good gets a reading that says so, so it is not read again at every step; a file that changed
+        since it was staged gets none (photod.service.signals stores what this returns)."""
         from photod.ingest.ocr import ENGINE_ID
 
         now = time.monotonic()
-        rows = [
-            r
-            for r in signals.text_pending(self.catalog, ENGINE_ID, limit + len(self._deferred))
-            if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung
-        ][:limit]
+        rows = [r for r in rows if self._deferred.get(r["id"], 0) <= now and r["root_id"] not in self._hung][:limit]
         files = [_File(row=r, path=file_path(r)) for r in rows]
         read = self._read_all(files)
-        # A file unreadable for good is recorded as such, so it is not read again at every step.
         found = [
-            FoundText(f.row["id"], ENGINE_ID, error=err) for f, err in zip(files, read) if err not in (None, "skip")
+            FoundText(f.row["id"], ENGINE_ID, error=r.reason)
+            for f, r in zip(files, read)
+            if r.outcome is _Outcome.FAILED
         ]
-        ready = [f for f, err in zip(files, read) if err is None and self._unchanged(f)]
+        ready = [f for f, r in zip(files, read) if r.outcome is _Outcome.READ and self._unchanged(f)]
         with ThreadPoolExecutor(self.workers, thread_name_prefix="photod-text") as pool:
             results = list(pool.map(self._decode, ready))
-        found += [
+        return found + [
             f.text
             or FoundText(f.row["id"], ENGINE_ID, error=_reason(res) if isinstance(res, DecodeError) else "not read")
             for f, res in zip(ready, results)
         ]
-        signals.store_text(self.catalog, found)
-        if found:
-            log.info("text read in %d photos staged before", len(found))
-        return len(found)
 
     def _unchanged(self, f: _File) -> bool:
         """Whether a file read again is still the photo that was staged; a changed one is the scanner's to
@@ -471,7 +510,9 @@ class _NotRegular(OSError):
     """The path is a FIFO, a device or a socket now (it was a regular file when it was catalogued)."""
 
 
-def _read_regular(path: Path, name: str) -> tuple[bytes | None, str, str]:
+def _read_regular(
+    path: Path, name: str, *, full_hash: int = VIDEO_FULL_HASH, sample: int = VIDEO_SAMPLE
+) -> tuple[bytes | None, str, str]:
     """(bytes, content hash, kind) of a regular file; a video's bytes are hashed as they are read and not
     kept (None): FFmpeg reads it from its path, seeking. Opened non-blocking and checked with fstat before
     reading: a path that became a FIFO would block the read forever, and a character device such as
@@ -499,24 +540,24 @@ def _read_regular(path: Path, name: str) -> tuple[bytes | None, str, str]:
             if kind != "video":
                 data = head + fh.read()
                 return data, content_hash(data), kind
-            return None, _video_hash(fh, head, os.fstat(fh.fileno()).st_size), kind
+            return None, _video_hash(fh, head, os.fstat(fh.fileno()).st_size, full_hash, sample), kind
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _video_hash(fh, head: bytes, size: int) -> str:
-    """A video's content hash: blake2b of every byte up to VIDEO_FULL_HASH, else of its size and its first,
-    middle and last VIDEO_SAMPLE bytes (prefixed, so it never equals a whole-file hash)."""
+def _video_hash(fh, head: bytes, size: int, full_hash: int, sample: int) -> str:
+    """A video's content hash: blake2b of every byte up to `full_hash` bytes, else of its size and its first,
+    middle and last `sample` bytes (prefixed, so it never equals a whole-file hash)."""
     h = hashlib.blake2b(head, digest_size=32)
-    if size <= VIDEO_FULL_HASH:
+    if size <= full_hash:
         while chunk := fh.read(HASH_CHUNK):
             h.update(chunk)
         return h.hexdigest()
     h.update(size.to_bytes(8, "little"))
-    for start in (len(head), size // 2, size - VIDEO_SAMPLE):
+    for start in (len(head), size // 2, size - sample):
         fh.seek(start)
-        h.update(fh.read(VIDEO_SAMPLE))
+        h.update(fh.read(sample))
     return "sampled:" + h.hexdigest()
 
 

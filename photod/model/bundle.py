@@ -14,6 +14,7 @@ Three ids come from the file hashes:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +61,49 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 
 
-@dataclass
-class Bundle:
-    """One model bundle, as described by its manifest. `path` is the bundle folder."""
+@dataclass(kw_only=True)
+class ModelSpec:
+    """How a Chinese-CLIP model is built (cn_clip's configs) and fed (input size, token count, normalisation):
+    what a bundle's manifest says of its towers, and what fine-tuning (photod.finetune) starts from."""
 
-    path: Path
-    name: str
     arch: str
     vision_config: dict[str, Any]
     text_config: dict[str, Any]
-    embed_dim: int
     image_size: int
     context_length: int
     mean: list[float]
     std: list[float]
+
+    @staticmethod
+    def from_configs(arch: str, vision_config: dict[str, Any], text_config: dict[str, Any]) -> ModelSpec:
+        """The spec of a model built from cn_clip's configs: its own input size, fed as every cn_clip model is
+        (52 tokens, CLIP's mean and std)."""
+        from photod.model.preprocess import CLIP_MEAN, CLIP_STD  # numpy: not at the daemon's start
+        from photod.model.tokenizer import DEFAULT_CONTEXT_LENGTH
+
+        return ModelSpec(
+            arch=arch,
+            vision_config=vision_config,
+            text_config=text_config,
+            image_size=int(vision_config["image_resolution"]),
+            context_length=DEFAULT_CONTEXT_LENGTH,
+            mean=list(CLIP_MEAN),
+            std=list(CLIP_STD),
+        )
+
+    def spec(self) -> ModelSpec:
+        """A copy of the spec alone (of a Bundle: without its files), sharing nothing with this one."""
+        return ModelSpec(**{f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(ModelSpec)})
+
+
+@dataclass
+class Bundle(ModelSpec):
+    """One model bundle, as described by its manifest: a ModelSpec, its files and ids. `path` is the bundle
+    folder."""
+
+    path: Path
+    name: str
+    embed_dim: int
     precision: str
     files: dict[str, str]
     image_id: str
@@ -102,10 +132,9 @@ class Bundle:
         return self.path / VOCAB_FILE
 
     def to_manifest(self) -> dict[str, Any]:
-        """The manifest dict (everything but `path`), in a stable order."""
+        """The manifest dict (everything but `path`), in the order manifests are written."""
         data = asdict(self)
-        data.pop("path")
-        return {"format": data.pop("format"), **data}
+        return {name: data[name] for name in (*_CHECKS, *_OPTIONAL)}
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify_files: bool = False) -> "Bundle":

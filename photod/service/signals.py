@@ -77,12 +77,7 @@ class SignalWorker:
         seconds' steps return 0 without looking)."""
         if time.monotonic() < self._idle_until:
             return 0
-        done = (
-            self.place_batch()
-            or self.caption_batch()
-            or self.text_filter_batch()
-            or self.ingester.read_text_batch(TEXT_CHUNK)
-        )
+        done = self.place_batch() or self.caption_batch() or self.text_filter_batch() or self.text_batch()
         if not done:
             self._idle_until = time.monotonic() + IDLE_RECHECK
         return done
@@ -95,7 +90,7 @@ class SignalWorker:
             ("places", self.place_batch),
             ("captions", self.caption_batch),
             ("filtered", self.text_filter_batch),
-            ("text", lambda: self.ingester.read_text_batch(TEXT_CHUNK)),
+            ("text", self.text_batch),
         ):
             done[part] = 0
             while n := batch():
@@ -128,6 +123,23 @@ class SignalWorker:
         if done:
             log.info("text of %d photos filtered for %s without reading them again", done, ocr.ENGINE_ID)
         return done
+
+    def text_batch(self, limit: int = TEXT_CHUNK) -> int:
+        """Read the text of up to `limit` staged photos that have none from the current engine (photos staged
+        before OCR was installed, or read by another engine), from their files, while their drive is online.
+        Returns how many photos were done. Each batch is stored in one transaction: a kill loses at most the
+        batch in hand, which is read again, and no photo is stored twice."""
+        if self.ingester.reader is None:
+            return 0
+        from photod.ingest.ocr import ENGINE_ID
+
+        # The photos the ingester leaves for a later try are among the pending: ask for as many more.
+        pending = signals.text_pending(self.catalog, ENGINE_ID, limit + self.ingester.deferred)
+        found = self.ingester.read_text(pending, limit)
+        signals.store_text(self.catalog, found)
+        if found:
+            log.info("text read in %d photos staged before", len(found))
+        return len(found)
 
     def caption_batch(self) -> int:
         """Embed up to a chunk of captions with the active model's text tower (for search by meaning)."""
