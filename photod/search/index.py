@@ -54,13 +54,13 @@ SMALL_SUBSET = 20_000  # allowed-id sets up to this size are searched exactly, v
 _LIVE = None  # selector for "id >= 0", made once (see _live_selector)
 
 
-def index_paths(data_dir: str | os.PathLike, model_id: str) -> tuple[Path, Path]:
+def index_paths(data_dir: str | os.PathLike[str], model_id: str) -> tuple[Path, Path]:
     """(index file, sidecar) of a model in a data dir."""
     folder = Path(data_dir) / INDEX_DIR
     return folder / f"{model_id}.faiss", folder / f"{model_id}.json"
 
 
-def remove_index(data_dir: str | os.PathLike, model_id: str) -> None:
+def remove_index(data_dir: str | os.PathLike[str], model_id: str) -> None:
     """Delete a model's index files, once the vectors they cache are gone from the catalog."""
     path, sidecar = index_paths(data_dir, model_id)
     for file in (path, sidecar, path.with_suffix(".lock")):
@@ -109,7 +109,7 @@ class VectorIndex:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         model_id: str,
         settings: IndexConfig = IndexConfig(),
         *,
@@ -148,7 +148,12 @@ class VectorIndex:
 
     @classmethod
     def open(
-        cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog, settings: IndexConfig = IndexConfig(), **kw
+        cls,
+        data_dir: str | os.PathLike[str],
+        model_id: str,
+        catalog: Catalog,
+        settings: IndexConfig = IndexConfig(),
+        **kw,
     ) -> "VectorIndex":
         """An index loaded from its file (if sound) and caught up with the catalog."""
         index = cls(data_dir, model_id, settings, **kw)
