@@ -210,7 +210,7 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "photod"
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and validate the configuration; a missing default file means all defaults."""
     explicit = path is not None or "PHOTOD_CONFIG" in os.environ
     cfg_path = Path(path).expanduser() if path is not None else default_config_path()
@@ -247,7 +247,7 @@ def parse_config(raw: dict[str, Any], source: Path | None) -> Config:
     )
 
 
-def make_root(path: str | os.PathLike, **keys: Any) -> RootConfig:
+def make_root(path: str | os.PathLike[str], **keys: Any) -> RootConfig:
     """Build a validated RootConfig from the keys of a [[roots]] table (used by `photod roots add`)."""
     return _parse_root({"path": str(path), **keys}, 0, None, "")
 
@@ -307,21 +307,22 @@ def _field(cls: type, name: str) -> Field:
 
 def _value(table: dict, f: Field, prefix: str, where: str) -> Any:
     """The value of one declared key (see `setting`), or its default when the table leaves it out."""
+    default: Any = f.default  # `setting` gives every key a default
     if f.metadata["choices"]:
-        return _choice(table, f.name, f.metadata["choices"], f.default, prefix, where)
-    if isinstance(f.default, (bool, str)):
-        return _get(table, f.name, type(f.default), f.default, prefix, where)
+        return _choice(table, f.name, f.metadata["choices"], default, prefix, where)
+    if isinstance(default, (bool, str)):
+        return _get(table, f.name, type(default), default, prefix, where)
     number = _number(
         table,
         f.name,
-        f.default,
+        default,
         f.metadata["low"],
         f.metadata["high"],
         prefix,
         where,
-        integer=isinstance(f.default, int),
+        integer=isinstance(default, int),
     )
-    return type(f.default)(number)
+    return type(default)(number)
 
 
 def _resolve(path: Path, source: Path | None) -> Path:

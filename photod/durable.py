@@ -42,19 +42,19 @@ _LOW_SPACE = 1 << 20  # less free than this (plus what was being written) counts
 # ---- files ---------------------------------------------------------------------------------------------
 
 
-def write_text(path: str | os.PathLike, text: str, *, sync: bool = True) -> None:
+def write_text(path: str | os.PathLike[str], text: str, *, sync: bool = True) -> None:
     """Replace `path` with `text` (UTF-8): a crash leaves the old content or the new."""
     write_bytes(path, text.encode("utf-8"), sync=sync)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
     """Replace `path` with `data`: a crash leaves the old content or the new."""
     with open_atomic(path, sync=sync) as f:
         f.write(data)
 
 
 @contextlib.contextmanager
-def open_atomic(path: str | os.PathLike, *, sync: bool = True) -> Iterator[BinaryIO]:
+def open_atomic(path: str | os.PathLike[str], *, sync: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write the new content of `path` to (e.g. with `torch.save(obj, f)`); it replaces
     `path` when the block ends without an error, and is discarded when it raises."""
     with staged_file(path, sync=sync) as tmp:
@@ -63,7 +63,7 @@ def open_atomic(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Binar
 
 
 @contextlib.contextmanager
-def staged_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Path]:
+def staged_file(path: str | os.PathLike[str], *, sync: bool = True) -> Iterator[Path]:
     """A temp path beside `path` for writers that want a file name (FAISS, tarfile); the file written
     there replaces `path` when the block ends without an error."""
     with staged_files([path], sync=sync) as (tmp,):
@@ -71,7 +71,7 @@ def staged_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def staged_files(paths: Sequence[str | os.PathLike], *, sync: bool = True) -> Iterator[list[Path]]:
+def staged_files(paths: Sequence[str | os.PathLike[str]], *, sync: bool = True) -> Iterator[list[Path]]:
     """Temp paths beside several files, renamed over them in the given order when the block ends.
 
     A failure before the first rename removes every temp file and leaves every old file. A crash between
@@ -106,14 +106,14 @@ def staged_files(paths: Sequence[str | os.PathLike], *, sync: bool = True) -> It
         raise
 
 
-def temp_path(path: str | os.PathLike) -> Path:
+def temp_path(path: str | os.PathLike[str]) -> Path:
     """The temp file a write of `path` by this thread uses: hidden, in the same folder (a rename across
     filesystems is not atomic), named after the writer's pid so `dead_temps` can tell what to clear."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def dead_temps(folder: str | os.PathLike, name: str) -> list[Path]:
+def dead_temps(folder: str | os.PathLike[str], name: str) -> list[Path]:
     """Temp files of `name` left in `folder` by processes that no longer run (never those of a live one)."""
     found = []
     for tmp in Path(folder).glob(f".{name}.*.tmp"):
@@ -134,7 +134,7 @@ def finish(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def remove_dead_temps(folder: str | os.PathLike, name: str) -> None:
+def remove_dead_temps(folder: str | os.PathLike[str], name: str) -> None:
     """Clear the temp files of `name` that killed writers left behind."""
     if not Path(folder).is_dir():
         return
@@ -147,7 +147,7 @@ def remove_dead_temps(folder: str | os.PathLike, name: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A hidden temp folder beside `path` to build its new content in; when the block ends without an
     error, everything in it is fsynced and it replaces `path` (see `replace_dir`). On an error it is removed
     and `path` is left as it was."""
@@ -205,7 +205,7 @@ def sync_tree(folder: Path) -> None:
 # ---- fsync ---------------------------------------------------------------------------------------------
 
 
-def fsync_file(path: str | os.PathLike) -> None:
+def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush a written file's data to disk (any descriptor of the file will do)."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -214,7 +214,7 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def fsync_dir(folder: str | os.PathLike) -> None:
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Flush a folder's entries, making the renames and deletes in it durable. Raises on a failure, except
     where the filesystem cannot fsync a folder at all (see the module's docstring)."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -230,7 +230,7 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 # ---- full disks ----------------------------------------------------------------------------------------
 
 
-def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None, needed: int = 0) -> bool:
+def is_disk_full(exc: BaseException, folder: str | os.PathLike[str] | None = None, needed: int = 0) -> bool:
     """Whether a failed write was the disk filling up.
 
     The errno says so for plain OS errors (ENOSPC, or EDQUOT for a quota), SQLite says "database or disk is
@@ -263,7 +263,7 @@ def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None, ne
     return st.f_bavail * st.f_frsize < needed + _LOW_SPACE
 
 
-def disk_full_error(where: str | os.PathLike, doing: str, hint: str) -> DiskFullError:
+def disk_full_error(where: str | os.PathLike[str], doing: str, hint: str) -> DiskFullError:
     """The error for a full disk: which disk (`where`: a folder, or words such as "the data dir X"), what
     could not be done, and what to do."""
     return DiskFullError(f"the disk holding {where} is full: could not {doing}", hint)

@@ -61,7 +61,8 @@ def parse_exif_date(value: Any) -> str | None:
     if not m:
         return None
     try:
-        when = datetime(*(int(g) for g in m.groups()))
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        when = datetime(year, month, day, hour, minute, second)
     except ValueError:  # month 13, day 00, '0000:00:00 00:00:00' and friends
         return None
     if not _YEARS[0] <= when.year <= _YEARS[1]:

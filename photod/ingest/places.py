@@ -28,6 +28,7 @@ from photod.errors import PlaceError
 
 if TYPE_CHECKING:
     import numpy as np
+    from shapely import Point
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def unavailable() -> str | None:
 
 
 class _Near(NamedTuple):
-    index: int
+    polygon: int  # its position in the tree's geometries
     km: float
 
 
@@ -140,7 +141,7 @@ class _Areas:
         self.geoms = geoms
         self.tree = STRtree(geoms)
 
-    def containing(self, point: object) -> int | None:
+    def containing(self, point: Point) -> int | None:
         import numpy as np
         import shapely
 
@@ -266,12 +267,12 @@ class Gazetteer:
         country, in China with the province), or at sea: nothing."""
         china = self._china.nearest(lat, lon, SEA_KM)
         world = None if code else self._world.nearest(lat, lon, SEA_KM)
-        if world and self._world_codes[world.index] in CHINA:
+        if world and self._world_codes[world.polygon] in CHINA:
             world = None  # China's outline on the world map is coarser than its districts': they decide
         if china and (world is None or china.km <= world.km):
-            return self._china_place(china.index, whole=china.km <= COAST_KM)
+            return self._china_place(china.polygon, whole=china.km <= COAST_KM)
         if world:
-            code = self._world_codes[world.index]
+            code = self._world_codes[world.polygon]
             if world.km <= COAST_KM and code not in CHINA:
                 return self._abroad(code, lat, lon)
         return Place(code, self._country(code)) if code else None

@@ -69,7 +69,7 @@ def _preview(raw, name: str, size: int, orientation: int) -> Image.Image | None:
         return None
     if thumb.format == rawpy.ThumbFormat.JPEG:
         try:
-            img = Image.open(BytesIO(thumb.data))
+            img: Image.Image = Image.open(BytesIO(thumb.data))
             img.load()
         except OSError as exc:
             log.debug("%s: preview JPEG broken (%s); demosaicing instead", name, exc)

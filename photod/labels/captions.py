@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Any, Iterable
 
 from photod.errors import LabelError
 from photod.store.catalog import Catalog
@@ -165,6 +165,7 @@ def record_feedback(catalog: Catalog, photo_id: int, query: str, relevant: bool)
             "INSERT INTO feedback (photo_id, query, relevant, created_at) VALUES (?, ?, ?, ?)",
             (photo_id, query, int(bool(relevant)), time.time()),
         )
+    assert cur.lastrowid is not None  # an INSERT sets it
     return cur.lastrowid
 
 
@@ -181,9 +182,10 @@ def _check_photo(catalog: Catalog, photo_id: int) -> None:
         raise LabelError(f"no photo with id {photo_id}", "it may have been purged; search again")
 
 
-def list_labels(catalog: Catalog, photo: str | int | None = None, source: str | None = None) -> list[dict]:
+def list_labels(catalog: Catalog, photo: str | int | None = None, source: str | None = None) -> list[dict[str, Any]]:
     """Captions with their photo's path (`photod label list`): id, photo_id, text, source, created_at, path."""
-    where, params = ["1 = 1"], []
+    where = ["1 = 1"]
+    params: list[int | str] = []
     if photo is not None:
         try:
             where.append("c.photo_id = ?")

@@ -80,13 +80,13 @@ def detect_format(path: Path) -> str:
 
 def import_labels(
     catalog: Catalog,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     fmt: str | None = None,
     *,
-    base: str | os.PathLike | None = None,
-    images: str | os.PathLike | None = None,
+    base: str | os.PathLike[str] | None = None,
+    images: str | os.PathLike[str] | None = None,
     unmatched: str = "error",
-    data_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
 ) -> ImportReport:
     """Import captions from a file (`photod label import FILE --format ...`). All or nothing.
 
@@ -293,9 +293,9 @@ def _cnclip_labels(
     catalog: Catalog,
     matcher: PhotoMatcher,
     path: Path,
-    images: str | os.PathLike | None,
+    images: str | os.PathLike[str] | None,
     unmatched: str,
-    data_dir: str | os.PathLike | None,
+    data_dir: str | os.PathLike[str] | None,
     report: ImportReport,
 ) -> list[Label]:
     """Labels of a Chinese-CLIP `*_texts.jsonl`, image ids mapped to photos through its `*_imgs.tsv`."""
@@ -325,7 +325,7 @@ def _cnclip_labels(
                 labels.append(Label(id_map[image_id], text, "import"))
             elif image_id in strangers and unmatched == "skip":
                 report.unmatched.append(str(image_id))
-            elif image_id in strangers:
+            elif image_id in strangers and tsv is not None:  # strangers come from a TSV only
                 problems.add(line, f"image {image_id} of {tsv.name} matches no photo in the catalog")
             elif tsv is not None:
                 problems.add(line, f"image {image_id} is not in {tsv.name}")
@@ -373,7 +373,7 @@ def _cnclip_entry(obj: object) -> tuple[str, list[int]] | str:
 
 
 def _match_tsv(
-    catalog: Catalog, tsv: Path, data_dir: str | os.PathLike | None, wanted: set[int]
+    catalog: Catalog, tsv: Path, data_dir: str | os.PathLike[str] | None, wanted: set[int]
 ) -> tuple[dict[int, int], set[int]]:
     """image id -> photo id for the TSV's images that are in the library, and the ids of those that are not.
 
@@ -419,7 +419,7 @@ def _match_tsv(
     return id_map, strangers
 
 
-def _open_stage(data_dir: str | os.PathLike | None) -> Stage | None:
+def _open_stage(data_dir: str | os.PathLike[str] | None) -> Stage | None:
     """The stage, for matching a dataset photod exported; None when there is none to match against."""
     if data_dir is None:
         return None

@@ -9,6 +9,7 @@ checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from photod.errors import ModelError
 
@@ -39,7 +40,7 @@ _LARGE = {
 }
 
 # name -> (vision config, text config)
-CONFIGS: dict[str, tuple[dict, dict]] = {
+CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "RN50": (
         {
             "embed_dim": 1024,
@@ -103,7 +104,8 @@ def vision_heads(arch: str) -> int | None:
     vision = CONFIGS[arch][0]
     if vision["vision_patch_size"] is None:
         return None
-    return vision["vision_width"] // vision.get("vision_head_width", 64)
+    heads: int = vision["vision_width"] // vision.get("vision_head_width", 64)
+    return heads
 
 
 def expected(arch: str) -> Facts:

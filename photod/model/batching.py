@@ -32,7 +32,7 @@ _PREFIX = "photod_"
 def only_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
     """The graph's one real input (initializers listed as inputs, as old exporters did, are not)."""
     weights = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in weights]
+    inputs: list[onnx.ValueInfoProto] = [i for i in graph.input if i.name not in weights]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelError(
             f"an ONNX tower must have one input and one output, this one has "
@@ -82,7 +82,8 @@ def _row_body(model: onnx.ModelProto, embed_dim: int) -> onnx.GraphProto:
 def _in_order(nodes: list[onnx.NodeProto], known: set[str]) -> list[onnx.NodeProto]:
     """`nodes` in an order where each comes after what it reads. A subgraph must be sorted so, while a main
     graph need not be: float16 converters append their input casts at the end."""
-    known, pending, ordered = set(known) | {""}, list(nodes), []
+    known, pending = set(known) | {""}, list(nodes)
+    ordered: list[onnx.NodeProto] = []
     while pending:
         ready = [n for n in pending if all(i in known for i in n.input)]
         if not ready:  # the rest reads names from outside (an outer scope) or is cyclic: keep their order

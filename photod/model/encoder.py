@@ -57,7 +57,7 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
 
 
 def open_session(
-    path: str | os.PathLike, threads: int = 2, providers: Sequence[str] | None = None, arena: bool = True
+    path: str | os.PathLike[str], threads: int = 2, providers: Sequence[str] | None = None, arena: bool = True
 ) -> ort.InferenceSession:
     """An inference session on `threads` CPU threads (intra-op), optimised once at load. `arena=False` for
     models whose input shapes change from call to call: ONNX Runtime's arena keeps the largest it has served
@@ -87,7 +87,8 @@ def open_session(
 def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, as float32."""
     x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 def runs_rowwise(precision: str) -> bool:
@@ -96,7 +97,7 @@ def runs_rowwise(precision: str) -> bool:
 
 
 class _Tower:
-    def __init__(self, path: str | os.PathLike, bundle: Bundle, threads: int, providers: Sequence[str] | None):
+    def __init__(self, path: str | os.PathLike[str], bundle: Bundle, threads: int, providers: Sequence[str] | None):
         self.bundle = bundle
         self.rowwise = runs_rowwise(bundle.precision)
         threads = max(1, int(threads))
@@ -110,10 +111,14 @@ class _Tower:
 
     @property
     def providers(self) -> list[str]:
-        return self.session.get_providers()
+        names: list[str] = self.session.get_providers()  # ONNX Runtime ships no types
+        return names
 
     def _call(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
+        out: np.ndarray = self.session.run(
+            [self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)}
+        )[0]
+        return out
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._run_rows([row[None] for row in batch] if self.rowwise else [batch])

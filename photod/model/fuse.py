@@ -71,8 +71,8 @@ def _bias(g: _Graph, qkv: onnx.NodeProto) -> str | None:
     return None
 
 
-def _upstream_projection(g: _Graph, start: onnx.NodeProto) -> tuple[onnx.NodeProto, str] | None:
-    """(QKV projection, its bias) above `start`: the nearest MatMul or Gemm by a (w, 3w) weight."""
+def _upstream_projection(g: _Graph, start: onnx.NodeProto) -> tuple[onnx.NodeProto, str, int] | None:
+    """(QKV projection, its bias, w) above `start`: the nearest MatMul or Gemm by a (w, 3w) weight."""
     seen, todo = set(), [start]
     while todo:
         node = todo.pop(0)
@@ -84,7 +84,7 @@ def _upstream_projection(g: _Graph, start: onnx.NodeProto) -> tuple[onnx.NodePro
             shape = g.weight_of(up)
             if shape and len(shape) == 2 and shape[1] == 3 * shape[0]:
                 bias = _bias(g, up)
-                return (up, bias) if bias and g.weights.get(bias) == (shape[1],) else None
+                return (up, bias, shape[0]) if bias and g.weights.get(bias) == (shape[1],) else None
             todo.append(up)
     return None
 
@@ -97,7 +97,7 @@ def _downstream_projection(g: _Graph, softmax: onnx.NodeProto, width: int) -> st
         for out in node.output:
             for down in g.consumers.get(out, []):
                 if g.weight_of(down) == (width, width) and down.input[0] == out:
-                    return out
+                    return str(out)  # onnx's protobuf fields are typed Any
                 if id(down) not in seen and down.op_type in ("MatMul", "Transpose", "Reshape"):
                     seen.add(id(down))
                     todo.append(down)
@@ -153,10 +153,11 @@ def fuse_attention(model: onnx.ModelProto, heads: int) -> int:
         found = _upstream_projection(g, softmax)
         if found is None:
             continue
-        qkv, bias = found
-        width = g.weight_of(qkv)[0]
+        qkv, bias, width = found
         last = _downstream_projection(g, softmax, width)
-        region = _region(g, qkv, last) if last else None
+        if not last:
+            continue
+        region = _region(g, qkv, last)
         if region is None or sum(n.op_type == "Softmax" for n in region) != 1:
             continue
         plans.append((qkv, bias, width, last, region))

@@ -98,7 +98,7 @@ def _sibling(path: Path) -> list[Path]:
     return []
 
 
-def find_pair(paths: Sequence[str | os.PathLike]) -> dict[str, Tower]:
+def find_pair(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Tower]:
     """{"image": Tower, "text": Tower} from the files or folder given. A single file brings its sibling
     (`.img.` <-> `.txt.`); where a folder holds both precisions, fp32 is taken (it is the exact one)."""
     candidates: list[Path] = []
@@ -156,14 +156,14 @@ def load_tower(tower: Tower) -> onnx.ModelProto:
 # what the graphs say
 
 
-def _ops(model: onnx.ModelProto) -> Counter:
+def _ops(model: onnx.ModelProto) -> Counter[str]:
     return Counter(node.op_type for node in model.graph.node)
 
 
 def _patch_size(model: onnx.ModelProto) -> int | None:
     for node in model.graph.node:
         if node.op_type == "Conv":
-            attrs = {a.name: list(a.ints) for a in node.attribute}
+            attrs: dict[str, list[int]] = {a.name: list(a.ints) for a in node.attribute}
             kernel, strides = attrs.get("kernel_shape"), attrs.get("strides")
             if kernel and kernel == strides and kernel[0] > 1 and len(set(kernel)) == 1:
                 return kernel[0]
@@ -181,7 +181,8 @@ def _token_table(model: onnx.ModelProto) -> tuple[int, int] | None:
 
 def _int_dim(value: onnx.ValueInfoProto, axis: int) -> int | None:
     shape = batching.dims(value)
-    return shape[axis] if len(shape) > axis and isinstance(shape[axis], int) and shape[axis] > 0 else None
+    size = shape[axis] if len(shape) > axis else None
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def read_facts(image: onnx.ModelProto, text: onnx.ModelProto) -> archs.Facts:
@@ -270,7 +271,8 @@ def _build_tower(
     reference_path = work / f"{tower}.fp32.onnx"
     convert.save(model, reference_path, external)
     reference = _row_by_row(reference_path, inputs)
-    source, why_plain = reference_path, "not a ViT image tower"
+    source = reference_path
+    why_plain: str | None = "not a ViT image tower"
     if heads and precision in fuse.FUSED_PRECISIONS:
         fused_path = work / f"{tower}.fused.onnx"
         why_plain = _fused(reference_path, heads, reference, inputs, fused_path, external)
@@ -372,8 +374,8 @@ def build_bundle(
 
 
 def import_onnx(
-    paths: Sequence[str | os.PathLike],
-    data_dir: str | os.PathLike,
+    paths: Sequence[str | os.PathLike[str]],
+    data_dir: str | os.PathLike[str],
     *,
     arch: str | None = None,
     precision: str = "int8",

@@ -77,7 +77,8 @@ def image_transform(
     std: Sequence[float] = CLIP_STD,
 ) -> np.ndarray:
     """One image as the image model's input: float32 array of shape (3, size, size)."""
-    return preprocess_batch([img], size, mean, std)[0]
+    image: np.ndarray = preprocess_batch([img], size, mean, std)[0]
+    return image
 
 
 def preprocess_batch(

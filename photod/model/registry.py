@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ACTIVE_FILE = "ACTIVE"
 
 
-def models_dir(data_dir: str | os.PathLike) -> Path:
+def models_dir(data_dir: str | os.PathLike[str]) -> Path:
     """`<data_dir>/models`, where bundles are installed."""
     return Path(data_dir) / "models"
 
@@ -39,7 +39,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def list_bundles(data_dir: str | os.PathLike) -> list[Bundle]:
+def list_bundles(data_dir: str | os.PathLike[str]) -> list[Bundle]:
     """Every valid installed bundle, by name. Broken ones are skipped with a warning naming the problem."""
     root = models_dir(data_dir)
     if not root.is_dir():
@@ -56,7 +56,7 @@ def list_bundles(data_dir: str | os.PathLike) -> list[Bundle]:
     return bundles
 
 
-def active_name(data_dir: str | os.PathLike) -> str | None:
+def active_name(data_dir: str | os.PathLike[str]) -> str | None:
     """The name in `models/ACTIVE`, or None when no model was ever activated."""
     try:
         name = (models_dir(data_dir) / ACTIVE_FILE).read_text(encoding="utf-8").strip()
@@ -65,7 +65,7 @@ def active_name(data_dir: str | os.PathLike) -> str | None:
     return name or None
 
 
-def active_bundle(data_dir: str | os.PathLike) -> Bundle | None:
+def active_bundle(data_dir: str | os.PathLike[str]) -> Bundle | None:
     """The bundle named by `models/ACTIVE`, or None if there is none.
 
     Raises ModelError when ACTIVE names a bundle that is missing or broken: silently running without a
@@ -83,7 +83,7 @@ def active_bundle(data_dir: str | os.PathLike) -> Bundle | None:
     return Bundle.load(path)
 
 
-def use_bundle(data_dir: str | os.PathLike, name: str) -> Bundle:
+def use_bundle(data_dir: str | os.PathLike[str], name: str) -> Bundle:
     """Make `name` the active bundle after verifying every file's hash; a corrupt one is refused and the
     previously active bundle stays active."""
     check_name(name)
@@ -98,7 +98,7 @@ def use_bundle(data_dir: str | os.PathLike, name: str) -> Bundle:
     return bundle
 
 
-def remove_bundle(data_dir: str | os.PathLike, name: str, force: bool = False) -> None:
+def remove_bundle(data_dir: str | os.PathLike[str], name: str, force: bool = False) -> None:
     """Delete an installed bundle. The active one is refused unless `force`, which also clears ACTIVE."""
     check_name(name)
     root = models_dir(data_dir)
@@ -117,7 +117,7 @@ def remove_bundle(data_dir: str | os.PathLike, name: str, force: bool = False) -
     log.info("removed model %s", name)
 
 
-def free_name(data_dir: str | os.PathLike, name: str, replace: bool = False) -> Path:
+def free_name(data_dir: str | os.PathLike[str], name: str, replace: bool = False) -> Path:
     """The models folder, after checking that `name` is usable and not installed (unless `replace`): an
     import checks this before its slow build, and the install again."""
     check_name(name)
@@ -130,7 +130,9 @@ def free_name(data_dir: str | os.PathLike, name: str, replace: bool = False) -> 
     return root
 
 
-def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name: str, replace: bool = False) -> Bundle:
+def install_bundle(
+    src_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str], name: str, replace: bool = False
+) -> Bundle:
     """Copy the bundle at `src_dir` into `models/<name>` atomically and return it.
 
     The source is verified (hashes) first; the copy goes to a hidden temp dir in the models folder,
@@ -160,15 +162,15 @@ def install_bundle(src_dir: str | os.PathLike, data_dir: str | os.PathLike, name
 SERVING = "SERVING"
 
 
-def serving_path(data_dir: str | os.PathLike) -> Path:
+def serving_path(data_dir: str | os.PathLike[str]) -> Path:
     return models_dir(data_dir) / SERVING
 
 
-def mark_serving(data_dir: str | os.PathLike, name: str) -> None:
+def mark_serving(data_dir: str | os.PathLike[str], name: str) -> None:
     durable.write_text(serving_path(data_dir), name + "\n")
 
 
-def serving_name(data_dir: str | os.PathLike) -> str | None:
+def serving_name(data_dir: str | os.PathLike[str]) -> str | None:
     """The bundle search should use: the active one when its image tower is the serving one's (a text-only
     change serves at once), or when nothing else is serving; otherwise the one still serving."""
     active = active_name(data_dir)

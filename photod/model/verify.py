@@ -74,7 +74,8 @@ def sample_images(count: int = 8, size: int = 256, seed: int = 0) -> list[Image.
     ]
     coarse = rng.rand(8, 8, 3)
     arrays.append(
-        np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
+        np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
+        / 255.0
     )
     images = [Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8)) for a in arrays]
     scene = Image.new("RGB", (size, size), (90, 150, 230))
@@ -103,7 +104,8 @@ def session(path: Path) -> ort.InferenceSession:
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(axis=1)
+    cos: np.ndarray = (a * b).sum(axis=1)
+    return cos
 
 
 def compare(
@@ -114,7 +116,8 @@ def compare(
     tower = session(path)
 
     def run(x: np.ndarray) -> np.ndarray:
-        return tower.run(None, {input_name: x})[0]
+        out: np.ndarray = tower.run(None, {input_name: x})[0]
+        return out
 
     text = input_name == bundles.TEXT_INPUT
     if runs_rowwise(precision):

@@ -23,7 +23,7 @@ from photod.config import WorkersConfig
 try:
     from photod.roots import _fastwalk
 except ImportError:  # built without a C compiler: the Python listing below does the same, slower
-    _fastwalk = None
+    _fastwalk = None  # type: ignore[assignment]  # None means "not built": every use checks for it
 
 BACKEND = "C (parallel)" if _fastwalk is not None else "Python"
 REPORT_EVERY = 2000  # files between on_listed calls (the C listing has the same constant)
@@ -55,7 +55,7 @@ class Folder(NamedTuple):
 
 
 def list_tree(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     dir_ok: Callable[[str], bool],
     threads: int | None = None,
     on_listed: Callable[[int], None] | None = None,
@@ -70,7 +70,7 @@ def list_tree(
     return list_tree_python(root, dir_ok, on_listed)
 
 
-def _from_c(r: tuple) -> Folder:
+def _from_c(r: _fastwalk.RawFolder) -> Folder:
     rel, names, sizes, mtimes, dir_error, file_errors = r
     error = None
     if dir_error is not None:
@@ -80,7 +80,7 @@ def _from_c(r: tuple) -> Folder:
 
 
 def list_tree_python(
-    root: str | os.PathLike, dir_ok: Callable[[str], bool], on_listed: Callable[[int], None] | None = None
+    root: str | os.PathLike[str], dir_ok: Callable[[str], bool], on_listed: Callable[[int], None] | None = None
 ) -> list[Folder]:
     """The pure-Python listing: same records as the C one, from os.scandir."""
     out: list[Folder] = []
@@ -124,7 +124,12 @@ def _list_folder(abs_dir: str, rel_dir: str) -> tuple[Folder, list[str]]:
     return Folder(rel_dir, names, sizes.tobytes(), mtimes.tobytes(), error, file_errors), subdirs
 
 
-def _take(entry: os.DirEntry, files: list, subdirs: list, file_errors: list) -> None:
+def _take(
+    entry: os.DirEntry[str],
+    files: list[tuple[bytes, int, int]],
+    subdirs: list[str],
+    file_errors: list[tuple[str, OSError]],
+) -> None:
     """Sort one directory entry into a subfolder, a regular file with its stat, or nothing."""
     try:
         if entry.is_dir(follow_symlinks=False):

@@ -115,7 +115,7 @@ def parse_mounts(text: str) -> list[Mount]:
     return mounts
 
 
-def read_mounts(path: str | os.PathLike | None = None) -> list[Mount]:
+def read_mounts(path: str | os.PathLike[str] | None = None) -> list[Mount]:
     """The mount table at `path` (default /proc/self/mountinfo, then /proc/mounts); [] when unreadable."""
     candidates = [path] if path is not None else [MOUNTINFO, PROC_MOUNTS]
     for candidate in candidates:
@@ -127,7 +127,7 @@ def read_mounts(path: str | os.PathLike | None = None) -> list[Mount]:
     return []
 
 
-def mount_for(path: str | os.PathLike, mounts: Sequence[Mount]) -> Mount | None:
+def mount_for(path: str | os.PathLike[str], mounts: Sequence[Mount]) -> Mount | None:
     """The mount that holds `path`: the longest mount point that is a prefix of its real path.
 
     When two mounts share a mount point, the later one in the table is on top and wins.
@@ -151,7 +151,7 @@ def is_network_fs(fs_type: str) -> bool:
 
 
 def choose_watch_mode(
-    configured: str, path: str | os.PathLike, mounts: Sequence[Mount] | None = None
+    configured: str, path: str | os.PathLike[str], mounts: Sequence[Mount] | None = None
 ) -> tuple[str, str]:
     """("inotify" | "poll", reason): what to watch `path` with.
 
@@ -174,7 +174,7 @@ def choose_watch_mode(
     return "inotify", f"{path} is on local {m.fs_type} ({m.source} at {m.mount_point})"
 
 
-def inotify_limits(proc_dir: str | os.PathLike = INOTIFY_SYSCTL_DIR) -> dict[str, int | None]:
+def inotify_limits(proc_dir: str | os.PathLike[str] = INOTIFY_SYSCTL_DIR) -> dict[str, int | None]:
     """The kernel's inotify limits (None where unavailable), for `photod doctor`."""
     limits: dict[str, int | None] = {}
     for name in ("max_user_watches", "max_user_instances", "max_queued_events"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lunardate import LunarDate
 
@@ -21,6 +22,9 @@ from lunardate import LunarDate
 FIRST_YEAR = 1970
 
 ONE_DAY = dt.timedelta(days=1)
+
+# A window of every year: its first and last (month, day), inclusive.
+Yearly = tuple[tuple[int, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class DateSpan:
 
     text: str  # as recognised in the query
     ranges: tuple[tuple[dt.date, dt.date], ...] = ()  # inclusive first and last day
-    yearly: tuple[tuple[int, int], tuple[int, int]] | None = None
+    yearly: Yearly | None = None
 
     def describe(self) -> str:
         """What it means, as shown back to the person: '2019-06-01 … 2019-08-31', '每年 06-01 … 08-31'."""
@@ -186,15 +190,15 @@ def intersect(spans: list[DateSpan]) -> DateSpan | None:
     if len(spans) == 1:
         return spans[0]
     absolute = [s for s in spans if s.ranges]
-    yearly = [s for s in spans if s.yearly]
+    windows = [s.yearly for s in spans if s.yearly]
     text = " ".join(s.text for s in spans)
     if not absolute:
-        return DateSpan(text, yearly=yearly[0].yearly)  # two yearly windows: the first one typed wins
+        return DateSpan(text, yearly=windows[0])  # two yearly windows: the first one typed wins
     ranges = list(absolute[0].ranges)
     for other in absolute[1:]:
         ranges = [(max(a, c), min(b, d)) for a, b in ranges for c, d in other.ranges if max(a, c) <= min(b, d)]
-    for window in yearly:
-        ranges = [r for a, b in ranges for r in _within_yearly(a, b, window.yearly)]
+    for window in windows:
+        ranges = [r for a, b in ranges for r in _within_yearly(a, b, window)]
     return DateSpan(text, tuple(ranges))
 
 
@@ -216,7 +220,7 @@ def _span(name: str, m: re.Match[str], today: dt.date) -> DateSpan | None:
             return None
         return _month_span(text, year, month)
     if name == "cn_md":
-        month = _month(g)
+        month = _number(g["m"])
         day = _number(g["d"])
         _check_day(text, 2000, month, day)  # a leap year: 2月29日 exists in some years
         return DateSpan(text, yearly=((month, day), (month, day)))
@@ -234,7 +238,7 @@ def _span(name: str, m: re.Match[str], today: dt.date) -> DateSpan | None:
         return _season(text, _SEASONS[g["s"].lower()], None)
     if name in ("cn_year_holiday", "en_holiday_year", "cn_holiday", "en_holiday"):
         return _holiday(text, _holiday_name(g["h"]), year, today)
-    if name == "cn_year_half":
+    if name == "cn_year_half" and year is not None:
         first = g["half"] == "上半年"
         return DateSpan(
             text, ((dt.date(year, 1 if first else 7, 1), dt.date(year, 6 if first else 12, 30 if first else 31)),)
@@ -243,12 +247,12 @@ def _span(name: str, m: re.Match[str], today: dt.date) -> DateSpan | None:
         return _decade(text, g["dec"])
     if name in ("cn_relative", "en_relative"):
         return _relative(text, g["rel"].lower(), today)
-    if name in ("cn_year", "year"):
+    if name in ("cn_year", "year") and year is not None:
         return DateSpan(text, ((dt.date(year, 1, 1), dt.date(year, 12, 31)),))
     raise AssertionError(name)
 
 
-def _year(g: dict, today: dt.date) -> int | None:
+def _year(g: dict[str, Any], today: dt.date) -> int | None:
     if g.get("y"):
         raw = g["y"]
         return int(raw) if raw.isdigit() else int("".join(str(_CN_DIGITS[c]) for c in raw))
@@ -257,7 +261,7 @@ def _year(g: dict, today: dt.date) -> int | None:
     return None
 
 
-def _month(g: dict) -> int | None:
+def _month(g: dict[str, Any]) -> int | None:
     if g.get("mn"):
         return _MONTHS_EN.get(g["mn"].lower())
     return _number(g["m"])
@@ -396,7 +400,7 @@ def _relative(text: str, rel: str, today: dt.date) -> DateSpan:
     return DateSpan(text, ((day, day),))
 
 
-def _within_yearly(first: dt.date, last: dt.date, window) -> list[tuple[dt.date, dt.date]]:
+def _within_yearly(first: dt.date, last: dt.date, window: Yearly) -> list[tuple[dt.date, dt.date]]:
     """The parts of [first, last] that fall in a yearly window."""
     (m1, d1), (m2, d2) = window
     out = []

@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import faiss
 import numpy as np
@@ -51,16 +51,19 @@ FORMAT = 1
 IVF_MIN_VECTORS = 10_000  # below this, k-means has too little to learn from: exact is as fast anyway
 TOMBSTONE_REBUILD = 0.25  # fraction of dead HNSW slots that triggers a rebuild
 SMALL_SUBSET = 20_000  # allowed-id sets up to this size are searched exactly, vector by vector
-_LIVE = None  # selector for "id >= 0", made once (see _live_selector)
+# (photo ids, vectors) of a stretch of the library, as photod.store.vectors reads them.
+_Chunk = tuple[np.ndarray, np.ndarray]
+
+_LIVE: faiss.IDSelector | None = None  # selector for "id >= 0", made once (see _live_selector)
 
 
-def index_paths(data_dir: str | os.PathLike, model_id: str) -> tuple[Path, Path]:
+def index_paths(data_dir: str | os.PathLike[str], model_id: str) -> tuple[Path, Path]:
     """(index file, sidecar) of a model in a data dir."""
     folder = Path(data_dir) / INDEX_DIR
     return folder / f"{model_id}.faiss", folder / f"{model_id}.json"
 
 
-def remove_index(data_dir: str | os.PathLike, model_id: str) -> None:
+def remove_index(data_dir: str | os.PathLike[str], model_id: str) -> None:
     """Delete a model's index files, once the vectors they cache are gone from the catalog."""
     path, sidecar = index_paths(data_dir, model_id)
     for file in (path, sidecar, path.with_suffix(".lock")):
@@ -109,7 +112,7 @@ class VectorIndex:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         model_id: str,
         settings: IndexConfig = IndexConfig(),
         *,
@@ -133,7 +136,9 @@ class VectorIndex:
         self.nprobe = nprobe
         self.kind = "exact"
         self.dim: int | None = None
-        self._index: faiss.Index | None = None
+        # An IndexIDMap2 (exact, hnsw) or an IndexIVFFlat, None until vectors are added or loaded. Typed Any:
+        # faiss's stubs cannot say which subclass it is, and lack much of what is used here (id_map, nlist).
+        self._index: Any = None
         self._present = np.zeros(0, dtype=bool)  # bitmap by photo id: photo ids are dense SQLite rowids
         self._count = 0
         self._tombstones = 0
@@ -148,7 +153,12 @@ class VectorIndex:
 
     @classmethod
     def open(
-        cls, data_dir: str | os.PathLike, model_id: str, catalog: Catalog, settings: IndexConfig = IndexConfig(), **kw
+        cls,
+        data_dir: str | os.PathLike[str],
+        model_id: str,
+        catalog: Catalog,
+        settings: IndexConfig = IndexConfig(),
+        **kw: Any,
     ) -> "VectorIndex":
         """An index loaded from its file (if sound) and caught up with the catalog."""
         index = cls(data_dir, model_id, settings, **kw)
@@ -343,6 +353,7 @@ class VectorIndex:
         )
 
     def _create(self, kind: str, dim: int, train: np.ndarray | None = None, nlist: int | None = None) -> None:
+        index: faiss.Index
         if kind == "exact":
             # float16 codes, not float32: the catalog stores float16, so nothing is lost (scores equal a
             # brute force over the stored vectors), memory halves (a Pi holds twice the library), and the
@@ -360,13 +371,14 @@ class VectorIndex:
                 raise VectorIndexError("an IVF index needs vectors to train on", "use kind = 'exact' or 'hnsw'")
             nlist = min(nlist or _ivf_lists(len(train)), max(1, len(train) // 39))
             quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(train)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.train(train)
             # The quantizer must outlive this frame: the IVF holds a raw pointer to it.
-            index.own_fields = True
-            quantizer.this.disown()
+            ivf.own_fields = True
+            quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's handle, absent from faiss's stubs
             # A hash-table direct map lets us remove ids and fetch a vector by id.
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in the stubs
+            index = ivf
         else:
             raise VectorIndexError(f"unknown index kind {kind!r}")
         self._index, self.kind, self.dim = index, kind, dim
@@ -377,6 +389,7 @@ class VectorIndex:
             ids = self.ids()
             vecs = self._vectors_of(ids)
             log.info("index %s: rebuilding the HNSW graph without %d removed vectors", self.path.name, self._tombstones)
+            assert self.dim is not None  # set with the index whose vectors are compacted
             self._create(self.kind, self.dim)
             self._present[:] = False
             self._count = self._tombstones = 0
@@ -476,31 +489,24 @@ class VectorIndex:
                 scores, ids = self._index.search(q, min(k, self._count), params=self._params(None, k))
         return _clean(scores, ids)
 
-    def _params(self, sel, k: int):
+    def _params(self, sel: faiss.IDSelector | None, k: int) -> faiss.SearchParameters | None:
         if self.kind == "hnsw":
             # Tombstones have id -1: a selector keeps them out of the results without over-fetching.
             sel = sel if sel is not None else (_live_selector() if self._tombstones else None)
-            ef = max(self.ef_search, 2 * k)
-            return (
-                faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
-                if sel is not None
-                else faiss.SearchParametersHNSW(efSearch=ef)
-            )
+        selects = {"sel": sel} if sel is not None else {}
+        if self.kind == "hnsw":
+            return _search_parameters("HNSW", efSearch=max(self.ef_search, 2 * k), **selects)
         if self.kind == "ivf":
-            nprobe = self.nprobe or _ivf_probes(self._index.nlist)
-            return (
-                faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
-                if sel is not None
-                else faiss.SearchParametersIVF(nprobe=nprobe)
-            )
-        return faiss.SearchParameters(sel=sel) if sel is not None else None
+            return _search_parameters("IVF", nprobe=self.nprobe or _ivf_probes(self._index.nlist), **selects)
+        return _search_parameters("", **selects) if selects else None
 
     def vector(self, photo_id: int) -> np.ndarray | None:
         """The stored vector of a photo, or None if the index does not hold it."""
         with self._lock:
             if not self._has(np.array([photo_id]))[0]:
                 return None
-            return self._vectors_of(np.array([photo_id], dtype=np.int64))[0]
+            vec: np.ndarray = self._vectors_of(np.array([photo_id], dtype=np.int64))[0]
+            return vec
 
     def vectors(self, photo_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those of the photos the index holds, in the order asked."""
@@ -523,7 +529,8 @@ class VectorIndex:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         if self.kind == "ivf":
             return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
-        return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        vecs: np.ndarray = self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        return vecs
 
     def _has(self, ids: np.ndarray) -> np.ndarray:
         inside = (ids >= 0) & (ids < self._present.size)
@@ -565,7 +572,7 @@ class VectorIndex:
             # complete in its temp file, which `_matching_meta` then moves into place.
             with contextlib.ExitStack() as saving:  # the files are staged only when there is something to save
                 with self._lock:
-                    if self._index is None or (not self._dirty and not force):
+                    if self._index is None or self.dim is None or (not self._dirty and not force):
                         return False
                     tmp, meta_tmp = saving.enter_context(durable.staged_files([self.path, self.meta_path]))
                     # Written while holding the lock: the index must not change under write_index. Searches
@@ -608,11 +615,12 @@ class VectorIndex:
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
-def _stored_ids(index: faiss.Index, kind: str) -> np.ndarray:
+def _stored_ids(index: Any, kind: str) -> np.ndarray:
     """Every id slot of a FAISS index (-1 for an HNSW tombstone)."""
     if kind == "ivf":
         ivf = faiss.extract_index_ivf(index)
         lists = ivf.invlists
+        assert lists is not None  # an IVF index always has its inverted lists
         parts = [
             faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
             for i in range(ivf.nlist)
@@ -622,7 +630,14 @@ def _stored_ids(index: faiss.Index, kind: str) -> np.ndarray:
     return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
-def _live_selector():
+def _search_parameters(kind: str, **fields: Any) -> faiss.SearchParameters:
+    """faiss.SearchParameters{kind}(**fields): looked up by name, as faiss's stubs lack SearchParametersHNSW and
+    the keyword arguments of faiss's wrapper (which also keeps `sel` alive as long as the parameters)."""
+    made: faiss.SearchParameters = getattr(faiss, f"SearchParameters{kind}")(**fields)
+    return made
+
+
+def _live_selector() -> faiss.IDSelector:
     global _LIVE
     if _LIVE is None:
         _LIVE = faiss.IDSelectorRange(0, np.iinfo(np.int64).max)
@@ -680,7 +695,7 @@ def _empty(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
 
 
-def _chain(first, rest: Iterator) -> Iterator:
+def _chain(first: _Chunk, rest: Iterator[_Chunk]) -> Iterator[_Chunk]:
     yield first
     yield from rest
 

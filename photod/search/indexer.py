@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -33,7 +33,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DONE = object()
+
+class _Done:
+    """The producer's last item: it has read every batch."""
+
+
+_DONE = _Done()
 
 
 @dataclass
@@ -41,6 +46,10 @@ class _Batch:
     ids: list[int]
     pixels: np.ndarray
     unusable: list[int] = field(default_factory=list)  # ids whose stage entry is missing or broken
+
+
+# What the producer hands the model thread: a batch, the error that stopped it, or _DONE.
+_Item = _Batch | BaseException | _Done
 
 
 class Indexer:
@@ -88,7 +97,7 @@ class Indexer:
         self.index.refresh(self.catalog)
         stop = stop or threading.Event()
         halt = threading.Event()  # tells the producer to stop early (stop was set, or the model failed)
-        q: queue.Queue = queue.Queue(maxsize=self.queue_batches)
+        q: queue.Queue[_Item] = queue.Queue(maxsize=self.queue_batches)
         producer = threading.Thread(
             target=self._produce, args=(q, stop, halt, limit), name="photod-decode", daemon=True
         )
@@ -100,7 +109,7 @@ class Indexer:
                 t0 = time.monotonic()
                 item = q.get()
                 self.stats["wait_seconds"] += time.monotonic() - t0
-                if item is _DONE:
+                if isinstance(item, _Done):
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -124,7 +133,7 @@ class Indexer:
 
     # ---- producer: read and preprocess ahead of the model ------------------------------------------
 
-    def _produce(self, q: queue.Queue, stop: threading.Event, halt: threading.Event, limit: int | None) -> None:
+    def _produce(self, q: queue.Queue[_Item], stop: threading.Event, halt: threading.Event, limit: int | None) -> None:
         try:
             with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="photod-decode") as pool:
                 for ids in self._batches(stop, halt, limit):
@@ -203,7 +212,7 @@ class Indexer:
         return len(stored)
 
 
-def _put(q: queue.Queue, item: Any, halt: threading.Event) -> bool:
+def _put(q: queue.Queue[_Item], item: _Item, halt: threading.Event) -> bool:
     """Put on the bounded queue, giving up when the consumer has stopped listening."""
     while not halt.is_set():
         try:
@@ -214,7 +223,7 @@ def _put(q: queue.Queue, item: Any, halt: threading.Event) -> bool:
     return False
 
 
-def _drain(q: queue.Queue) -> None:
+def _drain(q: queue.Queue[_Item]) -> None:
     while True:
         try:
             q.get_nowait()

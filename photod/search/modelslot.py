@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A file's inode, mtime and size: a file renamed into place has another.
+_Identity = tuple[int, int, int]
+
 
 class ModelSlot:
     """One bundle at a time, chosen by `pick` (registry.active_name or registry.serving_name), with its text
@@ -40,7 +43,7 @@ class ModelSlot:
 
     def __init__(
         self,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         catalog: Catalog,
         pick: Callable[[Path], str | None],
         *,
@@ -56,7 +59,7 @@ class ModelSlot:
         self.keeps_index = keeps_index
         self.bundle: bundles.Bundle | None = None
         self._name: str | None = None  # the name the bundle was loaded under, and its manifest file's identity
-        self._identity: tuple | None = None
+        self._identity: _Identity | None = None
         self._text: TextEncoder | None = None
         self._image: ImageEncoder | None = None
         self._index: VectorIndex | None = None
@@ -124,7 +127,7 @@ class ModelSlot:
         self.bundle = self._name = self._identity = self._text = self._image = self._index = None
 
 
-def _file_identity(path: Path) -> tuple | None:
+def _file_identity(path: Path) -> _Identity | None:
     # A reinstalled bundle is renamed into place whole, so its manifest is a new file: a new inode.
     try:
         st = path.stat()

@@ -74,7 +74,7 @@ class Cpu:
         return "no int8 dot-product instructions (int8 still beats fp32, by less)"
 
 
-def read_cpu(path: str | os.PathLike = "/proc/cpuinfo") -> Cpu:
+def read_cpu(path: str | os.PathLike[str] = "/proc/cpuinfo") -> Cpu:
     model, part, flags, x86_form = "", "", set(), False
     try:
         text = Path(path).read_text(errors="replace")

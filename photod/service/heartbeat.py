@@ -38,7 +38,7 @@ def _start_ticks(pid: int) -> int | None:
 class Heartbeat:
     """The daemon's side: `beat(activity)` now and then, `close()` at a clean stop."""
 
-    def __init__(self, data_dir: str | os.PathLike):
+    def __init__(self, data_dir: str | os.PathLike[str]):
         self.path = Path(data_dir) / FILENAME
         durable.remove_dead_temps(self.path.parent, FILENAME)  # left by a daemon killed while writing
         self.pid = os.getpid()
@@ -72,7 +72,7 @@ class Heartbeat:
             pass
 
 
-def read(data_dir: str | os.PathLike) -> dict[str, Any]:
+def read(data_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """{"running": bool, ...}: with the pid, start, last heartbeat and activity when a daemon has written
     one; `running` only when that process is still alive."""
     try:

@@ -23,7 +23,7 @@ FILENAME = "daemon.lock"
 
 
 @contextlib.contextmanager
-def held(data_dir: str | os.PathLike) -> Iterator[None]:
+def held(data_dir: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the data dir's daemon lock for the `with` block, or raise AlreadyRunningError naming the
     process that holds it."""
     path = Path(data_dir) / FILENAME

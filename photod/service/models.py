@@ -110,12 +110,13 @@ class ModelWorker:
 
     def _maybe_serve(self) -> None:
         """Once nothing is left to encode for the active model, search switches to it."""
-        if self.bundle is None or self._served or self.pending():
+        indexer = self.indexer
+        if indexer is None or self._served or self.pending():
             return
-        self.index.save()
-        registry.mark_serving(self.cfg.data_dir, self.bundle.name)
+        indexer.index.save()
+        registry.mark_serving(self.cfg.data_dir, indexer.bundle.name)
         self._served = True
-        log.info("search uses model %s (%d photos indexed)", self.bundle.name, len(self.index))
+        log.info("search uses model %s (%d photos indexed)", indexer.bundle.name, len(indexer.index))
 
     def forget(self, photo_ids: list[int]) -> None:
         if self.index is not None:
@@ -126,7 +127,7 @@ class ModelWorker:
         self.indexer = None
 
 
-def remove_model(catalog: Catalog, data_dir: str | os.PathLike, name: str, force: bool = False) -> int:
+def remove_model(catalog: Catalog, data_dir: str | os.PathLike[str], name: str, force: bool = False) -> int:
     """`photod model remove`: delete a bundle, and with it the vectors and index of its image tower, unless
     another installed bundle has that tower (a `lit` fine-tune keeps the image tower of the model it started
     from, and so every vector stored for it). Returns how many vectors were deleted.

@@ -96,7 +96,8 @@ def _shapely() -> str:
 def _watchdog() -> str:
     from watchdog.observers import Observer  # picks inotify, or polling where it is missing
 
-    return f"{_version('watchdog')}, {Observer.__name__}"
+    # watchdog types Observer as a factory protocol; it is the observer class chosen for this system
+    return f"{_version('watchdog')}, {Observer.__name__}"  # type: ignore[attr-defined]
 
 
 def _textual() -> str:

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from photod.store.catalog import PendingRow
 
 # In the order tried. GB18030 first: its users are the ones with the most such drives, and it is strict
 # enough (two-byte pairs in fixed ranges, four-byte sequences) that mojibake from the others rarely passes.
@@ -53,7 +57,7 @@ def fs_rel(rel_path: str, rel_bytes: bytes | None) -> str:
     return os.fsdecode(rel_bytes) if rel_bytes else rel_path
 
 
-def file_path(row: dict) -> Path:
+def file_path(row: PendingRow) -> Path:
     """The original file of a catalog row that carries `root_path` (PendingRow, PhotoInfoRow)."""
     return Path(row["root_path"]) / fs_rel(row["rel_path"], row.get("rel_bytes"))
 

@@ -27,7 +27,7 @@ import threading
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, SupportsIndex, TypeVar, cast
 
 import lmdb
 import numpy as np
@@ -235,7 +235,7 @@ class _SharedEnv:
 class Stage:
     """The LMDB of staged JPEGs under `data_dir/stage`."""
 
-    def __init__(self, data_dir: str | os.PathLike, map_size: int | None = None, readonly: bool = False):
+    def __init__(self, data_dir: str | os.PathLike[str], map_size: int | None = None, readonly: bool = False):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / STAGE_DIR
         self.readonly = readonly
@@ -384,13 +384,14 @@ class Stage:
 
     def __contains__(self, photo_id: object) -> bool:
         try:
-            key = _key(operator.index(photo_id))  # ints, numpy ints (FAISS ids); not '3' or 3.0
+            # ints, numpy ints (FAISS ids); not '3' or 3.0, whose TypeError says so
+            key = _key(operator.index(cast(SupportsIndex, photo_id)))
         except TypeError:
             return False
         return self._read(lambda txn: txn.get(key) is not None)
 
     def __len__(self) -> int:
-        return self.env.stat()["entries"]
+        return int(self.env.stat()["entries"])
 
     # ---- lifetime ---------------------------------------------------------------------------------
 

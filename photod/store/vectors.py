@@ -9,6 +9,7 @@ and a model switch only changes which vectors count as "indexed".
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import Iterable, Iterator, Sequence
 
@@ -80,7 +81,7 @@ def store_vectors(catalog: Catalog, model_id: str, ids: Sequence[int], vecs: np.
     return stored
 
 
-def _mark_indexed(conn, ids: list[int], now: float) -> None:
+def _mark_indexed(conn: sqlite3.Connection, ids: list[int], now: float) -> None:
     marks = ",".join("?" * len(ids))
     conn.execute(
         "UPDATE photos SET"
@@ -100,7 +101,7 @@ def load_vectors(
     `ids` restricts to those photos; `min_rowid` to vector rows written after that catalog rowid.
     """
     where = ["v.model_id = ?", "p.state != 'deleted'"]
-    params: list = [model_id]
+    params: list[str | int] = [model_id]
     if min_rowid is not None:
         where.append("v.rowid > ?")
         params.append(int(min_rowid))
@@ -137,7 +138,7 @@ def iter_vectors(catalog: Catalog, model_id: str, chunk: int = 20_000) -> Iterat
         yield _to_arrays(rows)
 
 
-def _to_arrays(rows: list) -> tuple[np.ndarray, np.ndarray]:
+def _to_arrays(rows: list[tuple[int, int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     dims = {r[1] for r in rows}

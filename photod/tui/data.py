@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from PIL import Image
 
@@ -28,13 +28,22 @@ from photod.labels import captions as labels
 from photod.search.finder import Outcome, Query, find
 from photod.search.results import Result
 from photod.service.status import collect_status
-from photod.store.catalog import Catalog, open_catalog
+from photod.store.catalog import CaptionRow, Catalog, PendingRow, PhotoInfoRow, open_catalog
 from photod.store.names import file_path, shell_quoted, shown
 from photod.store.stage import Stage
+
+if TYPE_CHECKING:
+    from photod.store.signals import PlaceRow, TextRow
 
 log = logging.getLogger(__name__)
 
 THUMB_CACHE = 1024
+
+
+class PhotoDetail(PhotoInfoRow):
+    """A photo as the detail screen shows it: its row, and the files that belong with it (Catalog.links_of)."""
+
+    links: list[dict[str, Any]]
 
 
 # ---- captions over a selection ----------------------------------------------------------------------
@@ -49,7 +58,7 @@ class CaptionGroup:
     photo_ids: tuple[int, ...]
 
 
-def group_captions(rows: Iterable[dict]) -> list[CaptionGroup]:
+def group_captions(rows: Iterable[CaptionRow]) -> list[CaptionGroup]:
     """Caption rows grouped by text, in the order each text first appeared."""
     groups: dict[str, tuple[list[int], list[int]]] = {}
     for row in rows:
@@ -167,17 +176,18 @@ class Library:
 
     # -- photos
 
-    def photo(self, photo_id: int) -> dict | None:
+    def photo(self, photo_id: int) -> PhotoDetail | None:
         """The catalog row of a photo with its root, or None if it is gone; `links` lists the files that
         belong with it (its RAW, a Live Photo's motion, an original or edited copy)."""
         with self._lock:
             cat = self.catalog()
             row = cat.photo(photo_id)
-            if row is not None:
-                row = {**row, "links": cat.links_of([photo_id])}
-            return row
+            if row is None:
+                return None
+            detail: PhotoDetail = {**row, "links": cat.links_of([photo_id])}
+            return detail
 
-    def signals(self, photo_id: int) -> tuple[dict | None, dict | None]:
+    def signals(self, photo_id: int) -> tuple[TextRow | None, PlaceRow | None]:
         """(the text read in a photo, where it was taken): rows of photod.store.signals, None where unknown."""
         from photod.store import signals
 
@@ -286,12 +296,12 @@ class Library:
             return stage.get_image(photo_id) if stage is not None else None
 
 
-def full_path(row: dict) -> Path:
+def full_path(row: PendingRow) -> Path:
     """The original file of a catalog row, by its exact bytes when its name is not UTF-8."""
     return file_path(row)
 
 
-def shown_full_path(row: dict) -> str:
+def shown_full_path(row: PendingRow) -> str:
     """The original file's path as a person reads it (a non-UTF-8 name decoded and marked)."""
     return str(Path(row["root_path"]) / shown(row["rel_path"], row.get("rel_bytes")))
 

@@ -6,6 +6,8 @@ acts on every selected photo that has it, and a new caption goes onto all of the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -16,9 +18,14 @@ from textual.widgets.option_list import Option
 from photod.tui.data import CaptionGroup, Library
 from photod.tui.widgets.inputs import TextField
 
+if TYPE_CHECKING:
+    from photod.tui.app import PhotodApp
+
 
 class CaptionEditor(ModalScreen[bool]):
     """Add, edit and delete captions; dismisses with True when anything changed."""
+
+    app: PhotodApp  # Textual types it App[Any]; this screen runs only in photod's app
 
     BINDINGS = [
         Binding("escape", "close", "Close"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import ComposeResult
@@ -10,15 +11,27 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
+from textual_image.widget import BaseImage
 
 from photod.search.results import clock
 from photod.store.names import shown
-from photod.tui.data import CaptionGroup, Library, full_path, human_size, shown_full_path
+from photod.tui.data import CaptionGroup, Library, PhotoDetail, full_path, human_size, shown_full_path
 from photod.tui.screens.captions import CaptionEditor
 from photod.tui.widgets.images import cell_shape, fit_cells, image_class
 
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
-def describe(row: dict, place: dict | None = None) -> list[tuple[str, str]]:
+    from photod.store.signals import PlaceRow, TextRow
+    from photod.tui.app import PhotodApp
+
+    # What the detail screen reads off the UI thread: the photo, its captions, its picture, (text, place).
+    _Loaded = tuple[
+        PhotoDetail | None, list[CaptionGroup], PILImage.Image | None, tuple[TextRow | None, PlaceRow | None]
+    ]
+
+
+def describe(row: PhotoDetail, place: PlaceRow | None = None) -> list[tuple[str, str]]:
     """The facts of a photo as (label, value) lines, in the order a person reads them; `place` is its
     photo_places row, when it has one."""
     online = bool(row["root_online"]) and row["state"] != "offline"
@@ -60,7 +73,7 @@ _LINK_LABELS = {
 }
 
 
-def _link_text(photo_id: int, link: dict) -> tuple[str, str]:
+def _link_text(photo_id: int, link: dict[str, Any]) -> tuple[str, str]:
     """A file that belongs with this photo, as a fact line: ("RAW", "IMG_0001.DNG (deleted)")."""
     mine = link["photo_id"] == photo_id  # this photo is the one shown; the other is attached to it
     side = "other" if mine else "shown"
@@ -70,7 +83,7 @@ def _link_text(photo_id: int, link: dict) -> tuple[str, str]:
     return label, name + (f" ({state})" if state in ("deleted", "failed", "offline") else "")
 
 
-def _place_text(place: dict | None) -> str:
+def _place_text(place: PlaceRow | None) -> str:
     if place is None:
         return "not looked up yet"
     if not place.get("label_zh"):
@@ -78,7 +91,7 @@ def _place_text(place: dict | None) -> str:
     return f"{place['label_zh']} · {place['label_en']}"
 
 
-def text_lines(text_row: dict | None) -> str:
+def text_lines(text_row: TextRow | None) -> str:
     """The text read in a photo as the detail screen shows it."""
     if text_row is None:
         return "not read yet"
@@ -90,6 +103,8 @@ def text_lines(text_row: dict | None) -> str:
 class DetailScreen(Screen[dict | None]):
     """A photo in detail. Escape goes back to the results; "more like this" goes back too, handing the photo
     to the screen that opened this one as the result, so that screen runs the search."""
+
+    app: PhotodApp  # Textual types it App[Any]; this screen runs only in photod's app
 
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
@@ -116,9 +131,9 @@ class DetailScreen(Screen[dict | None]):
         self.photo_id = photo_id
         self.query_text = query
         self.image_mode = image_mode
-        self.row: dict | None = None
+        self.row: PhotoDetail | None = None
         self.groups: list[CaptionGroup] = []
-        self._picture = None
+        self._picture: PILImage.Image | None = None
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -146,13 +161,13 @@ class DetailScreen(Screen[dict | None]):
         """Read the photo, its captions and its picture again (after a caption edit)."""
         self.app.run_job(self._read, self._show)
 
-    def _read(self) -> tuple[dict | None, list[CaptionGroup], object, tuple]:
+    def _read(self) -> _Loaded:
         row = self.library.photo(self.photo_id)
         groups = self.library.caption_groups([self.photo_id]) if row else []
         picture = self._picture or (self.library.preview(self.photo_id) if row else None)
         return row, groups, picture, self.library.signals(self.photo_id) if row else (None, None)
 
-    def _show(self, loaded: tuple) -> None:
+    def _show(self, loaded: _Loaded) -> None:
         row, groups, picture, (text_row, place) = loaded
         if row is None:
             self.app.notify(f"photo {self.photo_id} is no longer in the catalog", severity="warning")
@@ -173,7 +188,7 @@ class DetailScreen(Screen[dict | None]):
         if not self.query("#preview"):
             placeholder.update("")
             return
-        image = self.query_one("#preview")
+        image = self.query_one("#preview", BaseImage)
         if self._picture is None:
             image.display = False
             placeholder.display = True

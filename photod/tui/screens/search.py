@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -27,6 +28,9 @@ from photod.tui.widgets.filters import FilterBar
 from photod.tui.widgets.inputs import TextField
 from photod.tui.widgets.results import ResultGrid
 
+if TYPE_CHECKING:
+    from photod.tui.app import PhotodApp
+
 log = logging.getLogger(__name__)
 
 # No fixed delay: a keystroke's search starts at once, and keystrokes that arrive while it runs collapse
@@ -39,6 +43,8 @@ MODE_WORDS = {"meaning": "by meaning", "names": "by filename", "recent": "newest
 
 class SearchScreen(Screen):
     """Where photos are found."""
+
+    app: PhotodApp  # Textual types it App[Any]; this screen runs only in photod's app
 
     BINDINGS = [
         Binding("escape", "focus_query", "Search", show=False),

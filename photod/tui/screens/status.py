@@ -6,7 +6,7 @@ It refreshes on an interval, so with the daemon running it shows the queue drain
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +17,9 @@ from textual.widgets import DataTable, Footer, Label, Static
 from photod.errors import NoModelError
 from photod.service.status import format_signals
 from photod.tui.data import ActivityMeter, Library
+
+if TYPE_CHECKING:
+    from photod.tui.app import PhotodApp
 
 
 def model_line(model: dict | None) -> str:
@@ -48,6 +51,8 @@ def activity_line(status: dict[str, Any], meter: ActivityMeter) -> str:
 
 class StatusScreen(Screen):
     """Roots online or offline, counts, what the daemon is doing, failed files."""
+
+    app: PhotodApp  # Textual types it App[Any]; this screen runs only in photod's app
 
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),

@@ -9,14 +9,13 @@ they render does not depend on the terminal running them.
 from __future__ import annotations
 
 from PIL import Image as PILImage
-from textual.widget import Widget
 from textual_image._terminal import get_cell_size
-from textual_image.widget import HalfcellImage, UnicodeImage
+from textual_image.widget import BaseImage, HalfcellImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
 
 IMAGE_MODES: tuple[str, ...] = ("auto", "halfcell", "unicode", "none")
 
-_CLASSES: dict[str, type[Widget] | None] = {
+_CLASSES: dict[str, type[BaseImage] | None] = {
     "auto": AutoImage,
     "halfcell": HalfcellImage,
     "unicode": UnicodeImage,
@@ -27,7 +26,7 @@ _CLASSES: dict[str, type[Widget] | None] = {
 _FIXED_CELL = (10, 20)
 
 
-def image_class(mode: str) -> type[Widget] | None:
+def image_class(mode: str) -> type[BaseImage] | None:
     """The textual-image widget class for a mode, or None for no pictures at all."""
     try:
         return _CLASSES[mode]

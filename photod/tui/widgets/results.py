@@ -295,13 +295,13 @@ class ResultGrid(Widget, can_focus=True):
         if new:
             self._cards.extend(new)
             self.mount_all(new)
-        self._scroll_to(self.cursor)
+        self._scroll_to_result(self.cursor)
         self._bind()
         self._request_pictures()
 
     # -- cursor, scrolling and selection
 
-    def _scroll_to(self, index: int) -> None:
+    def _scroll_to_result(self, index: int) -> None:
         """Move the window so that result `index` is in it."""
         per_window = max(1, len(self._cards))
         row_top = self.top
@@ -316,7 +316,7 @@ class ResultGrid(Widget, can_focus=True):
             return
         self.cursor = max(0, min(len(self.results) - 1, index))
         before = self.top
-        self._scroll_to(self.cursor)
+        self._scroll_to_result(self.cursor)
         if self.top != before:
             self._bind()
             self._request_pictures()
