@@ -1,8 +1,10 @@
 """The `photod` command line.
 
-Each subcommand is a small function that reads arguments, calls the library, and prints. Domain errors
-(photod.errors) become one friendly line with a hint and a non-zero exit; anything else is a bug and keeps
-its traceback.
+Each subcommand is a small function that reads arguments, calls the library, and prints, declared with
+`@command` together with its help and its options. Commands with --json print through `show`. Heavy modules
+are imported inside the functions that need them: `photod status` and `photod search --name` start on the
+catalog alone. Domain errors (photod.errors) become one friendly line with a hint and a non-zero exit;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import re
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,15 +28,53 @@ from photod.store.catalog import open_catalog
 
 log = logging.getLogger("photod")
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {}
+Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def command(name: str):
-    def register(fn):
-        COMMANDS[name] = fn
+@dataclass(frozen=True)
+class Option:
+    """One argument of a command, as argparse's add_argument takes it. `choices` may be a function returning
+    them, called only when that command is run or its help shown (_CommandParser): the constants they come
+    from live in modules that `photod status` and `photod search --name` must start without
+    (photod.model.bundle brings hashlib)."""
+
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any]
+    exclusive: str | None = None  # options with the same name here are mutually exclusive
+
+
+def option(*flags: str, exclusive: str | None = None, **kwargs: Any) -> Option:
+    return Option(flags, kwargs, exclusive)
+
+
+JSON = option("--json", action="store_true")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # "status", or "roots add" for an action of a group
+    help: str
+    options: tuple[Option, ...] = ()
+    run: Handler | None = None  # None for a group of actions (`photod roots ACTION`)
+    description: str | None = None
+
+
+COMMANDS: dict[str, Command] = {}  # in the order `photod --help` lists them
+
+
+def command(name: str, help: str, *options: Option, description: str | None = None) -> Callable[[Handler], Handler]:
+    """Declare a command beside the function that runs it: its help and its options."""
+
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = Command(name, help, options, fn, description)
         return fn
 
     return register
+
+
+def group(name: str, help: str) -> None:
+    """Declare a command made of actions (`photod roots add`), declared after it with `command`."""
+    COMMANDS[name] = Command(name, help)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config)
         setup_logging(args.log_level or cfg.daemon.log_level)
         key = args.cmd if not getattr(args, "sub", None) else f"{args.cmd} {args.sub}"
-        return COMMANDS[key](args, cfg)
+        run = COMMANDS[key].run
+        assert run is not None  # a group's parser requires an action
+        return run(args, cfg)
     except PhotodError as exc:
         print(f"photod: error: {exc.message}", file=sys.stderr)
         if exc.hint:
@@ -67,72 +110,67 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $PHOTOD_CONFIG, ~/.config/photod/config.toml, ./config.toml)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, help="override the config")
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-
-    sub.add_parser("run", help="run the daemon in the foreground (watch, catalog, stage, index)")
-    s = sub.add_parser("scan", help="one reconcile pass over the roots (and encode, when a model is active)")
-    s.add_argument("root", nargs="?", help="only this root (path, label or id)")
-    s.add_argument("--no-encode", action="store_true", help="catalog and stage only")
-    sub.add_parser("tui", help="the terminal UI: search, photo details, captions, status")
-    sub.add_parser(
-        "reindex",
-        help="encode everything staged for the active model, without touching the roots "
-        "(uses a GPU when onnxruntime-gpu finds one)",
-    )
-    s = sub.add_parser("status", help="photo counts and roots")
-    s.add_argument("--json", action="store_true")
-    s = sub.add_parser("failed", help="files that could not be read, and why")
-    s.add_argument("--json", action="store_true")
-    sub.add_parser("doctor", help="check inotify limits, filesystems, permissions and dependencies")
-    sub.add_parser("migrate", help="apply catalog migrations (also done at every start)")
-
-    roots = sub.add_parser("roots", help="the folders photod watches").add_subparsers(dest="sub", metavar="ACTION")
-    roots.required = True
-    s = roots.add_parser("add", help="watch a folder")
-    s.add_argument("path")
-    s.add_argument("--label", default="")
-    s.add_argument("--watch", choices=WATCH_MODES, default=RootConfig.watch)
-    s.add_argument("--poll-interval", type=float, default=RootConfig.poll_interval)
-    s = roots.add_parser("list", help="list roots")
-    s.add_argument("--json", action="store_true")
-    s = roots.add_parser("remove", help="stop watching a folder (its photos are kept for the grace period)")
-    s.add_argument("root", help="path, label or id")
-
-    s = sub.add_parser(
-        "search",
-        help="search by Chinese text, by example photo, or by filename",
-        description='The query language: 2019年夏天 三亚 海边 -人, "三亚湾" 菜单, cat + 2:dog -grass, '
-        "like:PHOTO. After `search`, -word is an exclusion (a word starting with -k: after --).",
-    )
-    s.add_argument("query", nargs="*", help="what the photo shows, e.g. 海边的日落 (words: one query)")
-    s.add_argument("--name", help="filename/folder text")
-    s.add_argument("--like", metavar="PATH|ID", help="photos like this file or photo id")
-    s.add_argument("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD)")
-    s.add_argument("--before", metavar="DATE", help="taken before (YYYY-MM-DD)")
-    s.add_argument("--root", help="only this root (path, label or id)")
-    s.add_argument("--camera", help="camera make or model contains this")
-    s.add_argument("--folder", help="only this folder (relative to its root) and below")
-    s.add_argument("--place", help="taken where a place name holds this (三亚, 海南, Sanya, Japan)")
-    s.add_argument("-k", "--limit", type=int, default=20, help="number of results (default 20)")
-    s.add_argument("--all", action="store_true", help="also the weaker matches the per-query cutoff hides")
-    s.add_argument("--json", action="store_true")
-
-    add_model_parsers(sub)
-    add_label_parsers(sub)
-
-    svc = sub.add_parser("service", help="systemd unit").add_subparsers(dest="sub", metavar="ACTION")
-    svc.required = True
-    s = svc.add_parser("install", help="write the systemd unit")
-    s.add_argument("--user", action="store_true", help="a user unit (~/.config/systemd/user)")
-    s.add_argument("--print", action="store_true", help="print the unit instead of writing it")
-    s.add_argument("--output", metavar="PATH", help="write the unit here instead")
+    actions = {"": p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_CommandParser)}
+    for c in COMMANDS.values():
+        parent, _, leaf = c.name.rpartition(" ")
+        s = actions[parent].add_parser(leaf, help=c.help, description=c.description, options=c.options)
+        if c.run is None:
+            actions[c.name] = s.add_subparsers(dest="sub", metavar="ACTION", parser_class=_CommandParser)
+            actions[c.name].required = True
     return p
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, whose options are added when it is first used, to parse or to print its help: the
+    choices of some come from modules the other commands must start without (see Option)."""
+
+    def __init__(self, *args: Any, options: tuple[Option, ...] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._undeclared = options
+
+    def _declare(self) -> None:
+        options, self._undeclared = self._undeclared, ()
+        exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+        for o in options:
+            kwargs = o.kwargs
+            if callable(kwargs.get("choices")):
+                kwargs = {**kwargs, "choices": kwargs["choices"]()}
+            into: argparse._ActionsContainer = self
+            if o.exclusive is not None:
+                if o.exclusive not in exclusive:
+                    exclusive[o.exclusive] = self.add_mutually_exclusive_group()
+                into = exclusive[o.exclusive]
+            into.add_argument(*o.flags, **kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._declare()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._declare()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._declare()
+        return super().format_help()
+
+
+def show(args: argparse.Namespace, data: Any, text: Callable[[], str], *, empty: str = "", default=None) -> int:
+    """What a command with --json prints: `data` as JSON with --json (what scripts read: one shape for every
+    command), else `text()` for a person, or `empty` (what to do next) when there is nothing to list."""
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=default))
+    elif empty and not data:
+        print(empty)
+    else:
+        print(text())
+    return 0
 
 
 # ---- daemon and scans --------------------------------------------------------------------------------
 
 
-@command("run")
+@command("run", "run the daemon in the foreground (watch, catalog, stage, index)")
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     import threading
 
@@ -150,7 +188,12 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return Daemon(cfg, mounts_path=os.environ.get("PHOTOD_MOUNTINFO"), stop_event=stop).run()
 
 
-@command("scan")
+@command(
+    "scan",
+    "one reconcile pass over the roots (and encode, when a model is active)",
+    option("root", nargs="?", help="only this root (path, label or id)"),
+    option("--no-encode", action="store_true", help="catalog and stage only"),
+)
 def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     from photod.service.scan import scan_once
 
@@ -159,14 +202,18 @@ def cmd_scan(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("tui")
+@command("tui", "the terminal UI: search, photo details, captions, status")
 def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     from photod.tui.app import run_tui
 
     return run_tui(cfg)
 
 
-@command("reindex")
+@command(
+    "reindex",
+    "encode everything staged for the active model, without touching the roots "
+    "(uses a GPU when onnxruntime-gpu finds one)",
+)
 def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
     from photod.errors import NoModelError
     from photod.service.scan import reindex
@@ -178,7 +225,58 @@ def cmd_reindex(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("migrate")
+# ---- reading the catalog -----------------------------------------------------------------------------
+
+
+@command("status", "photo counts and roots", JSON)
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.service.status import collect_status, format_status
+
+    with open_catalog(cfg) as cat:
+        status = collect_status(cat, cfg)
+    return show(args, status, lambda: format_status(status))
+
+
+@command("failed", "files that could not be read, and why", JSON)
+def cmd_failed(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.search.results import shown_path
+    from photod.store.names import shown
+
+    with open_catalog(cfg) as cat:
+        # `path` as in search results: a byte of the name that is not UTF-8 written \xNN; `shown` the name as
+        # a person reads it, decoded and marked with its encoding (None for a UTF-8 name).
+        rows = [
+            {
+                "id": r["id"],
+                "path": os.path.join(r["root_path"], r["rel_path"]),
+                "shown": os.path.join(r["root_path"], shown(r["rel_path"], r["rel_bytes"])) if r["rel_bytes"] else None,
+                "error": r["error"],
+            }
+            for r in cat.failed()
+        ]
+    return show(
+        args, rows, lambda: "\n".join(f"{shown_path(r)}\n    {r['error']}" for r in rows), empty="no failed files"
+    )
+
+
+# ---- checks and upkeep -------------------------------------------------------------------------------
+
+
+@command("doctor", "check inotify limits, filesystems, permissions and dependencies")
+def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from photod.service.doctor import run_checks
+
+    failures = 0
+    for check in run_checks(cfg):
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.level]
+        failures += check.level == "fail"
+        print(f"[{mark}] {check.name}: {check.detail}")
+        if check.hint and check.level != "ok":
+            print(f"       {check.hint}")
+    return 1 if failures else 0
+
+
+@command("migrate", "apply catalog migrations (also done at every start)")
 def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
     from photod.store.catalog import Catalog, prepare_data_dir
 
@@ -189,43 +287,19 @@ def cmd_migrate(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-# ---- reading the catalog -----------------------------------------------------------------------------
-
-
-@command("status")
-def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.service.status import collect_status, format_status
-
-    with open_catalog(cfg) as cat:
-        status = collect_status(cat, cfg)
-    print(json.dumps(status, ensure_ascii=False, indent=2) if args.json else format_status(status))
-    return 0
-
-
-@command("failed")
-def cmd_failed(args: argparse.Namespace, cfg: Config) -> int:
-    with open_catalog(cfg) as cat:
-        rows = cat.failed()
-    if args.json:
-        print(
-            json.dumps(
-                [{"id": r["id"], "path": str(Path(r["root_path"]) / r["rel_path"]), "error": r["error"]} for r in rows],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return 0
-    if not rows:
-        print("no failed files")
-    for r in rows:
-        print(f"{Path(r['root_path']) / r['rel_path']}\n    {r['error']}")
-    return 0
-
-
 # ---- roots -------------------------------------------------------------------------------------------
 
+group("roots", "the folders photod watches")
 
-@command("roots add")
+
+@command(
+    "roots add",
+    "watch a folder",
+    option("path"),
+    option("--label", default=""),
+    option("--watch", choices=WATCH_MODES, default=RootConfig.watch),
+    option("--poll-interval", type=float, default=RootConfig.poll_interval),
+)
 def cmd_roots_add(args: argparse.Namespace, cfg: Config) -> int:
     from photod.errors import RootError
 
@@ -238,27 +312,29 @@ def cmd_roots_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("roots list")
+@command("roots list", "list roots", JSON)
 def cmd_roots_list(args: argparse.Namespace, cfg: Config) -> int:
     from photod.service.status import collect_status
 
     with open_catalog(cfg) as cat:
         roots = collect_status(cat, cfg)["roots"]
-    if args.json:
-        print(json.dumps(roots, ensure_ascii=False, indent=2))
-        return 0
-    if not roots:
-        print("no roots: add one with `photod roots add PATH`")
-    for r in roots:
-        state = "online" if r["online"] else "offline"
-        print(
-            f"{r['id']:>3}  {r['path']}  [{r['label']}]  {state}, {r['watch_mode'] or r['watch']}, "
-            f"{r['photos']} photos ({r['source']})"
-        )
-    return 0
+    return show(
+        args,
+        roots,
+        lambda: "\n".join(
+            f"{r['id']:>3}  {r['path']}  [{r['label']}]  {'online' if r['online'] else 'offline'}, "
+            f"{r['watch_mode'] or r['watch']}, {r['photos']} photos ({r['source']})"
+            for r in roots
+        ),
+        empty="no roots: add one with `photod roots add PATH`",
+    )
 
 
-@command("roots remove")
+@command(
+    "roots remove",
+    "stop watching a folder (its photos are kept for the grace period)",
+    option("root", help="path, label or id"),
+)
 def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
     with open_catalog(cfg) as cat:
         root = cat.find_root(args.root)
@@ -272,7 +348,24 @@ def cmd_roots_remove(args: argparse.Namespace, cfg: Config) -> int:
 # ---- search ------------------------------------------------------------------------------------------
 
 
-@command("search")
+@command(
+    "search",
+    "search by Chinese text, by example photo, or by filename",
+    option("query", nargs="*", help="what the photo shows, e.g. 海边的日落 (words: one query)"),
+    option("--name", help="filename/folder text"),
+    option("--like", metavar="PATH|ID", help="photos like this file or photo id"),
+    option("--after", metavar="DATE", help="taken on or after (YYYY-MM-DD)"),
+    option("--before", metavar="DATE", help="taken before (YYYY-MM-DD)"),
+    option("--root", help="only this root (path, label or id)"),
+    option("--camera", help="camera make or model contains this"),
+    option("--folder", help="only this folder (relative to its root) and below"),
+    option("--place", help="taken where a place name holds this (三亚, 海南, Sanya, Japan)"),
+    option("-k", "--limit", type=int, default=20, help="number of results (default 20)"),
+    option("--all", action="store_true", help="also the weaker matches the per-query cutoff hides"),
+    JSON,
+    description='The query language: 2019年夏天 三亚 海边 -人, "三亚湾" 菜单, cat + 2:dog -grass, '
+    "like:PHOTO. After `search`, -word is an exclusion (a word starting with -k: after --).",
+)
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     from photod.search.finder import Filters, Query, find_once
 
@@ -301,13 +394,7 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     # What the query was understood as, and what was hidden, on stderr: --json's stdout stays the results.
     if outcome.understood:
         print("understood: " + "".join(f"「{u}」" for u in outcome.understood), file=sys.stderr)
-    if args.json:
-        print(json.dumps(outcome.results, ensure_ascii=False, indent=2))
-    else:
-        if not outcome.results:
-            print("no photos found")
-        for r in outcome.results:
-            print(_result_line(r))
+    show(args, outcome.results, lambda: "\n".join(map(_result_line, outcome.results)), empty="no photos found")
     if outcome.hidden:
         print(
             f"{outcome.hidden} weaker match{'es' if outcome.hidden != 1 else ''} hidden; --all shows them",
@@ -359,47 +446,25 @@ def _result_line(r: dict[str, Any]) -> str:
 # ---- models ------------------------------------------------------------------------------------------
 
 
-def add_model_parsers(sub) -> None:
-    models = sub.add_parser("model", help="Chinese-CLIP model bundles").add_subparsers(dest="sub", metavar="ACTION")
-    models.required = True
-    s = models.add_parser(
-        "import",
-        help="import Chinese-CLIP's ONNX files (no torch needed) or a checkpoint "
-        "(.pt, needs the finetune extra) as a bundle",
-    )
-    s.add_argument(
-        "files",
-        nargs="+",
-        metavar="FILE",
-        help="the .img. and .txt. ONNX files of Chinese-CLIP's deploy script (or one of them, or "
-        "their folder), or a checkpoint .pt",
-    )
-    group = s.add_mutually_exclusive_group()
-    group.add_argument("--arch", choices=["RN50", "ViT-B-16", "ViT-L-14", "ViT-L-14-336", "ViT-H-14"])
-    group.add_argument("--vision-config", metavar="FILE", help="cn_clip vision model config (JSON)")
-    s.add_argument("--text-config", metavar="FILE", help="cn_clip text model config (JSON)")
-    s.add_argument(
-        "--precision", choices=["fp32", "fp16", "int8"], default="int8", help="int8 (default) is fastest on a CPU"
-    )
-    s.add_argument("--name", help="bundle name (default: from the architecture and precision)")
-    s.add_argument("--no-activate", action="store_true", help="install without switching to it")
-    s.add_argument("--replace", action="store_true", help="overwrite a bundle of the same name")
-    s.add_argument(
-        "--keep-checkpoint",
-        action="store_true",
-        help="keep the PyTorch weights in the bundle, so `photod finetune` can start from it",
-    )
-    s = models.add_parser("pull", help="download an official checkpoint and import it")
-    s.add_argument("name", help="e.g. ViT-B-16, RN50, ViT-L-14")
-    s.add_argument("--source", choices=["huggingface", "modelscope"], default="huggingface")
-    s.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8")
-    s = models.add_parser("list", help="installed bundles")
-    s.add_argument("--json", action="store_true")
-    s = models.add_parser("use", help="switch to an installed bundle")
-    s.add_argument("name")
-    s = models.add_parser("remove", help="delete an installed bundle")
-    s.add_argument("name")
-    s.add_argument("--force", action="store_true", help="even the active one")
+def _arch_names() -> tuple[str, ...]:
+    from photod.model.archs import CONFIGS
+
+    return tuple(CONFIGS)
+
+
+def _precisions() -> tuple[str, ...]:
+    from photod.model.bundle import PRECISIONS
+
+    return PRECISIONS
+
+
+def _model_sources() -> tuple[str, ...]:
+    from photod.finetune.modelhub import SOURCES
+
+    return SOURCES
+
+
+group("model", "Chinese-CLIP model bundles")
 
 
 def _onnx_files(files: list[str]) -> bool:
@@ -407,7 +472,29 @@ def _onnx_files(files: list[str]) -> bool:
     return any(f.lower().endswith(".onnx") or Path(f).is_dir() for f in files)
 
 
-@command("model import")
+@command(
+    "model import",
+    "import Chinese-CLIP's ONNX files (no torch needed) or a checkpoint (.pt, needs the finetune extra) as a bundle",
+    option(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="the .img. and .txt. ONNX files of Chinese-CLIP's deploy script (or one of them, or "
+        "their folder), or a checkpoint .pt",
+    ),
+    option("--arch", choices=_arch_names, exclusive="architecture"),
+    option("--vision-config", metavar="FILE", help="cn_clip vision model config (JSON)", exclusive="architecture"),
+    option("--text-config", metavar="FILE", help="cn_clip text model config (JSON)"),
+    option("--precision", choices=_precisions, default="int8", help="int8 (default) is fastest on a CPU"),
+    option("--name", help="bundle name (default: from the architecture and precision)"),
+    option("--no-activate", action="store_true", help="install without switching to it"),
+    option("--replace", action="store_true", help="overwrite a bundle of the same name"),
+    option(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the PyTorch weights in the bundle, so `photod finetune` can start from it",
+    ),
+)
 def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
     if _onnx_files(args.files):
         from photod.model.onnx_import import import_onnx
@@ -453,7 +540,13 @@ def cmd_model_import(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("model pull")
+@command(
+    "model pull",
+    "download an official checkpoint and import it",
+    option("name", help="e.g. ViT-B-16, RN50, ViT-L-14"),
+    option("--source", choices=_model_sources, default="huggingface"),
+    option("--precision", choices=_precisions, default="int8"),
+)
 def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
     from photod.finetune import modelhub
 
@@ -462,44 +555,37 @@ def cmd_model_pull(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("model list")
+@command("model list", "installed bundles", JSON)
 def cmd_model_list(args: argparse.Namespace, cfg: Config) -> int:
     from photod.model.registry import active_name, list_bundles
 
     active = active_name(cfg.data_dir)
     bundles = list_bundles(cfg.data_dir)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": b.name,
-                        "arch": b.arch,
-                        "precision": b.precision,
-                        "embed_dim": b.embed_dim,
-                        "image_id": b.image_id,
-                        "model_id": b.model_id,
-                        "active": b.name == active,
-                    }
-                    for b in bundles
-                ],
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return 0
-    if not bundles:
-        print(
-            "no models installed: `photod model pull ViT-B-16`, `photod model import FOLDER` (Chinese-CLIP's ONNX "
-            "files) or `photod model import FILE.pt --arch ViT-B-16`"
-        )
-    for b in bundles:
-        mark = "*" if b.name == active else " "
-        print(f"{mark} {b.name}  {b.arch} {b.precision}, {b.embed_dim}-d, {b.image_size}px")
-    return 0
+    rows = [
+        {
+            "name": b.name,
+            "arch": b.arch,
+            "precision": b.precision,
+            "embed_dim": b.embed_dim,
+            "image_id": b.image_id,
+            "model_id": b.model_id,
+            "active": b.name == active,
+        }
+        for b in bundles
+    ]
+    return show(
+        args,
+        rows,
+        lambda: "\n".join(
+            f"{'*' if b.name == active else ' '} {b.name}  {b.arch} {b.precision}, {b.embed_dim}-d, {b.image_size}px"
+            for b in bundles
+        ),
+        empty="no models installed: `photod model pull ViT-B-16`, `photod model import FOLDER` (Chinese-CLIP's ONNX "
+        "files) or `photod model import FILE.pt --arch ViT-B-16`",
+    )
 
 
-@command("model use")
+@command("model use", "switch to an installed bundle", option("name"))
 def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
     from photod.model.registry import use_bundle
 
@@ -511,7 +597,12 @@ def cmd_model_use(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("model remove")
+@command(
+    "model remove",
+    "delete an installed bundle",
+    option("name"),
+    option("--force", action="store_true", help="even the active one"),
+)
 def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
     from photod.service.models import remove_model
 
@@ -524,61 +615,15 @@ def cmd_model_remove(args: argparse.Namespace, cfg: Config) -> int:
 # ---- labels, datasets and finetuning ------------------------------------------------------------------
 
 
-def add_label_parsers(sub) -> None:
-    labels = sub.add_parser("label", help="captions that teach the model your words").add_subparsers(
-        dest="sub", metavar="ACTION"
-    )
-    labels.required = True
-    s = labels.add_parser("add", help="caption a photo")
-    s.add_argument("photo", help="photo id or path")
-    s.add_argument("text", help='e.g. "小白在沙发上睡觉"')
-    s = labels.add_parser("list", help="captions, with their photos")
-    s.add_argument("photo", nargs="?", help="only this photo (id or path)")
-    s.add_argument("--source", choices=["user", "import", "folder", "feedback"])
-    s.add_argument("--json", action="store_true")
-    s = labels.add_parser("remove", help="delete a caption by its id")
-    s.add_argument("caption_id", type=int)
-    s = labels.add_parser("import", help="import captions: Chinese-CLIP jsonl, Flickr8k-CN json, CSV, or folder names")
-    s.add_argument("file", nargs="?", help="the label file (omit with --folders)")
-    s.add_argument("--format", choices=["cnclip", "flickr8k", "csv"], help="default: guessed from the file name")
-    s.add_argument("--base", metavar="DIR", help="folder that relative paths in the file are relative to")
-    s.add_argument("--images", metavar="TSV", help="Chinese-CLIP *_imgs.tsv matching the jsonl's image ids")
-    s.add_argument("--skip-unmatched", action="store_true", help="skip captions of photos not in the catalog")
-    s.add_argument("--folders", action="store_true", help="use folder names as weak captions")
-    s.add_argument("--root", help="with --folders: only this root")
-
-    ds = sub.add_parser("dataset", help="training data").add_subparsers(dest="sub", metavar="ACTION")
-    ds.required = True
-    s = ds.add_parser("export", help="write the captioned photos as one Chinese-CLIP dataset file, to train elsewhere")
-    s.add_argument("out", help="output file (.tar)")
-    s.add_argument("--valid-fraction", type=float, default=0.2)
-    s.add_argument("--seed", type=int, default=0)
-
-    s = sub.add_parser("finetune", help="teach the model your captions (torch + cn_clip; a GPU is much faster)")
-    s.add_argument(
-        "--mode",
-        choices=["lit", "full"],
-        default="lit",
-        help="lit (default): train the text tower only, nothing is re-encoded; full: both towers",
-    )
-    s.add_argument("--base", help="bundle name, bundle folder or .pt checkpoint (default: the active model)")
-    s.add_argument("--arch", help="architecture of a .pt --base")
-    s.add_argument("--dataset", metavar="FILE", help="an exported dataset file instead of this data dir's labels")
-    s.add_argument("--epochs", type=int, default=10)
-    s.add_argument("--max-steps", type=int)
-    s.add_argument("--lr", type=float, help="learning rate (default 5e-5)")
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--accum-steps", type=int, default=1, help="gradient accumulation for small GPUs")
-    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    s.add_argument("--grad-checkpointing", action="store_true")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--name", help="name of the new bundle")
-    s.add_argument("--force", action="store_true", help="install even if held-out recall got worse")
-    s.add_argument("--no-install", action="store_true", help="export the bundle but do not switch to it")
-    s.add_argument("--fresh", action="store_true", help="do not resume an interrupted run")
+group("label", "captions that teach the model your words")
 
 
-@command("label add")
+@command(
+    "label add",
+    "caption a photo",
+    option("photo", help="photo id or path"),
+    option("text", help='e.g. "小白在沙发上睡觉"'),
+)
 def cmd_label_add(args: argparse.Namespace, cfg: Config) -> int:
     from photod.labels.captions import add_label
 
@@ -588,23 +633,28 @@ def cmd_label_add(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("label list")
+@command(
+    "label list",
+    "captions, with their photos",
+    option("photo", nargs="?", help="only this photo (id or path)"),
+    option("--source", choices=["user", "import", "folder", "feedback"]),
+    JSON,
+)
 def cmd_label_list(args: argparse.Namespace, cfg: Config) -> int:
     from photod.labels.captions import list_labels
 
     with open_catalog(cfg) as cat:
         rows = list_labels(cat, args.photo, args.source)
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
-        return 0
-    if not rows:
-        print("no captions yet: `photod label add PHOTO TEXT`, the TUI, or `photod label import FILE`")
-    for r in rows:
-        print(f"{r['id']:>5}  {r['text']}  ({r['source']})  {r['path']}")
-    return 0
+    return show(
+        args,
+        rows,
+        lambda: "\n".join(f"{r['id']:>5}  {r['text']}  ({r['source']})  {r['path']}" for r in rows),
+        empty="no captions yet: `photod label add PHOTO TEXT`, the TUI, or `photod label import FILE`",
+        default=str,
+    )
 
 
-@command("label remove")
+@command("label remove", "delete a caption by its id", option("caption_id", type=int))
 def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
     from photod.labels.captions import remove_label
 
@@ -614,7 +664,17 @@ def cmd_label_remove(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("label import")
+@command(
+    "label import",
+    "import captions: Chinese-CLIP jsonl, Flickr8k-CN json, CSV, or folder names",
+    option("file", nargs="?", help="the label file (omit with --folders)"),
+    option("--format", choices=["cnclip", "flickr8k", "csv"], help="default: guessed from the file name"),
+    option("--base", metavar="DIR", help="folder that relative paths in the file are relative to"),
+    option("--images", metavar="TSV", help="Chinese-CLIP *_imgs.tsv matching the jsonl's image ids"),
+    option("--skip-unmatched", action="store_true", help="skip captions of photos not in the catalog"),
+    option("--folders", action="store_true", help="use folder names as weak captions"),
+    option("--root", help="with --folders: only this root"),
+)
 def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
     from photod.labels.imports import import_folder_labels, import_labels
 
@@ -640,7 +700,16 @@ def cmd_label_import(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("dataset export")
+group("dataset", "training data")
+
+
+@command(
+    "dataset export",
+    "write the captioned photos as one Chinese-CLIP dataset file, to train elsewhere",
+    option("out", help="output file (.tar)"),
+    option("--valid-fraction", type=float, default=0.2),
+    option("--seed", type=int, default=0),
+)
 def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
     from photod.finetune.dataset import export_dataset
 
@@ -652,7 +721,32 @@ def cmd_dataset_export(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-@command("finetune")
+@command(
+    "finetune",
+    "teach the model your captions (torch + cn_clip; a GPU is much faster)",
+    option(
+        "--mode",
+        choices=["lit", "full"],
+        default="lit",
+        help="lit (default): train the text tower only, nothing is re-encoded; full: both towers",
+    ),
+    option("--base", help="bundle name, bundle folder or .pt checkpoint (default: the active model)"),
+    option("--arch", help="architecture of a .pt --base"),
+    option("--dataset", metavar="FILE", help="an exported dataset file instead of this data dir's labels"),
+    option("--epochs", type=int, default=10),
+    option("--max-steps", type=int),
+    option("--lr", type=float, help="learning rate (default 5e-5)"),
+    option("--batch-size", type=int, default=32),
+    option("--accum-steps", type=int, default=1, help="gradient accumulation for small GPUs"),
+    # photod.finetune.train.PRECISIONS, written out: that module imports torch, and `--help` must not
+    option("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto"),
+    option("--grad-checkpointing", action="store_true"),
+    option("--seed", type=int, default=0),
+    option("--name", help="name of the new bundle"),
+    option("--force", action="store_true", help="install even if held-out recall got worse"),
+    option("--no-install", action="store_true", help="export the bundle but do not switch to it"),
+    option("--fresh", action="store_true", help="do not resume an interrupted run"),
+)
 def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
     from photod.finetune.modelhub import require_finetune
 
@@ -693,24 +787,18 @@ def cmd_finetune(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-# ---- system ------------------------------------------------------------------------------------------
+# ---- the service -------------------------------------------------------------------------------------
+
+group("service", "systemd unit")
 
 
-@command("doctor")
-def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    from photod.service.doctor import run_checks
-
-    failures = 0
-    for check in run_checks(cfg):
-        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[check.level]
-        failures += check.level == "fail"
-        print(f"[{mark}] {check.name}: {check.detail}")
-        if check.hint and check.level != "ok":
-            print(f"       {check.hint}")
-    return 1 if failures else 0
-
-
-@command("service install")
+@command(
+    "service install",
+    "write the systemd unit",
+    option("--user", action="store_true", help="a user unit (~/.config/systemd/user)"),
+    option("--print", action="store_true", help="print the unit instead of writing it"),
+    option("--output", metavar="PATH", help="write the unit here instead"),
+)
 def cmd_service_install(args: argparse.Namespace, cfg: Config) -> int:
     from photod.service.systemd import install_unit, photod_command, render_unit
 

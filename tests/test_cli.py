@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from photod.cli import main
 from photod.model import registry
 from photod.search.index import VectorIndex, index_paths
-from photod.store import vectors
+from photod.store import names, vectors
 from photod.store.catalog import Catalog
 from tests.support.daemonkit import make_photos, photod_cmd, write_config
 from tests.support.modelkit import tiny_bundle
@@ -91,6 +92,27 @@ def test_failed_lists_the_reason(library, capsys):
     config, _ = library
     rows = run_json(capsys, "--config", str(config), "failed", "--json")
     assert len(rows) == 1 and rows[0]["path"].endswith("pets/broken.jpg") and "broken.jpg" in rows[0]["error"]
+
+
+def test_failed_shows_a_gbk_name_decoded(tmp_path, capsys):
+    """A file named in GBK on disk (an old Windows PC's) that cannot be read: `photod failed` names it as a
+    person reads it, decoded and marked with its encoding, as search results do; --json keeps the \\xNN `path`
+    beside it."""
+    root = tmp_path / "photos"
+    folder, name = "三亚".encode("gbk"), "海边日落.jpg".encode("gbk")
+    os.makedirs(os.path.join(os.fsencode(root), folder))
+    with open(os.path.join(os.fsencode(root), folder, name), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 a JPEG cut short")
+    config = write_config(tmp_path, [root])
+    assert main(["--config", str(config), "scan"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "failed"]) == 0
+    shown, error = capsys.readouterr().out.splitlines()
+    assert shown == f"{root}/三亚/海边日落.jpg [GB18030]" and error.startswith("    ") and "truncated" in error
+    (row,) = run_json(capsys, "--config", str(config), "failed", "--json")
+    assert row["shown"] == f"{root}/三亚/海边日落.jpg [GB18030]"
+    assert row["path"] == f"{root}/{names.key(os.fsdecode(folder + b'/' + name))}" and "\\x" in row["path"]
+    assert row["error"] == error.strip()
 
 
 def test_roots_add_list_remove(tmp_path, capsys):

@@ -329,3 +329,73 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused_until_the_first_is_gone
     third = start_daemon_up(config, data_dir, log)
     third.send_signal(signal.SIGTERM)
     assert third.wait(timeout=60) == 0, log.read_text()[-2000:]
+
+
+# ---- the daemon's parts: built in order, stopped in reverse ----------------------------------------------
+
+
+@pytest.fixture
+def stops(monkeypatch):
+    """The names of the daemon's parts, in the order they are stopped (each part's first stop only)."""
+    from photod.ingest.ingester import Ingester
+    from photod.roots.watcher import Watcher
+    from photod.service.heartbeat import Heartbeat
+    from photod.service.models import ModelWorker
+    from photod.service.systemd import Notifier
+
+    order: list[str] = []
+    parts = {
+        "stopping": (Notifier, "stopping"),
+        "heartbeat": (Heartbeat, "close"),
+        "watcher": (Watcher, "stop"),
+        "models": (ModelWorker, "close"),
+        "ingester": (Ingester, "close"),
+        "stage": (Stage, "close"),
+        "catalog": (Catalog, "close"),
+    }
+    for name, (cls, method) in parts.items():
+        original = getattr(cls, method)
+
+        def recorded(self, *args, _name=name, _original=original, **kwargs):
+            if _name not in order:
+                order.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, recorded)
+    return order
+
+
+def stopped_daemon(tmp_path, data_dir):
+    """A daemon asked to stop before it starts: it builds its parts, starts, and stops at once."""
+    import threading
+
+    from photod.service.daemon import Daemon
+
+    root = tmp_path / "library"
+    make_photos(root, 1)
+    stop = threading.Event()
+    stop.set()
+    return Daemon(load(write_config(tmp_path, [root])), stop_event=stop)
+
+
+def test_the_parts_stop_in_reverse_after_systemd_and_the_status_file_are_told(tmp_path, data_dir, stops, caplog):
+    caplog.set_level("INFO", logger="photod")
+    assert stopped_daemon(tmp_path, data_dir).run() == 0
+    assert stops == ["stopping", "heartbeat", "watcher", "models", "ingester", "stage", "catalog"]
+    assert not (data_dir / "daemon.json").exists()
+    assert caplog.messages[-1] == "photod stopped"
+
+
+def test_a_part_that_fails_to_build_stops_the_parts_built_before_it(tmp_path, data_dir, stops, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model worker cannot be built")
+
+    monkeypatch.setattr("photod.service.daemon.ModelWorker", broken)
+    daemon = stopped_daemon(tmp_path, data_dir)
+    with pytest.raises(RuntimeError, match="cannot be built"):
+        daemon.run()
+    # Never started, so systemd is not told it stops; the status file says no daemon runs.
+    assert stops == ["ingester", "stage", "catalog", "heartbeat"]
+    assert not (data_dir / "daemon.json").exists()
+    with pytest.raises(Exception, match="closed"):
+        daemon.catalog.conn.execute("SELECT 1")

@@ -12,6 +12,7 @@ A stop request (SIGTERM/SIGINT) is honoured between batches: the batch in hand i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -19,18 +20,20 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from photod import durable
 from photod.config import Config
 from photod.errors import DiskFullError, RootError
-from photod.ingest.ingester import Ingester, check_stage_consistency
+from photod.ingest.ingester import check_stage_consistency
 from photod.roots.presence import RootKeeper
 from photod.roots.watcher import Watcher, WatchEvent
 from photod.service import lock as daemonlock
 from photod.service.heap import keep_heap_small
 from photod.service.heartbeat import Heartbeat
 from photod.service.models import ModelWorker
-from photod.service.signals import SignalWorker, open_text_reader
+from photod.service.parts import open_ingester
+from photod.service.signals import SignalWorker
 from photod.service.systemd import Notifier
 from photod.store.catalog import Catalog, Root, prepare_data_dir
 from photod.store.stage import Stage
@@ -48,6 +51,18 @@ def _summary(c: dict[str, int]) -> str:
         f"{c['total']} photos: {c['indexed']} indexed, {c['staged']} staged, {c['new']} to stage, "
         f"{c['failed']} failed, {c['offline']} offline"
     )
+
+
+def _stopped_with(parts: contextlib.ExitStack, name: str, stop: Callable[[], None]) -> None:
+    """Have `parts` call `stop` when the daemon ends; an error there is logged, and the other parts still stop."""
+
+    def stop_logged() -> None:
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - shutting down: log and stop the rest
+            log.exception("error while closing the %s", name)
+
+    parts.callback(stop_logged)
 
 
 @dataclass
@@ -76,6 +91,14 @@ class Daemon:
         self.timers = _Timers()
         self.online: dict[int, bool] = {}
         self.summary = "watching"  # what `photod status` shows the daemon doing (see photod.service.heartbeat)
+        # What each kind of watcher event (photod.roots.watcher.WatchEvent) does to the catalog.
+        self._handlers: dict[str, Callable[[Root, WatchEvent], None]] = {
+            "file": self._on_file,
+            "deleted": self._on_deleted,
+            "dir_deleted": self._on_dir_deleted,
+            "moved": self._on_moved,
+            "dir_moved": self._on_dir_moved,
+        }
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -89,37 +112,50 @@ class Daemon:
             return self._run_locked()
 
     def _run_locked(self) -> int:
-        self.heartbeat = Heartbeat(self.cfg.data_dir)
+        with contextlib.ExitStack() as parts:
+            parts.callback(log.info, "photod stopped")
+            self._build(parts)
+            try:
+                self._start()
+                self._serve()
+            finally:
+                # Said before the parts stop, which can take seconds (a watch on a hung network share): systemd
+                # and `photod status` (through the heartbeat) learn at once that the daemon is going.
+                self.notifier.stopping()
+                self.heartbeat.close()
+        return 0
+
+    def _build(self, parts: contextlib.ExitStack) -> None:
+        """Build the daemon's parts, each put on `parts` as soon as it is built: whatever was built is stopped,
+        in reverse, however the daemon ends, a later part failing to build included."""
+        cfg = self.cfg
+        self.heartbeat = Heartbeat(cfg.data_dir)
+        _stopped_with(parts, "heartbeat", self.heartbeat.close)
         self.heartbeat.beat("starting")
-        self.catalog = Catalog.in_data_dir(self.cfg.data_dir)
-        self.stage = Stage(self.cfg.data_dir)
-        self.ingester = Ingester(
-            self.catalog,
-            self.stage,
-            self.cfg.stage,
-            workers=self.cfg.workers.decode,
-            video=self.cfg.video,
-            reader=open_text_reader(self.cfg),
-        )
-        self.models = ModelWorker(self.cfg, self.catalog, self.stage)
-        self.signals = SignalWorker(self.cfg, self.catalog, self.ingester, self.models.model)
-        self.roots = RootKeeper(self.catalog, threads=self.cfg.workers.scan_threads)
-        watcher_kwargs = {"settle_seconds": self.cfg.daemon.settle_seconds}
+        self.catalog = Catalog.in_data_dir(cfg.data_dir)
+        _stopped_with(parts, "catalog", self.catalog.close)
+        self.stage = Stage(cfg.data_dir)
+        _stopped_with(parts, "stage", self.stage.close)
+        self.ingester = open_ingester(cfg, self.catalog, self.stage)
+        _stopped_with(parts, "ingester", self.ingester.close)
+        self.models = ModelWorker(cfg, self.catalog, self.stage)
+        _stopped_with(parts, "models", self.models.close)
+        self.signals = SignalWorker(cfg, self.catalog, self.ingester, self.models.model)
+        self.roots = RootKeeper(self.catalog, threads=cfg.workers.scan_threads)
+        watcher_kwargs = {"settle_seconds": cfg.daemon.settle_seconds}
         if self.mounts_path:
             watcher_kwargs["mounts_path"] = self.mounts_path
         self.watcher = Watcher(self.events.put, **watcher_kwargs)
-        try:
-            self._start()
-            while not self.stop_event.is_set():
-                try:
-                    self._tick()
-                except (DiskFullError, sqlite3.OperationalError) as exc:
-                    if not durable.is_disk_full(exc):
-                        raise
-                    self._wait_for_space(exc)
-        finally:
-            self._shutdown()
-        return 0
+        _stopped_with(parts, "watcher", self.watcher.stop)
+
+    def _serve(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._tick()
+            except (DiskFullError, sqlite3.OperationalError) as exc:
+                if not durable.is_disk_full(exc):
+                    raise
+                self._wait_for_space(exc)
 
     def _start(self) -> None:
         self.catalog.sync_config_roots(self.cfg.roots)
@@ -140,19 +176,6 @@ class Daemon:
             counts["total"],
             self.cfg.data_dir,
         )
-
-    def _shutdown(self) -> None:
-        self.notifier.stopping()
-        self.heartbeat.close()
-        for name in ("watcher", "models", "ingester", "stage", "catalog"):
-            part = getattr(self, name, None)
-            if part is None:
-                continue
-            try:
-                part.stop() if name == "watcher" else part.close()
-            except Exception:  # noqa: BLE001 - shutting down: log and close the rest
-                log.exception("error while closing the %s", name)
-        log.info("photod stopped")
 
     def _wait_for_space(self, exc: Exception) -> None:
         """A full disk is not a reason to die (systemd would only restart us into the same wall): every
@@ -296,8 +319,7 @@ class Daemon:
             return  # a root going away floods delete events: presence decides, not the events
         try:
             root = self.catalog.root(event.root_id)
-            handler = getattr(self, f"_on_{event.kind}")
-            handler(root, event)
+            self._handlers[event.kind](root, event)
         except (DiskFullError, sqlite3.OperationalError) as exc:
             if not durable.is_disk_full(exc):
                 log.exception("could not handle %s of %s", event.kind, event.rel_path)

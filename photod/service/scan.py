@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -11,8 +12,9 @@ from photod.ingest.ingester import Ingester, check_stage_consistency
 from photod.roots.presence import RootKeeper
 from photod.service.heap import keep_heap_small
 from photod.service.models import ModelWorker
+from photod.service.parts import open_ingester
 from photod.service.progress import Progress
-from photod.service.signals import SignalWorker, open_text_reader
+from photod.service.signals import SignalWorker
 from photod.store.catalog import Catalog, open_catalog, prepare_data_dir
 from photod.store.stage import Stage
 
@@ -58,21 +60,19 @@ class ScanSummary:
 def scan_once(cfg: Config, root: str | None = None, encode: bool = True) -> ScanSummary:
     keep_heap_small()
     out = ScanSummary()
-    with open_catalog(cfg, owner=True) as cat, Stage(cfg.data_dir) as stage:
+    with contextlib.ExitStack() as parts:  # each part closed, in reverse, however the scan ends
+        cat = parts.enter_context(open_catalog(cfg, owner=True))
+        stage = parts.enter_context(Stage(cfg.data_dir))
         check_stage_consistency(cat, stage)
         _scan_roots(cat, [cat.find_root(root)] if root else cat.active_roots(), out, cfg.workers.scan_threads)
-        ingester = Ingester(
-            cat, stage, cfg.stage, workers=cfg.workers.decode, reader=open_text_reader(cfg), video=cfg.video
-        )
+        ingester = open_ingester(cfg, cat, stage)
+        parts.callback(ingester.close)
         worker = ModelWorker(cfg, cat, stage)
-        try:
-            _stage_all(cfg, ingester, out)
-            if encode:
-                _encode_all(worker, out)
-            out.channels = SignalWorker(cfg, cat, ingester, worker.model if encode else None).drain()
-        finally:
-            ingester.close()
-            worker.close()
+        parts.callback(worker.close)
+        _stage_all(cfg, ingester, out)
+        if encode:
+            _encode_all(worker, out)
+        out.channels = SignalWorker(cfg, cat, ingester, worker.model if encode else None).drain()
     return out
 
 
@@ -81,12 +81,12 @@ def reindex(cfg: Config) -> ScanSummary:
     the data dir (copy it back, and the daemon picks the vectors up on its next start)."""
     prepare_data_dir(cfg.data_dir)
     out = ScanSummary()
-    with Catalog.in_data_dir(cfg.data_dir) as cat, Stage(cfg.data_dir) as stage:
+    with contextlib.ExitStack() as parts:
+        cat = parts.enter_context(Catalog.in_data_dir(cfg.data_dir))
+        stage = parts.enter_context(Stage(cfg.data_dir))
         worker = ModelWorker(cfg, cat, stage)
-        try:
-            _encode_all(worker, out)
-        finally:
-            worker.close()
+        parts.callback(worker.close)
+        _encode_all(worker, out)
     return out
 
 

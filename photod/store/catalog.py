@@ -100,6 +100,7 @@ class FailedRow(TypedDict):
     id: int
     root_path: str
     rel_path: str
+    rel_bytes: bytes | None
     error: str | None
     updated_at: float
 
@@ -792,7 +793,7 @@ class Catalog:
         return cast(
             "list[FailedRow]",
             self.query(
-                "SELECT p.id, r.path AS root_path, p.rel_path, p.error, p.updated_at FROM photos p"
+                "SELECT p.id, r.path AS root_path, p.rel_path, p.rel_bytes, p.error, p.updated_at FROM photos p"
                 " JOIN roots r ON r.id = p.root_id WHERE p.state = 'failed' ORDER BY r.path, p.rel_path"
             ),
         )
