@@ -107,8 +107,8 @@ PATTERNS: list[tuple[re.Pattern[str], Reader]] = [
         ),
         (r"\b(?P<mn>[a-z]{3,9})\.? (?P<d>\d{1,2})(?:st|nd|rd|th)?\b(?![:.]?\d)", r.read_calendar),
         (r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)? (?:of )?(?P<mn>[a-z]{3,9})\b", r.read_calendar),
-        (r"\b(?P<s>spring|summer|autumn|fall|winter)\b", r.read_season),
         (rf"\b{_HOLIDAY_EN}\b", r.read_holiday),
+        (r"\b(?P<s>spring|summer|autumn|fall|winter)\b", r.read_season),
         (rf"\b(?:in )?(?P<mn>{_MONTHS_EN})\b", r.read_calendar),
         (r"(?<![0-9A-Za-z_.-])(?P<y>(?:19|20)\d{2})(?![0-9A-Za-z_.-])", r.read_calendar),  # 2019三亚, not IMG_2019
         # A day alone (15日) is only the end of a range (7月1日到15日); finding drops it otherwise.
