@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from photod.search.dates import find_dates, intersect
 from photod.search.query import MAX_CHARS, parse
+from tests.test_dates_table import TABLE
 
 TODAY = dt.date(2026, 12, 3)  # a Thursday
 D = dt.date
@@ -212,3 +213,47 @@ def test_the_parser_never_fails(text):
     for term in (*parsed.terms, *parsed.exclusions):
         assert term.text and 0 < term.weight <= 10
     parsed.understood()
+
+
+# ---- date phrases never become an empty filter in silence -----------------------------------------------
+
+_DATE_PHRASES = [expression for expression, _ in TABLE] + [expression for expression, _ in DATES]
+_AROUND = st.text(
+    alphabet=st.sampled_from(list("年月日号到至-~—起止前后以来初底末上下中旬周末天个两三十一2019 海边to")), max_size=6
+)
+
+
+def _assert_never_empty_in_silence(text: str, today: dt.date) -> None:
+    parsed = parse(text, today=today)
+    if parsed.dates is not None:
+        assert parsed.dates.yearly or parsed.dates.ranges, (text, parsed.dates)
+        assert all(first <= last for first, last in parsed.dates.ranges), (text, parsed.dates)
+    spans, _, problems = find_dates(text, today)
+    if (spans or problems) and parsed.dates is None:
+        assert parsed.notes, (text, spans)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(_DATE_PHRASES),
+    st.sampled_from(_DATE_PHRASES + [""]),
+    _AROUND,
+    _AROUND,
+    st.sampled_from(["", " "]),
+    st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2060, 12, 31)),
+)
+def test_no_date_phrase_yields_an_empty_filter_without_a_message(phrase, other, before, after, gap, today):
+    """Alone, inside other words, or next to another date phrase: a filter with days, or a note."""
+    _assert_never_empty_in_silence(phrase, today)
+    _assert_never_empty_in_silence(f"{before}{gap}{phrase}{gap}{other}{after}", today)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("年月日号到至起止以前后初底末旬上下半周礼拜个这近最农历正腊十一二五八0129 -~")),
+        max_size=14,
+    )
+)
+def test_date_characters_in_any_order_never_make_an_empty_filter_in_silence(text):
+    _assert_never_empty_in_silence(text, TODAY)

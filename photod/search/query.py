@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Collection
 
-from photod.search.dates import DateSpan, find_dates, intersect
+from photod.search.dates import DateSpan, date_filter, find_dates
 
 MAX_CHARS = 1000  # a longer query is cut here (CLIP reads 52 tokens; FTS would AND thousands of words)
 MAX_TERMS = 16
@@ -110,16 +110,15 @@ def parse(text: str, *, today: dt.date, places: Collection[str] = ()) -> ParsedQ
     text = _take_quoted(text, terms, exclusions)
     text = _take_likes(text, terms, exclusions)
     spans, text, problems = find_dates(text, today)
-    notes += problems
+    dates, empty = date_filter(spans)
+    notes += problems + empty
     found_places: list[str] = []
     _take_words(text, terms, exclusions, found_places, {p.casefold() for p in places})
     if len(terms) + len(exclusions) > MAX_TERMS:
         notes.append(f"only the first {MAX_TERMS} terms were searched")
         terms = terms[:MAX_TERMS]
         exclusions = exclusions[: max(0, MAX_TERMS - len(terms))]
-    return ParsedQuery(
-        text, tuple(terms), tuple(exclusions), intersect(spans), tuple(dict.fromkeys(found_places)), tuple(notes)
-    )
+    return ParsedQuery(text, tuple(terms), tuple(exclusions), dates, tuple(dict.fromkeys(found_places)), tuple(notes))
 
 
 def _take_quoted(text: str, terms: list[Term], exclusions: list[Term]) -> str:
