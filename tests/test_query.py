@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from photod.search.dates import find_dates, intersect
@@ -208,6 +208,7 @@ def test_a_very_long_query_is_cut_and_says_so():
     )
     | st.text(max_size=80)
 )
+@example("五一十一月")  # numerals running on (五一, then 十一月) once reached the number reader as one
 def test_the_parser_never_fails(text):
     parsed = parse(text, today=TODAY, places={"三亚"})
     for term in (*parsed.terms, *parsed.exclusions):

@@ -77,6 +77,8 @@ def _read(text: str, m: re.Match[str], reader: Reader, today: dt.date) -> Found 
         span = point_span(words, point) if point else reading if isinstance(reading, DateSpan) else None
     except DateError as exc:
         return Found(m.start(), m.end(), None, error=str(exc))
+    except ValueError:  # numerals that read as no number (words.number): plain words, not a date
+        return None
     if span is None and point is None:
         return None
     return Found(m.start(), m.end(), span, point)

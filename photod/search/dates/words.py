@@ -235,9 +235,11 @@ def number(raw: str) -> int:
     if raw.isdigit():
         return int(raw)
     raw = raw.replace("廿", "二十")
-    if "十" not in raw:
+    if "十" not in raw and all(c in CN_DIGITS for c in raw):
         return int("".join(str(CN_DIGITS[c]) for c in raw))
     tens, _, ones = raw.partition("十")
+    if len(tens) > 1 or len(ones) > 1 or any(c not in CN_DIGITS for c in tens + ones):
+        raise ValueError(f"{raw!r} is not a number")  # a run of numerals such as 五一十一 (五一 then 十一月)
     return (CN_DIGITS[tens] if tens else 1) * 10 + (CN_DIGITS[ones] if ones else 0)
 
 
