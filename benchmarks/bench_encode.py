@@ -109,8 +109,8 @@ def measure_ingest(
 ) -> dict:
     """Photos per second from staged JPEGs to stored vectors and index, against the encoder alone on the
     same photos at the same batch size."""
-    from photod.search.index import VectorIndex
-    from photod.search.indexer import Indexer
+    from photod.index.indexer import Indexer
+    from photod.index.vectorindex import VectorIndex
     from photod.store.catalog import Catalog
     from photod.store.stage import Stage
     from tests.support.onnxkit import add_photos, jpeg_bytes

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.common import plain_look  # noqa: E402
 from photod.config import IndexConfig  # noqa: E402
-from photod.search.index import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
+from photod.index.vectorindex import VectorIndex, _ivf_lists, _ivf_probes  # noqa: E402
 from photod.store import vectors, wordsearch  # noqa: E402
 from photod.store.wordsearch import Filters  # noqa: E402
 

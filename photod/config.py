@@ -149,7 +149,7 @@ class WorkersConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    """[index]: which FAISS index serves searches (photod.search.index)."""
+    """[index]: which FAISS index serves searches (photod.index.vectorindex)."""
 
     kind: str = setting("auto", choices=INDEX_KINDS)
     approximate_above: int = setting(200_000, low=0, high=10**10)

@@ -10,10 +10,10 @@ import pytest
 
 from photod.cli import main
 from photod.config import Config, WorkersConfig
+from photod.index.indexer import Indexer
+from photod.index.vectorindex import VectorIndex
 from photod.labels import captions as labels
 from photod.search.finder import Query, find_once
-from photod.search.index import VectorIndex
-from photod.search.indexer import Indexer
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 from tests.support.onnxkit import add_photos, install_active, stage_pictures

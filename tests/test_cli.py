@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from photod.cli import main
+from photod.index.vectorindex import VectorIndex, index_paths
 from photod.model import registry
-from photod.search.index import VectorIndex, index_paths
 from photod.store import names, vectors
 from photod.store.catalog import Catalog
 from tests.support.daemonkit import make_photos, photod_cmd, write_config

@@ -15,11 +15,11 @@ import pytest
 
 from photod.config import IndexConfig, WorkersConfig
 from photod.errors import ModelError
+from photod.index.indexer import Indexer
+from photod.index.vectorindex import VectorIndex
 from photod.model.encoder import ImageEncoder, TextEncoder, choose_providers
 from photod.model.preprocess import preprocess_batch
 from photod.model.tokenizer import Tokenizer
-from photod.search.index import VectorIndex
-from photod.search.indexer import Indexer
 from photod.store import vectors
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
@@ -199,8 +199,8 @@ WORKER = textwrap.dedent("""
     from photod.model.bundle import Bundle
     from photod.store.catalog import Catalog
     from photod.config import IndexConfig, WorkersConfig
-    from photod.search.index import VectorIndex
-    from photod.search.indexer import Indexer
+    from photod.index.vectorindex import VectorIndex
+    from photod.index.indexer import Indexer
     from photod.store.stage import Stage
     data_dir, bundle_dir = sys.argv[1], sys.argv[2]
     bundle = Bundle.load(bundle_dir)

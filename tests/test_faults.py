@@ -30,11 +30,11 @@ import pytest
 
 from photod.config import load_config
 from photod.errors import DiskFullError, ModelError
+from photod.index.vectorindex import VectorIndex
 from photod.model import bundle as bundles
 from photod.model import registry
 from photod.roots.presence import check_root
 from photod.roots.scanner import reconcile
-from photod.search.index import VectorIndex
 from photod.store import wordsearch
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage

@@ -16,6 +16,8 @@ from PIL import Image
 
 import photod.config
 from photod.config import Config, VideoConfig, WorkersConfig
+from photod.index.indexer import Indexer
+from photod.index.vectorindex import VectorIndex
 from photod.ingest import ingester as ingest_mod
 from photod.ingest import raw as raw_mod
 from photod.ingest.decode import decode_photo
@@ -25,8 +27,6 @@ from photod.ingest.sniff import sniff
 from photod.ingest.video import decode_video
 from photod.roots.scanner import reconcile
 from photod.search.finder import Query, find_once
-from photod.search.index import VectorIndex
-from photod.search.indexer import Indexer
 from photod.search.results import video_label
 from photod.store import wordsearch
 from photod.store.catalog import Catalog

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from photod.config import IndexConfig
-from photod.search.index import VectorIndex, index_paths, resolve_kind
+from photod.index.vectorindex import VectorIndex, index_paths, resolve_kind
 from photod.store import vectors
 from photod.store.catalog import PhotoMeta
 from tests.support.onnxkit import REPO, add_photos, unit_vectors
@@ -225,7 +225,7 @@ SAVER = textwrap.dedent("""
     import sys, numpy as np
     from photod.store.catalog import Catalog
     from photod.config import IndexConfig
-    from photod.search.index import VectorIndex
+    from photod.index.vectorindex import VectorIndex
     from photod.store import vectors
     data_dir = sys.argv[1]
     cat = Catalog.in_data_dir(data_dir)
@@ -269,7 +269,7 @@ def test_kill_9_while_saving_the_index_repeatedly(catalog, data_dir, tmp_path):
 
 
 def test_save_interrupted_between_its_two_renames_rolls_forward(catalog, data_dir, tmp_path, monkeypatch, caplog):
-    import photod.search.index as index_module
+    import photod.index.vectorindex as index_module
 
     ids = stored_library(catalog, tmp_path, 100, dim=16)
     index = VectorIndex.open(data_dir, M, catalog, IndexConfig(kind="exact"))

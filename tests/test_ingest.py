@@ -352,8 +352,8 @@ def test_moved_file_keeps_id_captions_and_stage_entry(catalog, data_dir, samples
 def test_vectors_copied_at_ingest_reach_the_index_without_being_announced(catalog, stage, data_dir, samples, tmp_path):
     """A backup of photos already encoded gets their vectors from ingest, not from the indexer. The indexer's
     next run takes them into the index before its checkpoint passes them, though nobody told it."""
-    from photod.search.index import VectorIndex
-    from photod.search.indexer import Indexer
+    from photod.index.indexer import Indexer
+    from photod.index.vectorindex import VectorIndex
     from photod.store import vectors
     from tests.support.onnxkit import make_bundle
 

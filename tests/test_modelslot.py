@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from photod.errors import ModelError, NoModelError
+from photod.index.modelslot import ModelSlot
 from photod.model import bundle as bundles
 from photod.model import registry
-from photod.search.modelslot import ModelSlot
 from tests.support.onnxkit import add_photos, install_active, unit_vectors
 
 
@@ -57,7 +57,7 @@ def test_a_broken_bundle_leaves_the_old_one_in_use(catalog, data_dir, tmp_path):
 
 
 def test_only_a_slot_that_keeps_the_index_saves_it_when_letting_go(catalog, data_dir, tmp_path):
-    from photod.search.index import index_paths
+    from photod.index.vectorindex import index_paths
     from photod.store import vectors
 
     bundle = install_active(data_dir, tmp_path / "alpha", name="alpha", seed=1)

@@ -18,11 +18,11 @@ from cn_clip.clip import utils as cn_utils  # noqa: E402
 
 from photod.config import Config, StageConfig, WorkersConfig, make_root  # noqa: E402
 from photod.finetune.export import import_checkpoint  # noqa: E402
+from photod.index.indexer import Indexer  # noqa: E402
+from photod.index.vectorindex import VectorIndex  # noqa: E402
 from photod.ingest.ingester import Ingester  # noqa: E402
 from photod.model import registry  # noqa: E402
 from photod.search.finder import Query, find  # noqa: E402
-from photod.search.index import VectorIndex  # noqa: E402
-from photod.search.indexer import Indexer  # noqa: E402
 from photod.search.searcher import Searcher  # noqa: E402
 from photod.service.signals import SignalWorker  # noqa: E402
 from photod.store import signals  # noqa: E402

@@ -14,10 +14,10 @@ import pytest
 
 from photod.config import Config, WorkersConfig
 from photod.errors import NoModelError
+from photod.index.indexer import Indexer
+from photod.index.vectorindex import VectorIndex
 from photod.ingest.decode import content_hash
 from photod.search.finder import Filters, Query, find, find_once
-from photod.search.index import VectorIndex
-from photod.search.indexer import Indexer
 from photod.search.query import Term
 from photod.search.searcher import Hit, Searcher
 from photod.store import vectors, wordsearch

@@ -10,12 +10,12 @@ import numpy as np
 
 from photod.cli import main
 from photod.config import Config, WorkersConfig
+from photod.index.indexer import Indexer
+from photod.index.vectorindex import VectorIndex
 from photod.labels import captions as labels
 from photod.model.encoder import TextEncoder
 from photod.search.captionmeaning import CaptionMeanings
 from photod.search.finder import Filters, Query, find_once
-from photod.search.index import VectorIndex
-from photod.search.indexer import Indexer
 from photod.store import signals
 from photod.store.signals import FoundPlace, FoundText
 from photod.store.stage import Stage

@@ -4,7 +4,7 @@ captions that mean what its words say, narrowed by date/root/camera/folder/place
 A `Searcher` is the read side of the look and captions channels (photod.search.channels); every query, from
 the CLI or the TUI, goes through photod.search.finder.find. It opens its own catalog connection (WAL: it reads
 while the daemon writes) and, only when a semantic query needs them, the serving model's encoders and FAISS
-index (held by a photod.search.modelslot.ModelSlot, which follows model switches). The index is loaded once
+index (held by a photod.index.modelslot.ModelSlot, which follows model switches). The index is loaded once
 and then kept up to date cheaply: before each query, if the catalog changed since the last look (`PRAGMA
 data_version`), the vectors written since its checkpoint are added, and now and then it is fully reconciled.
 Hits are checked against the catalog, which also drops photos deleted meanwhile.
@@ -28,11 +28,11 @@ from PIL import Image
 
 from photod.config import Config, IndexConfig, StageConfig, WorkersConfig
 from photod.errors import DecodeError, NoModelError, PhotodError
+from photod.index.modelslot import ModelSlot
+from photod.index.vectorindex import VectorIndex
 from photod.model import registry
 from photod.search import fusion
 from photod.search.captionmeaning import CaptionMeanings
-from photod.search.index import VectorIndex
-from photod.search.modelslot import ModelSlot
 from photod.search.query import Term
 from photod.search.results import Result
 from photod.search.textcache import TextEmbeddings

@@ -4,7 +4,7 @@ Switching models never leaves search without an index. The person's choice (`mod
 from the stage while the bundle named by `models/SERVING` keeps answering searches; once nothing is left
 to encode, SERVING moves over (photod.model.registry.serving_name). A text-tower-only change (a `lit` finetune) keeps
 the image tower's id, so its vectors are already complete and it serves at once. The bundle, its image
-encoder and its index are held by a photod.search.modelslot.ModelSlot, as search's are.
+encoder and its index are held by a photod.index.modelslot.ModelSlot, as search's are.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING
 
 from photod.config import Config
 from photod.errors import ModelError, PhotodError
+from photod.index.modelslot import ModelSlot
 from photod.model import bundle as bundles
 from photod.model import registry
-from photod.search.modelslot import ModelSlot
 from photod.store import vectors
 from photod.store.catalog import Catalog
 from photod.store.stage import Stage
 
 if TYPE_CHECKING:
-    from photod.search.index import VectorIndex
-    from photod.search.indexer import Indexer
+    from photod.index.indexer import Indexer
+    from photod.index.vectorindex import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class ModelWorker:
             self._start(bundle)
 
     def _start(self, bundle: bundles.Bundle) -> None:
-        from photod.search.indexer import Indexer
+        from photod.index.indexer import Indexer
 
         self.indexer = None  # until the new one stands: the old one's index and encoder are closed
         indexed, back = vectors.reset_for_model(self.catalog, bundle.image_id)
@@ -142,7 +142,7 @@ def remove_model(catalog: Catalog, data_dir: str | os.PathLike[str], name: str, 
     registry.remove_bundle(data_dir, name, force=force)
     if image_id is None or any(b.image_id == image_id for b in registry.list_bundles(data_dir)):
         return 0
-    from photod.search.index import remove_index
+    from photod.index.vectorindex import remove_index
 
     dropped = vectors.drop_model(catalog, image_id)
     remove_index(data_dir, image_id)

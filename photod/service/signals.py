@@ -20,9 +20,9 @@ from photod.store.catalog import Catalog
 from photod.store.signals import FoundPlace
 
 if TYPE_CHECKING:
+    from photod.index.modelslot import ModelSlot
     from photod.ingest.ocr import TextReader
     from photod.ingest.places import Gazetteer
-    from photod.search.modelslot import ModelSlot
 
 log = logging.getLogger(__name__)
 

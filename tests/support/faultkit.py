@@ -150,9 +150,9 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
     """
     import numpy as np
 
+    from photod.index.vectorindex import VectorIndex
     from photod.model import bundle as bundles
     from photod.model import registry
-    from photod.search.index import VectorIndex
     from photod.store import vectors
     from photod.store.catalog import Catalog
     from photod.store.stage import Stage
@@ -181,7 +181,7 @@ def check_data_dir(data_dir: Path, *, settled: bool = False) -> dict[str, int]:
                 loaded = index._read(warn=True)
                 assert loaded is not None, f"the saved index of {name} does not check out"
                 faiss_index, meta = loaded
-                from photod.search.index import _stored_ids
+                from photod.index.vectorindex import _stored_ids
 
                 ids = _stored_ids(faiss_index, meta.kind)
                 live = np.sort(ids[ids >= 0])

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from photod.config import WorkersConfig
+from photod.index.vectorindex import VectorIndex
 from photod.model.encoder import ImageEncoder
 from photod.model.preprocess import image_transform
-from photod.search.index import VectorIndex
 from photod.store import vectors
 from photod.store.catalog import Catalog
 

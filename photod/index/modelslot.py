@@ -24,8 +24,8 @@ from photod.model import registry
 from photod.store.catalog import Catalog
 
 if TYPE_CHECKING:
+    from photod.index.vectorindex import VectorIndex
     from photod.model.encoder import ImageEncoder, TextEncoder
-    from photod.search.index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class ModelSlot:
 
     def index(self) -> VectorIndex:
         """The image tower's index, caught up with the catalog when opened."""
-        from photod.search.index import VectorIndex
+        from photod.index.vectorindex import VectorIndex
 
         if self._index is None:
             index = VectorIndex.open(self.data_dir, self._current().image_id, self.catalog, self.index_settings)
