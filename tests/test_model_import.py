@@ -134,7 +134,8 @@ def test_int8_bundle_vectors_do_not_depend_on_batch_mates(small_vit_bundle, phot
 
 
 def test_bundle_works_with_the_daemon_encoder(small_vit_bundle, photos):
-    encoder = pytest.importorskip("photod.model.encoder")
+    from photod.model import encoder
+
     bundle = small_vit_bundle.bundles["fp32"]
     ref_img, ref_txt = modelkit.torch_reference(small_vit_bundle, photos, modelkit.TEXTS)
     img = encoder.ImageEncoder(bundle, threads=1).encode(photos)

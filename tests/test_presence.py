@@ -12,6 +12,7 @@ import pytest
 from photod.config import make_root
 from photod.roots.presence import check_root
 from tests.support.oskit import reads_everything
+from tests.support.polling import wait_for
 
 
 @pytest.fixture
@@ -106,7 +107,5 @@ def test_hung_stat_is_offline_within_the_timeout(root):
         assert probes() == 1
     finally:
         release.set()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not check_root(root, known_photos=1).online:
-        time.sleep(0.05)
-    assert check_root(root, known_photos=1).online  # the share answers again
+    # The share answers again.
+    wait_for(lambda: check_root(root, known_photos=1).online, timeout=5, interval=0.05, what="the share to answer")

@@ -310,7 +310,6 @@ def test_writes_are_batched(catalog, tmp_path, monkeypatch):
     for i in range(25):
         touch(base / f"{i:02d}.jpg")
     r = catalog.add_root(make_root(base))
-    monkeypatch.setattr(scanner, "WRITE_BATCH", 10)
     opened = []
     real = catalog.transaction
 
@@ -319,5 +318,5 @@ def test_writes_are_batched(catalog, tmp_path, monkeypatch):
         return real()
 
     monkeypatch.setattr(catalog, "transaction", counting)
-    assert reconcile(catalog, r, present=lambda: True).new == 25
+    assert reconcile(catalog, r, present=lambda: True, write_batch=10).new == 25
     assert opened.count(False) == 5  # 3 batches of upserts, the folder signatures, the last_scan_at update

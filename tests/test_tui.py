@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from PIL import Image
@@ -23,6 +21,7 @@ from photod.tui.screens.status import StatusScreen
 from photod.tui.widgets.filters import FilterBar
 from photod.tui.widgets.images import fit_cells
 from photod.tui.widgets.results import ResultCard, ResultGrid
+from tests.support.polling import until
 from tests.support.tuikit import MTIME_NS, build_library, jpeg, library_config
 
 SIZE = (110, 34)
@@ -50,17 +49,6 @@ def app(data_dir, library) -> PhotodApp:
 @pytest.fixture
 def picture_app(data_dir, library) -> PhotodApp:
     return PhotodApp(library_config(data_dir), image_mode="halfcell", status_interval=0)
-
-
-async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run (timers, workers, messages) until `condition` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        await pilot.pause(0.02)
-        if condition():
-            await pilot.pause()
-            return
-    raise AssertionError("the UI did not reach the expected state in time")
 
 
 async def settle(pilot) -> None:

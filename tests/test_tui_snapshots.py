@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from photod.tui.app import PhotodApp
 from photod.tui.screens.detail import DetailScreen
 from photod.tui.screens.status import StatusScreen
 from photod.tui.widgets.results import ResultGrid
+from tests.support.polling import until
 from tests.support.tuikit import build_library, library_config
 
 SIZE = (110, 34)
@@ -43,12 +43,10 @@ def make_app(data_dir: Path) -> PhotodApp:
     return PhotodApp(library_config(data_dir), image_mode="halfcell", status_interval=0)
 
 
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the screen did not settle in time")
-        await pilot.pause(0.02)
+async def settled_on(pilot, condition) -> None:
+    """Wait for `condition`, then for the work in flight (pictures, searches) to finish: a snapshot of a frame
+    drawn half-way would differ from run to run."""
+    await until(pilot, condition, what="the screen to settle")
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -64,9 +62,9 @@ def test_search_screen(snap_compare, snap_library):
     app = make_app(data_dir)
 
     async def ready(pilot) -> None:
-        await wait_for(pilot, lambda: all_pictures_in(app))
+        await settled_on(pilot, lambda: all_pictures_in(app))
         await pilot.press(*"2019")
-        await wait_for(pilot, lambda: app.screen.query_one(ResultGrid).shown_generation >= 2 and all_pictures_in(app))
+        await settled_on(pilot, lambda: app.screen.query_one(ResultGrid).shown_generation >= 2 and all_pictures_in(app))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -76,11 +74,11 @@ def test_detail_screen(snap_compare, snap_library):
     app = make_app(data_dir)
 
     async def ready(pilot) -> None:
-        await wait_for(pilot, lambda: all_pictures_in(app))
+        await settled_on(pilot, lambda: all_pictures_in(app))
         with Catalog.in_data_dir(data_dir) as cat:
             cat.add_caption(ids["cat_sofa.jpg"], "我家的猫在沙发上")
         app.push_screen(DetailScreen(app.library, ids["cat_sofa.jpg"], "cat", image_mode="halfcell"))
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.loaded)
+        await settled_on(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.loaded)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -102,6 +100,6 @@ def test_status_screen(snap_compare, snap_library):
 
     async def ready(pilot) -> None:
         await pilot.press("f5")
-        await wait_for(pilot, filled)
+        await settled_on(pilot, filled)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

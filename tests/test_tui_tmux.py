@@ -11,11 +11,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.polling import wait_for
 from tests.support.tuikit import REPO_ROOT, build_library, write_config
 
 pytestmark = pytest.mark.skipif(
@@ -55,15 +55,14 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "tui")
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared on the screen; last screen:\n{screen}")
+    def wait_for_text(self, text: str, timeout: float = 30.0) -> str:
+        """The screen, once `text` is on it."""
+        return wait_for(
+            lambda: screen if text in (screen := self.screen()) else "",
+            timeout,
+            interval=0.2,
+            what=lambda: f"{text!r} on the screen; last screen:\n{self.screen()}",
+        )
 
 
 @pytest.fixture
@@ -97,13 +96,13 @@ def test_real_tui_in_tmux_finds_a_photo(tmux, tmp_path):
         "34",
         f"cd {shlex.quote(str(REPO_ROOT))} && env {exports} {tui_command(config)}; sleep 60",
     )
-    tmux.wait_for("newest first")
+    tmux.wait_for_text("newest first")
     tmux("send-keys", "-t", "tui", "-l", "sunset")
-    screen = tmux.wait_for("1 photo ·")
+    screen = tmux.wait_for_text("1 photo ·")
     assert "sunset.jpg" in screen and "cat_sofa.jpg" not in screen
     # ctrl+u, then Chinese as an input method commits it, in one write: the field must clear before the
     # characters land, not after (keys that arrive together over SSH or from a paste come this way).
     tmux("send-keys", "-t", "tui", "-l", "\x15三亚")
-    screen = tmux.wait_for("2 photos ·")
+    screen = tmux.wait_for_text("2 photos ·")
     assert "IMG_0001.jpg" in screen and "IMG_0002.jpg" in screen
     tmux("send-keys", "-t", "tui", "C-q")

@@ -205,6 +205,7 @@ def reconcile(
     present: Callable[[], bool],
     on_progress: Callable[[int], None] | None = None,
     threads: int | None = None,
+    write_batch: int = WRITE_BATCH,
 ) -> ScanReport:
     """One reconcile pass of `root`: new and changed files upserted, missing files marked deleted.
 
@@ -215,7 +216,8 @@ def reconcile(
     `present()` is asked after the walk; if the root is no longer present, nothing is written at all
     (the walk may have seen a half-unmounted drive). Missing files under a folder that could not be
     read are kept. Deletions are written before new files, so that a move within the scan leaves a
-    deleted row whose content hash the stager can match to the new path.
+    deleted row whose content hash the stager can match to the new path. New and changed files are
+    written `write_batch` to a transaction.
     """
     t0 = time.monotonic()
     report = ScanReport()
@@ -238,7 +240,7 @@ def reconcile(
     report.kept_missing = len(remaining) - len(gone)
     if gone:
         report.deleted = catalog.mark_deleted(gone)
-    _write_upserts(catalog, root.id, upserts)
+    _write_upserts(catalog, root.id, upserts, write_batch)
     foldersigs.remember(catalog, root.id, listed, plan.vanished)
     catalog.update_root(root.id, last_scan_at=time.time())
     report.seconds = time.monotonic() - t0
@@ -334,8 +336,8 @@ def _still_present(present: Callable[[], bool], root: "Root") -> bool:
         return False
 
 
-def _write_upserts(catalog: "Catalog", root_id: int, upserts: list[FileEntry]) -> None:
-    for start in range(0, len(upserts), WRITE_BATCH):
+def _write_upserts(catalog: "Catalog", root_id: int, upserts: list[FileEntry], batch: int) -> None:
+    for start in range(0, len(upserts), batch):
         with catalog.transaction():
-            for entry in upserts[start : start + WRITE_BATCH]:
+            for entry in upserts[start : start + batch]:
                 catalog.upsert_file(root_id, entry.rel_path, entry.size, entry.mtime_ns)

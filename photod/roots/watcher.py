@@ -106,6 +106,7 @@ class Watcher:
     `mounts_path` is the mount table `auto` mode reads (default: the system's; tests point it at a file
     saying a temporary folder is on cifs). `inotify_observer` and `polling_observer` build the
     observers; they exist so that tests can make inotify fail the way an exhausted system does.
+    `stop_wait` is how long removing a root waits for its observer to stop before leaving it behind.
     """
 
     def __init__(
@@ -116,12 +117,14 @@ class Watcher:
         mounts_path: str | os.PathLike | None = None,
         inotify_observer: Callable[[], BaseObserver] = InotifyObserver,
         polling_observer: Callable[[float, Matcher], BaseObserver] = _default_polling,
+        stop_wait: float = STOP_WAIT,
     ):
         self._on_event = on_event
         self.settle_seconds = settle_seconds
         self._mounts_path = mounts_path
         self._new_inotify = inotify_observer
         self._new_polling = polling_observer
+        self._stop_wait = stop_wait
         self._roots: dict[int, _Watched] = {}
         self._pending: dict[tuple[int, str], _Pending] = {}
         self._lock = threading.Lock()  # guards _roots and _pending
@@ -197,7 +200,7 @@ class Watcher:
             for key in [k for k in self._pending if k[0] == root_id]:
                 del self._pending[key]
         if watched is not None:
-            _stop_quietly(watched.observer)
+            _stop_quietly(watched.observer, self._stop_wait)
 
     def modes(self) -> dict[int, str]:
         """{root id: 'inotify' | 'poll'} for every watched root."""
@@ -367,7 +370,7 @@ class _Handler(FileSystemEventHandler):
             log.exception("could not handle %s", event)
 
 
-def _stop_quietly(observer: BaseObserver | None, wait: float | None = None) -> None:
+def _stop_quietly(observer: BaseObserver | None, wait: float = STOP_WAIT) -> None:
     """Stop an observer without ever hanging the caller.
 
     A polling observer in the middle of a snapshot of a hung NFS share cannot stop until the kernel
@@ -376,7 +379,6 @@ def _stop_quietly(observer: BaseObserver | None, wait: float | None = None) -> N
     """
     if observer is None:
         return
-    wait = STOP_WAIT if wait is None else wait
 
     def stop() -> None:
         try:

@@ -62,10 +62,11 @@ class Check:
     hint: str = ""
 
 
-def run_checks(cfg: Config, mounts_path: str | None = None) -> Iterator[Check]:
+def run_checks(cfg: Config, mounts_path: str | None = None, probes: Sequence[str] = DAEMON_PROBES) -> Iterator[Check]:
+    """Every check in turn; `probes` are the modules imported in a child (DAEMON_PROBES, or a test's own)."""
     yield _python()
     yield _cpu()
-    yield from _dependencies(cfg)
+    yield from _dependencies(cfg, probes)
     yield from _data_dir(cfg)
     yield from _inotify()
     yield from _roots(cfg, mounts_path)
@@ -98,8 +99,8 @@ def _cpu() -> Check:
     )
 
 
-def _dependencies(cfg: Config) -> Iterator[Check]:
-    names = list(DAEMON_PROBES)
+def _dependencies(cfg: Config, probes: Sequence[str]) -> Iterator[Check]:
+    names = list(probes)
     if cfg.signals.ocr and importlib.util.find_spec("rapidocr") is not None:
         names.append("rapidocr")
     for name, result in probe(names).items():

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +14,7 @@ from PIL import Image
 from photod.config import Config, load_config
 from photod.service.daemon import Daemon
 from photod.store.catalog import Catalog
+from tests.support.polling import wait_for  # also imported from here by the daemon tests
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -60,15 +60,6 @@ class DaemonThread:
         assert not self.thread.is_alive(), "daemon did not stop within 60 s"
         if self.error:
             raise self.error
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def counts(data_dir: Path) -> dict[str, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -215,12 +214,3 @@ def unit_vectors(n: int, dim: int, seed: int = 0, clusters: int | None = None) -
     else:
         x = rng.standard_normal((n, dim)).astype(np.float32)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
