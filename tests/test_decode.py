@@ -81,6 +81,44 @@ def test_alpha_is_composited_onto_white(mode):
     assert max(out.getpixel((8, 32))) < 230  # the opaque half keeps its colour
 
 
+def _light_on_transparency(mode: str) -> bytes:
+    if mode == "P":  # a palette whose first entry is transparent
+        img = Image.new("P", (64, 64), 0)
+        img.putpalette([0, 0, 0, 250, 250, 250] + [0] * 762)
+        img.paste(1, (0, 0, 24, 64))
+        return _encode(img, "PNG", transparency=0)
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # what transparent pixels hide is black, as is usual
+    img.paste((250, 250, 250, 255), (0, 0, 24, 64))
+    return _encode(img.convert(mode), "PNG")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_light_content_on_transparency_is_shown_on_black(mode):
+    """White text on a transparent sticker, logo or exported slide: on white it would vanish from the stage
+    (the model and the thumbnail) and from the copy text is read in."""
+    decoded = decode_photo(_light_on_transparency(mode), "sticker.png", size=64, text_side=64)
+    for out in (_open(decoded.jpeg), decoded.text_image):
+        assert out.mode == "RGB"
+        assert max(out.getpixel((48, 32))) < 10  # transparent -> black
+        assert min(out.getpixel((8, 32))) > 240  # the white stays white
+
+
+def test_thin_light_strokes_choose_the_backdrop_too():
+    """Strokes one pixel wide, in an image large enough to be sampled: the choice follows the opaque
+    pixels, not the colour transparent ones hide."""
+    img = Image.new("RGBA", (3000, 2000), (0, 0, 0, 0))
+    for x in range(0, 3000, 7):
+        img.paste((255, 255, 255, 255), (x, 0, x + 1, 2000))
+    out = _open(decode_photo(_encode(img, "PNG"), "lines.png", size=200).jpeg)
+    assert max(out.getpixel((3, 100))) < 120  # between the strokes: dark, so they stay visible
+
+
+def test_a_wholly_transparent_image_is_white():
+    img = Image.new("RGBA", (32, 32), (255, 255, 255, 0))
+    out = _open(decode_photo(_encode(img, "PNG"), "empty.png", size=32).jpeg)
+    assert min(out.getpixel((16, 16))) > 245
+
+
 def test_transparent_palette_gif_is_white_behind():
     img = Image.new("P", (32, 32), 0)
     img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)

@@ -1,16 +1,16 @@
 """Text in photos, read by the real PP-OCR models: phrases rendered onto the real sample photos at several
-sizes are found by a word of theirs, the screenshot by the words on it, and odd images cost nothing but
-their text."""
+sizes are found by a word of theirs, the screenshot by the words on it, text on transparency in white and
+in black, strips a line high or a word wide, and odd images cost nothing but their text."""
 
 from __future__ import annotations
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from photod.errors import OcrError
 from photod.ingest import ocr
 from photod.ingest.decode import decode_photo
-from tests.support.rendered_text import PHOTOS, PHRASES, as_large_photo, found, render, sample_photos
+from tests.support.rendered_text import FONT, PHOTOS, PHRASES, as_large_photo, found, render, sample_photos
 
 pytestmark = pytest.mark.skipif(ocr.unavailable() is not None, reason=str(ocr.unavailable()))
 
@@ -59,6 +59,80 @@ def test_the_screenshot_is_read(reader):
         text = reader.read(img.convert("RGB")).text
     for word in ("Photos", "Search", "Newest first", "Pineapple", "Camera"):
         assert found(text, word), word
+
+
+def _on_transparency(text: str, ink: tuple[int, int, int]) -> bytes:
+    """A PNG of `text` in `ink` on full transparency, as a sticker, a logo or a slide exported without its
+    background is: every drawn pixel `ink`, its strokes' edges only in the alpha channel (straight alpha),
+    and the wholly transparent pixels hiding black, as usual."""
+    from io import BytesIO
+
+    import numpy as np
+
+    font = ImageFont.truetype(str(FONT), 48)
+    left, top, right, bottom = font.getbbox(text)
+    alpha = Image.new("L", (right - left + 80, bottom - top + 80), 0)
+    ImageDraw.Draw(alpha).text((40 - left, 40 - top), text, fill=255, font=font)
+    a = np.asarray(alpha)
+    rgba = np.zeros((*a.shape, 4), dtype=np.uint8)
+    rgba[a > 0, :3] = ink
+    rgba[..., 3] = a
+    img = Image.fromarray(rgba, "RGBA")
+    buf = BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("ink", [(255, 255, 255), (0, 0, 0)], ids=["white", "black"])
+def test_text_on_transparency_is_read_in_white_and_in_black(reader, ink):
+    """Transparency shown on white made white text white on white: the backdrop contrasts with the ink."""
+    for phrase in PHRASES:
+        copy = decode_photo(_on_transparency(phrase.text, ink), "sticker.png", text_side=ocr.OCR_SIDE).text_image
+        assert found(reader.read(copy).text, phrase.word), (phrase, ink)
+
+
+def _strip_of(path, width: int, height: int) -> Image.Image:
+    """A `width` x `height` strip cut from a sample photo (across its middle third, or down it)."""
+    big = as_large_photo(path, side=2 * max(width, height))
+    x, y = (0, big.height // 3) if width > height else (big.width // 3, 0)
+    return big.crop((x, y, x + width, y + height))
+
+
+@pytest.mark.parametrize("height", [54, 30])
+def test_a_banner_a_line_high_is_read(reader, height):
+    """A 1167-pixel banner or a screenshot of one line: scaled by its long side alone to the first look, a
+    30-pixel strip was never looked at and a 54-pixel one lost a phrase."""
+    photos = sample_photos(PHOTO_COUNT)
+    for i, path in enumerate(photos):
+        phrase = PHRASES[i % len(PHRASES)]
+        strip = render(_strip_of(path, 1167, height), phrase, 0.4, seed=i)
+        assert found(reader.read(strip).text, phrase.word), (path.name, phrase)
+
+
+WORDS = ("首页", "新闻", "体育", "财经", "娱乐", "科技", "汽车", "房产", "旅游", "美食", "教育", "健康", "游戏", "音乐")
+
+
+def test_a_tall_narrow_column_is_read(reader):
+    """A sidebar of a screenshot, one word a line at 12 pixels: the look keeps its width, not its length."""
+    column = Image.new("RGB", (100, 1600), (245, 245, 245))
+    font = ImageFont.truetype(str(FONT), 12)
+    draw = ImageDraw.Draw(column)
+    step = column.height // len(WORDS)
+    for k, word in enumerate(WORDS):
+        left, top, right, bottom = font.getbbox(word)
+        draw.text(((100 - right + left) // 2 - left, k * step + step // 2 - top), word, fill=(20, 20, 20), font=font)
+    text = reader.read(column).text
+    assert [word for word in WORDS if not found(text, word)] == []
+
+
+def test_the_first_look_keeps_a_strips_short_side_and_photos_as_they_were():
+    for height, width in ((3000, 4000), (1200, 1600), (900, 1600), (1600, 738), (1600, 1200), (533, 1600)):
+        assert ocr.first_look_side(height, width) == ocr.FIRST_LOOK_SIDE  # photos, screenshots, a 3:1 panorama
+    for height, width in ((54, 1167), (30, 1167), (1600, 100), (300, 1600), (20, 600), (8, 1600)):
+        look = ocr.first_look_side(height, width)
+        short = min(height, width) * look / max(height, width)
+        assert look <= max(height, width) and short >= min(height, width, ocr.FIRST_LOOK_SHORT) - 1e-9
+        assert look * short <= ocr.OCR_SIDE * ocr.FIRST_LOOK_SHORT < ocr.FIRST_LOOK_SIDE**2 * 3 / 4  # < a 4:3 look
 
 
 def test_photos_without_text_read_as_little_or_nothing(reader):
@@ -124,16 +198,20 @@ def test_a_read_past_its_deadline_is_stopped_and_costs_only_the_text():
     assert any(found(line.text, "禁止吸烟") for line in reader.read(photo).lines)
 
 
-@pytest.mark.parametrize("shape", [(1232, 1600, 3), (1600, 900, 3), (20, 600, 3), (100, 50, 3), (7, 30, 3)])
+@pytest.mark.parametrize(
+    "shape", [(1232, 1600, 3), (1600, 900, 3), (20, 600, 3), (100, 50, 3), (7, 30, 3), (54, 1167, 3), (1600, 100, 3)]
+)
 def test_the_detector_sees_what_rapidocrs_preprocessing_makes(shape):
     """photod makes the detector's input itself (in float32, about four times as fast); it must stay what
-    RapidOCR's DetPreProcess makes, which the detector was calibrated and measured on."""
+    RapidOCR's DetPreProcess makes, with the first look's side as its limit, which the detector was
+    calibrated and measured on."""
     import numpy as np
     from rapidocr.ch_ppocr_det.utils import DetPreProcess
 
     pixels = np.random.default_rng(len(shape) + shape[0]).integers(0, 256, shape, dtype=np.uint8)
     ours = ocr.detector_input(pixels)
-    theirs = DetPreProcess(ocr.FIRST_LOOK_SIDE, "max", ocr.DET_MEAN, ocr.DET_STD)(pixels)
+    limit = ocr.first_look_side(*shape[:2])
+    theirs = DetPreProcess(limit, "max", ocr.DET_MEAN, ocr.DET_STD)(pixels)
     if theirs is None:
         assert ours is None
         return

@@ -192,19 +192,39 @@ def _exif_transpose(img: Image.Image, name: str) -> None:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB, with alpha composited onto white and 16-bit scaled rather than clipped."""
+    """Any Pillow mode -> RGB, with alpha composited onto a backdrop that what is opaque stands out from, and
+    16-bit scaled rather than clipped."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        backdrop = Image.new("RGBA", rgba.size, _backdrop(rgba))
+        return Image.alpha_composite(backdrop, rgba).convert("RGB")
     if mode in _SIXTEEN_BIT or mode in ("I", "F"):
         return _high_depth_to_rgb(img)
     # CMYK, YCbCr, L, 1, P: Pillow's own conversions are right for these. (CMYK JPEGs written by Adobe
     # software are stored inverted; the JPEG plugin already undoes that.)
     return img.convert("RGB")
+
+
+_BACKDROP_SAMPLE = 512  # longer side of the sample whose opaque pixels choose the backdrop of transparency
+
+
+def _backdrop(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """White, or black when what is opaque is light on average: white text on a transparent sticker, logo,
+    chat image or exported slide would otherwise become white on white, lost to the text reader, the model
+    and the thumbnail alike (all three see these pixels)."""
+    # Sampled, not averaged: a box filter on unpremultiplied pixels would mix the hidden colour of
+    # transparent pixels into thin strokes' edges.
+    step = max(1, math.ceil(max(rgba.size) / _BACKDROP_SAMPLE))
+    sample = rgba.resize((max(1, rgba.width // step), max(1, rgba.height // step)), Image.Resampling.NEAREST)
+    pixels = np.asarray(sample, dtype=np.float32).reshape(-1, 4)
+    weight = float(pixels[:, 3].sum())
+    if not weight:
+        return (255, 255, 255, 255)
+    luma = pixels[:, :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
+    return (0, 0, 0, 255) if float(luma @ pixels[:, 3]) / weight > 127.5 else (255, 255, 255, 255)
 
 
 def _high_depth_to_rgb(img: Image.Image) -> Image.Image:

@@ -8,11 +8,11 @@ language instead would make RapidOCR fetch it). The detector is photod's own int
 as fast, since detection is what every photo pays. It is the `ocr` extra, since it brings OpenCV (about 80 MB).
 
 Most photos hold no text, so the cost that matters is the cost of finding that out. Detection runs once,
-on a small copy (longer side FIRST_LOOK_SIDE); a photo where it finds no region is done. Each region it
-finds is cut from the large copy (longer side OCR_SIDE) and recognised there, at the resolution small text
-needs. The angle classifier is left out: it turns lines upside down back up, which photos (upright after
-EXIF) almost never need. Measured on the same photos (benchmarks/bench_ocr.py), this is several times
-faster than RapidOCR's default pipeline, which detects at full size, and reads as much.
+on a small copy (longer side FIRST_LOOK_SIDE, more for a strip); a photo where it finds no region is done.
+Each region it finds is cut from the large copy (longer side OCR_SIDE) and recognised there, at the
+resolution small text needs. The angle classifier is left out: it turns lines upside down back up, which
+photos (upright after EXIF) almost never need. Measured on the same photos (benchmarks/bench_ocr.py), this
+is several times faster than RapidOCR's default pipeline, which detects at full size, and reads as much.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ OCR_SIDE = 1600
 # photos, 12 with text at 2-8 % of their height): 480 pixels read 9 of the 12 in 227 ms a photo, 560 read
 # 10 (as many as RapidOCR's default pipeline at 2,221 ms) in 281 ms, 640 read 10 in 322 ms.
 FIRST_LOOK_SIDE = 560
+# Shorter side the first look keeps at least (or the image's own, if less). A strip's line (a banner, a
+# screenshot of one line, a narrow column) is most of its short side; scaled by the long side alone a
+# 1167 x 30 strip came out under the network's 32-pixel step and was never looked at. Only shapes longer
+# than FIRST_LOOK_SIDE / FIRST_LOOK_SHORT (4.4 : 1) are affected, photos and screenshots are not, and the
+# look stays within OCR_SIDE x FIRST_LOOK_SHORT pixels, less than a 4:3 photo's.
+FIRST_LOOK_SHORT = 128
 FIRST_LOOK_BOX_THRESH = 0.5  # RapidOCR's own; 0.3 found no more text at 3 % and cost 25 % more
 FIRST_LOOK_UNCLIP = 2.0  # regions grown more than RapidOCR's 1.6: a crop cut through a character misreads
 MAX_LINES = 200  # lines recognised per photo at most: bounds the worst case (a page of small print)
@@ -62,7 +68,9 @@ MODELS = {"det_fp32": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx
 DET_MODEL = Path(__file__).parent / "ocrmodels" / "PP-OCRv6_det_small.int8.onnx"  # photod's int8 copy
 DET_MEAN = DET_STD = [0.5, 0.5, 0.5]  # the detector's input normalisation (RapidOCR's for PP-OCR): one
 # value for all three channels, which detector_input relies on
-_READING = f"rapidocr-3.10/ppocrv6-small-det-int8/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}"  # models and sizes
+# The models and sizes. FIRST_LOOK_SHORT is not in it: it changes only strips' looks (and decode's backdrop
+# only light images on transparency), and a new id would read every photo again from its drive.
+_READING = f"rapidocr-3.10/ppocrv6-small-det-int8/side{OCR_SIDE}-look{FIRST_LOOK_SIDE}"
 ENGINE_ID = f"{_READING}/short{SHORT_LINE_MIN_SCORE}"
 # Engines whose readings are this one's but for lines `kept` now refuses: their stored lines (text and score)
 # are filtered in place instead of the photos being read again from their drives.
@@ -298,16 +306,23 @@ class _Stoppable:
                 timer.cancel()
 
 
+def first_look_side(height: int, width: int) -> int:
+    """The longer side of the first look of a `height` x `width` image: FIRST_LOOK_SIDE, or more for a strip,
+    so that its shorter side stays FIRST_LOOK_SHORT; never more than the image's own."""
+    long, short = max(height, width), min(height, width)
+    return min(long, max(FIRST_LOOK_SIDE, -(-long * FIRST_LOOK_SHORT // max(short, 1))))
+
+
 def detector_input(pixels: np.ndarray) -> np.ndarray | None:
-    """The first look's input, as RapidOCR's DetPreProcess makes it: `pixels` scaled so that its longer side
-    is FIRST_LOOK_SIDE (never enlarged), each side rounded to a multiple of 32 as the network needs,
-    normalised to [-1, 1], NCHW. Done here in float32: DetPreProcess computes in float64, which cost more
-    than a tenth of a photo's reading. None for an image too small to scale."""
+    """The first look's input, as RapidOCR's DetPreProcess makes it with first_look_side as its limit:
+    `pixels` scaled so that its longer side is that (never enlarged), each side rounded to a multiple of 32
+    as the network needs, normalised to [-1, 1], NCHW. Done here in float32: DetPreProcess computes in
+    float64, which cost more than a tenth of a photo's reading. None for an image too small to scale."""
     import cv2
     import numpy as np
 
     height, width = pixels.shape[:2]
-    ratio = min(1.0, FIRST_LOOK_SIDE / max(height, width))
+    ratio = min(1.0, first_look_side(height, width) / max(height, width))
     size = tuple(int(round(int(side * ratio) / 32) * 32) for side in (width, height))
     if min(size) <= 0:
         return None
